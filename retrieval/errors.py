@@ -1,0 +1,13 @@
+"""Typed, user-fixable retrieval errors: each message says what to do."""
+
+
+class RetrievalError(Exception):
+    """A problem the user can fix (bad path, locked index, missing embedding model)."""
+
+
+class IndexLockedError(RetrievalError):
+    """Another process holds the index's write lock for longer than we wait."""
+
+
+class EmbeddingModelError(RetrievalError):
+    """The configured embedding model cannot be loaded."""

@@ -1,0 +1,139 @@
+"""Which files of a tree get indexed: .gitignore rules, plus binary and huge files skipped."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import pathspec
+
+log = logging.getLogger(__name__)
+
+# Never worth indexing, whatever .gitignore says.
+ALWAYS_IGNORED = [
+    ".git/", ".hg/", ".svn/", ".code-kb/", "node_modules/", "__pycache__/",
+    ".venv/", "venv/", ".tox/", ".mypy_cache/", ".pytest_cache/", ".ruff_cache/",
+    "*.pyc", "*.pyo", "*.so", "*.o", "*.a", "*.dll", "*.dylib", "*.exe",
+    "*.gguf", "*.bin", "*.safetensors", "*.pt", "*.onnx", "*.faiss", "*.sqlite3",
+    "*.png", "*.jpg", "*.jpeg", "*.gif", "*.ico", "*.pdf", "*.zip", "*.gz", "*.tar",
+    "*.whl", "*.lock", "package-lock.json",
+]
+
+_SNIFF_BYTES = 8192
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """A file that passed the filters; `path` is POSIX and relative to the root."""
+
+    path: str
+    abs_path: Path
+    size: int
+    mtime_ns: int
+
+
+class IgnoreRules:
+    """.gitignore semantics for one tree: the root's rules plus each directory's own file.
+
+    Each .gitignore applies to paths below its directory, as git does. A negation in a
+    deeper file cannot re-include a path a shallower file excluded (git allows this only
+    for files, not for excluded directories; we do not model the file case).
+    """
+
+    def __init__(self, root: Path, extra_patterns: list[str] | None = None) -> None:
+        self.root = root
+        self._specs: list[tuple[str, pathspec.PathSpec]] = [
+            ("", pathspec.GitIgnoreSpec.from_lines(ALWAYS_IGNORED + list(extra_patterns or [])))
+        ]
+        self._load(root, "")
+
+    def _load(self, directory: Path, rel_dir: str) -> None:
+        ignore_file = directory / ".gitignore"
+        if ignore_file.is_file():
+            try:
+                lines = ignore_file.read_text(encoding="utf-8", errors="replace").splitlines()
+            except OSError as exc:
+                log.warning("cannot read %s: %s", ignore_file, exc)
+                return
+            self._specs.append((rel_dir, pathspec.GitIgnoreSpec.from_lines(lines)))
+
+    def enter(self, directory: Path, rel_dir: str) -> None:
+        """Pick up the .gitignore of a directory the walk has just entered."""
+        if rel_dir:
+            self._load(directory, rel_dir)
+
+    def ignored(self, rel_path: str, is_dir: bool) -> bool:
+        for base, spec in self._specs:
+            if base:
+                if not rel_path.startswith(base + "/"):
+                    continue
+                sub = rel_path[len(base) + 1:]
+            else:
+                sub = rel_path
+            if spec.match_file(sub + "/" if is_dir else sub):
+                return True
+        return False
+
+
+def sniff_text(head: bytes) -> bool:
+    """True when the first bytes of a file look like UTF-8 text."""
+    if b"\0" in head:
+        return False
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # A multi-byte character cut at the sniff boundary is still text.
+        return exc.start >= len(head) - 4
+    return True
+
+
+def walk(root: Path, max_file_bytes: int, extra_ignores: list[str] | None = None) -> Iterator[SourceFile]:
+    """Yield the indexable files under `root` in a stable order.
+
+    Directories that are symlinks are not followed (no loops, nothing outside the tree).
+    Binary, non-UTF-8 and huge files are skipped with one log line each.
+    """
+    root = root.resolve()
+    rules = IgnoreRules(root, extra_ignores)
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        current = Path(dirpath)
+        rel_dir = current.relative_to(root).as_posix()
+        rel_dir = "" if rel_dir == "." else rel_dir
+        rules.enter(current, rel_dir)
+        kept = []
+        for name in sorted(dirnames):
+            rel = f"{rel_dir}/{name}" if rel_dir else name
+            if not (current / name).is_symlink() and not rules.ignored(rel, is_dir=True):
+                kept.append(name)
+        dirnames[:] = kept
+        for name in sorted(filenames):
+            rel = f"{rel_dir}/{name}" if rel_dir else name
+            if rules.ignored(rel, is_dir=False):
+                continue
+            abs_path = current / name
+            try:
+                st = abs_path.stat()
+            except OSError as exc:
+                log.info("skipping %s: %s", rel, exc)
+                continue
+            if not abs_path.is_file():
+                continue
+            if abs_path.is_symlink() and not abs_path.resolve().is_relative_to(root):
+                log.info("skipping %s: symlink to outside the tree", rel)
+                continue
+            if st.st_size > max_file_bytes:
+                log.info("skipping %s: %d bytes is over the %d-byte limit", rel, st.st_size, max_file_bytes)
+                continue
+            try:
+                with open(abs_path, "rb") as fh:
+                    head = fh.read(_SNIFF_BYTES)
+            except OSError as exc:
+                log.info("skipping %s: %s", rel, exc)
+                continue
+            if not sniff_text(head):
+                log.info("skipping %s: binary or not UTF-8", rel)
+                continue
+            yield SourceFile(rel, abs_path, st.st_size, st.st_mtime_ns)

@@ -1,0 +1,211 @@
+"""The repository index: incremental reindexing and snippet search for a cursor."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .chunking import Chunk, ChunkingConfig, chunk_file
+from .embedding import DEFAULT_EMBEDDING_MODEL, Embedder, SentenceTransformerEmbedder
+from .errors import RetrievalError
+from .files import SourceFile, walk
+from .store import FileRecord, Store, write_lock
+
+log = logging.getLogger(__name__)
+
+# progress(done, total, what): called from the indexing thread.
+Progress = Callable[[int, int, str], None]
+
+
+@dataclass(frozen=True)
+class IndexConfig:
+    index_dir: Path | None = None  # default: ROOT/.code-kb
+    embedding_model: str = DEFAULT_EMBEDDING_MODEL
+    max_file_bytes: int = 1_000_000
+    window_lines: int = 40
+    max_chunk_lines: int = 80
+    top_k: int = 8
+    query_lines: int = 12  # lines before the cursor that make the search query
+    extra_ignores: tuple[str, ...] = ()
+
+    def directory_for(self, root: Path) -> Path:
+        return (self.index_dir or root / ".code-kb").resolve()
+
+
+@dataclass(frozen=True)
+class Snippet:
+    """A retrieved chunk. Lines are 0-based, end inclusive."""
+
+    path: str
+    text: str
+    start_line: int
+    end_line: int
+    score: float
+    kind: str
+    name: str
+
+
+@dataclass
+class ReindexStats:
+    files_seen: int = 0
+    files_changed: int = 0
+    files_removed: int = 0
+    chunks_total: int = 0
+    chunks_embedded: int = 0
+    chunks_reused: int = 0
+    seconds: float = 0.0
+    changed_paths: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return (f"{self.files_seen} files ({self.files_changed} changed, {self.files_removed} removed), "
+                f"{self.chunks_total} chunks ({self.chunks_embedded} embedded, {self.chunks_reused} from cache) "
+                f"in {self.seconds:.1f} s")
+
+
+class CodeIndex:
+    """Index of one root directory. Thread-safe: one writer at a time, searches in between."""
+
+    def __init__(self, root: Path, config: IndexConfig = IndexConfig(), embedder: Embedder | None = None) -> None:
+        self.root = Path(root).resolve()
+        if not self.root.is_dir():
+            raise RetrievalError(f"not a directory: {root}")
+        self.config = config
+        self.directory = config.directory_for(self.root)
+        self.embedder: Embedder = embedder or SentenceTransformerEmbedder(config.embedding_model)
+        self.chunking = ChunkingConfig(window_lines=config.window_lines, max_chunk_lines=config.max_chunk_lines)
+        self._lock = threading.RLock()
+        self._store: Store | None = None
+
+    @property
+    def store(self) -> Store:
+        with self._lock:
+            if self._store is None:
+                self._store = Store(self.directory, self.embedder.name)
+                self._store.load_vectors(self.embedder.dim)
+            return self._store
+
+    def __len__(self) -> int:
+        return self.store.chunk_count()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._store is not None:
+                self._store.close()
+                self._store = None
+
+    # -- indexing -------------------------------------------------------------------
+    def reindex(self, progress: Progress | None = None) -> ReindexStats:
+        """Bring the index in line with the tree; unchanged files cost a stat() each."""
+        t0 = time.perf_counter()
+        stats = ReindexStats()
+        with write_lock(self.directory), self._lock:
+            store = self.store
+            known = store.files()
+            files = list(walk(self.root, self.config.max_file_bytes, list(self.config.extra_ignores)))
+            stats.files_seen = len(files)
+            seen = {f.path for f in files}
+            removed_ids: list[int] = []
+            for path in sorted(set(known) - seen):
+                removed_ids += store.remove_file(path)
+                stats.files_removed += 1
+                stats.changed_paths.append(path)
+            candidates = [f for f in files if not _unchanged(known.get(f.path), f)]
+            if progress:
+                progress(0, len(candidates), "indexing")
+            pending: list[tuple[FileRecord, list[Chunk]]] = []
+            pending_chunks = 0
+            for n, f in enumerate(candidates, 1):
+                record, chunks = self._read(f)
+                old = known.get(f.path)
+                if record is not None and old is not None and old.hash == record.hash:
+                    store.touch_file(record)  # touched but identical: only the stat changes
+                elif record is not None:
+                    pending.append((record, chunks))
+                    pending_chunks += len(chunks)
+                if pending_chunks >= 256 or (n == len(candidates) and pending):
+                    self._commit(pending, stats)
+                    pending, pending_chunks = [], 0
+                if progress:
+                    progress(n, len(candidates), f.path)
+            if removed_ids:
+                store.vectors.remove_ids(np.asarray(removed_ids, dtype=np.int64))
+            if stats.files_changed or stats.files_removed:
+                store.save_vectors()
+            stats.chunks_total = store.chunk_count()
+        stats.seconds = time.perf_counter() - t0
+        log.info("reindex of %s: %s", self.root, stats.summary())
+        return stats
+
+    def _read(self, f: SourceFile) -> tuple[FileRecord | None, list[Chunk]]:
+        try:
+            data = f.abs_path.read_bytes()
+            text = data.decode("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            log.info("skipping %s: %s", f.path, exc)
+            return None, []
+        record = FileRecord(f.path, hashlib.sha1(data).hexdigest(), f.size, f.mtime_ns)
+        return record, chunk_file(f.path, text, self.chunking)
+
+    def _commit(self, pending: list[tuple[FileRecord, list[Chunk]]], stats: ReindexStats) -> None:
+        """Embed what the cache lacks, then write each file's chunks and their vectors."""
+        store = self.store
+        all_chunks = [c for _, chunks in pending for c in chunks]
+        cached = store.cached_vectors(c.text_hash for c in all_chunks)
+        missing = list({c.text_hash: c for c in all_chunks if c.text_hash not in cached}.values())
+        fresh = dict(zip((c.text_hash for c in missing),
+                         self.embedder.embed([c.embedding_text() for c in missing]))) if missing else {}
+        stats.chunks_embedded += len(missing)
+        stats.chunks_reused += len(all_chunks) - sum(1 for c in all_chunks if c.text_hash in fresh)
+        removed_all: list[int] = []
+        for record, chunks in pending:
+            new = {c.text_hash: fresh[c.text_hash] for c in chunks if c.text_hash in fresh}
+            removed, added = store.replace_file(record, chunks, new)
+            if added:
+                vectors = np.stack([cached.get(c.text_hash, fresh.get(c.text_hash)) for c in chunks])
+                store.vectors.add_with_ids(vectors, np.asarray(added, dtype=np.int64))
+            removed_all += removed
+            stats.files_changed += 1
+            stats.changed_paths.append(record.path)
+        # Remove superseded vectors now, so FAISS never holds two versions of a file.
+        if removed_all:
+            store.vectors.remove_ids(np.asarray(removed_all, dtype=np.int64))
+
+    # -- search ---------------------------------------------------------------------
+    def search(self, query: str, k: int, exclude_path: str | None = None) -> list[Snippet]:
+        """The k chunks nearest to `query`, best first, none from `exclude_path`."""
+        if not query.strip():
+            return []
+        with self._lock:
+            store = self.store
+            if store.vectors.ntotal == 0:
+                return []
+            vector = self.embedder.embed([query])
+            # Over-fetch: some hits may come from the excluded file.
+            want = min(store.vectors.ntotal, k * 3 + 8)
+            scores, ids = store.vectors.search(vector, want)
+            chunks = store.chunks_by_id(int(i) for i in ids[0] if i >= 0)
+        out = []
+        for score, i in zip(scores[0], ids[0]):
+            c = chunks.get(int(i))
+            if c is None or c.path == exclude_path:
+                continue
+            out.append(Snippet(c.path, c.text, c.start_line, c.end_line, float(score), c.kind, c.name))
+            if len(out) == k:
+                break
+        return out
+
+    def snippets(self, path: str, source: str, offset: int, limit: int | None = None) -> Sequence[Snippet]:
+        """Chunks from other files that help complete `source` at `offset` (engine's ContextSource)."""
+        before = source[:offset].splitlines()[-self.config.query_lines:]
+        return self.search("\n".join(before), limit or self.config.top_k, exclude_path=path)
+
+
+def _unchanged(old: FileRecord | None, f: SourceFile) -> bool:
+    return old is not None and old.size == f.size and old.mtime_ns == f.mtime_ns

@@ -1,0 +1,274 @@
+"""On-disk index: SQLite for files, chunks and cached embeddings; FAISS for vector search.
+
+SQLite is the source of truth and is written in transactions. The FAISS file is derived
+from it and replaced atomically (temp file + rename); when it is missing, unreadable or
+out of step with SQLite it is rebuilt from the cached embeddings, which costs no model call.
+A store from another schema version or embedding model is discarded and rebuilt.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import logging
+import os
+import sqlite3
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import faiss
+import numpy as np
+
+from .chunking import Chunk
+from .errors import IndexLockedError
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS files (
+    path TEXT PRIMARY KEY, hash TEXT NOT NULL, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS chunks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, path TEXT NOT NULL,
+    start_line INTEGER NOT NULL, end_line INTEGER NOT NULL,
+    start_byte INTEGER NOT NULL, end_byte INTEGER NOT NULL,
+    kind TEXT NOT NULL, name TEXT NOT NULL, text TEXT NOT NULL, text_hash TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS chunks_path ON chunks(path);
+CREATE TABLE IF NOT EXISTS embeddings (
+    model TEXT NOT NULL, text_hash TEXT NOT NULL, vector BLOB NOT NULL,
+    PRIMARY KEY (model, text_hash));
+"""
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    path: str
+    hash: str
+    size: int
+    mtime_ns: int
+
+
+@dataclass(frozen=True)
+class StoredChunk:
+    id: int
+    path: str
+    start_line: int
+    end_line: int
+    kind: str
+    name: str
+    text: str
+
+
+class Store:
+    """One index directory. Not thread-safe by itself: `CodeIndex` serialises access."""
+
+    DB_NAME = "index.sqlite3"
+    FAISS_NAME = "vectors.faiss"
+
+    def __init__(self, directory: Path, embedding_model: str) -> None:
+        self.directory = directory
+        self.embedding_model = embedding_model
+        directory.mkdir(parents=True, exist_ok=True)
+        ignore = directory / ".gitignore"
+        if not ignore.exists():
+            ignore.write_text("# code-kb index: derived data, never commit it\n*\n")
+        self.db = self._open_db()
+        self.vectors: faiss.Index | None = None
+
+    # -- SQLite -----------------------------------------------------------------
+    def _open_db(self) -> sqlite3.Connection:
+        path = self.directory / self.DB_NAME
+        try:
+            db = self._connect(path)
+            found = dict(db.execute("SELECT key, value FROM meta").fetchall()) if _has_meta(db) else {}
+        except sqlite3.DatabaseError as exc:
+            log.warning("index at %s is unreadable (%s); rebuilding it", path, exc)
+            return self._fresh_db(path)
+        if not found:
+            return self._init_meta(db)
+        if found.get("schema_version") != str(SCHEMA_VERSION) or found.get("embedding_model") != self.embedding_model:
+            log.warning(
+                "index at %s is schema %s with embedding model %s; this code-kb wants schema %d with %s: rebuilding",
+                self.directory, found.get("schema_version"), found.get("embedding_model"),
+                SCHEMA_VERSION, self.embedding_model)
+            db.close()
+            return self._fresh_db(path)
+        return db
+
+    @staticmethod
+    def _connect(path: Path) -> sqlite3.Connection:
+        db = sqlite3.connect(path, check_same_thread=False, timeout=30)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA quick_check").fetchone()
+        return db
+
+    def _fresh_db(self, path: Path) -> sqlite3.Connection:
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(path) + suffix).unlink(missing_ok=True)
+        (self.directory / self.FAISS_NAME).unlink(missing_ok=True)
+        return self._init_meta(self._connect(path))
+
+    def _init_meta(self, db: sqlite3.Connection) -> sqlite3.Connection:
+        with db:
+            db.executescript(_SCHEMA)
+            db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", [
+                ("schema_version", str(SCHEMA_VERSION)), ("embedding_model", self.embedding_model)])
+        return db
+
+    def files(self) -> dict[str, FileRecord]:
+        rows = self.db.execute("SELECT path, hash, size, mtime_ns FROM files").fetchall()
+        return {r[0]: FileRecord(*r) for r in rows}
+
+    def chunk_ids(self, path: str) -> list[int]:
+        return [r[0] for r in self.db.execute("SELECT id FROM chunks WHERE path = ?", (path,))]
+
+    def chunk_count(self) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+
+    def cached_vectors(self, text_hashes: Iterable[str]) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        hashes = list(dict.fromkeys(text_hashes))
+        for i in range(0, len(hashes), 500):
+            part = hashes[i:i + 500]
+            marks = ",".join("?" * len(part))
+            for h, blob in self.db.execute(
+                f"SELECT text_hash, vector FROM embeddings WHERE model = ? AND text_hash IN ({marks})",
+                [self.embedding_model, *part],
+            ):
+                out[h] = np.frombuffer(blob, dtype=np.float32)
+        return out
+
+    def replace_file(self, record: FileRecord, chunks: list[Chunk],
+                     new_vectors: dict[str, np.ndarray]) -> tuple[list[int], list[int]]:
+        """Swap one file's chunks in one transaction; returns (removed ids, added ids)."""
+        with self.db:
+            removed = self.chunk_ids(record.path)
+            self.db.execute("DELETE FROM chunks WHERE path = ?", (record.path,))
+            self.db.executemany(
+                "INSERT OR IGNORE INTO embeddings VALUES (?, ?, ?)",
+                [(self.embedding_model, h, v.astype(np.float32).tobytes()) for h, v in new_vectors.items()])
+            added = []
+            for c in chunks:
+                cur = self.db.execute(
+                    "INSERT INTO chunks (path, start_line, end_line, start_byte, end_byte, kind, name, text, text_hash)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (c.path, c.start_line, c.end_line, c.start_byte, c.end_byte, c.kind, c.name, c.text, c.text_hash))
+                added.append(int(cur.lastrowid))
+            self.db.execute("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?)",
+                            (record.path, record.hash, record.size, record.mtime_ns))
+        return removed, added
+
+    def touch_file(self, record: FileRecord) -> None:
+        with self.db:
+            self.db.execute("UPDATE files SET size = ?, mtime_ns = ? WHERE path = ?",
+                            (record.size, record.mtime_ns, record.path))
+
+    def remove_file(self, path: str) -> list[int]:
+        with self.db:
+            removed = self.chunk_ids(path)
+            self.db.execute("DELETE FROM chunks WHERE path = ?", (path,))
+            self.db.execute("DELETE FROM files WHERE path = ?", (path,))
+        return removed
+
+    def chunks_by_id(self, ids: Iterable[int]) -> dict[int, StoredChunk]:
+        ids = list(ids)
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        rows = self.db.execute(
+            f"SELECT id, path, start_line, end_line, kind, name, text FROM chunks WHERE id IN ({marks})", ids)
+        return {r[0]: StoredChunk(*r) for r in rows}
+
+    def vectors_for(self, ids: list[int]) -> np.ndarray:
+        rows = dict(self.db.execute(
+            "SELECT c.id, e.vector FROM chunks c JOIN embeddings e ON e.text_hash = c.text_hash AND e.model = ?"
+            f" WHERE c.id IN ({','.join('?' * len(ids))})", [self.embedding_model, *ids]).fetchall()) if ids else {}
+        return np.stack([np.frombuffer(rows[i], dtype=np.float32) for i in ids]) if ids else np.zeros((0, 0), np.float32)
+
+    # -- FAISS --------------------------------------------------------------------
+    def load_vectors(self, dim: int) -> faiss.Index:
+        """The FAISS index, rebuilt from SQLite when missing, corrupt or inconsistent."""
+        path = self.directory / self.FAISS_NAME
+        expected = sorted(r[0] for r in self.db.execute("SELECT id FROM chunks"))
+        index = None
+        if path.exists():
+            try:
+                index = faiss.read_index(str(path))
+            except RuntimeError as exc:
+                log.warning("vector index %s is unreadable (%s); rebuilding it from the cached embeddings", path, exc)
+        if index is not None and (index.d != dim or _ids(index) != expected):
+            log.warning("vector index %s holds %d vectors of dim %d, expected %d of dim %d; rebuilding it",
+                        path, index.ntotal, index.d, len(expected), dim)
+            index = None
+        if index is None:
+            index = self._rebuild_vectors(dim)
+            self.vectors = index
+            self.save_vectors()
+        self.vectors = index
+        return index
+
+    def _rebuild_vectors(self, dim: int) -> faiss.Index:
+        index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+        ids = [r[0] for r in self.db.execute("SELECT id FROM chunks ORDER BY id")]
+        for i in range(0, len(ids), 4096):
+            part = ids[i:i + 4096]
+            index.add_with_ids(self.vectors_for(part), np.asarray(part, dtype=np.int64))
+        return index
+
+    def save_vectors(self) -> None:
+        assert self.vectors is not None
+        path = self.directory / self.FAISS_NAME
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        faiss.write_index(self.vectors, str(tmp))
+        os.replace(tmp, path)
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def _ids(index: faiss.Index) -> list[int] | None:
+    """The ids an IndexIDMap holds, sorted; None for an index of another shape."""
+    id_map = getattr(faiss.downcast_index(index), "id_map", None)
+    return None if id_map is None else sorted(faiss.vector_to_array(id_map).tolist())
+
+
+def _has_meta(db: sqlite3.Connection) -> bool:
+    return db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'").fetchone() is not None
+
+
+@contextmanager
+def write_lock(directory: Path, wait_s: float = 30.0) -> Iterator[None]:
+    """An exclusive lock on the index directory, so a CLI reindex and a server never write at once."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "lock"
+    with open(path, "a+") as fh:
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
+                if time.monotonic() > deadline:
+                    fh.seek(0)
+                    holder = fh.read().strip() or "another process"
+                    raise IndexLockedError(
+                        f"index {directory} is being written by {holder}; wait for it to finish and retry") from exc
+                time.sleep(0.2)
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()}\n")
+        fh.flush()
+        try:
+            yield
+        finally:
+            fh.seek(0)
+            fh.truncate()
+            fcntl.flock(fh, fcntl.LOCK_UN)
