@@ -1,0 +1,11 @@
+"""Completion engine: FIM templates, budgeted prompts, llama.cpp generation. Knows nothing of LSP or retrieval."""
+
+from .completer import Completer, Completion
+from .config import EngineConfig
+from .errors import EngineError, ModelLoadError, ModelNotConfiguredError, ModelNotFoundError, NoFimSupportError
+from .prompt import ContextSource, Prompt, Snippet
+
+__all__ = [
+    "Completer", "Completion", "EngineConfig", "EngineError", "ModelLoadError", "ModelNotConfiguredError",
+    "ModelNotFoundError", "NoFimSupportError", "ContextSource", "Prompt", "Snippet",
+]

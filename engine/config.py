@@ -1,0 +1,22 @@
+"""The engine's knobs, fully defaulted."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Prompt budget when none is set: what a CPU evaluates in a few seconds cold (and a
+# few tokens warm, thanks to the KV cache), and what a GPU takes in stride.
+DEFAULT_BUDGET_CPU_TOKENS = 4096
+DEFAULT_BUDGET_GPU_TOKENS = 16384
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    model_path: str | None = None
+    budget_tokens: int | None = None  # None: from the model's context length and the hardware
+    max_tokens: int = 64  # generated tokens per completion
+    max_lines: int = 8  # lines of a multi-line completion
+    timeout_s: float = 10.0  # generation time limit
+    snippet_limit: int = 8  # retrieved snippets offered to the prompt builder
+    n_gpu_layers: int | None = None  # None: all layers when the build can offload, else 0
+    n_threads: int | None = None  # None: all cores

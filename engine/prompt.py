@@ -1,0 +1,228 @@
+"""Budgeted fill-in-the-middle prompt assembly: the cursor's file plus retrieved snippets.
+
+The prompt is a list of segments, each tokenised on its own and concatenated, so special
+tokens are never parsed out of user code and the tokens of an unchanged segment stay the
+same from one request to the next. Parts are cut at line boundaries. What changes least
+comes first: retrieved snippets, then the current file around the cursor.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Protocol, Sequence
+
+from .templates import FimTemplate, comment_prefix
+
+log = logging.getLogger(__name__)
+
+
+class Snippet(Protocol):
+    """A piece of another file; lines 0-based, end inclusive."""
+
+    path: str
+    text: str
+    start_line: int
+    end_line: int
+
+
+class ContextSource(Protocol):
+    """What the engine needs from retrieval (retrieval.CodeIndex fits it)."""
+
+    def snippets(self, path: str, source: str, offset: int, limit: int | None = None) -> Sequence[Snippet]: ...
+
+
+class Tokenizer(Protocol):
+    exact: bool  # False for an estimate made without the model's vocabulary
+
+    def encode(self, text: str) -> list[int]:
+        """Tokens of plain text: no BOS, special-token text is not special."""
+        ...
+
+    def special_id(self, text: str) -> int | None: ...
+
+
+class EstimateTokenizer:
+    """Counts without a model: about 3.5 characters a token, as BPE code tokenizers average."""
+
+    exact = False
+
+    def encode(self, text: str) -> list[int]:
+        return [0] * math.ceil(len(text.encode("utf-8")) / 3.5)
+
+    def special_id(self, text: str) -> int | None:
+        return 0
+
+
+@dataclass
+class Part:
+    """One segment of the prompt. `kind` is snippet, prefix, suffix, or template (markers, headers)."""
+
+    kind: str
+    text: str
+    path: str = ""
+    start_line: int = 0  # 0-based, inclusive
+    end_line: int = 0
+    tokens: list[int] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "path": self.path, "start_line": self.start_line + 1,
+                "end_line": self.end_line + 1, "text": self.text, "tokens": len(self.tokens)}
+
+
+@dataclass
+class Prompt:
+    template: str
+    budget_tokens: int
+    segments: list[Part]
+    build_ms: float = 0.0
+
+    @property
+    def parts(self) -> list[Part]:
+        """The content parts (no markers or headers), in prompt order."""
+        return [s for s in self.segments if s.kind != "template"]
+
+    @property
+    def tokens(self) -> list[int]:
+        return [t for s in self.segments for t in s.tokens]
+
+    @property
+    def n_tokens(self) -> int:
+        return sum(len(s.tokens) for s in self.segments)
+
+    @property
+    def text(self) -> str:
+        return "".join(s.text for s in self.segments)
+
+    def snippet_paths(self) -> list[str]:
+        return list(dict.fromkeys(p.path for p in self.parts if p.kind == "snippet"))
+
+    def to_dict(self, path: str, line: int, col: int) -> dict:
+        """The stable `code-kb context --json` shape (see README.md)."""
+        return {"path": path, "line": line, "col": col, "budget_tokens": self.budget_tokens,
+                "prompt_tokens": self.n_tokens, "template": self.template,
+                "parts": [p.to_dict() for p in self.parts]}
+
+
+@dataclass(frozen=True)
+class BudgetShares:
+    prefix: float = 0.5  # of the budget left after markers, before snippets
+    suffix: float = 0.15
+    min_snippet_lines: int = 4
+
+
+class PromptBuilder:
+    def __init__(self, template: FimTemplate, tokenizer: Tokenizer, shares: BudgetShares = BudgetShares()) -> None:
+        self.template = template
+        self.tokenizer = tokenizer
+        self.shares = shares
+
+    def _special(self, text: str) -> Part:
+        token = self.tokenizer.special_id(text)
+        assert token is not None, text
+        return Part("template", text, tokens=[token])
+
+    def _plain(self, text: str) -> Part:
+        return Part("template", text, tokens=self.tokenizer.encode(text))
+
+    def build(self, path: str, source: str, offset: int, snippets: Sequence[Snippet],
+              budget_tokens: int, repo_name: str = "") -> Prompt:
+        t0 = time.perf_counter()
+        tpl = self.template
+        enc = self.tokenizer.encode
+        prefix_text, suffix_text = source[:offset], source[offset:]
+        before = prefix_text.split("\n")  # last item: the cursor line up to the cursor
+        after = suffix_text.split("\n")  # first item: the rest of the cursor line
+        cursor_line = len(before) - 1
+
+        # Fixed cost: FIM markers, repository name and the current file's header.
+        head: list[Part] = []
+        if tpl.has_repo_layout:
+            head = [self._special(tpl.repo_name), self._plain(f"{repo_name or 'repo'}\n")]
+        file_header = self._file_header(path, path)
+        fixed = sum(len(p.tokens) for p in head) + sum(len(p.tokens) for p in file_header) + 3
+        available = max(budget_tokens - fixed, 0)
+
+        # 1. The cursor's neighbourhood, up to its shares.
+        line_cost: dict[tuple[str, int], int] = {}
+
+        def cost(side: str, i: int) -> int:
+            key = (side, i)
+            if key not in line_cost:
+                line = before[i] if side == "p" else after[i]
+                line_cost[key] = len(enc(line + "\n"))
+            return line_cost[key]
+
+        p_first, used_p = cursor_line + 1, 0
+        while p_first > 0 and used_p + cost("p", p_first - 1) <= available * self.shares.prefix:
+            p_first -= 1
+            used_p += cost("p", p_first)
+        s_last, used_s = -1, 0
+        while s_last + 1 < len(after) and used_s + cost("s", s_last + 1) <= available * self.shares.suffix:
+            s_last += 1
+            used_s += cost("s", s_last)
+        remaining = available - used_p - used_s
+
+        # 2. Snippets in rank order, whole or cut at a line boundary.
+        chosen: list[Part] = []
+        for snip in snippets:
+            header = self._file_header(snip.path, path)
+            header_cost = sum(len(h.tokens) for h in header)
+            lines = snip.text.rstrip("\n").split("\n")
+            take, spent = 0, header_cost
+            for line in lines:
+                c = len(enc(line + "\n"))
+                if spent + c > remaining:
+                    break
+                take, spent = take + 1, spent + c
+            if take == 0 or (take < len(lines) and take < self.shares.min_snippet_lines):
+                continue
+            text = "\n".join(lines[:take]) + "\n"
+            body = Part("snippet", text, snip.path, snip.start_line, snip.start_line + take - 1, enc(text))
+            chosen.append((header, body))
+            remaining -= header_cost + len(body.tokens)
+
+        # 3. What is left widens the view of the current file: further back, then further on.
+        while p_first > 0 and cost("p", p_first - 1) <= remaining:
+            p_first -= 1
+            remaining -= cost("p", p_first)
+        while s_last + 1 < len(after) and cost("s", s_last + 1) <= remaining:
+            s_last += 1
+            remaining -= cost("s", s_last)
+
+        prefix = "\n".join(before[p_first:])
+        suffix = "\n".join(after[:s_last + 1]) + ("\n" if s_last + 1 < len(after) else "") if s_last >= 0 else ""
+        prefix_part = Part("prefix", prefix, path, p_first, cursor_line, enc(prefix))
+        suffix_part = Part("suffix", suffix, path, cursor_line, cursor_line + max(s_last, 0), enc(suffix))
+
+        context: list[Part] = []
+        # Best snippet last: nearest to the code being completed.
+        for header, body in reversed(chosen):
+            context += header + [body]
+        context += file_header
+        fim = [self._special(tpl.prefix), prefix_part, self._special(tpl.suffix), suffix_part,
+               self._special(tpl.middle)]
+        if tpl.has_repo_layout:
+            segments = head + context + fim
+        else:
+            # Without repository tokens, other files ride at the start of the prefix.
+            segments = fim[:1] + context + fim[1:]
+        prompt = Prompt(tpl.name, budget_tokens, segments)
+        # Tokenising a part whole can differ from the sum of its lines; trim the oldest prefix lines.
+        while prompt.n_tokens > budget_tokens and prefix_part.start_line < cursor_line:
+            prefix_part.start_line += 1
+            prefix_part.text = "\n".join(before[prefix_part.start_line:])
+            prefix_part.tokens = enc(prefix_part.text)
+        prompt.build_ms = (time.perf_counter() - t0) * 1000
+        log.debug("prompt %d tokens (budget %d), %d snippets, built in %.1f ms",
+                  prompt.n_tokens, budget_tokens, len(chosen), prompt.build_ms)
+        return prompt
+
+    def _file_header(self, shown_path: str, current_path: str) -> list[Part]:
+        """The line that names a file: a file separator token, or a comment in the current file's language."""
+        if self.template.has_repo_layout:
+            return [self._special(self.template.file_sep), self._plain(f"{shown_path}\n")]
+        marker = comment_prefix(current_path)
+        return [self._plain(f"{marker} {shown_path}\n")] if marker else []
