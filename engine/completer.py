@@ -42,7 +42,7 @@ class Completer:
         self.model = model
         self.tokenizer: Tokenizer = model or tokenizer or EstimateTokenizer()
         if template is None:
-            template = detect_template(self.tokenizer, model.name) if self.tokenizer.exact else QWEN
+            template = detect_template(self.tokenizer, getattr(self.tokenizer, 'name', 'model')) if self.tokenizer.exact else QWEN
         self.template = template
         self.builder = PromptBuilder(template, self.tokenizer)
         self.budget_tokens = self._budget()

@@ -67,6 +67,9 @@ class SentenceTransformerEmbedder:
                 t0 = time.perf_counter()
                 try:
                     from sentence_transformers import SentenceTransformer
+                    from transformers.utils import logging as hf_logging
+
+                    hf_logging.disable_progress_bar()  # stderr is ours: progress comes from the index
 
                     self._model = SentenceTransformer(path, device=self.device)
                 except (OSError, ValueError) as exc:

@@ -6,6 +6,9 @@ token sequence, so a prompt that grew by a few tokens costs only those tokens.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import io
 import logging
 import os
 import threading
@@ -17,6 +20,34 @@ from typing import Callable
 from ..errors import ModelLoadError, ModelNotFoundError
 
 log = logging.getLogger(__name__)
+native_log = logging.getLogger("llama_cpp.native")
+_callback = None
+
+
+def _route_native_logs() -> None:
+    """Send llama.cpp's own log lines to Python logging instead of the process's stderr.
+
+    We construct `Llama` with verbose=True because verbose=False makes llama-cpp-python
+    point file descriptors 1 and 2 at /dev/null while a model loads: in `code-kb serve`
+    fd 1 carries the protocol, and messages written by the event loop meanwhile would be lost.
+    """
+    global _callback
+    if _callback is not None:
+        return
+    import llama_cpp
+
+    # ggml levels: 1 debug, 2 info, 3 warn, 4 error, 5 continuation. Its warnings are
+    # about tuning (context shorter than trained), not for the user: keep them at INFO.
+    levels = {4: logging.ERROR, 3: logging.INFO}
+
+    @llama_cpp.llama_log_callback
+    def forward(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
+        message = text.decode("utf-8", errors="replace").rstrip()
+        if message:
+            native_log.log(levels.get(level, logging.DEBUG), "%s", message)
+
+    _callback = forward  # keep the ctypes callback alive
+    llama_cpp.llama_log_set(forward, ctypes.c_void_p(0))
 
 
 @dataclass
@@ -51,14 +82,20 @@ class LlamaCppModel:
         if n_gpu_layers is None:
             n_gpu_layers = -1 if gpu_offload_supported() else 0
         threads = n_threads or os.cpu_count() or 1
+        _route_native_logs()
         t0 = time.perf_counter()
+        chatter = io.StringIO()  # what llama-cpp-python prints itself (system info, metadata)
         try:
-            self.llm = Llama(str(path), n_ctx=512 if vocab_only else n_ctx, vocab_only=vocab_only, n_gpu_layers=n_gpu_layers,
-                             n_threads=threads, n_threads_batch=threads, verbose=False)
+            with contextlib.redirect_stderr(chatter):
+                self.llm = Llama(str(path), n_ctx=512 if vocab_only else n_ctx, vocab_only=vocab_only,
+                                 n_gpu_layers=n_gpu_layers, n_threads=threads, n_threads_batch=threads, verbose=True)
+            self.llm.verbose = False  # no per-request prints from generate()
         except ValueError as exc:
             raise ModelLoadError(
                 f"cannot load model {path}: {exc}; is it a complete GGUF file for a llama.cpp-supported "
                 "architecture? Re-download it or pick another model") from exc
+        finally:
+            log.debug("llama-cpp-python: %s", chatter.getvalue().strip()[:2000])
         self.path = path
         self.vocab_only = vocab_only
         self.n_gpu_layers = n_gpu_layers

@@ -1,0 +1,331 @@
+"""The `code-kb` command: one function per subcommand. Data to stdout; progress, logs and errors to stderr."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+from engine import Completer, EngineError
+from retrieval import CodeIndex, ReindexStats, RetrievalError
+
+from . import __version__
+from .config import Settings
+
+log = logging.getLogger("code_kb")
+
+
+class UsageError(Exception):
+    """Bad command-line input: exit status 2."""
+
+
+# -- shared helpers ---------------------------------------------------------------------
+def find_root(start: Path) -> Path:
+    """The nearest enclosing directory with an index or a repository; else the start directory."""
+    start = start.resolve()
+    directory = start if start.is_dir() else start.parent
+    for candidate in (directory, *directory.parents):
+        if (candidate / ".code-kb").is_dir() or (candidate / ".git").exists():
+            return candidate
+    return directory
+
+
+def parse_location(spec: str) -> tuple[Path, int, int]:
+    """PATH:LINE:COL, 1-based line and column (column in characters)."""
+    try:
+        path, line, col = spec.rsplit(":", 2)
+        return Path(path), int(line), int(col)
+    except ValueError:
+        raise UsageError(f"expected PATH:LINE:COL with 1-based numbers, got {spec!r}") from None
+
+
+def offset_of(source: str, line: int, col: int, label: str) -> int:
+    lines = source.split("\n")
+    if not 1 <= line <= len(lines):
+        raise UsageError(f"{label}: line {line} is outside the file (1-{len(lines)})")
+    text = lines[line - 1]
+    if not 1 <= col <= len(text) + 1:
+        raise UsageError(f"{label}: column {col} is outside line {line} (1-{len(text) + 1})")
+    return sum(len(x) + 1 for x in lines[: line - 1]) + col - 1
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    overrides = {
+        "modelPath": getattr(args, "model", None),
+        "budgetTokens": getattr(args, "budget", None),
+        "maxTokens": getattr(args, "max_tokens", None),
+        "indexDir": args.index_dir,
+        "embeddingModel": args.embedding_model,
+    }
+    return Settings.load(overrides={k: v for k, v in overrides.items() if v is not None})
+
+
+class ProgressBar:
+    """A tqdm bar on stderr fed by the index's progress callback."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.bar = None
+
+    def __call__(self, done: int, total: int, what: str) -> None:
+        if self.quiet or total == 0:
+            return
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit="file", file=sys.stderr, desc="indexing", mininterval=0.2,
+                            dynamic_ncols=True, leave=True)
+        self.bar.n = done
+        self.bar.set_postfix_str(what[-40:], refresh=False)
+        self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def run_reindex(index: CodeIndex, quiet: bool) -> ReindexStats:
+    bar = ProgressBar(quiet)
+    try:
+        return index.reindex(bar)
+    finally:
+        bar.close()
+
+
+# -- subcommands ------------------------------------------------------------------------
+def cmd_reindex(args: argparse.Namespace) -> int:
+    root = Path(args.path)
+    settings = settings_from(args)
+    index = CodeIndex(root, settings.index)
+    stats = run_reindex(index, args.quiet)
+    print(f"indexed {index.root} into {index.directory}: {stats.summary()}", file=sys.stderr)
+    index.close()
+    return 0
+
+
+def _requests(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
+    if args.batch:
+        stream = sys.stdin if args.batch == "-" else open(args.batch, encoding="utf-8")
+        with stream:
+            for n, raw in enumerate(stream, 1):
+                if raw.strip():
+                    try:
+                        item = json.loads(raw)
+                        if not isinstance(item, dict):
+                            raise ValueError("not an object")
+                    except ValueError as exc:
+                        item = {"error": f"line {n} of {args.batch}: not a JSON object ({exc})"}
+                    yield item
+        return
+    if not args.location:
+        raise UsageError("give PATH:LINE:COL or --batch FILE.jsonl")
+    path, line, col = parse_location(args.location)
+    item: dict[str, Any] = {"path": str(path), "line": line, "col": col}
+    if args.buffer:
+        item["buffer"] = Path(args.buffer).read_text(encoding="utf-8")
+    yield item
+
+
+class Session:
+    """What a context/complete run shares across requests: index per root, one model."""
+
+    def __init__(self, args: argparse.Namespace, vocab_only: bool) -> None:
+        self.args = args
+        self.settings = settings_from(args)
+        self.indexes: dict[Path, CodeIndex] = {}
+        if self.settings.engine.model_path:
+            self.completer = Completer.load(self.settings.engine, vocab_only=vocab_only)
+        elif vocab_only:
+            log.warning("no model configured: token counts are estimates (give --model or set CODE_KB_MODEL)")
+            self.completer = Completer(self.settings.engine)
+        else:
+            self.completer = Completer.load(self.settings.engine)  # raises: no model configured
+
+    def index_for(self, file: Path) -> CodeIndex:
+        root = Path(self.args.root).resolve() if self.args.root else find_root(file)
+        if root not in self.indexes:
+            index = CodeIndex(root, self.settings.index)
+            if not self.args.no_reindex:
+                run_reindex(index, self.args.quiet)
+            self.indexes[root] = index
+        return self.indexes[root]
+
+    def resolve(self, item: dict[str, Any]) -> tuple[CodeIndex, str, str, int, int, int]:
+        for key in ("path", "line", "col"):
+            if key not in item:
+                raise UsageError(f"request lacks {key!r}: {json.dumps(item)[:200]}")
+        file = Path(item["path"]).expanduser()
+        if not file.is_absolute():
+            file = Path.cwd() / file
+        index = self.index_for(file)
+        if "buffer" in item:
+            source = str(item["buffer"])
+        else:
+            try:
+                source = file.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise UsageError(f"cannot read {file}: {exc}") from None
+        line, col = int(item["line"]), int(item["col"])
+        rel = file.resolve().relative_to(index.root).as_posix() if file.resolve().is_relative_to(index.root) \
+            else file.resolve().as_posix()
+        return index, rel, source, offset_of(source, line, col, str(item["path"])), line, col
+
+    def close(self) -> None:
+        for index in self.indexes.values():
+            index.close()
+
+
+def _each(args: argparse.Namespace, session: Session, handle) -> int:
+    """Run `handle` per request; in batch mode a bad request becomes an error line, not an exit."""
+    failures = 0
+    for item in _requests(args):
+        try:
+            if "error" in item:
+                raise UsageError(item["error"])
+            handle(*session.resolve(item))
+        except (UsageError, EngineError, RetrievalError) as exc:
+            if not args.batch:
+                raise
+            failures += 1
+            print(json.dumps({"path": item.get("path"), "line": item.get("line"), "col": item.get("col"),
+                              "error": str(exc)}), flush=True)
+    return 1 if failures else 0
+
+
+def cmd_context(args: argparse.Namespace) -> int:
+    session = Session(args, vocab_only=True)
+
+    def handle(index: CodeIndex, rel: str, source: str, offset: int, line: int, col: int) -> None:
+        prompt, retrieval_ms = session.completer.prompt(rel, source, offset, index, index.root.name,
+                                                        budget_tokens=args.budget)
+        if args.json or args.batch:
+            print(json.dumps(prompt.to_dict(rel, line, col), ensure_ascii=False), flush=True)
+            return
+        sys.stdout.write(prompt.text)
+        sys.stdout.write("\n")
+        parts = prompt.parts
+        snippets = [f"{p.path}:{p.start_line + 1}-{p.end_line + 1}" for p in parts if p.kind == "snippet"]
+        exact = "" if session.completer.tokenizer.exact else " (estimated: no model given)"
+        print(f"--\nprompt {prompt.n_tokens} tokens{exact} of a {prompt.budget_tokens}-token budget, template "
+              f"{prompt.template}; retrieval {retrieval_ms:.0f} ms, assembly {prompt.build_ms:.0f} ms\n"
+              f"retrieved: {', '.join(snippets) if snippets else 'nothing'}", file=sys.stderr)
+
+    try:
+        return _each(args, session, handle)
+    finally:
+        session.close()
+
+
+def cmd_complete(args: argparse.Namespace) -> int:
+    session = Session(args, vocab_only=False)
+
+    def handle(index: CodeIndex, rel: str, source: str, offset: int, line: int, col: int) -> None:
+        result = session.completer.complete(rel, source, offset, index, index.root.name)
+        if args.json or args.batch:
+            g = result.generation
+            print(json.dumps({"path": rel, "line": line, "col": col, "text": result.text,
+                              "prompt_tokens": g.n_prompt, "evaluated_tokens": g.n_evaluated,
+                              "reused_tokens": g.n_reused, "generated_tokens": g.n_generated,
+                              "stop_reason": g.stop_reason, "total_ms": round(result.total_ms, 1)},
+                             ensure_ascii=False), flush=True)
+            return
+        print(result.text)
+        print(f"-- {result.summary()}", file=sys.stderr)
+
+    try:
+        return _each(args, session, handle)
+    finally:
+        session.close()
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .server import build_server
+
+    server = build_server(settings_from(args))
+    if args.tcp is not None:
+        # Loopback only: the server has no authentication.
+        log.info("listening on 127.0.0.1:%d", args.tcp)
+        server.start_tcp("127.0.0.1", args.tcp)
+    else:
+        server.start_io()
+    return 0
+
+
+# -- wiring -----------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="count", default=0, help="more logging on stderr (-vv: debug)")
+    common.add_argument("--log-file", help="also write the log to this file")
+    common.add_argument("--index-dir", help="where the index lives (default: ROOT/.code-kb)")
+    common.add_argument("--embedding-model", help="sentence-transformers model name or path "
+                        "(default: the packaged all-MiniLM-L6-v2)")
+    common.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    model = argparse.ArgumentParser(add_help=False)
+    model.add_argument("--model", help="GGUF model file (default: $CODE_KB_MODEL, then the config file)")
+    model.add_argument("--budget", type=int, help="prompt budget in tokens (default: from the model and hardware)")
+    model.add_argument("--max-tokens", type=int, help="tokens to generate at most (default 64)")
+
+    cursor = argparse.ArgumentParser(add_help=False)
+    cursor.add_argument("location", nargs="?", help="PATH:LINE:COL, 1-based line and column")
+    cursor.add_argument("--buffer", help="file holding the unsaved text of PATH, used instead of PATH on disk")
+    cursor.add_argument("--batch", help='JSON lines of {"path", "line", "col", optional "buffer"}; '
+                        "one result line each, in order ('-' for stdin)")
+    cursor.add_argument("--json", action="store_true", help="print JSON instead of text")
+    cursor.add_argument("--root", help="the indexed root (default: nearest directory with .code-kb or .git)")
+    cursor.add_argument("--no-reindex", action="store_true", help="use the index as it is, without updating it")
+
+    parser = argparse.ArgumentParser(prog="code-kb", description="Local, repository-aware code completion.")
+    parser.add_argument("--version", action="version", version=f"code-kb {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("reindex", parents=[common], help="index a tree (incremental)")
+    p.add_argument("path", nargs="?", default=".", help="root to index (default: .)")
+    p.set_defaults(func=cmd_reindex)
+    p = sub.add_parser("context", parents=[common, model, cursor],
+                       help="print the prompt code-kb would send the model at a position")
+    p.set_defaults(func=cmd_context)
+    p = sub.add_parser("complete", parents=[common, model, cursor], help="print the model's completion at a position")
+    p.set_defaults(func=cmd_complete)
+    p = sub.add_parser("serve", parents=[common, model], help="run the LSP server (stdio unless --tcp)")
+    p.add_argument("--tcp", type=int, metavar="PORT", help="listen on 127.0.0.1:PORT instead of stdio")
+    p.set_defaults(func=cmd_serve)
+    return parser
+
+
+def configure_logging(verbose: int, log_file: str | None) -> None:
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if log_file:
+        handlers.append(logging.FileHandler(log_file, encoding="utf-8"))
+    logging.basicConfig(level=level, handlers=handlers, force=True,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("faiss.loader", "sentence_transformers", "httpx", "urllib3", "filelock"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    configure_logging(args.verbose + (1 if args.command == "serve" else 0), args.log_file)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    t0 = time.perf_counter()
+    try:
+        return args.func(args)
+    except UsageError as exc:
+        print(f"code-kb: error: {exc}", file=sys.stderr)
+        return 2
+    except (EngineError, RetrievalError) as exc:
+        if args.verbose:
+            log.exception("failed")
+        print(f"code-kb: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        log.debug("%s took %.2f s", args.command, time.perf_counter() - t0)
+
+

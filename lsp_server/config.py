@@ -1,0 +1,122 @@
+"""Settings: the one reader of the wire dict, the config file and the environment.
+
+Precedence, highest first: the editor's initializationOptions (camelCase keys), the
+CODE_KB_MODEL environment variable (model only), the config file (snake_case keys,
+$CODE_KB_CONFIG or $XDG_CONFIG_HOME/code-kb/config.toml), the built-in defaults.
+Invalid values are reported and replaced by defaults; they never stop the server.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from engine import EngineConfig
+from retrieval import IndexConfig
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+
+log = logging.getLogger(__name__)
+
+# wire key -> (config, field, type). The README's settings table lists the same keys.
+SETTINGS: dict[str, tuple[str, str, type]] = {
+    "modelPath": ("engine", "model_path", str),
+    "budgetTokens": ("engine", "budget_tokens", int),
+    "maxTokens": ("engine", "max_tokens", int),
+    "maxLines": ("engine", "max_lines", int),
+    "timeoutS": ("engine", "timeout_s", float),
+    "snippetLimit": ("engine", "snippet_limit", int),
+    "nGpuLayers": ("engine", "n_gpu_layers", int),
+    "embeddingModel": ("index", "embedding_model", str),
+    "maxFileBytes": ("index", "max_file_bytes", int),
+    "indexDir": ("index", "index_dir", Path),
+}
+
+
+def config_file_path() -> Path:
+    explicit = os.environ.get("CODE_KB_CONFIG")
+    if explicit:
+        return Path(explicit).expanduser()
+    base = os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config"
+    return Path(base) / "code-kb" / "config.toml"
+
+
+def _snake(key: str) -> str:
+    return "".join("_" + c.lower() if c.isupper() else c for c in key)
+
+
+@dataclass(frozen=True)
+class Settings:
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    index: IndexConfig = field(default_factory=IndexConfig)
+    problems: tuple[str, ...] = ()  # what was invalid and ignored, for one message to the user
+
+    @classmethod
+    def load(cls, options: Mapping[str, Any] | None = None, *, overrides: Mapping[str, Any] | None = None) -> "Settings":
+        """Settings from the config file, the environment, the editor's `options` and CLI `overrides` (wire keys)."""
+        problems: list[str] = []
+        merged: dict[str, Any] = {}
+        path = config_file_path()
+        if path.is_file():
+            try:
+                data = tomllib.loads(path.read_text(encoding="utf-8"))
+            except (OSError, tomllib.TOMLDecodeError) as exc:
+                problems.append(f"config file {path} is unreadable ({exc}); using defaults")
+                data = {}
+            by_snake = {_snake(k): k for k in SETTINGS}
+            by_snake["model"] = "modelPath"
+            for key, value in data.items():
+                if key in by_snake:
+                    merged[by_snake[key]] = value
+                else:
+                    problems.append(f"unknown setting {key!r} in {path}")
+        if os.environ.get("CODE_KB_MODEL"):
+            merged["modelPath"] = os.environ["CODE_KB_MODEL"]
+        for source in (options or {}, overrides or {}):
+            for key, value in source.items():
+                if value is None:
+                    continue
+                if key in SETTINGS:
+                    merged[key] = value
+                else:
+                    problems.append(f"unknown setting {key!r}")
+        engine: dict[str, Any] = {}
+        index: dict[str, Any] = {}
+        for key, value in merged.items():
+            target, name, kind = SETTINGS[key]
+            try:
+                converted = _convert(value, kind)
+            except (TypeError, ValueError) as exc:
+                problems.append(f"setting {key}={value!r} is invalid ({exc}); using the default")
+                continue
+            (engine if target == "engine" else index)[name] = converted
+        if engine.get("model_path"):
+            engine["model_path"] = str(Path(engine["model_path"]).expanduser())
+        for p in problems:
+            log.warning("%s", p)
+        return cls(dataclasses.replace(EngineConfig(), **engine), dataclasses.replace(IndexConfig(), **index),
+                   tuple(problems))
+
+
+def _convert(value: Any, kind: type) -> Any:
+    if kind is str:
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError("expected a non-empty string")
+        return value
+    if kind is Path:
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError("expected a path")
+        return Path(value).expanduser()
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise TypeError(f"expected a number, got {type(value).__name__}")
+    number = kind(value)
+    if number < 0 or (kind is not float and number != float(value)):
+        raise ValueError("expected a non-negative whole number" if kind is int else "expected a non-negative number")
+    return number

@@ -1,0 +1,15 @@
+"""One module per LSP feature; register_all wires them onto a server."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..server import CodeKbServer
+
+
+def register_all(server: "CodeKbServer") -> None:
+    from . import completion, context, inline_completion, lifecycle
+
+    for module in (lifecycle, completion, inline_completion, context):
+        module.register(server)
