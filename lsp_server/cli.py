@@ -298,13 +298,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def configure_logging(verbose: int, log_file: str | None) -> None:
+    """stderr (and --log-file) handlers on the root logger; replaces the ones an earlier call added."""
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if getattr(h, "code_kb", False)]:
+        root.removeHandler(handler)
+        handler.close()
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if log_file:
         handlers.append(logging.FileHandler(log_file, encoding="utf-8"))
-    logging.basicConfig(level=level, handlers=handlers, force=True,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("faiss.loader", "sentence_transformers", "httpx", "urllib3", "filelock"):
+    formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for handler in handlers:
+        handler.code_kb = True  # type: ignore[attr-defined]
+        handler.setLevel(level)
+        handler.setFormatter(formatter)
+        root.addHandler(handler)
+    root.setLevel(min(level, root.level) if root.level != logging.NOTSET else level)
+    for noisy in ("faiss.loader", "sentence_transformers", "httpx", "urllib3", "filelock", "gguf"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
 
 

@@ -1,0 +1,47 @@
+"""Shared fixtures: a tiny repository, a tiny real GGUF model, the packaged embedding model."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.gguf_builder import write_tiny_gguf
+from tests.fixtures.hash_embedder import HashEmbedder
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def tiny_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 0.6 MB qwen2-architecture GGUF with a real BPE tokenizer, FIM tokens and random weights."""
+    return write_tiny_gguf(tmp_path_factory.mktemp("models") / "tiny-qwen2.gguf")
+
+
+@pytest.fixture
+def tiny_repo(tmp_path: Path) -> Path:
+    """The shop repository, plus files that must not be indexed (ignored, binary, huge)."""
+    root = tmp_path / "repo"
+    shutil.copytree(FIXTURES / "tiny_repo", root)
+    (root / "build").mkdir()
+    (root / "build" / "generated.py").write_text("def ignored_build_output():\n    pass\n")
+    (root / "debug.log").write_text("ignored log\n")
+    (root / "logo.dat").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00binary")
+    (root / "huge.py").write_text("x = 1\n" * 400_000)  # 2.4 MB: over the size limit
+    return root
+
+
+@pytest.fixture(scope="session")
+def minilm():
+    """The packaged all-MiniLM-L6-v2, loaded once."""
+    from retrieval import SentenceTransformerEmbedder
+
+    embedder = SentenceTransformerEmbedder()
+    assert embedder.dim == 384
+    return embedder
+
+
+@pytest.fixture
+def hash_embedder() -> HashEmbedder:
+    return HashEmbedder()

@@ -1,0 +1,136 @@
+"""Index bookkeeping: incremental updates, repair and locking (hash embedder: counts are what matter)."""
+
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from retrieval import CodeIndex, IndexConfig, IndexLockedError
+from retrieval.store import Store, write_lock
+from tests.fixtures.hash_embedder import HashEmbedder
+
+# .gitignore, docs/notes.txt and the five shop modules; not build/, *.log, binary or huge files.
+INDEXED_FILES = 7
+
+
+def make(root: Path, embedder: HashEmbedder) -> CodeIndex:
+    return CodeIndex(root, IndexConfig(), embedder=embedder)
+
+
+def test_first_index_then_unchanged_reindex_embeds_nothing(tiny_repo: Path, hash_embedder: HashEmbedder):
+    index = make(tiny_repo, hash_embedder)
+    first = index.reindex()
+    assert first.files_changed == first.files_seen == INDEXED_FILES
+    assert first.chunks_total == len(index) > 0
+    assert (tiny_repo / ".code-kb" / "index.sqlite3").is_file()
+    assert (tiny_repo / ".code-kb" / "vectors.faiss").is_file()
+    embedded = len(hash_embedder.embedded)
+    assert embedded == first.chunks_embedded > 0
+
+    again = make(tiny_repo, hash_embedder).reindex()
+    assert (again.files_changed, again.chunks_embedded) == (0, 0)
+    assert len(hash_embedder.embedded) == embedded
+
+
+def test_touched_but_identical_file_is_not_reembedded(tiny_repo: Path, hash_embedder: HashEmbedder):
+    index = make(tiny_repo, hash_embedder)
+    index.reindex()
+    before = len(hash_embedder.embedded)
+    path = tiny_repo / "shop" / "cart.py"
+    path.write_text(path.read_text())  # new mtime, same bytes
+    stats = index.reindex()
+    assert stats.chunks_embedded == 0
+    assert len(hash_embedder.embedded) == before
+
+
+def test_edit_embeds_only_new_chunks_and_keeps_vectors_consistent(tiny_repo: Path, hash_embedder: HashEmbedder):
+    index = make(tiny_repo, hash_embedder)
+    index.reindex()
+    hash_embedder.embedded.clear()
+    path = tiny_repo / "shop" / "inventory.py"
+    path.write_text(path.read_text() + "\n\ndef audit(inventory):\n    return sorted(inventory.stock)\n")
+    stats = index.reindex()
+    assert stats.files_changed == 1 and stats.changed_paths == ["shop/inventory.py"]
+    # Only the new function's chunk is new text; the class chunk comes from the cache.
+    assert stats.chunks_embedded == 1
+    assert "def audit" in hash_embedder.embedded[0]
+    assert index.store.vectors.ntotal == len(index)
+    hits = index.search("audit inventory stock sorted", k=20)
+    assert any(h.name == "audit" for h in hits)
+
+
+def test_deleted_file_leaves_index_and_search(tiny_repo: Path, hash_embedder: HashEmbedder):
+    index = make(tiny_repo, hash_embedder)
+    index.reindex()
+    (tiny_repo / "shop" / "pricing.py").unlink()
+    stats = index.reindex()
+    assert stats.files_removed == 1
+    assert index.store.vectors.ntotal == len(index)
+    assert all(h.path != "shop/pricing.py" for h in index.search("apply discount percent tax", k=50))
+
+
+def test_corrupt_vector_file_is_rebuilt_without_embedding(tiny_repo: Path, hash_embedder: HashEmbedder, caplog):
+    make(tiny_repo, hash_embedder).reindex()
+    (tiny_repo / ".code-kb" / "vectors.faiss").write_bytes(b"garbage")
+    hash_embedder.embedded.clear()
+    index = make(tiny_repo, hash_embedder)
+    assert index.store.vectors.ntotal == len(index) > 0
+    assert hash_embedder.embedded == []  # rebuilt from the cached embeddings
+    assert any("rebuilding" in r.message for r in caplog.records)
+
+
+def test_corrupt_database_is_rebuilt(tiny_repo: Path, hash_embedder: HashEmbedder, caplog):
+    make(tiny_repo, hash_embedder).reindex()
+    db = tiny_repo / ".code-kb" / "index.sqlite3"
+    for extra in ("-wal", "-shm"):
+        Path(str(db) + extra).unlink(missing_ok=True)
+    db.write_bytes(b"this is not a database" * 100)
+    index = make(tiny_repo, hash_embedder)
+    stats = index.reindex()
+    assert stats.files_changed == INDEXED_FILES and len(index) > 0
+    assert any("unreadable" in r.message for r in caplog.records)
+
+
+def test_other_embedding_model_or_schema_rebuilds(tiny_repo: Path, caplog):
+    make(tiny_repo, HashEmbedder("model-a")).reindex()
+    other = HashEmbedder("model-b")
+    stats = make(tiny_repo, other).reindex()
+    assert stats.files_changed == INDEXED_FILES and stats.chunks_embedded > 0
+    db = sqlite3.connect(tiny_repo / ".code-kb" / "index.sqlite3")
+    with db:
+        db.execute("UPDATE meta SET value = '0' WHERE key = 'schema_version'")
+    db.close()
+    stats = make(tiny_repo, other).reindex()
+    assert stats.files_changed == INDEXED_FILES
+    assert any("schema 0" in r.message for r in caplog.records)
+
+
+def test_write_lock_keeps_a_second_writer_out(tmp_path: Path):
+    held = threading.Event()
+    release = threading.Event()
+
+    def holder():
+        with write_lock(tmp_path):
+            held.set()
+            release.wait(10)
+
+    t = threading.Thread(target=holder)
+    t.start()
+    held.wait(10)
+    try:
+        # flock is per open file description, so a second open in this process contends too.
+        with pytest.raises(IndexLockedError, match="being written by pid"):
+            with write_lock(tmp_path, wait_s=0.3):
+                pass
+    finally:
+        release.set()
+        t.join()
+    with write_lock(tmp_path, wait_s=0.3):
+        pass
+
+
+def test_store_keeps_the_index_out_of_git(tmp_path: Path):
+    Store(tmp_path / ".code-kb", "hash-16").close()
+    assert (tmp_path / ".code-kb" / ".gitignore").read_text().strip().endswith("*")
