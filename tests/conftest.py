@@ -13,6 +13,13 @@ from tests.fixtures.hash_embedder import HashEmbedder
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
+@pytest.fixture(autouse=True)
+def hermetic_settings(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No user config file or CODE_KB_MODEL leaks into a test, or into the servers it starts."""
+    monkeypatch.setenv("CODE_KB_CONFIG", str(tmp_path_factory.getbasetemp() / "no-config.toml"))
+    monkeypatch.delenv("CODE_KB_MODEL", raising=False)
+
+
 @pytest.fixture(scope="session")
 def tiny_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 0.6 MB qwen2-architecture GGUF with a real BPE tokenizer, FIM tokens and random weights."""

@@ -19,7 +19,7 @@ async def completion(ls: CodeKbServer, params: types.CompletionParams) -> types.
         label=first_line[:60] + ("…" if len(first_line) > 60 or "\n" in result.text.strip() else ""),
         kind=types.CompletionItemKind.Text,
         detail=detail,
-        documentation=types.MarkupContent(kind=types.MarkupKind.Markdown, value=f"```\n{result.text}\n```"),
+        documentation=_documentation(ls, result.text),
         # The edit starts at the cursor: nothing typed before it filters the item out.
         text_edit=types.TextEdit(range=here, new_text=result.text),
         filter_text="",
@@ -27,6 +27,18 @@ async def completion(ls: CodeKbServer, params: types.CompletionParams) -> types.
         insert_text_format=types.InsertTextFormat.PlainText,
     )
     return types.CompletionList(is_incomplete=True, items=[item])
+
+
+def _documentation(ls: CodeKbServer, text: str) -> types.MarkupContent | str:
+    """The whole completion, as markdown where the client renders it, else as the client allows."""
+    caps = ls.client_capabilities.text_document
+    item_caps = caps.completion.completion_item if caps and caps.completion else None
+    formats = (item_caps.documentation_format or []) if item_caps else []
+    if types.MarkupKind.Markdown in formats:
+        return types.MarkupContent(kind=types.MarkupKind.Markdown, value=f"```\n{text}\n```")
+    if types.MarkupKind.PlainText in formats:
+        return types.MarkupContent(kind=types.MarkupKind.PlainText, value=text)
+    return text
 
 
 def register(server: CodeKbServer) -> None:

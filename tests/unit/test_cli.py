@@ -18,8 +18,6 @@ CURSOR = "shop/checkout.py:14:12"
 @pytest.fixture
 def indexed_repo(tiny_repo: Path, monkeypatch) -> Path:
     monkeypatch.chdir(tiny_repo)
-    monkeypatch.delenv("CODE_KB_MODEL", raising=False)
-    monkeypatch.setenv("CODE_KB_CONFIG", str(tiny_repo / "no-config.toml"))
     assert main(["reindex", ".", "-q"]) == 0
     return tiny_repo
 
