@@ -63,11 +63,14 @@ class Completer:
                                                n_gpu_layers=config.n_gpu_layers, n_threads=config.n_threads))
 
     def _budget(self) -> int:
-        n_ctx_train = getattr(self.tokenizer, "n_ctx_train", None)
-        budget = _auto_budget(self.config, n_ctx_train)
+        return min(_auto_budget(self.config, getattr(self.tokenizer, "n_ctx_train", None)), self._budget_limit())
+
+    def _budget_limit(self) -> int:
+        """The largest prompt this model can take and still generate `max_tokens`."""
         if self.model is not None:
-            budget = min(budget, self.model.n_ctx - self.config.max_tokens)
-        return budget
+            return self.model.n_ctx - self.config.max_tokens
+        n_ctx_train = getattr(self.tokenizer, "n_ctx_train", None)
+        return n_ctx_train - self.config.max_tokens if n_ctx_train else 1 << 30
 
     def prompt(self, path: str, source: str, offset: int, context: ContextSource | None,
                repo_name: str = "", budget_tokens: int | None = None) -> tuple[Prompt, float]:
@@ -75,8 +78,7 @@ class Completer:
         t0 = time.perf_counter()
         snippets = context.snippets(path, source, offset, self.config.snippet_limit) if context else []
         retrieval_ms = (time.perf_counter() - t0) * 1000
-        budget = min(budget_tokens or self.budget_tokens, self.budget_tokens) if self.model else \
-            (budget_tokens or self.budget_tokens)
+        budget = min(budget_tokens or self.budget_tokens, self._budget_limit())
         return self.builder.build(path, source, offset, snippets, budget, repo_name), retrieval_ms
 
     def complete(self, path: str, source: str, offset: int, context: ContextSource | None,

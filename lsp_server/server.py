@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 from lsprotocol import types
+from pygls.exceptions import JsonRpcException
 from pygls.lsp.server import LanguageServer
 from pygls.uris import to_fs_path
 
@@ -122,7 +123,7 @@ class CodeKbServer(LanguageServer):
             return False
         try:
             await self.work_done_progress.create_async(token)
-        except Exception as exc:  # the client refused the token: index without a bar
+        except (JsonRpcException, asyncio.TimeoutError) as exc:  # refused: index without a bar
             log.info("client refused progress token: %s", exc)
             return False
         self.work_done_progress.begin(token, types.WorkDoneProgressBegin(title=title, percentage=0, cancellable=False))
