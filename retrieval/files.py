@@ -111,29 +111,49 @@ def walk(root: Path, max_file_bytes: int, extra_ignores: list[str] | None = None
         dirnames[:] = kept
         for name in sorted(filenames):
             rel = f"{rel_dir}/{name}" if rel_dir else name
-            if rules.ignored(rel, is_dir=False):
-                continue
-            abs_path = current / name
-            try:
-                st = abs_path.stat()
-            except OSError as exc:
-                log.info("skipping %s: %s", rel, exc)
-                continue
-            if not abs_path.is_file():
-                continue
-            if abs_path.is_symlink() and not abs_path.resolve().is_relative_to(root):
-                log.info("skipping %s: symlink to outside the tree", rel)
-                continue
-            if st.st_size > max_file_bytes:
-                log.info("skipping %s: %d bytes is over the %d-byte limit", rel, st.st_size, max_file_bytes)
-                continue
-            try:
-                with open(abs_path, "rb") as fh:
-                    head = fh.read(_SNIFF_BYTES)
-            except OSError as exc:
-                log.info("skipping %s: %s", rel, exc)
-                continue
-            if not sniff_text(head):
-                log.info("skipping %s: binary or not UTF-8", rel)
-                continue
-            yield SourceFile(rel, abs_path, st.st_size, st.st_mtime_ns)
+            if not rules.ignored(rel, is_dir=False):
+                found = _accept(root, current / name, rel, max_file_bytes)
+                if found is not None:
+                    yield found
+
+
+def check(root: Path, rel_path: str, max_file_bytes: int, extra_ignores: list[str] | None = None) -> SourceFile | None:
+    """The same verdict `walk` gives one file, without walking the tree: None if it is not indexable."""
+    root = root.resolve()
+    rules = IgnoreRules(root, extra_ignores)
+    parts = rel_path.split("/")
+    for i in range(1, len(parts)):
+        rel_dir = "/".join(parts[:i])
+        if rules.ignored(rel_dir, is_dir=True) or (root / rel_dir).is_symlink():
+            return None
+        rules.enter(root / rel_dir, rel_dir)
+    if rules.ignored(rel_path, is_dir=False):
+        return None
+    return _accept(root, root / rel_path, rel_path, max_file_bytes)
+
+
+def _accept(root: Path, abs_path: Path, rel: str, max_file_bytes: int) -> SourceFile | None:
+    """Size, type and encoding checks; each refusal is one log line."""
+    try:
+        st = abs_path.stat()
+    except OSError as exc:
+        log.info("skipping %s: %s", rel, exc)
+        return None
+    if not abs_path.is_file():
+        return None
+    if abs_path.is_symlink() and not abs_path.resolve().is_relative_to(root):
+        log.info("skipping %s: symlink to outside the tree", rel)
+        return None
+    if st.st_size > max_file_bytes:
+        log.info("skipping %s: %d bytes is over the %d-byte limit", rel, st.st_size, max_file_bytes)
+        return None
+    try:
+        with open(abs_path, "rb") as fh:
+            head = fh.read(_SNIFF_BYTES)
+    except OSError as exc:
+        log.info("skipping %s: %s", rel, exc)
+        return None
+    if not sniff_text(head):
+        log.info("skipping %s: binary or not UTF-8", rel)
+        return None
+    return SourceFile(rel, abs_path, st.st_size, st.st_mtime_ns)

@@ -8,14 +8,14 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
 from .chunking import Chunk, ChunkingConfig, chunk_file
 from .embedding import DEFAULT_EMBEDDING_MODEL, Embedder, SentenceTransformerEmbedder
 from .errors import RetrievalError
-from .files import SourceFile, walk
+from .files import SourceFile, check, walk
 from .store import FileRecord, Store, write_lock
 
 log = logging.getLogger(__name__)
@@ -101,46 +101,76 @@ class CodeIndex:
                 self._store = None
 
     # -- indexing -------------------------------------------------------------------
+    # The thread lock is held only while the store and FAISS change or are read, never while
+    # files are read, chunked or embedded: searches keep answering during a long index.
     def reindex(self, progress: Progress | None = None) -> ReindexStats:
         """Bring the index in line with the tree; unchanged files cost a stat() each."""
         t0 = time.perf_counter()
-        stats = ReindexStats()
-        with write_lock(self.directory), self._lock:
+        with write_lock(self.directory):
+            files = list(walk(self.root, self.config.max_file_bytes, list(self.config.extra_ignores)))
+            with self._lock:
+                gone = sorted(set(self.store.files()) - {f.path for f in files})
+            return self._apply(files, gone, progress, t0)
+
+    def update_files(self, paths: Iterable[str | Path], progress: Progress | None = None) -> ReindexStats:
+        """Bring only these files (absolute, or relative to the root) in line: changed, new or deleted."""
+        t0 = time.perf_counter()
+        rels = sorted({self.relative(p) for p in paths} - {None})
+        with write_lock(self.directory):
+            files, gone = [], []
+            for rel in rels:
+                found = check(self.root, rel, self.config.max_file_bytes, list(self.config.extra_ignores))
+                (files.append(found) if found is not None else gone.append(rel))
+            return self._apply(files, gone, progress, t0)
+
+    def relative(self, path: str | Path) -> str | None:
+        """`path` relative to the root, POSIX; None when it lies outside."""
+        p = Path(path)
+        p = p if p.is_absolute() else self.root / p
+        try:
+            return p.resolve().relative_to(self.root).as_posix() if p.exists() else \
+                p.absolute().relative_to(self.root).as_posix()
+        except ValueError:
+            return None
+
+    def _apply(self, files: list[SourceFile], gone: list[str], progress: Progress | None, t0: float) -> ReindexStats:
+        stats = ReindexStats(files_seen=len(files))
+        with self._lock:
             store = self.store
             known = store.files()
-            files = list(walk(self.root, self.config.max_file_bytes, list(self.config.extra_ignores)))
-            stats.files_seen = len(files)
-            seen = {f.path for f in files}
             removed_ids: list[int] = []
-            for path in sorted(set(known) - seen):
-                removed_ids += store.remove_file(path)
-                stats.files_removed += 1
-                stats.changed_paths.append(path)
-            candidates = [f for f in files if not _unchanged(known.get(f.path), f)]
-            if progress:
-                progress(0, len(candidates), "indexing")
-            pending: list[tuple[FileRecord, list[Chunk]]] = []
-            pending_chunks = 0
-            for n, f in enumerate(candidates, 1):
-                record, chunks = self._read(f)
-                old = known.get(f.path)
-                if record is not None and old is not None and old.hash == record.hash:
-                    store.touch_file(record)  # touched but identical: only the stat changes
-                elif record is not None:
-                    pending.append((record, chunks))
-                    pending_chunks += len(chunks)
-                if pending_chunks >= 256 or (n == len(candidates) and pending):
-                    self._commit(pending, stats)
-                    pending, pending_chunks = [], 0
-                if progress:
-                    progress(n, len(candidates), f.path)
+            for path in gone:
+                if path in known:
+                    removed_ids += store.remove_file(path)
+                    stats.files_removed += 1
+                    stats.changed_paths.append(path)
             if removed_ids:
                 store.vectors.remove_ids(np.asarray(removed_ids, dtype=np.int64))
+        candidates = [f for f in files if not _unchanged(known.get(f.path), f)]
+        if progress:
+            progress(0, len(candidates), "indexing")
+        pending: list[tuple[FileRecord, list[Chunk]]] = []
+        pending_chunks = 0
+        for n, f in enumerate(candidates, 1):
+            record, chunks = self._read(f)
+            old = known.get(f.path)
+            if record is not None and old is not None and old.hash == record.hash:
+                with self._lock:
+                    store.touch_file(record)  # touched but identical: only the stat changes
+            elif record is not None:
+                pending.append((record, chunks))
+                pending_chunks += len(chunks)
+            if pending_chunks >= 256 or (n == len(candidates) and pending):
+                self._commit(pending, stats)
+                pending, pending_chunks = [], 0
+            if progress:
+                progress(n, len(candidates), f.path)
+        with self._lock:
             if stats.files_changed or stats.files_removed:
                 store.save_vectors()
             stats.chunks_total = store.chunk_count()
         stats.seconds = time.perf_counter() - t0
-        log.info("reindex of %s: %s", self.root, stats.summary())
+        log.info("index of %s updated: %s", self.root, stats.summary())
         return stats
 
     def _read(self, f: SourceFile) -> tuple[FileRecord | None, list[Chunk]]:
@@ -154,15 +184,22 @@ class CodeIndex:
         return record, chunk_file(f.path, text, self.chunking)
 
     def _commit(self, pending: list[tuple[FileRecord, list[Chunk]]], stats: ReindexStats) -> None:
-        """Embed what the cache lacks, then write each file's chunks and their vectors."""
+        """Embed what the cache lacks (unlocked), then write each file's chunks and vectors (locked)."""
         store = self.store
         all_chunks = [c for _, chunks in pending for c in chunks]
-        cached = store.cached_vectors(c.text_hash for c in all_chunks)
+        with self._lock:
+            cached = store.cached_vectors(c.text_hash for c in all_chunks)
         missing = list({c.text_hash: c for c in all_chunks if c.text_hash not in cached}.values())
         fresh = dict(zip((c.text_hash for c in missing),
                          self.embedder.embed([c.embedding_text() for c in missing]))) if missing else {}
         stats.chunks_embedded += len(missing)
         stats.chunks_reused += len(all_chunks) - sum(1 for c in all_chunks if c.text_hash in fresh)
+        with self._lock:
+            self._write(pending, cached, fresh, stats)
+
+    def _write(self, pending: list[tuple[FileRecord, list[Chunk]]], cached: dict, fresh: dict,
+               stats: ReindexStats) -> None:
+        store = self.store
         removed_all: list[int] = []
         for record, chunks in pending:
             new = {c.text_hash: fresh[c.text_hash] for c in chunks if c.text_hash in fresh}
@@ -182,11 +219,11 @@ class CodeIndex:
         """The k chunks nearest to `query`, best first, none from `exclude_path`."""
         if not query.strip():
             return []
+        store = self.store
+        vector = self.embedder.embed([query])
         with self._lock:
-            store = self.store
             if store.vectors.ntotal == 0:
                 return []
-            vector = self.embedder.embed([query])
             # Over-fetch: some hits may come from the excluded file.
             want = min(store.vectors.ntotal, k * 3 + 8)
             scores, ids = store.vectors.search(vector, want)

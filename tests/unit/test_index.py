@@ -2,7 +2,6 @@
 
 import sqlite3
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -82,7 +81,9 @@ def test_corrupt_vector_file_is_rebuilt_without_embedding(tiny_repo: Path, hash_
 
 
 def test_corrupt_database_is_rebuilt(tiny_repo: Path, hash_embedder: HashEmbedder, caplog):
-    make(tiny_repo, hash_embedder).reindex()
+    first = make(tiny_repo, hash_embedder)
+    first.reindex()
+    first.close()  # SQLite shares open files within a process: damage it as another process would
     db = tiny_repo / ".code-kb" / "index.sqlite3"
     for extra in ("-wal", "-shm"):
         Path(str(db) + extra).unlink(missing_ok=True)
@@ -134,3 +135,54 @@ def test_write_lock_keeps_a_second_writer_out(tmp_path: Path):
 def test_store_keeps_the_index_out_of_git(tmp_path: Path):
     Store(tmp_path / ".code-kb", "hash-16").close()
     assert (tmp_path / ".code-kb" / ".gitignore").read_text().strip().endswith("*")
+
+
+def test_update_files_handles_changed_new_deleted_and_ignored_paths(tiny_repo: Path, hash_embedder: HashEmbedder):
+    index = make(tiny_repo, hash_embedder)
+    index.reindex()
+    (tiny_repo / "shop" / "refunds.py").write_text("def refund(order):\n    return order.total\n")
+    (tiny_repo / "shop" / "pricing.py").unlink()
+    (tiny_repo / "build" / "out.py").write_text("def generated():\n    pass\n")  # ignored by .gitignore
+    cart = tiny_repo / "shop" / "cart.py"
+    cart.write_text(cart.read_text().replace("def subtotal", "def sub_total"))
+    stats = index.update_files(["shop/refunds.py", tiny_repo / "shop" / "pricing.py", "build/out.py",
+                                str(cart), "/elsewhere/outside.py"])
+    assert sorted(stats.changed_paths) == ["shop/cart.py", "shop/pricing.py", "shop/refunds.py"]
+    assert (stats.files_changed, stats.files_removed) == (2, 1)
+    paths = {h.path for h in index.search("refund order total cart subtotal", k=50)}
+    assert "shop/refunds.py" in paths and "shop/pricing.py" not in paths and "build/out.py" not in paths
+    assert index.store.vectors.ntotal == len(index)
+
+
+class GatedEmbedder(HashEmbedder):
+    """Blocks the indexing thread inside embed() until released, after the first batch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def embed(self, texts):
+        self.calls += 1
+        if self.calls == 2 and len(texts) > 1:  # call 1 is the search below; 2 the indexing batch
+            self.entered.set()
+            self.release.wait(30)
+        return super().embed(texts)
+
+
+def test_search_answers_while_a_long_index_is_embedding(tiny_repo: Path):
+    embedder = GatedEmbedder()
+    index = make(tiny_repo, embedder)
+    assert index.search("anything at all", k=3) == []  # empty index, store opened
+    worker = threading.Thread(target=index.reindex)
+    worker.start()
+    try:
+        assert embedder.entered.wait(30)
+        assert index.search("discount", k=3) == []  # nothing committed yet
+        # The search returned while the indexer is still held inside embed(): it did not wait for it.
+        assert worker.is_alive() and not embedder.release.is_set()
+    finally:
+        embedder.release.set()
+        worker.join()
+    assert index.search("discount price", k=3)
