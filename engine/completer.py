@@ -45,6 +45,7 @@ class Completer:
             template = detect_template(self.tokenizer, getattr(self.tokenizer, 'name', 'model')) if self.tokenizer.exact else QWEN
         self.template = template
         self.builder = PromptBuilder(template, self.tokenizer)
+        self.last: Completion | None = None  # the latest completion, cancelled ones included
         self.budget_tokens = self._budget()
         self.stop_ids = {i for t in template.stops + template.specials()
                          if (i := self.tokenizer.special_id(t)) is not None} if self.tokenizer.exact else set()
@@ -93,6 +94,7 @@ class Completer:
         completion = Completion(finish(generation.text), prompt, generation, retrieval_ms,
                                 (time.perf_counter() - t0) * 1000)
         log.info("completion %s:%d: %s", path, offset, completion.summary())
+        self.last = completion
         return completion
 
 

@@ -54,7 +54,8 @@ def offset_of(source: str, line: int, col: int, label: str) -> int:
     return sum(len(x) + 1 for x in lines[: line - 1]) + col - 1
 
 
-def settings_from(args: argparse.Namespace) -> Settings:
+def cli_overrides(args: argparse.Namespace) -> dict:
+    """Command-line flags as wire keys: they win over every other source of settings."""
     overrides = {
         "modelPath": getattr(args, "model", None),
         "budgetTokens": getattr(args, "budget", None),
@@ -62,7 +63,11 @@ def settings_from(args: argparse.Namespace) -> Settings:
         "indexDir": args.index_dir,
         "embeddingModel": args.embedding_model,
     }
-    return Settings.load(overrides={k: v for k, v in overrides.items() if v is not None})
+    return {k: v for k, v in overrides.items() if v is not None}
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    return Settings.load(overrides=cli_overrides(args))
 
 
 class ProgressBar:
@@ -246,7 +251,8 @@ def cmd_complete(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from .server import build_server
 
-    server = build_server(settings_from(args))
+    settings = settings_from(args)
+    server = build_server(settings, overrides=cli_overrides(args))
     if args.tcp is not None:
         # Loopback only: the server has no authentication.
         log.info("listening on 127.0.0.1:%d", args.tcp)

@@ -37,7 +37,15 @@ SETTINGS: dict[str, tuple[str, str, type]] = {
     "embeddingModel": ("index", "embedding_model", str),
     "maxFileBytes": ("index", "max_file_bytes", int),
     "indexDir": ("index", "index_dir", Path),
+    "debounceMs": ("server", "debounce_ms", int),
+    "disabledLanguages": ("server", "disabled_languages", tuple),
 }
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    debounce_ms: int = 50  # a request waits this long; a newer one for the same document replaces it
+    disabled_languages: tuple[str, ...] = ()  # LSP languageIds that get no completions
 
 
 def config_file_path() -> Path:
@@ -56,6 +64,7 @@ def _snake(key: str) -> str:
 class Settings:
     engine: EngineConfig = field(default_factory=EngineConfig)
     index: IndexConfig = field(default_factory=IndexConfig)
+    server: ServerConfig = field(default_factory=ServerConfig)
     problems: tuple[str, ...] = ()  # what was invalid and ignored, for one message to the user
 
     @classmethod
@@ -87,22 +96,20 @@ class Settings:
                     merged[key] = value
                 else:
                     problems.append(f"unknown setting {key!r}")
-        engine: dict[str, Any] = {}
-        index: dict[str, Any] = {}
+        values: dict[str, dict[str, Any]] = {"engine": {}, "index": {}, "server": {}}
         for key, value in merged.items():
             target, name, kind = SETTINGS[key]
             try:
-                converted = _convert(value, kind)
+                values[target][name] = _convert(value, kind)
             except (TypeError, ValueError) as exc:
                 problems.append(f"setting {key}={value!r} is invalid ({exc}); using the default")
-                continue
-            (engine if target == "engine" else index)[name] = converted
+        engine = values["engine"]
         if engine.get("model_path"):
             engine["model_path"] = str(Path(engine["model_path"]).expanduser())
         for p in problems:
             log.warning("%s", p)
-        return cls(dataclasses.replace(EngineConfig(), **engine), dataclasses.replace(IndexConfig(), **index),
-                   tuple(problems))
+        return cls(dataclasses.replace(EngineConfig(), **engine), dataclasses.replace(IndexConfig(), **values["index"]),
+                   dataclasses.replace(ServerConfig(), **values["server"]), tuple(problems))
 
 
 def _convert(value: Any, kind: type) -> Any:
@@ -110,6 +117,10 @@ def _convert(value: Any, kind: type) -> Any:
         if not isinstance(value, str) or not value.strip():
             raise ValueError("expected a non-empty string")
         return value
+    if kind is tuple:
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            raise ValueError("expected a list of strings")
+        return tuple(value)
     if kind is Path:
         if not isinstance(value, str) or not value.strip():
             raise ValueError("expected a path")

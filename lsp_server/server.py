@@ -1,15 +1,15 @@
-"""CodeKbServer: owns the index, the model and the one model thread; handlers live in features/."""
+"""CodeKbServer: owns the settings, the model, the indexes and the scheduler; handlers live in features/."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
-import threading
+import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any
 
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
@@ -17,13 +17,13 @@ from pygls.lsp.server import LanguageServer
 from pygls.uris import to_fs_path
 
 from engine import Completer, Completion, EngineError
-from retrieval import CodeIndex, RetrievalError
 
 from . import __version__
 from .config import Settings
+from .indexing import Indexes, Progress, Reporter
+from .scheduler import Scheduler
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 
 @dataclass
@@ -31,28 +31,28 @@ class CursorRequest:
     """A position in an open document, converted once from LSP's UTF-16 units."""
 
     uri: str
-    path: str  # relative to the workspace root where the file lies inside it
+    root: Path | None
+    path: str  # relative to its workspace root where it lies inside one
     source: str
     offset: int
     line: int  # 0-based
     col: int  # 0-based, code points
+    language_id: str
 
 
 class CodeKbServer(LanguageServer):
     def __init__(self, settings: Settings | None = None) -> None:
         super().__init__("code-kb", __version__)
         self.settings = settings or Settings.load()
-        self.root: Path | None = None
-        self.index: CodeIndex | None = None
-        self.index_ready = False
+        self.init_options: dict[str, Any] = {}
+        self.overrides: dict[str, Any] = {}  # command-line flags, above every other source
+        self.indexes: Indexes | None = None
         self.completer: Completer | None = None
+        self.scheduler = Scheduler()
         self._model_future: asyncio.Future | None = None
-        self._model_thread = ThreadPoolExecutor(1, thread_name_prefix="code-kb-model")
-        self._index_thread = ThreadPoolExecutor(1, thread_name_prefix="code-kb-index")
-        self._newest: dict[str, int] = {}
-        self._running: dict[str, threading.Event] = {}
         self._shown: set[str] = set()
-        self.last_completion: Completion | None = None
+        self._tokens: dict[str, str] = {}  # progress title -> token
+        self.started = time.monotonic()
 
     # -- messages --------------------------------------------------------------------
     def show_once(self, message: str, kind: types.MessageType = types.MessageType.Error) -> None:
@@ -66,23 +66,24 @@ class CodeKbServer(LanguageServer):
         log.info("%s", message)
         self.window_log_message(types.LogMessageParams(type=types.MessageType.Info, message=message))
 
-    # -- start-up ----------------------------------------------------------------------
-    def start_background(self, root: Path | None) -> None:
-        """Called on `initialized`: load the model and index the workspace without blocking the reply."""
-        loop = asyncio.get_running_loop()
-        self.root = root
-        self._model_future = loop.run_in_executor(self._model_thread, self._load_model)
-        if root is not None:
-            try:
-                self.index = CodeIndex(root, self.settings.index)
-            except RetrievalError as exc:
-                self.show_once(str(exc))
-                return
-            asyncio.ensure_future(self.reindex(initial=True))
+    def report_problems(self) -> None:
+        if self.settings.problems:
+            self.show_once("; ".join(self.settings.problems), types.MessageType.Warning)
 
-    def _load_model(self) -> Completer | None:
+    # -- start-up and settings ---------------------------------------------------------
+    def start_background(self, roots: list[Path]) -> None:
+        """Called on `initialized`: load the model and index the roots without blocking the reply."""
+        self.load_model()
+        self.start_indexes(roots)
+
+    def load_model(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._model_future = loop.run_in_executor(self.scheduler.executor, self._load_model, self.settings.engine)
+
+    def _load_model(self, config) -> Completer | None:
+        self.completer = None
         try:
-            self.completer = Completer.load(self.settings.engine)
+            self.completer = Completer.load(config)
         except EngineError as exc:
             self.show_once(str(exc))
             return None
@@ -90,89 +91,93 @@ class CodeKbServer(LanguageServer):
                  self.completer.template.name, self.completer.budget_tokens)
         return self.completer
 
-    async def reindex(self, initial: bool = False) -> None:
-        """Incremental reindex on the index thread, with $/progress when the client supports it."""
-        if self.index is None:
-            return
-        loop = asyncio.get_running_loop()
-        token = f"code-kb-index-{uuid.uuid4().hex[:8]}"
-        progress = await self._progress_begin(token, "code-kb: indexing")
-        last = [-1]
+    def apply_settings(self, new: Settings) -> None:
+        """Settings changed at run time: reload only what depends on what changed."""
+        old, self.settings = self.settings, new
+        self.report_problems()
+        model_keys = ("model_path", "n_gpu_layers", "n_threads", "budget_tokens", "max_tokens")
+        if any(getattr(old.engine, k) != getattr(new.engine, k) for k in model_keys):
+            log.info("model settings changed: reloading the model")
+            self.load_model()
+        elif self.completer is not None and old.engine != new.engine:
+            model = self.completer.model
+            self.completer = Completer(new.engine, model=model, template=self.completer.template)
+            self._model_future = asyncio.get_running_loop().create_future()
+            self._model_future.set_result(self.completer)
+        if old.index != new.index and self.indexes is not None:
+            log.info("index settings changed: reindexing every root")
+            roots = list(self.indexes.roots)
+            self.indexes.close()
+            self.start_indexes(roots)
 
-        def report(done: int, total: int, what: str) -> None:
-            pct = int(100 * done / total) if total else 100
-            if progress and pct != last[0]:
-                last[0] = pct
-                loop.call_soon_threadsafe(self.work_done_progress.report, token, types.WorkDoneProgressReport(
-                    message=f"{done}/{total} {what}", percentage=pct))
+    def start_indexes(self, roots: list[Path]) -> None:
+        self.indexes = Indexes(self.settings.index, Reporter(self._progress_begin, self._progress_end,
+                                                             self.log_to_client, self.show_once))
+        for root in roots:
+            self.indexes.add_root(root)
 
-        try:
-            stats = await loop.run_in_executor(self._index_thread, self.index.reindex, report)
-        except RetrievalError as exc:
-            self.show_once(str(exc))
-            return
-        finally:
-            if progress:
-                self.work_done_progress.end(token, types.WorkDoneProgressEnd(message="done"))
-        self.index_ready = True
-        self.log_to_client(f"code-kb: index ready for {self.root}: {stats.summary()}")
-
-    async def _progress_begin(self, token: str, title: str) -> bool:
+    # -- progress --------------------------------------------------------------------
+    async def _progress_begin(self, title: str) -> Progress | None:
         caps = self.client_capabilities.window
         if not (caps and caps.work_done_progress):
-            return False
+            return None
+        token = f"code-kb-{uuid.uuid4().hex[:8]}"
         try:
             await self.work_done_progress.create_async(token)
         except (JsonRpcException, asyncio.TimeoutError) as exc:  # refused: index without a bar
             log.info("client refused progress token: %s", exc)
-            return False
+            return None
+        self._tokens[title] = token
         self.work_done_progress.begin(token, types.WorkDoneProgressBegin(title=title, percentage=0, cancellable=False))
-        return True
+        loop = asyncio.get_running_loop()
+        last = [-1]
+
+        def report(done: int, total: int, what: str) -> None:  # called on the index thread
+            pct = int(100 * done / total) if total else 100
+            if pct != last[0]:
+                last[0] = pct
+                loop.call_soon_threadsafe(self.work_done_progress.report, token, types.WorkDoneProgressReport(
+                    message=f"{done}/{total} {what}", percentage=pct))
+
+        return report
+
+    def _progress_end(self, title: str) -> None:
+        token = self._tokens.pop(title, None)
+        if token is not None:
+            self.work_done_progress.end(token, types.WorkDoneProgressEnd(message="done"))
 
     # -- completion ------------------------------------------------------------------
     def cursor(self, uri: str, position: types.Position) -> CursorRequest:
         doc = self.workspace.get_text_document(uri)
         offset = doc.offset_at_position(position)
         fs_path = Path(to_fs_path(uri) or uri)
-        path = fs_path.as_posix()
-        if self.root is not None and fs_path.is_relative_to(self.root):
-            path = fs_path.relative_to(self.root).as_posix()
+        root = self.indexes.root_for(fs_path) if self.indexes else None
+        path = fs_path.relative_to(root).as_posix() if root else fs_path.as_posix()
         line = doc.source.count("\n", 0, offset)
         col = offset - (doc.source.rfind("\n", 0, offset) + 1)
-        return CursorRequest(uri, path, doc.source, offset, line, col)
+        return CursorRequest(uri, root, path, doc.source, offset, line, col, doc.language_id or "")
 
     async def complete(self, uri: str, position: types.Position) -> Completion | None:
-        """The newest request for a document wins: older ones are answered empty, their generation stopped."""
-        ticket = self._newest.get(uri, 0) + 1
-        self._newest[uri] = ticket
-        if uri in self._running:
-            self._running[uri].set()
-        completer = await self._completer()
-        if completer is None or self._newest.get(uri) != ticket:
-            return None
+        """A completion at a cursor, or None: superseded, cancelled, disabled or no model."""
         request = self.cursor(uri, position)
-        cancel = threading.Event()
-        self._running[uri] = cancel
+        if request.language_id in self.settings.server.disabled_languages:
+            return None
+        completer = await self._completer()
+        if completer is None:
+            return None
+        context = self.indexes.searchable(request.root) if self.indexes else None
+        repo = request.root.name if request.root else ""
 
-        def run() -> Completion | None:
-            if self._newest.get(uri) != ticket:  # superseded while queued
-                return None
-            return completer.complete(request.path, request.source, request.offset, self.context_source(),
-                                      self.repo_name(), cancel=cancel)
+        def work(cancel) -> Completion:
+            return completer.complete(request.path, request.source, request.offset, context, repo, cancel=cancel)
 
         try:
-            result = await self.offload(run)
-        except asyncio.CancelledError:  # $/cancelRequest
-            cancel.set()
-            raise
+            result = await self.scheduler.latest(uri, self.settings.server.debounce_ms / 1000, work)
         except EngineError as exc:
             self.show_once(str(exc))
             return None
-        finally:
-            if self._running.get(uri) is cancel:
-                del self._running[uri]
-        if result is not None:
-            self.last_completion = result
+        if result is not None and result.generation.stop_reason == "cancelled":
+            return None
         return result
 
     async def _completer(self) -> Completer | None:
@@ -180,40 +185,54 @@ class CodeKbServer(LanguageServer):
             return None
         return await asyncio.shield(self._model_future)
 
-    async def offload(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run plain engine/retrieval code on the one model thread; the event loop keeps reading."""
-        return await asyncio.get_running_loop().run_in_executor(self._model_thread, fn, *args)
-
-    def context_source(self) -> CodeIndex | None:
-        return self.index if self.index_ready else None
-
-    def repo_name(self) -> str:
-        return self.root.name if self.root else ""
-
     async def prompt_json(self, uri: str, position: types.Position) -> dict:
         """The `code-kb context --json` object for a position (the codeKb/context request)."""
         request = self.cursor(uri, position)
-        completer = await self._completer()
-        if completer is None:
-            completer = Completer(self.settings.engine)  # estimate counts: no model to tokenise with
+        completer = await self._completer() or Completer(self.settings.engine)  # no model: estimated counts
+        context = self.indexes.searchable(request.root) if self.indexes else None
 
         def run() -> dict:
-            prompt, _ = completer.prompt(request.path, request.source, request.offset, self.context_source(),
-                                         self.repo_name())
+            prompt, _ = completer.prompt(request.path, request.source, request.offset, context,
+                                         request.root.name if request.root else "")
             return prompt.to_dict(request.path, request.line + 1, request.col + 1)
 
-        return await self.offload(run)
+        return await self.scheduler.offload(run)
+
+    def status(self) -> dict:
+        """What codeKb.status reports: model, device, indexes, last latency and KV reuse, scheduling."""
+        completer = self.completer
+        model: dict[str, Any] = {"loaded": completer is not None, "path": self.settings.engine.model_path}
+        if completer is not None:
+            m = completer.model
+            model.update({"name": m.name, "architecture": m.architecture, "template": completer.template.name,
+                          "device": "gpu" if m.n_gpu_layers else "cpu", "gpu_layers": m.n_gpu_layers,
+                          "context_tokens": m.n_ctx, "budget_tokens": completer.budget_tokens})
+        last = None
+        if completer is not None and completer.last is not None:
+            c, g = completer.last, completer.last.generation
+            last = {"latency_ms": round(c.total_ms, 1), "retrieval_ms": round(c.retrieval_ms, 1),
+                    "generation_ms": round(g.ms, 1), "prompt_tokens": g.n_prompt, "evaluated_tokens": g.n_evaluated,
+                    "reused_tokens": g.n_reused, "kv_reuse": round(g.n_reused / g.n_prompt, 3) if g.n_prompt else 0.0,
+                    "generated_tokens": g.n_generated, "stop_reason": g.stop_reason,
+                    "context_from": c.prompt.snippet_paths()}
+        return {"version": __version__, "uptime_s": round(time.monotonic() - self.started, 1), "model": model,
+                "indexes": self.indexes.status() if self.indexes else [], "last_completion": last,
+                "scheduler": dataclasses.asdict(self.scheduler.stats), "generating": self.scheduler.running,
+                "settings": {"debounce_ms": self.settings.server.debounce_ms,
+                             "disabled_languages": list(self.settings.server.disabled_languages),
+                             "max_tokens": self.settings.engine.max_tokens,
+                             "embedding_model": self.settings.index.embedding_model}}
 
     def close(self) -> None:
-        self._model_thread.shutdown(wait=False, cancel_futures=True)
-        self._index_thread.shutdown(wait=False, cancel_futures=True)
-        if self.index is not None:
-            self.index.close()
+        self.scheduler.shutdown()
+        if self.indexes is not None:
+            self.indexes.close()
 
 
-def build_server(settings: Settings | None = None) -> CodeKbServer:
+def build_server(settings: Settings | None = None, overrides: dict[str, Any] | None = None) -> CodeKbServer:
     from .features import register_all
 
     server = CodeKbServer(settings)
+    server.overrides = dict(overrides or {})
     register_all(server)
     return server

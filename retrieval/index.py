@@ -91,6 +91,19 @@ class CodeIndex:
                 self._store.load_vectors(self.embedder.dim)
             return self._store
 
+    @property
+    def is_open(self) -> bool:
+        """True once the store is loaded: searching then never waits for the embedding model to load."""
+        return self._store is not None and self._store.vectors is not None
+
+    def describe(self) -> dict:
+        """Size and kind of the index, for status reports."""
+        with self._lock:
+            store = self.store
+            return {"files": len(store.files()), "chunks": store.chunk_count(),
+                    "vectors": int(store.vectors.ntotal), "faiss": "exact inner product (IndexFlatIP)",
+                    "embedding_model": self.embedder.name}
+
     def __len__(self) -> int:
         return self.store.chunk_count()
 

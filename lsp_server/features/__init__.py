@@ -9,7 +9,7 @@ if TYPE_CHECKING:
 
 
 def register_all(server: "CodeKbServer") -> None:
-    from . import completion, context, inline_completion, lifecycle
+    from . import commands, completion, context, inline_completion, lifecycle, workspace
 
-    for module in (lifecycle, completion, inline_completion, context):
+    for module in (lifecycle, workspace, commands, completion, inline_completion, context):
         module.register(server)

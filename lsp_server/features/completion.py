@@ -2,27 +2,36 @@
 
 from __future__ import annotations
 
+import re
+
 from lsprotocol import types
 
 from ..server import CodeKbServer
+
+_WORD_AT_END = re.compile(r"\w*$")
 
 
 async def completion(ls: CodeKbServer, params: types.CompletionParams) -> types.CompletionList | None:
     result = await ls.complete(params.text_document.uri, params.position)
     if result is None or not result.text:
         return None
-    here = types.Range(start=params.position, end=params.position)
+    # The edit replaces the identifier being typed, so the client filters the item by what the
+    # user typed (the word plus the completion) and keeps showing it while they type on.
+    doc = ls.workspace.get_text_document(params.text_document.uri)
+    line = doc.lines[params.position.line] if params.position.line < len(doc.lines) else ""
+    before = line[:params.position.character]  # UTF-16 units: identifiers here are ASCII or BMP
+    word = _WORD_AT_END.search(before).group(0)
+    start = types.Position(line=params.position.line, character=params.position.character - len(word))
     first_line = result.text.strip().split("\n", 1)[0]
     sources = result.prompt.snippet_paths()
-    detail = "code-kb" + (f" · context from {', '.join(sources[:3])}" if sources else "")
+    detail = "code-kb" + (f" · context from {', '.join(sources[:3])}" if sources else " · no retrieved context")
     item = types.CompletionItem(
-        label=first_line[:60] + ("…" if len(first_line) > 60 or "\n" in result.text.strip() else ""),
+        label=(word + first_line)[:60] + ("…" if len(word + first_line) > 60 or "\n" in result.text.strip() else ""),
         kind=types.CompletionItemKind.Text,
         detail=detail,
         documentation=_documentation(ls, result.text),
-        # The edit starts at the cursor: nothing typed before it filters the item out.
-        text_edit=types.TextEdit(range=here, new_text=result.text),
-        filter_text="",
+        text_edit=types.TextEdit(range=types.Range(start=start, end=params.position), new_text=word + result.text),
+        filter_text=word + result.text,
         sort_text="0",
         insert_text_format=types.InsertTextFormat.PlainText,
     )

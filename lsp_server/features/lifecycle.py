@@ -1,8 +1,7 @@
-"""initialize / initialized / didSave / shutdown: settings, background start-up, index upkeep."""
+"""initialize / initialized / shutdown: settings first, then the model and indexes in the background."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 from lsprotocol import types
@@ -10,30 +9,24 @@ from pygls.uris import to_fs_path
 
 from ..config import Settings
 from ..server import CodeKbServer
+from .workspace import register_file_watcher
 
 
 def initialize(ls: CodeKbServer, params: types.InitializeParams) -> None:
-    # Replies at once: the model and the index load after `initialized`, in the background.
-    options = params.initialization_options if isinstance(params.initialization_options, dict) else {}
-    ls.settings = Settings.load(options)
+    # Nothing slow here: the reply goes out at once; the model and the index load after `initialized`.
+    ls.init_options = params.initialization_options if isinstance(params.initialization_options, dict) else {}
+    ls.settings = Settings.load(ls.init_options, overrides=ls.overrides)
 
 
-def initialized(ls: CodeKbServer, params: types.InitializedParams) -> None:
-    if ls.settings.problems:
-        ls.show_once("; ".join(ls.settings.problems), types.MessageType.Warning)
-    ls.start_background(workspace_root(ls))
+async def initialized(ls: CodeKbServer, params: types.InitializedParams) -> None:
+    ls.report_problems()
+    ls.start_background(workspace_roots(ls))
+    await register_file_watcher(ls)
 
 
-def workspace_root(ls: CodeKbServer) -> Path | None:
-    folders = ls.workspace.folders
-    uri = next(iter(folders.values())).uri if folders else ls.workspace.root_uri
-    path = to_fs_path(uri) if uri else None
-    return Path(path).resolve() if path else None
-
-
-def did_save(ls: CodeKbServer, params: types.DidSaveTextDocumentParams) -> None:
-    if ls.index_ready:
-        asyncio.ensure_future(ls.reindex())
+def workspace_roots(ls: CodeKbServer) -> list[Path]:
+    uris = [f.uri for f in ls.workspace.folders.values()] or ([ls.workspace.root_uri] if ls.workspace.root_uri else [])
+    return [Path(p).resolve() for p in (to_fs_path(u) for u in uris) if p]
 
 
 def shutdown(ls: CodeKbServer, params: None) -> None:
@@ -43,5 +36,4 @@ def shutdown(ls: CodeKbServer, params: None) -> None:
 def register(server: CodeKbServer) -> None:
     server.feature(types.INITIALIZE)(initialize)
     server.feature(types.INITIALIZED)(initialized)
-    server.feature(types.TEXT_DOCUMENT_DID_SAVE)(did_save)
     server.feature(types.SHUTDOWN)(shutdown)

@@ -3,52 +3,21 @@ the real index with the packaged MiniLM, and a tiny real GGUF model."""
 
 from __future__ import annotations
 
-import asyncio
-import sys
 from pathlib import Path
-from typing import Any
 
 import pytest_lsp
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient
 
-SERVER = [sys.executable, "-m", "lsp_server", "serve"]
+from .lsp_helpers import CAPABILITIES, SERVER, get as _get, open_file, track_registrations, wait_for_log
+
 # shop/checkout.py, 0-based line 13 is "    return ": the cursor after it.
 CURSOR = types.Position(line=13, character=11)
-CAPABILITIES = types.ClientCapabilities(
-    window=types.WindowClientCapabilities(work_done_progress=True),
-    text_document=types.TextDocumentClientCapabilities(
-        inline_completion=types.InlineCompletionClientCapabilities(),
-        completion=types.CompletionClientCapabilities(),
-        synchronization=types.TextDocumentSyncClientCapabilities(did_save=True),
-    ),
-)
-
-
-def _get(obj: Any, key: str) -> Any:
-    return obj[key] if isinstance(obj, dict) else getattr(obj, key)
-
-
-async def wait_for_log(client: LanguageClient, text: str, timeout_s: float = 180) -> types.LogMessageParams:
-    async def scan() -> types.LogMessageParams:
-        while True:
-            for message in client.log_messages:
-                if text in message.message:
-                    return message
-            await client.wait_for_notification("window/logMessage")
-
-    return await asyncio.wait_for(scan(), timeout_s)
-
-
-def open_file(client: LanguageClient, path: Path) -> str:
-    uri = path.as_uri()
-    client.text_document_did_open(types.DidOpenTextDocumentParams(
-        text_document=types.TextDocumentItem(uri=uri, language_id="python", version=1, text=path.read_text())))
-    return uri
 
 
 @pytest_lsp.fixture(config=ClientServerConfig(server_command=SERVER))
 async def client(lsp_client: LanguageClient, tiny_repo: Path, tiny_gguf: Path):
+    track_registrations(lsp_client)
     result = await lsp_client.initialize_session(types.InitializeParams(
         capabilities=CAPABILITIES, root_uri=tiny_repo.as_uri(),
         initialization_options={"modelPath": str(tiny_gguf), "maxTokens": 16}))
@@ -113,6 +82,7 @@ async def test_completions_come_from_the_model_with_context_from_other_modules(c
 
 @pytest_lsp.fixture(config=ClientServerConfig(server_command=SERVER))
 async def client_without_model(lsp_client: LanguageClient, tiny_repo: Path):
+    track_registrations(lsp_client)
     await lsp_client.initialize_session(types.InitializeParams(
         capabilities=CAPABILITIES, root_uri=tiny_repo.as_uri(), initialization_options={"maxTokens": "many"}))
     yield

@@ -1,0 +1,144 @@
+"""The workspace's indexes: one per root folder, kept current in the background.
+
+Plain Python over retrieval; the server passes in how to report (progress, log, messages).
+Indexing runs on its own thread, never on the model thread, and searches keep answering
+meanwhile with what is already indexed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Awaitable, Callable, Iterable
+
+from retrieval import CodeIndex, IndexConfig, ReindexStats, RetrievalError, SentenceTransformerEmbedder
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int, str], None]
+
+
+@dataclass
+class Reporter:
+    """How the index manager talks to the user; the server fills these in."""
+
+    begin: Callable[[str], Awaitable[Progress | None]]  # title -> progress callback (or None), then end()
+    end: Callable[[str], None]
+    info: Callable[[str], None]
+    problem: Callable[[str], None]
+
+
+class Indexes:
+    def __init__(self, config: IndexConfig, reporter: Reporter) -> None:
+        self.config = config
+        self.reporter = reporter
+        self.embedder = SentenceTransformerEmbedder(config.embedding_model)  # one model for every root
+        self.roots: dict[Path, CodeIndex] = {}
+        self.last_stats: dict[Path, ReindexStats] = {}
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="code-kb-index")
+        self._pending: dict[Path, set[str]] = {}
+        self._flush: asyncio.Task | None = None
+        self._tasks: set[asyncio.Task] = set()
+
+    # -- roots -----------------------------------------------------------------------
+    def add_root(self, root: Path) -> None:
+        root = root.resolve()
+        if root in self.roots:
+            return
+        try:
+            self.roots[root] = CodeIndex(root, self.config, embedder=self.embedder)
+        except RetrievalError as exc:
+            self.reporter.problem(str(exc))
+            return
+        self._spawn(self.reindex(root))
+
+    def remove_root(self, root: Path) -> None:
+        index = self.roots.pop(root.resolve(), None)
+        if index is not None:
+            self._thread.submit(index.close)  # after any work already queued for it
+            log.info("stopped indexing %s", root)
+
+    def root_for(self, path: Path) -> Path | None:
+        """The innermost root holding `path`."""
+        path = path.resolve()
+        holders = [r for r in self.roots if path == r or path.is_relative_to(r)]
+        return max(holders, key=lambda r: len(r.parts)) if holders else None
+
+    def searchable(self, root: Path | None) -> CodeIndex | None:
+        """The index to retrieve from, once its store is open (what is indexed so far counts)."""
+        index = self.roots.get(root) if root else None
+        return index if index is not None and index.is_open else None
+
+    # -- work ------------------------------------------------------------------------
+    async def reindex(self, root: Path | None = None) -> dict[str, str]:
+        """Full incremental reindex of one root or all, with progress; returns a summary per root."""
+        out: dict[str, str] = {}
+        for r in [root] if root else list(self.roots):
+            index = self.roots.get(r)
+            if index is None:
+                continue
+            title = f"code-kb: indexing {r.name}"
+            progress = await self.reporter.begin(title)
+            try:
+                stats = await asyncio.get_running_loop().run_in_executor(self._thread, index.reindex, progress)
+            except RetrievalError as exc:
+                self.reporter.problem(str(exc))
+                out[str(r)] = f"failed: {exc}"
+                continue
+            finally:
+                self.reporter.end(title)
+            self.last_stats[r] = stats
+            out[str(r)] = stats.summary()
+            self.reporter.info(f"code-kb: index ready for {r}: {stats.summary()}")
+        return out
+
+    def files_changed(self, paths: Iterable[Path], delay_s: float = 0.2) -> None:
+        """Queue changed, created or deleted files; bursts (a checkout, a formatter) become one update."""
+        for path in paths:
+            root = self.root_for(path)
+            if root is not None:
+                self._pending.setdefault(root, set()).add(str(path))
+        if self._pending and (self._flush is None or self._flush.done()):
+            self._flush = self._spawn(self._update_later(delay_s))
+
+    async def _update_later(self, delay_s: float) -> None:
+        await asyncio.sleep(delay_s)
+        loop = asyncio.get_running_loop()
+        while self._pending:
+            root, paths = self._pending.popitem()
+            index = self.roots.get(root)
+            if index is None:
+                continue
+            try:
+                stats = await loop.run_in_executor(self._thread, index.update_files, sorted(paths))
+            except RetrievalError as exc:
+                self.reporter.problem(str(exc))
+                continue
+            if stats.changed_paths:
+                self.reporter.info(f"code-kb: index updated for {root}: {', '.join(stats.changed_paths[:5])}"
+                                   f"{' ...' if len(stats.changed_paths) > 5 else ''} ({stats.summary()})")
+
+    def _spawn(self, coro) -> asyncio.Task:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def status(self) -> list[dict]:
+        rows = []
+        for root, index in self.roots.items():
+            row: dict = {"root": str(root), "index_dir": str(index.directory), "ready": root in self.last_stats}
+            if index.is_open:
+                row.update(index.describe())
+            rows.append(row)
+        return rows
+
+    def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for index in self.roots.values():
+            self._thread.submit(index.close)
+        self._thread.shutdown(wait=False)
