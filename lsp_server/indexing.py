@@ -12,9 +12,12 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, Awaitable, Callable, Iterable
 
-from retrieval import CodeIndex, IndexConfig, ReindexStats, RetrievalError, SentenceTransformerEmbedder
+from retrieval import RetrievalError
+
+if TYPE_CHECKING:
+    from retrieval import CodeIndex, IndexConfig, ReindexStats
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +36,9 @@ class Reporter:
 
 class Indexes:
     def __init__(self, config: IndexConfig, reporter: Reporter) -> None:
+        # Imported here, after `initialize` was answered: FAISS and NumPy take a tenth of a second.
+        from retrieval import SentenceTransformerEmbedder
+
         self.config = config
         self.reporter = reporter
         self.embedder = SentenceTransformerEmbedder(config.embedding_model)  # one model for every root
@@ -45,6 +51,8 @@ class Indexes:
 
     # -- roots -----------------------------------------------------------------------
     def add_root(self, root: Path) -> None:
+        from retrieval import CodeIndex
+
         root = root.resolve()
         if root in self.roots:
             return

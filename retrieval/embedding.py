@@ -11,11 +11,11 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
+from .config import DEFAULT_EMBEDDING_MODEL
 from .errors import EmbeddingModelError
 
 log = logging.getLogger(__name__)
 
-DEFAULT_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
 _PACKAGED = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
 
 

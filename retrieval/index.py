@@ -13,7 +13,8 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from .chunking import Chunk, ChunkingConfig, chunk_file
-from .embedding import DEFAULT_EMBEDDING_MODEL, Embedder, SentenceTransformerEmbedder
+from .config import IndexConfig
+from .embedding import Embedder, SentenceTransformerEmbedder
 from .errors import RetrievalError
 from .files import SourceFile, check, walk
 from .store import FileRecord, Store, write_lock
@@ -22,21 +23,6 @@ log = logging.getLogger(__name__)
 
 # progress(done, total, what): called from the indexing thread.
 Progress = Callable[[int, int, str], None]
-
-
-@dataclass(frozen=True)
-class IndexConfig:
-    index_dir: Path | None = None  # default: ROOT/.code-kb
-    embedding_model: str = DEFAULT_EMBEDDING_MODEL
-    max_file_bytes: int = 1_000_000
-    window_lines: int = 40
-    max_chunk_lines: int = 80
-    top_k: int = 8
-    query_lines: int = 12  # lines before the cursor that make the search query
-    extra_ignores: tuple[str, ...] = ()
-
-    def directory_for(self, root: Path) -> Path:
-        return (self.index_dir or root / ".code-kb").resolve()
 
 
 @dataclass(frozen=True)

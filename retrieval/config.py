@@ -1,0 +1,23 @@
+"""The index's knobs, fully defaulted. Imports nothing heavy: the server reads it before anything loads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
+
+
+@dataclass(frozen=True)
+class IndexConfig:
+    index_dir: Path | None = None  # default: ROOT/.code-kb
+    embedding_model: str = DEFAULT_EMBEDDING_MODEL
+    max_file_bytes: int = 1_000_000
+    window_lines: int = 40
+    max_chunk_lines: int = 80
+    top_k: int = 8
+    query_lines: int = 12  # lines before the cursor that make the search query
+    extra_ignores: tuple[str, ...] = ()
+
+    def directory_for(self, root: Path) -> Path:
+        return (self.index_dir or root / ".code-kb").resolve()
