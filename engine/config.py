@@ -12,7 +12,10 @@ DEFAULT_BUDGET_GPU_TOKENS = 16384
 
 @dataclass(frozen=True)
 class EngineConfig:
-    model_path: str | None = None
+    model_path: str | None = None  # in-process GGUF; with `endpoint`, only its tokenizer is used
+    endpoint: str | None = None  # OpenAI-compatible server (llama.cpp server, vLLM, Ollama) instead
+    remote_model: str | None = None  # model name sent to the endpoint (default: its first model)
+    template: str | None = None  # FIM family for an endpoint without a local GGUF (default qwen2.5-coder)
     budget_tokens: int | None = None  # None: from the model's context length and the hardware
     max_tokens: int = 64  # generated tokens per completion
     max_lines: int = 8  # lines of a multi-line completion

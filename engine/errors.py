@@ -10,7 +10,8 @@ class ModelNotConfiguredError(EngineError):
         super().__init__(
             "no model configured; set codeKb.modelPath (initializationOptions.modelPath), "
             "the CODE_KB_MODEL environment variable, or `model = \"/path/to/model.gguf\"` in "
-            "~/.config/code-kb/config.toml (recommended: a Qwen2.5-Coder 1.5B Q4_K_M GGUF)")
+            "~/.config/code-kb/config.toml (recommended: a Qwen2.5-Coder 1.5B Q4_K_M GGUF); "
+            "or codeKb.endpoint for an OpenAI-compatible inference server")
 
 
 class ModelNotFoundError(EngineError):

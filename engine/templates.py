@@ -64,6 +64,16 @@ def detect_template(vocab: Vocabulary, model_name: str = "model") -> FimTemplate
         "such as Qwen2.5-Coder, DeepSeek-Coder, StarCoder2 or CodeLlama (base, not instruct)")
 
 
+def template_named(name: str | None) -> FimTemplate:
+    """A family by name (for a remote model whose vocabulary we cannot see); Qwen2.5-Coder by default."""
+    if not name:
+        return QWEN
+    for family in FAMILIES:
+        if family.name == name:
+            return family
+    raise NoFimSupportError(f"unknown FIM template {name!r}; use one of {', '.join(f.name for f in FAMILIES)}")
+
+
 _LINE_COMMENT = {
     ".py": "#", ".pyi": "#", ".sh": "#", ".rb": "#", ".toml": "#", ".yaml": "#", ".yml": "#", ".r": "#",
     ".pl": "#", ".lua": "--", ".sql": "--", ".hs": "--", ".el": ";;", ".lisp": ";;", ".clj": ";;",

@@ -58,6 +58,7 @@ def cli_overrides(args: argparse.Namespace) -> dict:
     """Command-line flags as wire keys: they win over every other source of settings."""
     overrides = {
         "modelPath": getattr(args, "model", None),
+        "endpoint": getattr(args, "endpoint", None),
         "budgetTokens": getattr(args, "budget", None),
         "maxTokens": getattr(args, "max_tokens", None),
         "indexDir": args.index_dir,
@@ -143,7 +144,7 @@ class Session:
         self.args = args
         self.settings = settings_from(args)
         self.indexes: dict[Path, CodeIndex] = {}
-        if self.settings.engine.model_path:
+        if self.settings.engine.model_path or (self.settings.engine.endpoint and not vocab_only):
             self.completer = Completer.load(self.settings.engine, vocab_only=vocab_only)
         elif vocab_only:
             log.warning("no model configured: token counts are estimates (give --model or set CODE_KB_MODEL)")
@@ -274,6 +275,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     model = argparse.ArgumentParser(add_help=False)
     model.add_argument("--model", help="GGUF model file (default: $CODE_KB_MODEL, then the config file)")
+    model.add_argument("--endpoint", help="OpenAI-compatible inference server (e.g. http://127.0.0.1:8080) "
+                       "that generates instead of an in-process model; --model then only counts tokens")
     model.add_argument("--budget", type=int, help="prompt budget in tokens (default: from the model and hardware)")
     model.add_argument("--max-tokens", type=int, help="tokens to generate at most (default 64)")
 

@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 # wire key -> (config, field, type). The README's settings table lists the same keys.
 SETTINGS: dict[str, tuple[str, str, type]] = {
     "modelPath": ("engine", "model_path", str),
+    "endpoint": ("engine", "endpoint", str),
+    "remoteModel": ("engine", "remote_model", str),
+    "template": ("engine", "template", str),
     "budgetTokens": ("engine", "budget_tokens", int),
     "maxTokens": ("engine", "max_tokens", int),
     "maxLines": ("engine", "max_lines", int),

@@ -87,21 +87,22 @@ class CodeKbServer(LanguageServer):
         except EngineError as exc:
             self.show_once(str(exc))
             return None
-        log.info("model ready: %s, template %s, prompt budget %d tokens", self.completer.model.path,
-                 self.completer.template.name, self.completer.budget_tokens)
+        log.info("model ready: %s", self.completer.describe())
         return self.completer
 
     def apply_settings(self, new: Settings) -> None:
         """Settings changed at run time: reload only what depends on what changed."""
         old, self.settings = self.settings, new
         self.report_problems()
-        model_keys = ("model_path", "n_gpu_layers", "n_threads", "budget_tokens", "max_tokens")
+        model_keys = ("model_path", "endpoint", "remote_model", "template", "n_gpu_layers", "n_threads",
+                      "budget_tokens", "max_tokens")
         if any(getattr(old.engine, k) != getattr(new.engine, k) for k in model_keys):
             log.info("model settings changed: reloading the model")
             self.load_model()
         elif self.completer is not None and old.engine != new.engine:
-            model = self.completer.model
-            self.completer = Completer(new.engine, model=model, template=self.completer.template)
+            c = self.completer
+            self.completer = Completer(new.engine, model=c.model, tokenizer=c.tokenizer, template=c.template,
+                                       remote=c.remote)
             self._model_future = asyncio.get_running_loop().create_future()
             self._model_future.set_result(self.completer)
         if old.index != new.index and self.indexes is not None:
@@ -201,12 +202,10 @@ class CodeKbServer(LanguageServer):
     def status(self) -> dict:
         """What codeKb.status reports: model, device, indexes, last latency and KV reuse, scheduling."""
         completer = self.completer
-        model: dict[str, Any] = {"loaded": completer is not None, "path": self.settings.engine.model_path}
+        model: dict[str, Any] = {"loaded": completer is not None, "path": self.settings.engine.model_path,
+                                 "endpoint": self.settings.engine.endpoint}
         if completer is not None:
-            m = completer.model
-            model.update({"name": m.name, "architecture": m.architecture, "template": completer.template.name,
-                          "device": "gpu" if m.n_gpu_layers else "cpu", "gpu_layers": m.n_gpu_layers,
-                          "context_tokens": m.n_ctx, "budget_tokens": completer.budget_tokens})
+            model.update(completer.describe())
         last = None
         if completer is not None and completer.last is not None:
             c, g = completer.last, completer.last.generation

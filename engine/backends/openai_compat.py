@@ -1,0 +1,110 @@
+"""A remote inference server through the OpenAI-compatible `/v1/completions` API.
+
+Works with llama.cpp's server, vLLM, Ollama and llama-cpp-python's own server. The prompt is
+sent as text (not every server takes token ids), streamed back, and cut by the same stop
+rules as the in-process model; closing the stream stops the server's generation.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import urllib.error
+import urllib.request
+from typing import Callable
+
+from ..errors import EngineError
+from .llama_cpp import Generation
+
+log = logging.getLogger(__name__)
+
+
+def completions_url(endpoint: str) -> str:
+    base = endpoint.rstrip("/")
+    if base.endswith("/completions"):
+        return base
+    return base + ("/completions" if base.endswith("/v1") else "/v1/completions")
+
+
+class OpenAICompletionsBackend:
+    def __init__(self, endpoint: str, model: str | None = None, api_key: str | None = None,
+                 connect_timeout_s: float = 5.0) -> None:
+        self.endpoint = endpoint
+        self.url = completions_url(endpoint)
+        self.api_key = api_key
+        self.connect_timeout_s = connect_timeout_s
+        self.model = model or self._first_model()
+        self.name = f"{self.model or 'default model'} at {endpoint}"
+        self.device = f"remote {endpoint}"
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        return headers
+
+    def _first_model(self) -> str | None:
+        """The server's first model, and proof that the endpoint answers at all."""
+        url = self.url.rsplit("/completions", 1)[0] + "/models"
+        try:
+            with urllib.request.urlopen(urllib.request.Request(url, headers=self._headers()),
+                                        timeout=self.connect_timeout_s) as response:
+                data = json.load(response).get("data") or []
+        except urllib.error.HTTPError as exc:
+            log.info("%s answered %d; sending requests without a model name", url, exc.code)
+            return None
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            raise EngineError(f"cannot reach the inference server at {self.endpoint} ({exc}); is it running? "
+                              "Check codeKb.endpoint") from exc
+        return str(data[0]["id"]) if data and "id" in data[0] else None
+
+    def generate(self, prompt: str, n_prompt: int, *, max_tokens: int, stop_texts: list[str],
+                 cut: Callable[[str], tuple[str, bool]], timeout_s: float,
+                 cancel: threading.Event | None = None) -> Generation:
+        t0 = time.perf_counter()
+        deadline = t0 + timeout_s
+        body = {"prompt": prompt, "max_tokens": max_tokens, "temperature": 0, "stream": True,
+                "stop": stop_texts[:4]}  # OpenAI allows four stop sequences
+        if self.model:
+            body["model"] = self.model
+        request = urllib.request.Request(self.url, data=json.dumps(body).encode(), headers=self._headers())
+        text, reason, pieces, usage = "", "max_tokens", 0, None
+        try:
+            with urllib.request.urlopen(request, timeout=max(timeout_s, self.connect_timeout_s)) as response:
+                for raw in response:
+                    line = raw.decode("utf-8", errors="replace").strip()
+                    if not line.startswith("data:"):
+                        continue
+                    payload = line[5:].strip()
+                    if payload == "[DONE]":
+                        break
+                    event = json.loads(payload)
+                    usage = event.get("usage") or usage
+                    choice = (event.get("choices") or [{}])[0]
+                    piece = choice.get("text") or ""
+                    if piece:
+                        pieces += 1
+                        text, stop = cut(text + piece)
+                        if stop:
+                            reason = "rule"
+                            break
+                    if choice.get("finish_reason") == "stop":
+                        reason = "eog"
+                        break
+                    if cancel is not None and cancel.is_set():
+                        reason = "cancelled"
+                        break
+                    if time.perf_counter() > deadline:
+                        reason = "timeout"
+                        break
+        except urllib.error.HTTPError as exc:
+            detail = exc.read(500).decode("utf-8", errors="replace")
+            raise EngineError(f"the inference server at {self.endpoint} answered {exc.code}: {detail}") from exc
+        except (urllib.error.URLError, OSError) as exc:
+            raise EngineError(f"cannot reach the inference server at {self.endpoint} ({exc}); is it running?") from exc
+        n_prompt = int(usage.get("prompt_tokens", n_prompt)) if usage else n_prompt
+        generated = int(usage.get("completion_tokens", pieces)) if usage else pieces
+        # The API does not say how much of the prompt the server found in its cache.
+        return Generation(text, n_prompt, n_prompt, 0, generated, reason, (time.perf_counter() - t0) * 1000)
