@@ -114,6 +114,51 @@ def cmd_reindex(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_search(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    root = Path(args.root).resolve() if args.root else find_root(Path.cwd())
+    index = CodeIndex(root, settings.index)
+    try:
+        if not args.no_reindex:
+            run_reindex(index, args.quiet)
+        hits = index.search(args.query, args.k)
+    finally:
+        index.close()
+    if args.json:
+        print(json.dumps([{"path": h.path, "start_line": h.start_line + 1, "end_line": h.end_line + 1,
+                           "kind": h.kind, "name": h.name, "score": round(h.score, 4), "text": h.text}
+                          for h in hits], ensure_ascii=False))
+        return 0
+    for rank, h in enumerate(hits, 1):
+        first = next((ln.strip() for ln in h.text.split("\n") if ln.strip()), "")
+        print(f"{rank:2d}. {h.score:.3f}  {h.path}:{h.start_line + 1}-{h.end_line + 1}  {h.kind} {h.name}".rstrip())
+        print(f"      {first[:100]}")
+    if not hits:
+        print(f"nothing found in {root}", file=sys.stderr)
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    root = Path(args.path).resolve()
+    directory = settings.index.directory_for(root)
+    if not (directory / "index.sqlite3").is_file():
+        raise RetrievalError(f"no index at {directory}; run: code-kb reindex {args.path}")
+    index = CodeIndex(root, settings.index)
+    try:
+        info = {"root": str(index.root), "index_dir": str(index.directory), **index.describe()}
+    finally:
+        index.close()
+    if args.json:
+        print(json.dumps(info))
+        return 0
+    info["size_on_disk"] = f"{info.pop('disk_bytes') / 1e6:.1f} MB"
+    width = max(len(k) for k in info)
+    for key, value in info.items():
+        print(f"{key.replace('_', ' '):<{width}}  {value}")
+    return 0
+
+
 def _requests(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
     if args.batch:
         stream = sys.stdin if args.batch == "-" else open(args.batch, encoding="utf-8")
@@ -295,6 +340,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("reindex", parents=[common], help="index a tree (incremental)")
     p.add_argument("path", nargs="?", default=".", help="root to index (default: .)")
     p.set_defaults(func=cmd_reindex)
+    p = sub.add_parser("search", parents=[common], help="ranked chunks of the index for a query")
+    p.add_argument("query")
+    p.add_argument("-k", type=int, default=10, help="how many chunks (default 10)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.add_argument("--root", help="the indexed root (default: nearest directory with .code-kb or .git)")
+    p.add_argument("--no-reindex", action="store_true", help="use the index as it is, without updating it")
+    p.set_defaults(func=cmd_search)
+    p = sub.add_parser("status", parents=[common], help="what the index of a tree holds")
+    p.add_argument("path", nargs="?", default=".", help="root of the indexed tree (default: .)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.set_defaults(func=cmd_status)
     p = sub.add_parser("context", parents=[common, model, cursor],
                        help="print the prompt code-kb would send the model at a position")
     p.set_defaults(func=cmd_context)

@@ -12,15 +12,28 @@ import pathspec
 
 log = logging.getLogger(__name__)
 
-# Never worth indexing, whatever .gitignore says.
+# Never worth indexing, whatever .gitignore says: tool state, vendored and build output.
 ALWAYS_IGNORED = [
-    ".git/", ".hg/", ".svn/", ".code-kb/", "node_modules/", "__pycache__/",
+    ".git/", ".hg/", ".svn/", ".code-kb/", "node_modules/", "__pycache__/", "vendor/",
     ".venv/", "venv/", ".tox/", ".mypy_cache/", ".pytest_cache/", ".ruff_cache/",
+    "dist/", "build/", "target/", ".next/", ".gradle/", "*.egg-info/",
     "*.pyc", "*.pyo", "*.so", "*.o", "*.a", "*.dll", "*.dylib", "*.exe",
     "*.gguf", "*.bin", "*.safetensors", "*.pt", "*.onnx", "*.faiss", "*.sqlite3",
     "*.png", "*.jpg", "*.jpeg", "*.gif", "*.ico", "*.pdf", "*.zip", "*.gz", "*.tar",
     "*.whl", "*.lock", "package-lock.json",
 ]
+
+# Secrets never enter the index, so they can never enter a prompt.
+SECRET_PATTERNS = [
+    ".env", ".env.*", "*.env", "*.pem", "*.key", "*.p12", "*.pfx", "*.jks", "*.keystore", "*.kdbx",
+    "id_rsa", "id_rsa.*", "id_dsa", "id_dsa.*", "id_ecdsa", "id_ecdsa.*", "id_ed25519", "id_ed25519.*",
+    ".netrc", ".pgpass", ".npmrc", ".pypirc", ".htpasswd", ".git-credentials", "credentials",
+    "credentials.json", "*credentials*.json", "service-account*.json", "secrets.y*ml", "*.secret",
+    ".ssh/", ".gnupg/", ".aws/", ".docker/config.json",
+]
+_PRIVATE_KEY = b"PRIVATE KEY-----"
+
+IGNORE_FILES = (".gitignore", ".code-kbignore")  # same syntax; each applies below its own directory
 
 _SNIFF_BYTES = 8192
 
@@ -48,17 +61,23 @@ class IgnoreRules:
         self._specs: list[tuple[str, pathspec.PathSpec]] = [
             ("", pathspec.GitIgnoreSpec.from_lines(ALWAYS_IGNORED + list(extra_patterns or [])))
         ]
+        self._secrets = pathspec.GitIgnoreSpec.from_lines(SECRET_PATTERNS)
         self._load(root, "")
 
     def _load(self, directory: Path, rel_dir: str) -> None:
-        ignore_file = directory / ".gitignore"
-        if ignore_file.is_file():
+        for name in IGNORE_FILES:
+            ignore_file = directory / name
+            if not ignore_file.is_file():
+                continue
             try:
                 lines = ignore_file.read_text(encoding="utf-8", errors="replace").splitlines()
             except OSError as exc:
                 log.warning("cannot read %s: %s", ignore_file, exc)
-                return
+                continue
             self._specs.append((rel_dir, pathspec.GitIgnoreSpec.from_lines(lines)))
+
+    def secret(self, rel_path: str, is_dir: bool) -> bool:
+        return self._secrets.match_file(rel_path + "/" if is_dir else rel_path)
 
     def enter(self, directory: Path, rel_dir: str) -> None:
         """Pick up the .gitignore of a directory the walk has just entered."""
@@ -106,13 +125,17 @@ def walk(root: Path, max_file_bytes: int, extra_ignores: list[str] | None = None
         kept = []
         for name in sorted(dirnames):
             rel = f"{rel_dir}/{name}" if rel_dir else name
-            if not (current / name).is_symlink() and not rules.ignored(rel, is_dir=True):
-                kept.append(name)
+            if (current / name).is_symlink() or rules.ignored(rel, is_dir=True):
+                continue
+            if rules.secret(rel, is_dir=True):
+                log.info("skipping %s/: it holds secrets", rel)
+                continue
+            kept.append(name)
         dirnames[:] = kept
         for name in sorted(filenames):
             rel = f"{rel_dir}/{name}" if rel_dir else name
             if not rules.ignored(rel, is_dir=False):
-                found = _accept(root, current / name, rel, max_file_bytes)
+                found = _accept(root, current / name, rel, max_file_bytes, rules)
                 if found is not None:
                     yield found
 
@@ -124,16 +147,19 @@ def check(root: Path, rel_path: str, max_file_bytes: int, extra_ignores: list[st
     parts = rel_path.split("/")
     for i in range(1, len(parts)):
         rel_dir = "/".join(parts[:i])
-        if rules.ignored(rel_dir, is_dir=True) or (root / rel_dir).is_symlink():
+        if rules.ignored(rel_dir, is_dir=True) or rules.secret(rel_dir, is_dir=True) or (root / rel_dir).is_symlink():
             return None
         rules.enter(root / rel_dir, rel_dir)
     if rules.ignored(rel_path, is_dir=False):
         return None
-    return _accept(root, root / rel_path, rel_path, max_file_bytes)
+    return _accept(root, root / rel_path, rel_path, max_file_bytes, rules)
 
 
-def _accept(root: Path, abs_path: Path, rel: str, max_file_bytes: int) -> SourceFile | None:
-    """Size, type and encoding checks; each refusal is one log line."""
+def _accept(root: Path, abs_path: Path, rel: str, max_file_bytes: int, rules: IgnoreRules) -> SourceFile | None:
+    """Secret, size, type and encoding checks; each refusal is one log line."""
+    if rules.secret(rel, is_dir=False):
+        log.info("skipping %s: it looks like a secret", rel)
+        return None
     try:
         st = abs_path.stat()
     except OSError as exc:
@@ -155,5 +181,8 @@ def _accept(root: Path, abs_path: Path, rel: str, max_file_bytes: int) -> Source
         return None
     if not sniff_text(head):
         log.info("skipping %s: binary or not UTF-8", rel)
+        return None
+    if _PRIVATE_KEY in head:
+        log.info("skipping %s: it holds a private key", rel)
         return None
     return SourceFile(rel, abs_path, st.st_size, st.st_mtime_ns)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from datetime import datetime, timezone
 import threading
 import time
 from dataclasses import dataclass, field
@@ -73,8 +74,11 @@ class CodeIndex:
     def store(self) -> Store:
         with self._lock:
             if self._store is None:
-                self._store = Store(self.directory, self.embedder.name)
-                self._store.load_vectors(self.embedder.dim)
+                store = Store(self.directory, self.embedder.name)
+                # The stored dimension spares loading the embedding model just to open the index.
+                known_dim = store.meta("dim")
+                store.load_vectors(int(known_dim) if known_dim else self.embedder.dim)
+                self._store = store
             return self._store
 
     @property
@@ -88,7 +92,8 @@ class CodeIndex:
             store = self.store
             return {"files": len(store.files()), "chunks": store.chunk_count(),
                     "vectors": int(store.vectors.ntotal), "faiss": "exact inner product (IndexFlatIP)",
-                    "embedding_model": self.embedder.name}
+                    "embedding_model": self.embedder.name, "updated_at": store.meta("updated_at"),
+                    "disk_bytes": store.disk_bytes()}
 
     def __len__(self) -> int:
         return self.store.chunk_count()
@@ -168,6 +173,7 @@ class CodeIndex:
             if stats.files_changed or stats.files_removed:
                 store.save_vectors()
             stats.chunks_total = store.chunk_count()
+            store.set_meta("updated_at", datetime.now(timezone.utc).isoformat(timespec="seconds"))
         stats.seconds = time.perf_counter() - t0
         log.info("index of %s updated: %s", self.root, stats.summary())
         return stats

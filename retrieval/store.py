@@ -121,6 +121,17 @@ class Store:
                 ("schema_version", str(SCHEMA_VERSION)), ("embedding_model", self.embedding_model)])
         return db
 
+    def meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.db:
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    def disk_bytes(self) -> int:
+        return sum(p.stat().st_size for p in self.directory.iterdir() if p.is_file())
+
     def files(self) -> dict[str, FileRecord]:
         rows = self.db.execute("SELECT path, hash, size, mtime_ns FROM files").fetchall()
         return {r[0]: FileRecord(*r) for r in rows}
@@ -227,6 +238,7 @@ class Store:
         tmp = path.with_suffix(f".tmp{os.getpid()}")
         faiss.write_index(self.vectors, str(tmp))
         os.replace(tmp, path)
+        self.set_meta("dim", str(self.vectors.d))
 
     def close(self) -> None:
         self.db.close()

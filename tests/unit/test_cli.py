@@ -97,3 +97,19 @@ def test_console_script_and_module_entry_point(indexed_repo: Path):
                          cwd=indexed_repo, check=True)
     result = json.loads(out.stdout)
     assert result["prompt_tokens"] > 0 and "token counts are estimates" in out.stderr
+
+
+def test_search_ranks_chunks_and_status_describes_the_index(indexed_repo: Path, capsys):
+    capsys.readouterr()
+    assert main(["search", "reduce a price by a percentage discount", "-k", "3", "--json", "-q"]) == 0
+    hits = json.loads(capsys.readouterr().out)
+    assert len(hits) == 3 and hits[0]["path"] == "shop/pricing.py" and hits[0]["name"] == "apply_discount"
+    assert hits[0]["score"] >= hits[1]["score"] >= hits[2]["score"]
+    assert main(["search", "inventory restock", "--no-reindex"]) == 0
+    assert " shop/inventory.py:" in capsys.readouterr().out
+    assert main(["status", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert (info["files"], info["embedding_model"]) == (7, "all-MiniLM-L6-v2")
+    assert info["chunks"] == info["vectors"] > 0 and info["disk_bytes"] > 0 and info["updated_at"]
+    assert main(["status", str(indexed_repo / "docs")]) == 1
+    assert "no index at" in capsys.readouterr().err

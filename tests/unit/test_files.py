@@ -39,3 +39,34 @@ def test_symlinked_directories_are_not_followed(tiny_repo: Path, tmp_path: Path)
     (outside / "leak.py").write_text("SECRET = 1\n")
     (tiny_repo / "link").symlink_to(outside, target_is_directory=True)
     assert not any(p.startswith("link/") for p in paths(tiny_repo))
+
+
+def test_secrets_vendored_and_build_folders_never_enter_the_index(tiny_repo: Path, caplog):
+    caplog.set_level(logging.INFO, logger="retrieval.files")
+    secrets = {
+        ".env": "API_TOKEN=abc\n", "config/.env.production": "DB_PASSWORD=x\n", "deploy/server.pem": "cert\n",
+        "keys/id_ed25519": "key\n", ".ssh/config": "Host x\n", "gcp/service-account-prod.json": "{}\n",
+        "shop/embedded_key.py": 'KEY = """-----BEGIN RSA PRIVATE KEY-----\nMIIE...\n"""\n',
+    }
+    vendored = {"dist/bundle.js": "x\n", "target/debug/out.rs": "fn main() {}\n",
+                "vendor/lib/dep.go": "package dep\n", ".venv/lib/site.py": "x = 1\n"}
+    for rel, text in {**secrets, **vendored}.items():
+        (tiny_repo / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tiny_repo / rel).write_text(text)
+    found = paths(tiny_repo)
+    assert not found & set(secrets) and not found & set(vendored)
+    assert "shop/pricing.py" in found
+    assert any("embedded_key.py" in r.message and "private key" in r.message for r in caplog.records)
+    assert any(".env" in r.message and "secret" in r.message for r in caplog.records)
+
+
+def test_code_kbignore_works_like_gitignore(tiny_repo: Path):
+    (tiny_repo / ".code-kbignore").write_text("docs/\n")
+    (tiny_repo / "shop" / ".code-kbignore").write_text("inventory.py\n")
+    found = paths(tiny_repo)
+    assert "docs/notes.txt" not in found and "shop/inventory.py" not in found and "shop/cart.py" in found
+    from retrieval.files import check
+
+    assert check(tiny_repo, "shop/inventory.py", 1_000_000) is None
+    assert check(tiny_repo, ".env", 1_000_000) is None
+    assert check(tiny_repo, "shop/cart.py", 1_000_000) is not None
