@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 from datetime import datetime, timezone
@@ -37,6 +38,8 @@ class Snippet:
     score: float
     kind: str
     name: str
+    chunk_id: int = -1
+    reason: str = ""  # which probes found it: "dense", "lexical" or both
 
 
 @dataclass
@@ -221,7 +224,7 @@ class CodeIndex:
 
     # -- search ---------------------------------------------------------------------
     def search(self, query: str, k: int, exclude_path: str | None = None) -> list[Snippet]:
-        """The k chunks nearest to `query`, best first, none from `exclude_path`."""
+        """The k chunks nearest to `query` by embedding, best first, none from `exclude_path`."""
         if not query.strip():
             return []
         store = self.store
@@ -232,21 +235,55 @@ class CodeIndex:
             # Over-fetch: some hits may come from the excluded file.
             want = min(store.vectors.ntotal, k * 3 + 8)
             scores, ids = store.vectors.search(vector, want)
-            chunks = store.chunks_by_id(int(i) for i in ids[0] if i >= 0)
+            hits = [(int(i), float(score)) for score, i in zip(scores[0], ids[0]) if i >= 0]
+            return self._snippets(hits, k, exclude_path, "dense")
+
+    def lexical_search(self, query: str, k: int, exclude_path: str | None = None) -> list[Snippet]:
+        """The k chunks that share the most (and rarest) identifiers with `query`: BM25 over FTS5."""
+        with self._lock:
+            hits = self.store.lexical_search(query, k * 3 + 8)
+            return self._snippets(hits, k, exclude_path, "lexical")
+
+    def _snippets(self, hits: list[tuple[int, float]], k: int, exclude_path: str | None, reason: str) -> list[Snippet]:
+        chunks = self.store.chunks_by_id(i for i, _ in hits)
         out = []
-        for score, i in zip(scores[0], ids[0]):
-            c = chunks.get(int(i))
+        for i, score in hits:
+            c = chunks.get(i)
             if c is None or c.path == exclude_path:
                 continue
-            out.append(Snippet(c.path, c.text, c.start_line, c.end_line, float(score), c.kind, c.name))
+            out.append(Snippet(c.path, c.text, c.start_line, c.end_line, score, c.kind, c.name, i, reason))
             if len(out) == k:
                 break
         return out
 
     def snippets(self, path: str, source: str, offset: int, limit: int | None = None) -> Sequence[Snippet]:
-        """Chunks from other files that help complete `source` at `offset` (engine's ContextSource)."""
+        """Chunks from other files that help complete `source` at `offset` (engine's ContextSource).
+
+        Two probes, fused by reciprocal rank: the lines before the cursor by meaning (embedding),
+        and the identifiers around the cursor by name (BM25), which finds the definition of a
+        symbol whose use the embedding barely sees.
+        """
+        k = limit or self.config.top_k
         before = source[:offset].splitlines()[-self.config.query_lines:]
-        return self.search("\n".join(before), limit or self.config.top_k, exclude_path=path)
+        line_end = source.find("\n", offset)
+        near = "\n".join(before[-4:]) + source[offset:line_end if line_end != -1 else len(source)]
+        ranked = [self.search("\n".join(before), k * 2, exclude_path=path),
+                  self.lexical_search(near, k * 2, exclude_path=path)]
+        return fuse(ranked, k)
+
+
+def fuse(rankings: list[list[Snippet]], k: int, rrf_k: int = 60) -> list[Snippet]:
+    """Reciprocal-rank fusion: each list adds 1/(rrf_k + rank) to a chunk's score."""
+    scores: dict[int, float] = {}
+    found: dict[int, Snippet] = {}
+    reasons: dict[int, list[str]] = {}
+    for ranking in rankings:
+        for rank, snippet in enumerate(ranking):
+            scores[snippet.chunk_id] = scores.get(snippet.chunk_id, 0.0) + 1.0 / (rrf_k + rank + 1)
+            found.setdefault(snippet.chunk_id, snippet)
+            reasons.setdefault(snippet.chunk_id, []).append(snippet.reason)
+    best = sorted(scores, key=lambda i: -scores[i])[:k]
+    return [dataclasses.replace(found[i], score=scores[i], reason="+".join(reasons[i])) for i in best]
 
 
 def _unchanged(old: FileRecord | None, f: SourceFile) -> bool:

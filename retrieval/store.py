@@ -24,10 +24,11 @@ import numpy as np
 
 from .chunking import Chunk
 from .errors import IndexLockedError
+from .lexical import FTS_TOKENIZER, identifier_tokens, match_query
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the lexical (FTS5) table
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -39,6 +40,7 @@ CREATE TABLE IF NOT EXISTS chunks (
     start_byte INTEGER NOT NULL, end_byte INTEGER NOT NULL,
     kind TEXT NOT NULL, name TEXT NOT NULL, text TEXT NOT NULL, text_hash TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS chunks_path ON chunks(path);
+CREATE VIRTUAL TABLE IF NOT EXISTS lexical USING fts5(tokens, tokenize="{tokenizer}");
 CREATE TABLE IF NOT EXISTS embeddings (
     model TEXT NOT NULL, text_hash TEXT NOT NULL, vector BLOB NOT NULL,
     PRIMARY KEY (model, text_hash));
@@ -116,7 +118,7 @@ class Store:
 
     def _init_meta(self, db: sqlite3.Connection) -> sqlite3.Connection:
         with db:
-            db.executescript(_SCHEMA)
+            db.executescript(_SCHEMA.replace("{tokenizer}", FTS_TOKENIZER))
             db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", [
                 ("schema_version", str(SCHEMA_VERSION)), ("embedding_model", self.embedding_model)])
         return db
@@ -161,6 +163,7 @@ class Store:
         with self.db:
             removed = self.chunk_ids(record.path)
             self.db.execute("DELETE FROM chunks WHERE path = ?", (record.path,))
+            self._forget_lexical(removed)
             self.db.executemany(
                 "INSERT OR IGNORE INTO embeddings VALUES (?, ?, ?)",
                 [(self.embedding_model, h, v.astype(np.float32).tobytes()) for h, v in new_vectors.items()])
@@ -171,6 +174,8 @@ class Store:
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (c.path, c.start_line, c.end_line, c.start_byte, c.end_byte, c.kind, c.name, c.text, c.text_hash))
                 added.append(int(cur.lastrowid))
+                self.db.execute("INSERT INTO lexical (rowid, tokens) VALUES (?, ?)",
+                                (cur.lastrowid, " ".join(identifier_tokens(f"{c.path} {c.name}\n{c.text}"))))
             self.db.execute("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?)",
                             (record.path, record.hash, record.size, record.mtime_ns))
         return removed, added
@@ -184,8 +189,24 @@ class Store:
         with self.db:
             removed = self.chunk_ids(path)
             self.db.execute("DELETE FROM chunks WHERE path = ?", (path,))
+            self._forget_lexical(removed)
             self.db.execute("DELETE FROM files WHERE path = ?", (path,))
         return removed
+
+    def _forget_lexical(self, ids: list[int]) -> None:
+        for i in range(0, len(ids), 500):
+            part = ids[i:i + 500]
+            self.db.execute(f"DELETE FROM lexical WHERE rowid IN ({','.join('?' * len(part))})", part)
+
+    def lexical_search(self, text: str, limit: int) -> list[tuple[int, float]]:
+        """(chunk id, BM25 score; higher is better) for chunks sharing identifiers with `text`."""
+        query = match_query(text)
+        if query is None:
+            return []
+        rows = self.db.execute(
+            "SELECT rowid, bm25(lexical) FROM lexical WHERE lexical MATCH ? ORDER BY bm25(lexical) LIMIT ?",
+            (query, limit)).fetchall()
+        return [(int(r[0]), -float(r[1])) for r in rows]
 
     def chunks_by_id(self, ids: Iterable[int]) -> dict[int, StoredChunk]:
         ids = list(ids)

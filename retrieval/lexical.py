@@ -1,0 +1,36 @@
+"""Identifier-aware tokens for BM25 (SQLite FTS5): `computeShippingCost` and `compute_shipping_cost` meet.
+
+Each identifier is kept whole and also split at camelCase and snake_case boundaries, lowercased.
+Keywords and one-letter names carry no signal for retrieval and are dropped.
+"""
+
+from __future__ import annotations
+
+import keyword
+import re
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_WORD = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
+STOPWORDS = frozenset(keyword.kwlist) | frozenset(
+    "self cls this none null true false var let const function func fn def return import from export "
+    "public private protected static void int str string bool float double char new the and for".split())
+
+# FTS5 keeps `_` inside tokens so whole snake_case identifiers stay one token.
+FTS_TOKENIZER = "unicode61 tokenchars '_'"
+
+
+def identifier_tokens(text: str) -> list[str]:
+    out: list[str] = []
+    for ident in _IDENTIFIER.findall(text):
+        whole = ident.lower()
+        parts = [w.lower() for piece in ident.split("_") for w in _WORD.findall(piece)]
+        for token in [whole, *parts] if len(parts) > 1 else [whole]:
+            if len(token) > 1 and token not in STOPWORDS:
+                out.append(token)
+    return out
+
+
+def match_query(text: str, max_terms: int = 32) -> str | None:
+    """An FTS5 MATCH expression: any of the query's distinct identifier tokens, rarest words first kept."""
+    terms = list(dict.fromkeys(identifier_tokens(text)))[-max_terms:]
+    return " OR ".join(f'"{t}"' for t in terms) if terms else None

@@ -1,0 +1,45 @@
+"""Lexical retrieval (BM25 over identifier tokens in SQLite FTS5) and its fusion with the dense probe."""
+
+from pathlib import Path
+
+from retrieval import CodeIndex, IndexConfig
+from retrieval.lexical import identifier_tokens, match_query
+from tests.fixtures.hash_embedder import HashEmbedder
+
+
+def test_identifiers_split_at_case_and_underscores():
+    assert identifier_tokens("total = computeShippingCost(cart)") == [
+        "total", "computeshippingcost", "compute", "shipping", "cost", "cart"]
+    assert identifier_tokens("def compute_shipping_cost(self, HTTPServer):") == [
+        "compute_shipping_cost", "compute", "shipping", "cost", "httpserver", "http", "server"]
+    assert match_query("return x") is None  # keywords and one-letter names carry no signal
+
+
+def test_lexical_search_finds_a_definition_by_the_parts_of_its_name(tiny_repo: Path):
+    (tiny_repo / "shop" / "shipping.py").write_text(
+        "def compute_shipping_cost(weight_kg: float, zone: str) -> float:\n    return 4.5 + weight_kg * 1.2\n")
+    index = CodeIndex(tiny_repo, IndexConfig(), embedder=HashEmbedder())
+    index.reindex()
+    hits = index.lexical_search("total = computeShippingCost(", 3)
+    assert hits[0].path == "shop/shipping.py" and hits[0].name == "compute_shipping_cost"
+    assert hits[0].reason == "lexical"
+    assert all(h.path != "shop/shipping.py" for h in index.lexical_search("shipping", 5, "shop/shipping.py"))
+
+
+def test_snippets_fuse_both_probes_and_keep_the_lexical_only_hit(tiny_repo: Path, minilm):
+    (tiny_repo / "shop" / "shipping.py").write_text(
+        "def compute_shipping_cost(weight_kg: float, zone: str) -> float:\n    return 4.5 + weight_kg * 1.2\n")
+    index = CodeIndex(tiny_repo, IndexConfig(), embedder=minilm)
+    index.reindex()
+    source = "from shop.cart import Cart\n\n\ndef quote(cart: Cart, zone: str) -> float:\n    fee = computeShippingCost("
+    snippets = index.snippets("shop/quote.py", source, len(source), limit=4)
+    assert len(snippets) == 4
+    shipping = next(s for s in snippets if s.path == "shop/shipping.py")
+    assert "lexical" in shipping.reason
+    assert all(s.reason in {"dense", "lexical", "dense+lexical"} for s in snippets)
+    assert [s.score for s in snippets] == sorted((s.score for s in snippets), reverse=True)
+    # The lexical rows follow the chunks: an edited file is found by its new names only.
+    (tiny_repo / "shop" / "shipping.py").write_text("def freight_fee(weight_kg):\n    return weight_kg * 2\n")
+    index.update_files(["shop/shipping.py"])
+    assert index.lexical_search("computeCost", 3) == []  # "shipping" alone would still match its path
+    assert index.lexical_search("freightFee", 3)[0].path == "shop/shipping.py"
