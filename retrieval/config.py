@@ -18,6 +18,7 @@ class IndexConfig:
     top_k: int = 8
     query_lines: int = 12  # lines before the cursor that make the search query
     extra_ignores: tuple[str, ...] = ()
+    ivf_threshold: int = 50_000  # vectors; below it search is exact, above it approximate (IVF)
 
     def directory_for(self, root: Path) -> Path:
         return (self.index_dir or root / ".code-kb").resolve()

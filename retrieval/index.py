@@ -77,7 +77,7 @@ class CodeIndex:
     def store(self) -> Store:
         with self._lock:
             if self._store is None:
-                store = Store(self.directory, self.embedder.name)
+                store = Store(self.directory, self.embedder.name, self.config.ivf_threshold)
                 # The stored dimension spares loading the embedding model just to open the index.
                 known_dim = store.meta("dim")
                 store.load_vectors(int(known_dim) if known_dim else self.embedder.dim)
@@ -94,7 +94,7 @@ class CodeIndex:
         with self._lock:
             store = self.store
             return {"files": len(store.files()), "chunks": store.chunk_count(),
-                    "vectors": int(store.vectors.ntotal), "faiss": "exact inner product (IndexFlatIP)",
+                    "vectors": int(store.vectors.ntotal), "faiss": store.describe_vectors(),
                     "embedding_model": self.embedder.name, "updated_at": store.meta("updated_at"),
                     "disk_bytes": store.disk_bytes()}
 
@@ -173,7 +173,9 @@ class CodeIndex:
             if progress:
                 progress(n, len(candidates), f.path)
         with self._lock:
-            if stats.files_changed or stats.files_removed:
+            if store.wants_rebuild(store.vectors):
+                store.rebuild_vectors()
+            elif stats.files_changed or stats.files_removed:
                 store.save_vectors()
             stats.chunks_total = store.chunk_count()
             store.set_meta("updated_at", datetime.now(timezone.utc).isoformat(timespec="seconds"))

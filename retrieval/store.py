@@ -9,6 +9,7 @@ A store from another schema version or embedding model is discarded and rebuilt.
 from __future__ import annotations
 
 import errno
+import hashlib
 import fcntl
 import logging
 import os
@@ -72,9 +73,10 @@ class Store:
     DB_NAME = "index.sqlite3"
     FAISS_NAME = "vectors.faiss"
 
-    def __init__(self, directory: Path, embedding_model: str) -> None:
+    def __init__(self, directory: Path, embedding_model: str, ivf_threshold: int = 50_000) -> None:
         self.directory = directory
         self.embedding_model = embedding_model
+        self.ivf_threshold = ivf_threshold
         directory.mkdir(parents=True, exist_ok=True)
         ignore = directory / ".gitignore"
         if not ignore.exists():
@@ -225,33 +227,67 @@ class Store:
 
     # -- FAISS --------------------------------------------------------------------
     def load_vectors(self, dim: int) -> faiss.Index:
-        """The FAISS index, rebuilt from SQLite when missing, corrupt or inconsistent."""
+        """The FAISS index, rebuilt from SQLite when missing, corrupt, inconsistent or of the wrong kind."""
         path = self.directory / self.FAISS_NAME
-        expected = sorted(r[0] for r in self.db.execute("SELECT id FROM chunks"))
+        ids = self._chunk_ids_sorted()
         index = None
         if path.exists():
             try:
                 index = faiss.read_index(str(path))
             except RuntimeError as exc:
                 log.warning("vector index %s is unreadable (%s); rebuilding it from the cached embeddings", path, exc)
-        if index is not None and (index.d != dim or _ids(index) != expected):
+        if index is not None and (index.d != dim or index.ntotal != len(ids)
+                                  or self.meta("vector_ids") != _digest(ids)):
             log.warning("vector index %s holds %d vectors of dim %d, expected %d of dim %d; rebuilding it",
-                        path, index.ntotal, index.d, len(expected), dim)
+                        path, index.ntotal, index.d, len(ids), dim)
             index = None
-        if index is None:
-            index = self._rebuild_vectors(dim)
-            self.vectors = index
+        if index is None or self.wants_rebuild(index):
+            self.vectors = self._rebuild_vectors(dim, ids)
             self.save_vectors()
-        self.vectors = index
-        return index
+        else:
+            self.vectors = index
+        return self.vectors
 
-    def _rebuild_vectors(self, dim: int) -> faiss.Index:
-        index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
-        ids = [r[0] for r in self.db.execute("SELECT id FROM chunks ORDER BY id")]
+    def _chunk_ids_sorted(self) -> list[int]:
+        return [r[0] for r in self.db.execute("SELECT id FROM chunks ORDER BY id")]
+
+    def wants_rebuild(self, index: faiss.Index) -> bool:
+        """Exact search below the threshold; IVF above it, retrained when the index outgrew its training."""
+        n = index.ntotal
+        if _is_ivf(index):
+            trained = int(self.meta("ivf_trained_on") or 0)
+            return n < self.ivf_threshold // 2 or n > 4 * max(trained, 1)
+        return n >= self.ivf_threshold
+
+    def rebuild_vectors(self) -> None:
+        """Re-derive the FAISS index from the cached embeddings (no model call)."""
+        assert self.vectors is not None
+        self.vectors = self._rebuild_vectors(self.vectors.d, self._chunk_ids_sorted())
+        self.save_vectors()
+
+    def _rebuild_vectors(self, dim: int, ids: list[int]) -> faiss.Index:
+        if len(ids) >= self.ivf_threshold:
+            # About 4 sqrt(n) lists, but at least 39 training points a list, as k-means wants.
+            nlist = max(1, min(int(4 * len(ids) ** 0.5), len(ids) // 39))
+            index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+            sample = ids if len(ids) <= 64 * nlist else [ids[i] for i in range(0, len(ids), len(ids) // (64 * nlist))]
+            index.train(self.vectors_for(sample))
+            index.nprobe = min(nlist, max(8, nlist // 16))
+            self.set_meta("ivf_trained_on", str(len(ids)))
+            log.info("vector index: IVF with %d lists over %d vectors (nprobe %d)", nlist, len(ids), index.nprobe)
+        else:
+            index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
         for i in range(0, len(ids), 4096):
             part = ids[i:i + 4096]
             index.add_with_ids(self.vectors_for(part), np.asarray(part, dtype=np.int64))
         return index
+
+    def describe_vectors(self) -> str:
+        index = self.vectors
+        if index is not None and _is_ivf(index):
+            ivf = faiss.extract_index_ivf(index)
+            return f"IVF, {ivf.nlist} lists, nprobe {ivf.nprobe} (approximate)"
+        return "flat inner product (exact)"
 
     def save_vectors(self) -> None:
         assert self.vectors is not None
@@ -260,15 +296,19 @@ class Store:
         faiss.write_index(self.vectors, str(tmp))
         os.replace(tmp, path)
         self.set_meta("dim", str(self.vectors.d))
+        # What the file holds, so a crash between a SQLite commit and this save is noticed on load.
+        self.set_meta("vector_ids", _digest(self._chunk_ids_sorted()))
 
     def close(self) -> None:
         self.db.close()
 
 
-def _ids(index: faiss.Index) -> list[int] | None:
-    """The ids an IndexIDMap holds, sorted; None for an index of another shape."""
-    id_map = getattr(faiss.downcast_index(index), "id_map", None)
-    return None if id_map is None else sorted(faiss.vector_to_array(id_map).tolist())
+def _digest(ids: list[int]) -> str:
+    return hashlib.sha1(np.asarray(ids, dtype=np.int64).tobytes()).hexdigest()
+
+
+def _is_ivf(index: faiss.Index) -> bool:
+    return isinstance(faiss.downcast_index(index), faiss.IndexIVF)
 
 
 def _has_meta(db: sqlite3.Connection) -> bool:
