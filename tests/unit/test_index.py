@@ -191,9 +191,9 @@ def test_search_answers_while_a_long_index_is_embedding(tiny_repo: Path):
 def test_large_index_switches_to_ivf_and_back(tiny_repo: Path, hash_embedder: HashEmbedder):
     for i in range(30):  # enough chunks to cross a low threshold
         (tiny_repo / "shop" / f"gen_{i}.py").write_text(f"def generated_{i}(value):\n    return value * {i}\n")
-    index = CodeIndex(tiny_repo, IndexConfig(ivf_threshold=20), embedder=hash_embedder)
+    index = CodeIndex(tiny_repo, IndexConfig(ivf_threshold=30), embedder=hash_embedder)
     stats = index.reindex()
-    assert stats.chunks_total >= 20
+    assert stats.chunks_total >= 30
     info = index.describe()
     assert info["faiss"].startswith("IVF") and info["vectors"] == info["chunks"]
     hits = index.search("shop gen py function generated_ def generated_(value):\n    return value *", k=5)
@@ -206,5 +206,5 @@ def test_large_index_switches_to_ivf_and_back(tiny_repo: Path, hash_embedder: Ha
     assert index.store.vectors.ntotal == len(index)
     # Reopened from disk, it is consistent and not rebuilt.
     index.close()
-    again = CodeIndex(tiny_repo, IndexConfig(ivf_threshold=20), embedder=hash_embedder)
+    again = CodeIndex(tiny_repo, IndexConfig(ivf_threshold=30), embedder=hash_embedder)
     assert again.describe()["vectors"] == again.describe()["chunks"]
