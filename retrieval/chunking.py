@@ -32,6 +32,7 @@ class Chunk:
     kind: str  # function, method, class, type, constant, impl, namespace, macro, module (code between), window
     name: str
     text: str
+    defines: tuple[str, ...] = ()  # qualified names defined in this chunk, members of a whole class included
 
     @property
     def text_hash(self) -> str:
@@ -237,9 +238,13 @@ class _TreeChunker:
         kind = self.spec.kinds[definition.type]
         if in_container and kind == "function":
             kind = "method"
-        if last - first + 1 <= self.config.max_chunk_lines:
-            return [self._span(first, last, kind, name)]
         body = definition.child_by_field_name("body")
+        if last - first + 1 <= self.config.max_chunk_lines:
+            members = ()
+            if body is not None and definition.type in self.spec.containers:
+                members = tuple(f"{name}.{self._name(d)}" for c in self._members(body.children)
+                                if (d := self._definition(c)) is not None)
+            return [self._span(first, last, kind, name, (name, *members))]
         if definition.type in self.spec.containers and body is not None:
             members = [c for c in self._members(body.children) if self._definition(c) is not None]
             if members:
@@ -260,7 +265,7 @@ class _TreeChunker:
             if b - a > self.config.max_chunk_lines:  # one statement longer than a chunk: windows
                 out += _windows(self.path, self.text, a, b - 1, kind, name, self.config, self.starts)
             else:
-                out.append(self._span(a, b - 1, kind, name))
+                out.append(self._span(a, b - 1, kind, name, (name,) if a == first else ()))
         return [c for c in out if c.text.strip()]
 
     def _merge_tiny(self, chunks: list[Chunk]) -> list[Chunk]:
@@ -273,7 +278,7 @@ class _TreeChunker:
                 prev = out[-1]
                 kind = prev.kind if prev.kind == c.kind or prev.kind in _HEADERS else "module"
                 names = ", ".join(n for n in (prev.name, c.name) if n)
-                out[-1] = self._span(prev.start_line, c.end_line, kind, names[:120])
+                out[-1] = self._span(prev.start_line, c.end_line, kind, names[:120], prev.defines + c.defines)
             else:
                 out.append(c)
                 in_run = tiny
@@ -312,10 +317,10 @@ class _TreeChunker:
     def _gap(self, first: int, last: int, kind: str, name: str) -> list[Chunk]:
         return _windows(self.path, self.text, first, last, kind, name, self.config, self.starts)
 
-    def _span(self, first: int, last: int, kind: str, name: str) -> Chunk:
+    def _span(self, first: int, last: int, kind: str, name: str, defines: tuple[str, ...] = ()) -> Chunk:
         b0, b1 = self.starts[first], self.starts[min(last + 1, self.n_lines)]
         return Chunk(self.path, first, last, b0, b1, kind, name,
-                     self.data[b0:b1].decode("utf-8", errors="replace"))
+                     self.data[b0:b1].decode("utf-8", errors="replace"), defines)
 
 
 def _walk(node):

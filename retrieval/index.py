@@ -20,6 +20,7 @@ from .embedding import Embedder, SentenceTransformerEmbedder
 from .errors import RetrievalError
 from .files import SourceFile, check, walk
 from .store import FileRecord, Store, write_lock
+from .symbols import wanted_names
 
 log = logging.getLogger(__name__)
 
@@ -246,6 +247,17 @@ class CodeIndex:
             hits = self.store.lexical_search(query, k * 3 + 8)
             return self._snippets(hits, k, exclude_path, "lexical")
 
+    def symbol_search(self, names: list[str], k: int, exclude_path: str | None = None) -> list[Snippet]:
+        """Chunks that define `names`, in the order of the names (nearest to the cursor first)."""
+        if not names:
+            return []
+        with self._lock:
+            rows = self.store.definitions_of(names)
+            hits = list({chunk_id: (chunk_id, 1.0 / (rank + 1)) for rank, (_, chunk_id, _) in
+                         reversed(list(enumerate(rows)))}.values())
+            hits.sort(key=lambda h: -h[1])
+            return self._snippets(hits, k, exclude_path, "symbol")
+
     def _snippets(self, hits: list[tuple[int, float]], k: int, exclude_path: str | None, reason: str) -> list[Snippet]:
         chunks = self.store.chunks_by_id(i for i, _ in hits)
         out = []
@@ -261,16 +273,18 @@ class CodeIndex:
     def snippets(self, path: str, source: str, offset: int, limit: int | None = None) -> Sequence[Snippet]:
         """Chunks from other files that help complete `source` at `offset` (engine's ContextSource).
 
-        Two probes, fused by reciprocal rank: the lines before the cursor by meaning (embedding),
-        and the identifiers around the cursor by name (BM25), which finds the definition of a
-        symbol whose use the embedding barely sees.
+        Three probes, fused by reciprocal rank: the lines before the cursor by meaning (embedding);
+        the identifiers around the cursor by name (BM25), which finds a definition whose use the
+        embedding barely sees; and the definitions of the names used just before the cursor and
+        imported by the file (the symbol table).
         """
         k = limit or self.config.top_k
         before = source[:offset].splitlines()[-self.config.query_lines:]
         line_end = source.find("\n", offset)
         near = "\n".join(before[-4:]) + source[offset:line_end if line_end != -1 else len(source)]
         ranked = [self.search("\n".join(before), k * 2, exclude_path=path),
-                  self.lexical_search(near, k * 2, exclude_path=path)]
+                  self.lexical_search(near, k * 2, exclude_path=path),
+                  self.symbol_search(wanted_names(source, offset), k * 2, exclude_path=path)]
         return fuse(ranked, k)
 
 

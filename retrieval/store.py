@@ -26,10 +26,11 @@ import numpy as np
 from .chunking import Chunk
 from .errors import IndexLockedError
 from .lexical import FTS_TOKENIZER, identifier_tokens, match_query
+from .symbols import definitions
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2  # 2: the lexical (FTS5) table
+SCHEMA_VERSION = 3  # 2: the lexical (FTS5) table; 3: the symbol table
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -42,6 +43,11 @@ CREATE TABLE IF NOT EXISTS chunks (
     kind TEXT NOT NULL, name TEXT NOT NULL, text TEXT NOT NULL, text_hash TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS chunks_path ON chunks(path);
 CREATE VIRTUAL TABLE IF NOT EXISTS lexical USING fts5(tokens, tokenize="{tokenizer}");
+CREATE TABLE IF NOT EXISTS symbols (
+    name TEXT NOT NULL, qualified TEXT NOT NULL, kind TEXT NOT NULL, path TEXT NOT NULL,
+    line INTEGER NOT NULL, signature TEXT NOT NULL, chunk_id INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS symbols_name ON symbols(name);
+CREATE INDEX IF NOT EXISTS symbols_chunk ON symbols(chunk_id);
 CREATE TABLE IF NOT EXISTS embeddings (
     model TEXT NOT NULL, text_hash TEXT NOT NULL, vector BLOB NOT NULL,
     PRIMARY KEY (model, text_hash));
@@ -178,6 +184,8 @@ class Store:
                 added.append(int(cur.lastrowid))
                 self.db.execute("INSERT INTO lexical (rowid, tokens) VALUES (?, ?)",
                                 (cur.lastrowid, " ".join(identifier_tokens(f"{c.path} {c.name}\n{c.text}"))))
+                self.db.executemany("INSERT INTO symbols VALUES (?, ?, ?, ?, ?, ?, ?)",
+                                    [(*d, cur.lastrowid) for d in definitions(c)])
             self.db.execute("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?)",
                             (record.path, record.hash, record.size, record.mtime_ns))
         return removed, added
@@ -198,7 +206,20 @@ class Store:
     def _forget_lexical(self, ids: list[int]) -> None:
         for i in range(0, len(ids), 500):
             part = ids[i:i + 500]
-            self.db.execute(f"DELETE FROM lexical WHERE rowid IN ({','.join('?' * len(part))})", part)
+            marks = ",".join("?" * len(part))
+            self.db.execute(f"DELETE FROM lexical WHERE rowid IN ({marks})", part)
+            self.db.execute(f"DELETE FROM symbols WHERE chunk_id IN ({marks})", part)
+
+    def definitions_of(self, names: list[str]) -> list[tuple[str, int, str]]:
+        """(name, chunk id, signature) of every definition named one of `names`, in the order of `names`."""
+        out: list[tuple[str, int, str]] = []
+        for i in range(0, len(names), 500):
+            part = names[i:i + 500]
+            rows = self.db.execute(f"SELECT name, chunk_id, signature FROM symbols WHERE name IN "
+                                   f"({','.join('?' * len(part))})", part).fetchall()
+            order = {n: j for j, n in enumerate(part)}
+            out += sorted(rows, key=lambda r: order[r[0]])
+        return out
 
     def lexical_search(self, text: str, limit: int) -> list[tuple[int, float]]:
         """(chunk id, BM25 score; higher is better) for chunks sharing identifiers with `text`."""

@@ -36,10 +36,31 @@ def test_snippets_fuse_both_probes_and_keep_the_lexical_only_hit(tiny_repo: Path
     assert len(snippets) == 4
     shipping = next(s for s in snippets if s.path == "shop/shipping.py")
     assert "lexical" in shipping.reason
-    assert all(s.reason in {"dense", "lexical", "dense+lexical"} for s in snippets)
+    assert all(set(s.reason.split("+")) <= {"dense", "lexical", "symbol"} for s in snippets)
     assert [s.score for s in snippets] == sorted((s.score for s in snippets), reverse=True)
     # The lexical rows follow the chunks: an edited file is found by its new names only.
     (tiny_repo / "shop" / "shipping.py").write_text("def freight_fee(weight_kg):\n    return weight_kg * 2\n")
     index.update_files(["shop/shipping.py"])
     assert index.lexical_search("computeCost", 3) == []  # "shipping" alone would still match its path
     assert index.lexical_search("freightFee", 3)[0].path == "shop/shipping.py"
+
+
+def test_symbol_table_finds_definitions_of_names_before_the_cursor_and_imports(tiny_repo: Path):
+    from retrieval.symbols import wanted_names
+
+    index = CodeIndex(tiny_repo, IndexConfig(), embedder=HashEmbedder())
+    index.reindex()
+    source = ("from shop.inventory import Inventory\n\n\n"
+              "def price_with_tax(table, amount: float) -> float:\n    return table.with_tax(")
+    names = wanted_names(source, len(source))
+    assert names[:3] == ["with_tax", "table", "amount"] and "Inventory" in names
+    hits = index.symbol_search(names, 5, exclude_path="shop/quote.py")
+    # with_tax is a method inside the small TaxTable chunk; the import names the Inventory class.
+    assert [h.name for h in hits[:2]] == ["TaxTable", "Inventory"]
+    assert all(h.reason == "symbol" for h in hits)
+    fused = index.snippets("shop/quote.py", source, len(source), limit=5)
+    assert {"TaxTable", "Inventory"} <= {s.name for s in fused}
+    # Deleting the defining file drops its symbols.
+    (tiny_repo / "shop" / "pricing.py").unlink()
+    index.reindex()
+    assert all(h.name != "TaxTable" for h in index.symbol_search(["with_tax"], 5))
