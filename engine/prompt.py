@@ -58,7 +58,8 @@ class EstimateTokenizer:
 
 @dataclass
 class Part:
-    """One segment of the prompt. `kind` is snippet, prefix, suffix, or template (markers, headers)."""
+    """One segment of the prompt. `kind` is snippet (a retrieved chunk), signature (only a retrieved
+    chunk's first line, when the budget is tight), prefix, suffix, or template (markers, headers)."""
 
     kind: str
     text: str
@@ -97,7 +98,7 @@ class Prompt:
         return "".join(s.text for s in self.segments)
 
     def snippet_paths(self) -> list[str]:
-        return list(dict.fromkeys(p.path for p in self.parts if p.kind == "snippet"))
+        return list(dict.fromkeys(p.path for p in self.parts if p.kind in ("snippet", "signature")))
 
     def to_dict(self, path: str, line: int, col: int) -> dict:
         """The stable `code-kb context --json` shape (see README.md)."""
@@ -165,8 +166,12 @@ class PromptBuilder:
             used_s += cost("s", s_last)
         remaining = available - used_p - used_s
 
-        # 2. Snippets in rank order, whole or cut at a line boundary.
-        chosen: list[Part] = []
+        def shown(p: Part) -> bool:  # a chunk of this file that the prefix or suffix already shows
+            return p.path == path and p.start_line <= cursor_line + max(s_last, 0) and p.end_line >= p_first
+
+        # 2. Snippets in rank order, whole, cut at a line boundary, or as their first line (the
+        # signature) when nothing more fits.
+        chosen: list[tuple[list[Part], Part]] = []
         for snip in snippets:
             header = self._file_header(snip.path, path)
             header_cost = sum(len(h.tokens) for h in header)
@@ -177,10 +182,15 @@ class PromptBuilder:
                 if spent + c > remaining:
                     break
                 take, spent = take + 1, spent + c
-            if take == 0 or (take < len(lines) and take < self.shares.min_snippet_lines):
-                continue
+            kind = "snippet"
+            if take < len(lines) and take < self.shares.min_snippet_lines:
+                if take == 0:
+                    continue
+                take, kind = 1, "signature"
             text = "\n".join(lines[:take]) + "\n"
-            body = Part("snippet", text, snip.path, snip.start_line, snip.start_line + take - 1, enc(text))
+            body = Part(kind, text, snip.path, snip.start_line, snip.start_line + take - 1, enc(text))
+            if shown(body):
+                continue
             chosen.append((header, body))
             remaining -= header_cost + len(body.tokens)
 
@@ -197,6 +207,7 @@ class PromptBuilder:
         prefix_part = Part("prefix", prefix, path, p_first, cursor_line, enc(prefix))
         suffix_part = Part("suffix", suffix, path, cursor_line, cursor_line + max(s_last, 0), enc(suffix))
 
+        chosen = [(header, body) for header, body in chosen if not shown(body)]  # the view may have grown
         context: list[Part] = []
         # Best snippet last: nearest to the code being completed.
         for header, body in reversed(chosen):

@@ -17,6 +17,7 @@ class IndexConfig:
     max_chunk_lines: int = 80
     top_k: int = 8
     query_lines: int = 12  # lines before the cursor that make the search query
+    cursor_margin_lines: int = 30  # the current file's chunks this close to the cursor are not retrieved
     extra_ignores: tuple[str, ...] = ()
     ivf_threshold: int = 50_000  # vectors; below it search is exact, above it approximate (IVF)
 

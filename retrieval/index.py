@@ -226,8 +226,10 @@ class CodeIndex:
             store.vectors.remove_ids(np.asarray(removed_all, dtype=np.int64))
 
     # -- search ---------------------------------------------------------------------
-    def search(self, query: str, k: int, exclude_path: str | None = None) -> list[Snippet]:
-        """The k chunks nearest to `query` by embedding, best first, none from `exclude_path`."""
+    # `exclude_path` drops that file's chunks; with `around` (first, last line) only those overlapping it.
+    def search(self, query: str, k: int, exclude_path: str | None = None,
+               around: tuple[int, int] | None = None) -> list[Snippet]:
+        """The k chunks nearest to `query` by embedding, best first."""
         if not query.strip():
             return []
         store = self.store
@@ -239,15 +241,17 @@ class CodeIndex:
             want = min(store.vectors.ntotal, k * 3 + 8)
             scores, ids = store.vectors.search(vector, want)
             hits = [(int(i), float(score)) for score, i in zip(scores[0], ids[0]) if i >= 0]
-            return self._snippets(hits, k, exclude_path, "dense")
+            return self._snippets(hits, k, exclude_path, around, "dense")
 
-    def lexical_search(self, query: str, k: int, exclude_path: str | None = None) -> list[Snippet]:
+    def lexical_search(self, query: str, k: int, exclude_path: str | None = None,
+                       around: tuple[int, int] | None = None) -> list[Snippet]:
         """The k chunks that share the most (and rarest) identifiers with `query`: BM25 over FTS5."""
         with self._lock:
             hits = self.store.lexical_search(query, k * 3 + 8)
-            return self._snippets(hits, k, exclude_path, "lexical")
+            return self._snippets(hits, k, exclude_path, around, "lexical")
 
-    def symbol_search(self, names: list[str], k: int, exclude_path: str | None = None) -> list[Snippet]:
+    def symbol_search(self, names: list[str], k: int, exclude_path: str | None = None,
+                      around: tuple[int, int] | None = None) -> list[Snippet]:
         """Chunks that define `names`, in the order of the names (nearest to the cursor first)."""
         if not names:
             return []
@@ -256,14 +260,16 @@ class CodeIndex:
             hits = list({chunk_id: (chunk_id, 1.0 / (rank + 1)) for rank, (_, chunk_id, _) in
                          reversed(list(enumerate(rows)))}.values())
             hits.sort(key=lambda h: -h[1])
-            return self._snippets(hits, k, exclude_path, "symbol")
+            return self._snippets(hits, k, exclude_path, around, "symbol")
 
-    def _snippets(self, hits: list[tuple[int, float]], k: int, exclude_path: str | None, reason: str) -> list[Snippet]:
+    def _snippets(self, hits: list[tuple[int, float]], k: int, exclude_path: str | None,
+                  around: tuple[int, int] | None, reason: str) -> list[Snippet]:
         chunks = self.store.chunks_by_id(i for i, _ in hits)
         out = []
         for i, score in hits:
             c = chunks.get(i)
-            if c is None or c.path == exclude_path:
+            if c is None or (c.path == exclude_path and (
+                    around is None or (c.start_line <= around[1] and c.end_line >= around[0]))):
                 continue
             out.append(Snippet(c.path, c.text, c.start_line, c.end_line, score, c.kind, c.name, i, reason))
             if len(out) == k:
@@ -282,9 +288,13 @@ class CodeIndex:
         before = source[:offset].splitlines()[-self.config.query_lines:]
         line_end = source.find("\n", offset)
         near = "\n".join(before[-4:]) + source[offset:line_end if line_end != -1 else len(source)]
-        ranked = [self.search("\n".join(before), k * 2, exclude_path=path),
-                  self.lexical_search(near, k * 2, exclude_path=path),
-                  self.symbol_search(wanted_names(source, offset), k * 2, exclude_path=path)]
+        # The current file's own chunks count, except around the cursor: the prompt shows that part
+        # (the prompt builder drops any that overlap what it shows).
+        cursor_line = source.count("\n", 0, offset)
+        around = (cursor_line - self.config.cursor_margin_lines, cursor_line + self.config.cursor_margin_lines)
+        ranked = [self.search("\n".join(before), k * 2, path, around),
+                  self.lexical_search(near, k * 2, path, around),
+                  self.symbol_search(wanted_names(source, offset), k * 2, path, around)]
         return fuse(ranked, k)
 
 

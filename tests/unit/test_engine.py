@@ -147,3 +147,18 @@ def test_prompt_without_a_model_uses_estimates():
     assert prompt.template == "qwen2.5-coder" and 0 < prompt.n_tokens <= 300
     with pytest.raises(ModelNotConfiguredError):
         completer.complete("calc/shapes.py", SOURCE, CURSOR, None)
+
+
+def test_tight_budget_keeps_signatures_and_drops_what_the_prefix_shows(completer: Completer):
+    big = FixedSnippet("lib/big.py", "def big_helper(a, b):\n" + "".join(
+        f"    step_{i}(alpha, beta, gamma, delta, epsilon, zeta, eta, theta)\n" for i in range(60)), 0, 60)
+    same_file_far = FixedSnippet("calc/shapes.py", "def area(radius):\n    return math.pi * radius ** 2\n", 3, 4)
+    prompt, _ = completer.prompt("calc/shapes.py", SOURCE, CURSOR, FixedSource(big, same_file_far), "demo",
+                                 budget_tokens=200)
+    kinds = {(p.kind, p.path) for p in prompt.parts}
+    assert ("signature", "lib/big.py") in kinds
+    signature = next(p for p in prompt.parts if p.kind == "signature")
+    assert signature.text == "def big_helper(a, b):\n" and signature.start_line == signature.end_line == 0
+    # `area` (lines 3-4) is inside the prefix the prompt shows: it is not repeated as a snippet.
+    assert all(p.kind in ("prefix", "suffix") for p in prompt.parts if p.path == "calc/shapes.py")
+    assert prompt.n_tokens <= 200

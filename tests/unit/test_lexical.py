@@ -64,3 +64,18 @@ def test_symbol_table_finds_definitions_of_names_before_the_cursor_and_imports(t
     (tiny_repo / "shop" / "pricing.py").unlink()
     index.reindex()
     assert all(h.name != "TaxTable" for h in index.symbol_search(["with_tax"], 5))
+
+
+def test_current_file_chunks_far_from_the_cursor_can_be_retrieved(tiny_repo: Path):
+    long_file = tiny_repo / "shop" / "report.py"
+    filler = "".join(f"LINE_{i} = {i}\n" for i in range(80))
+    long_file.write_text("def format_receipt_total(total):\n    return f'{total:.2f}'\n\n\n" + filler +
+                         "\n\ndef summary(total):\n    return \n")
+    index = CodeIndex(tiny_repo, IndexConfig(cursor_margin_lines=30), embedder=HashEmbedder())
+    index.reindex()
+    source = long_file.read_text()
+    offset = source.rindex("return ") + len("return ")
+    hits = index.snippets("shop/report.py", source + "format_receipt_total(", offset, limit=8)
+    near = [h for h in hits if h.path == "shop/report.py"]
+    assert any(h.name == "format_receipt_total" for h in near)
+    assert all(h.end_line < source.count("\n", 0, offset) - 30 for h in near)
