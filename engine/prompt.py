@@ -184,9 +184,12 @@ class PromptBuilder:
                 take, spent = take + 1, spent + c
             kind = "snippet"
             if take < len(lines) and take < self.shares.min_snippet_lines:
-                if take == 0:
+                # The signature: decorators and the header up to the line that opens the body.
+                header_lines = next((i + 1 for i, ln in enumerate(lines[:6])
+                                     if ln.rstrip().endswith((":", "{", ")", ";", "=>"))), 1)
+                if take < header_lines:
                     continue
-                take, kind = 1, "signature"
+                take, kind = header_lines, "signature"
             text = "\n".join(lines[:take]) + "\n"
             body = Part(kind, text, snip.path, snip.start_line, snip.start_line + take - 1, enc(text))
             if shown(body):

@@ -295,17 +295,20 @@ class CodeIndex:
         ranked = [self.search("\n".join(before), k * 2, path, around),
                   self.lexical_search(near, k * 2, path, around),
                   self.symbol_search(wanted_names(source, offset), k * 2, path, around)]
-        return fuse(ranked, k)
+        # A definition of a name just typed is the strongest evidence there is: weigh it up.
+        return fuse(ranked, k, weights=(1.0, 1.0, 3.0))
 
 
-def fuse(rankings: list[list[Snippet]], k: int, rrf_k: int = 60) -> list[Snippet]:
-    """Reciprocal-rank fusion: each list adds 1/(rrf_k + rank) to a chunk's score."""
+def fuse(rankings: list[list[Snippet]], k: int, rrf_k: int = 60,
+         weights: tuple[float, ...] | None = None) -> list[Snippet]:
+    """Reciprocal-rank fusion: each list adds weight/(rrf_k + rank) to a chunk's score."""
     scores: dict[int, float] = {}
     found: dict[int, Snippet] = {}
     reasons: dict[int, list[str]] = {}
-    for ranking in rankings:
+    for n, ranking in enumerate(rankings):
+        weight = weights[n] if weights else 1.0
         for rank, snippet in enumerate(ranking):
-            scores[snippet.chunk_id] = scores.get(snippet.chunk_id, 0.0) + 1.0 / (rrf_k + rank + 1)
+            scores[snippet.chunk_id] = scores.get(snippet.chunk_id, 0.0) + weight / (rrf_k + rank + 1)
             found.setdefault(snippet.chunk_id, snippet)
             reasons.setdefault(snippet.chunk_id, []).append(snippet.reason)
     best = sorted(scores, key=lambda i: -scores[i])[:k]
