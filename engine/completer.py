@@ -8,7 +8,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .backends.llama_cpp import Generation, LlamaCppModel, gpu_offload_supported
+from .backends import Generation
+from .backends.llama_cpp import LlamaCppModel, gpu_offload_supported
 from .config import DEFAULT_BUDGET_CPU_TOKENS, DEFAULT_BUDGET_GPU_TOKENS, EngineConfig
 from .errors import ModelNotConfiguredError
 from .postprocess import StopRules, finish

@@ -16,7 +16,7 @@ class IndexConfig:
     window_lines: int = 40
     max_chunk_lines: int = 80
     top_k: int = 8
-    query_lines: int = 12  # lines before the cursor that make the search query
+    query_lines: int = 4  # lines above the cursor's line that, with it, make the dense query
     cursor_margin_lines: int = 30  # the current file's chunks this close to the cursor are not retrieved
     extra_ignores: tuple[str, ...] = ()
     ivf_threshold: int = 50_000  # vectors; below it search is exact, above it approximate (IVF)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+from collections import OrderedDict
 import logging
 from datetime import datetime, timezone
 import threading
@@ -72,6 +73,7 @@ class CodeIndex:
         self.embedder: Embedder = embedder or SentenceTransformerEmbedder(config.embedding_model)
         self.chunking = ChunkingConfig(window_lines=config.window_lines, max_chunk_lines=config.max_chunk_lines)
         self._lock = threading.RLock()
+        self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._store: Store | None = None
 
     @property
@@ -233,7 +235,7 @@ class CodeIndex:
         if not query.strip():
             return []
         store = self.store
-        vector = self.embedder.embed([query])
+        vector = self._query_vector(query)
         with self._lock:
             if store.vectors.ntotal == 0:
                 return []
@@ -242,6 +244,18 @@ class CodeIndex:
             scores, ids = store.vectors.search(vector, want)
             hits = [(int(i), float(score)) for score, i in zip(scores[0], ids[0]) if i >= 0]
             return self._snippets(hits, k, exclude_path, around, "dense")
+
+    def _query_vector(self, query: str) -> np.ndarray:
+        """The query's embedding; recent ones are kept, since consecutive keystrokes repeat queries."""
+        vector = self._query_cache.get(query)
+        if vector is None:
+            vector = self.embedder.embed([query])
+            self._query_cache[query] = vector
+            while len(self._query_cache) > 256:
+                self._query_cache.popitem(last=False)
+        else:
+            self._query_cache.move_to_end(query)
+        return vector
 
     def lexical_search(self, query: str, k: int, exclude_path: str | None = None,
                        around: tuple[int, int] | None = None) -> list[Snippet]:
@@ -285,14 +299,17 @@ class CodeIndex:
         imported by the file (the symbol table).
         """
         k = limit or self.config.top_k
-        before = source[:offset].splitlines()[-self.config.query_lines:]
+        # The dense query: the lines above the cursor and its own line up to it. (Leaving the
+        # cursor's line out would let keystrokes on one line reuse one embedding, but measured
+        # worse: what was just typed on it is the best evidence there is.)
+        query = "\n".join(source[:offset].splitlines()[-self.config.query_lines - 1:])
         line_end = source.find("\n", offset)
-        near = "\n".join(before[-4:]) + source[offset:line_end if line_end != -1 else len(source)]
+        near = "\n".join(source[:offset].splitlines()[-4:]) + source[offset:line_end if line_end != -1 else len(source)]
         # The current file's own chunks count, except around the cursor: the prompt shows that part
         # (the prompt builder drops any that overlap what it shows).
         cursor_line = source.count("\n", 0, offset)
         around = (cursor_line - self.config.cursor_margin_lines, cursor_line + self.config.cursor_margin_lines)
-        ranked = [self.search("\n".join(before), k * 2, path, around),
+        ranked = [self.search(query, k * 2, path, around),
                   self.lexical_search(near, k * 2, path, around),
                   self.symbol_search(wanted_names(source, offset), k * 2, path, around)]
         # A definition of a name just typed is the strongest evidence there is: weigh it up.

@@ -30,7 +30,7 @@ def identifier_tokens(text: str) -> list[str]:
     return out
 
 
-def match_query(text: str, max_terms: int = 32) -> str | None:
-    """An FTS5 MATCH expression: any of the query's distinct identifier tokens, rarest words first kept."""
+def match_query(text: str, max_terms: int = 24) -> str | None:
+    """An FTS5 MATCH expression: any of the distinct identifier tokens, those nearest the end (the cursor) kept."""
     terms = list(dict.fromkeys(identifier_tokens(text)))[-max_terms:]
     return " OR ".join(f'"{t}"' for t in terms) if terms else None

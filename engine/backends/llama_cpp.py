@@ -13,11 +13,11 @@ import logging
 import os
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from ..errors import ModelLoadError, ModelNotFoundError
+from . import Generation, interruption
 
 log = logging.getLogger(__name__)
 native_log = logging.getLogger("llama_cpp.native")
@@ -48,17 +48,6 @@ def _route_native_logs() -> None:
 
     _callback = forward  # keep the ctypes callback alive
     llama_cpp.llama_log_set(forward, ctypes.c_void_p(0))
-
-
-@dataclass
-class Generation:
-    text: str
-    n_prompt: int
-    n_evaluated: int  # prompt tokens that had to be evaluated
-    n_reused: int  # prompt tokens found in the KV cache
-    n_generated: int
-    stop_reason: str  # "eog", "rule", "max_tokens", "timeout", "cancelled"
-    ms: float
 
 
 def gpu_offload_supported() -> bool:
@@ -168,11 +157,8 @@ class LlamaCppModel:
                     break
                 if len(out) >= max_tokens:
                     break
-                if cancel is not None and cancel.is_set():
-                    reason = "cancelled"
-                    break
-                if time.perf_counter() > deadline:
-                    reason = "timeout"
+                if stopped := interruption(cancel, deadline):
+                    reason = stopped
                     break
             ms = (time.perf_counter() - t0) * 1000
         return Generation(text, len(tokens), len(tokens) - reused, reused, len(out), reason, ms)

@@ -16,7 +16,7 @@ import urllib.request
 from typing import Callable
 
 from ..errors import EngineError
-from .llama_cpp import Generation
+from . import Generation, interruption
 
 log = logging.getLogger(__name__)
 
@@ -93,11 +93,8 @@ class OpenAICompletionsBackend:
                     if choice.get("finish_reason") == "stop":
                         reason = "eog"
                         break
-                    if cancel is not None and cancel.is_set():
-                        reason = "cancelled"
-                        break
-                    if time.perf_counter() > deadline:
-                        reason = "timeout"
+                    if stopped := interruption(cancel, deadline):
+                        reason = stopped
                         break
         except urllib.error.HTTPError as exc:
             detail = exc.read(500).decode("utf-8", errors="replace")

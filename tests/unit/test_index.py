@@ -208,3 +208,14 @@ def test_large_index_switches_to_ivf_and_back(tiny_repo: Path, hash_embedder: Ha
     index.close()
     again = CodeIndex(tiny_repo, IndexConfig(ivf_threshold=30), embedder=hash_embedder)
     assert again.describe()["vectors"] == again.describe()["chunks"]
+
+
+def test_rename_reuses_the_cached_embeddings(tiny_repo: Path, hash_embedder: HashEmbedder):
+    index = make(tiny_repo, hash_embedder)
+    index.reindex()
+    hash_embedder.embedded.clear()
+    (tiny_repo / "shop" / "pricing.py").rename(tiny_repo / "shop" / "prices.py")
+    stats = index.reindex()
+    assert (stats.files_removed, stats.files_changed, stats.chunks_embedded) == (1, 1, 0)
+    assert hash_embedder.embedded == []
+    assert {h.path for h in index.lexical_search("apply_discount", 5)} == {"shop/prices.py", "shop/cart.py"}
