@@ -30,6 +30,11 @@ from .symbols import definitions
 
 log = logging.getLogger(__name__)
 
+# One query vector at a time gains nothing from OpenMP threads, and right after torch embedded the
+# query they contend with torch's own: measured on 2 cores, one retrieval took 23 ms with FAISS on
+# two threads and 15-17 ms on one (pip's 6,560 chunks, benchmarks/retrieval_quality.py).
+faiss.omp_set_num_threads(1)
+
 SCHEMA_VERSION = 3  # 2: the lexical (FTS5) table; 3: the symbol table
 
 _SCHEMA = """
