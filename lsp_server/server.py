@@ -16,7 +16,7 @@ from pygls.exceptions import JsonRpcException
 from pygls.lsp.server import LanguageServer
 from pygls.uris import to_fs_path
 
-from engine import Completer, Completion, EngineError
+from engine import Completer, Completion, EngineConfig, EngineError
 
 from . import __version__
 from .config import Settings
@@ -80,7 +80,7 @@ class CodeKbServer(LanguageServer):
         loop = asyncio.get_running_loop()
         self._model_future = loop.run_in_executor(self.scheduler.executor, self._load_model, self.settings.engine)
 
-    def _load_model(self, config) -> Completer | None:
+    def _load_model(self, config: EngineConfig) -> Completer | None:
         self.completer = None
         try:
             self.completer = Completer.load(config)
