@@ -84,6 +84,15 @@ class IgnoreRules:
         if rel_dir:
             self._load(directory, rel_dir)
 
+    def skips_dir(self, rel_dir: str) -> bool:
+        """Whether the walk stays out of a directory: a symlink, ignored, or holding secrets."""
+        if (self.root / rel_dir).is_symlink() or self.ignored(rel_dir, is_dir=True):
+            return True
+        if self.secret(rel_dir, is_dir=True):
+            log.info("skipping %s/: it holds secrets", rel_dir)
+            return True
+        return False
+
     def ignored(self, rel_path: str, is_dir: bool) -> bool:
         for base, spec in self._specs:
             if base:
@@ -122,16 +131,8 @@ def walk(root: Path, max_file_bytes: int, extra_ignores: list[str] | None = None
         rel_dir = current.relative_to(root).as_posix()
         rel_dir = "" if rel_dir == "." else rel_dir
         rules.enter(current, rel_dir)
-        kept = []
-        for name in sorted(dirnames):
-            rel = f"{rel_dir}/{name}" if rel_dir else name
-            if (current / name).is_symlink() or rules.ignored(rel, is_dir=True):
-                continue
-            if rules.secret(rel, is_dir=True):
-                log.info("skipping %s/: it holds secrets", rel)
-                continue
-            kept.append(name)
-        dirnames[:] = kept
+        dirnames[:] = [name for name in sorted(dirnames)
+                       if not rules.skips_dir(f"{rel_dir}/{name}" if rel_dir else name)]
         for name in sorted(filenames):
             rel = f"{rel_dir}/{name}" if rel_dir else name
             if not rules.ignored(rel, is_dir=False):
@@ -147,7 +148,7 @@ def check(root: Path, rel_path: str, max_file_bytes: int, extra_ignores: list[st
     parts = rel_path.split("/")
     for i in range(1, len(parts)):
         rel_dir = "/".join(parts[:i])
-        if rules.ignored(rel_dir, is_dir=True) or rules.secret(rel_dir, is_dir=True) or (root / rel_dir).is_symlink():
+        if rules.skips_dir(rel_dir):
             return None
         rules.enter(root / rel_dir, rel_dir)
     if rules.ignored(rel_path, is_dir=False):
