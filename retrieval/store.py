@@ -159,10 +159,7 @@ class Store:
 
     def cached_vectors(self, text_hashes: Iterable[str]) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}
-        hashes = list(dict.fromkeys(text_hashes))
-        for i in range(0, len(hashes), 500):
-            part = hashes[i:i + 500]
-            marks = ",".join("?" * len(part))
+        for part, marks in _batches(list(dict.fromkeys(text_hashes))):
             for h, blob in self.db.execute(
                 f"SELECT text_hash, vector FROM embeddings WHERE model = ? AND text_hash IN ({marks})",
                 [self.embedding_model, *part],
@@ -174,9 +171,7 @@ class Store:
                      new_vectors: dict[str, np.ndarray]) -> tuple[list[int], list[int]]:
         """Swap one file's chunks in one transaction; returns (removed ids, added ids)."""
         with self.db:
-            removed = self.chunk_ids(record.path)
-            self.db.execute("DELETE FROM chunks WHERE path = ?", (record.path,))
-            self._forget_lexical(removed)
+            removed = self._drop_chunks(record.path)
             self.db.executemany(
                 "INSERT OR IGNORE INTO embeddings VALUES (?, ?, ?)",
                 [(self.embedding_model, h, v.astype(np.float32).tobytes()) for h, v in new_vectors.items()])
@@ -202,26 +197,25 @@ class Store:
 
     def remove_file(self, path: str) -> list[int]:
         with self.db:
-            removed = self.chunk_ids(path)
-            self.db.execute("DELETE FROM chunks WHERE path = ?", (path,))
-            self._forget_lexical(removed)
+            removed = self._drop_chunks(path)
             self.db.execute("DELETE FROM files WHERE path = ?", (path,))
         return removed
 
-    def _forget_lexical(self, ids: list[int]) -> None:
-        for i in range(0, len(ids), 500):
-            part = ids[i:i + 500]
-            marks = ",".join("?" * len(part))
+    def _drop_chunks(self, path: str) -> list[int]:
+        """Delete a file's chunks with their lexical and symbol rows (inside the caller's transaction)."""
+        ids = self.chunk_ids(path)
+        self.db.execute("DELETE FROM chunks WHERE path = ?", (path,))
+        for part, marks in _batches(ids):
             self.db.execute(f"DELETE FROM lexical WHERE rowid IN ({marks})", part)
             self.db.execute(f"DELETE FROM symbols WHERE chunk_id IN ({marks})", part)
+        return ids
 
     def definitions_of(self, names: list[str]) -> list[tuple[str, int, str]]:
         """(name, chunk id, signature) of every definition named one of `names`, in the order of `names`."""
         out: list[tuple[str, int, str]] = []
-        for i in range(0, len(names), 500):
-            part = names[i:i + 500]
-            rows = self.db.execute(f"SELECT name, chunk_id, signature FROM symbols WHERE name IN "
-                                   f"({','.join('?' * len(part))})", part).fetchall()
+        for part, marks in _batches(names):
+            rows = self.db.execute(f"SELECT name, chunk_id, signature FROM symbols WHERE name IN ({marks})",
+                                   part).fetchall()
             order = {n: j for j, n in enumerate(part)}
             out += sorted(rows, key=lambda r: order[r[0]])
         return out
@@ -327,6 +321,13 @@ class Store:
 
     def close(self) -> None:
         self.db.close()
+
+
+def _batches(items: list, size: int = 500) -> Iterator[tuple[list, str]]:
+    """Slices of `items` small enough for one `IN (...)`, each with its placeholders."""
+    for i in range(0, len(items), size):
+        part = items[i:i + size]
+        yield part, ",".join("?" * len(part))
 
 
 def _digest(ids: list[int]) -> str:
