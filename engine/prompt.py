@@ -176,12 +176,16 @@ class PromptBuilder:
             header = self._file_header(snip.path, path)
             header_cost = sum(len(h.tokens) for h in header)
             lines = snip.text.rstrip("\n").split("\n")
+            whole = enc("\n".join(lines) + "\n")
             take, spent = 0, header_cost
-            for line in lines:
-                c = len(enc(line + "\n"))
-                if spent + c > remaining:
-                    break
-                take, spent = take + 1, spent + c
+            if header_cost + len(whole) <= remaining:
+                take = len(lines)  # it fits: no need to count line by line
+            else:
+                for line in lines:
+                    c = len(enc(line + "\n"))
+                    if spent + c > remaining:
+                        break
+                    take, spent = take + 1, spent + c
             kind = "snippet"
             if take < len(lines) and take < self.shares.min_snippet_lines:
                 # The signature: decorators and the header up to the line that opens the body.
@@ -191,7 +195,8 @@ class PromptBuilder:
                     continue
                 take, kind = header_lines, "signature"
             text = "\n".join(lines[:take]) + "\n"
-            body = Part(kind, text, snip.path, snip.start_line, snip.start_line + take - 1, enc(text))
+            tokens = whole if take == len(lines) else enc(text)
+            body = Part(kind, text, snip.path, snip.start_line, snip.start_line + take - 1, tokens)
             if shown(body):
                 continue
             chosen.append((header, body))
