@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass
@@ -14,8 +14,11 @@ class Generation:
     n_evaluated: int  # prompt tokens that had to be evaluated
     n_reused: int  # prompt tokens found in the KV cache
     n_generated: int
-    stop_reason: str  # "eog", "rule", "max_tokens", "timeout", "cancelled"
+    stop_reason: str  # "eog", "rule", "max_tokens", "timeout", "cancelled", "type-through"
     ms: float
+    n_moved: int = 0  # of the reused tokens, those shifted to a new position in the KV cache
+    eval_ms: float = 0.0  # of `ms`, spent evaluating the prompt
+    alternatives: list[str] = field(default_factory=list)  # further candidates, best first
 
 
 def interruption(cancel: threading.Event | None, deadline: float) -> str | None:

@@ -1,7 +1,10 @@
 """In-process GGUF models through llama-cpp-python, keeping the evaluated tokens between requests.
 
-llama-cpp-python's `Llama.generate` reuses the longest common prefix of the previous
-token sequence, so a prompt that grew by a few tokens costs only those tokens.
+We load with `llama_cpp.Llama` and then drive the context through the low-level API
+ourselves: `Llama.generate` reuses only the longest common prefix, whereas a keystroke
+also moves everything after the cursor (the suffix, the FIM markers) by a token or two.
+`kv_plan` decides what stays, what shifts and what must be evaluated; this module applies
+it to the KV cache, evaluates, and samples greedily with cancellation inside a decode.
 """
 
 from __future__ import annotations
@@ -13,11 +16,15 @@ import logging
 import os
 import threading
 import time
+
+import numpy as np
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from ..errors import ModelLoadError, ModelNotFoundError
 from . import Generation, interruption
+from .kv_plan import ABSENT, Plan, after, plan
 
 log = logging.getLogger(__name__)
 native_log = logging.getLogger("llama_cpp.native")
@@ -44,7 +51,9 @@ def _route_native_logs() -> None:
     def forward(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
         message = text.decode("utf-8", errors="replace").rstrip()
         if message:
-            native_log.log(levels.get(level, logging.DEBUG), "%s", message)
+            # A cancelled evaluation is reported by llama.cpp as failures with status 1 or 2.
+            aborted = message.endswith(("failed with error 1", "compute status: 1", "ret = 2"))
+            native_log.log(logging.DEBUG if aborted else levels.get(level, logging.DEBUG), "%s", message)
 
     _callback = forward  # keep the ctypes callback alive
     llama_cpp.llama_log_set(forward, ctypes.c_void_p(0))
@@ -56,29 +65,68 @@ def gpu_offload_supported() -> bool:
     return bool(llama_cpp.llama_supports_gpu_offload())
 
 
+KV_CACHE_TYPES = {"f16": 1, "q8_0": 8}  # GGML_TYPE_F16, GGML_TYPE_Q8_0
+
+
+@dataclass(frozen=True)
+class Hardware:
+    """How a model runs, as chosen at load time (reported by `code-kb status`)."""
+
+    gpu_layers: int
+    threads: int
+    flash_attn: bool
+    kv_cache_type: str
+    n_batch: int
+
+    def to_dict(self) -> dict:
+        return {"gpu_layers": self.gpu_layers, "threads": self.threads, "flash_attn": self.flash_attn,
+                "kv_cache_type": self.kv_cache_type, "batch_tokens": self.n_batch}
+
+
+def _head_size(metadata: dict[str, str]) -> int | None:
+    arch = metadata.get("general.architecture")
+    try:
+        return int(metadata.get(f"{arch}.attention.key_length")
+                   or int(metadata[f"{arch}.embedding_length"]) // int(metadata[f"{arch}.attention.head_count"]))
+    except (KeyError, ValueError, ZeroDivisionError):
+        return None
+
+
 class LlamaCppModel:
     """A GGUF model (or only its vocabulary, `vocab_only=True`, for counting tokens)."""
 
     exact = True
 
     def __init__(self, path: str | os.PathLike, *, n_ctx: int = 4096, vocab_only: bool = False,
-                 n_gpu_layers: int | None = None, n_threads: int | None = None) -> None:
+                 n_gpu_layers: int | None = None, n_threads: int | None = None,
+                 flash_attn: bool | None = None, kv_cache_type: str = "f16", n_batch: int = 512,
+                 min_reuse_tokens: int = 32, max_stale_tokens: int = 512) -> None:
         path = Path(path).expanduser()
         if not path.is_file():
             raise ModelNotFoundError(str(path))
+        if kv_cache_type not in KV_CACHE_TYPES:
+            raise ModelLoadError(f"unknown KV cache type {kv_cache_type!r}; use one of {', '.join(KV_CACHE_TYPES)}")
         from llama_cpp import Llama
 
         if n_gpu_layers is None:
             n_gpu_layers = -1 if gpu_offload_supported() else 0
         threads = n_threads or os.cpu_count() or 1
+        # llama.cpp needs flash attention for a quantized V cache; on CPU it is also the faster path.
+        flash_attn = True if flash_attn is None else flash_attn
+        if kv_cache_type != "f16" and not flash_attn:
+            raise ModelLoadError(f"a {kv_cache_type} KV cache needs flash attention; enable it or use f16")
         _route_native_logs()
         t0 = time.perf_counter()
         chatter = io.StringIO()  # what llama-cpp-python prints itself (system info, metadata)
+        kv_type = KV_CACHE_TYPES[kv_cache_type]
         try:
             with contextlib.redirect_stderr(chatter):
-                self.llm = Llama(str(path), n_ctx=512 if vocab_only else n_ctx, vocab_only=vocab_only,
-                                 n_gpu_layers=n_gpu_layers, n_threads=threads, n_threads_batch=threads, verbose=True)
-            self.llm.verbose = False  # no per-request prints from generate()
+                # Llama's own context stays small: generation runs in ours (_setup_decoding).
+                self.llm = Llama(str(path), n_ctx=256, vocab_only=vocab_only,
+                                 n_gpu_layers=n_gpu_layers, n_threads=threads, n_threads_batch=threads,
+                                 n_batch=n_batch, n_ubatch=n_batch, flash_attn=flash_attn,
+                                 type_k=kv_type, type_v=kv_type, verbose=True)
+            self.llm.verbose = False  # no per-request prints
         except ValueError as exc:
             raise ModelLoadError(
                 f"cannot load model {path}: {exc}; is it a complete GGUF file for a llama.cpp-supported "
@@ -88,16 +136,68 @@ class LlamaCppModel:
         self.path = path
         self.vocab_only = vocab_only
         self.n_gpu_layers = n_gpu_layers
+        self.hardware = Hardware(n_gpu_layers, threads, flash_attn, kv_cache_type, n_batch)
+        self.metadata: dict[str, str] = dict(self.llm.metadata)  # GGUF key-value pairs, as strings
         self.name = str(self.llm.metadata.get("general.name") or path.name)
         self.architecture = str(self.llm.metadata.get("general.architecture", "?"))
+        self.min_reuse_tokens = min_reuse_tokens
+        self.max_stale_tokens = max_stale_tokens
         self._special_cache: dict[str, int | None] = {}
+        self._protected_ids: frozenset[int] | None = None
         self._lock = threading.Lock()
-        log.info("model %s (%s) loaded in %.2f s%s, n_ctx %d, gpu layers %d", path.name, self.architecture,
-                 time.perf_counter() - t0, " (vocabulary only)" if vocab_only else "", n_ctx, n_gpu_layers)
+        self._held: list[int] = []  # the token at each KV position (ABSENT where removed)
+        self._stale: list[int] = []  # per position: tokens changed before it since it was evaluated
+        self.last_plan: Plan | None = None
+        if not vocab_only:
+            self._setup_decoding(n_ctx, n_batch)
+        log.info("model %s (%s) loaded in %.2f s%s, n_ctx %d, %s", path.name, self.architecture,
+                 time.perf_counter() - t0, " (vocabulary only)" if vocab_only else "", n_ctx,
+                 self.hardware.to_dict())
+
+    def _setup_decoding(self, n_ctx: int, n_batch: int) -> None:
+        """Our own context over the loaded weights: one KV buffer shared by two sequences, so a run
+        of cached tokens can wait in sequence 1 while the tokens before it are evaluated (llama.cpp
+        only appends to a sequence at its end)."""
+        import llama_cpp
+
+        params = llama_cpp.llama_context_params.from_buffer_copy(self.llm.context_params)
+        params.n_ctx = n_ctx
+        params.n_batch = params.n_ubatch = n_batch
+        params.n_seq_max = 2
+        params.kv_unified = True
+        ctx = llama_cpp.llama_init_from_model(self.llm._model.model, params)
+        if not ctx:
+            raise ModelLoadError(f"cannot create a {n_ctx}-token context for {self.path}: out of memory? "
+                                 "Lower the prompt budget or use kvCacheType q8_0")
+        self.llm._stack.callback(llama_cpp.llama_free, ctx)  # freed before the model
+        self._ctx = ctx
+        self._memory = llama_cpp.llama_get_memory(ctx)
+        self._vocab = self.llm._model.vocab
+        self._n_vocab = llama_cpp.llama_vocab_n_tokens(self._vocab)
+        self.can_shift = bool(llama_cpp.llama_memory_can_shift(self._memory))
+        head = _head_size(self.metadata)
+        if self.hardware.kv_cache_type != "f16" and head is not None and head < 64:
+            # llama.cpp 0.3.36's K-shift of a quantized cache crashes on heads this small (seen
+            # with 32); real code models have 64 or 128. Such a model reuses only the common prefix.
+            log.info("KV shifting off: %s cache with %d-value heads", self.hardware.kv_cache_type, head)
+            self.can_shift = False
+        self._n_batch = n_batch
+        self._batch = llama_cpp.llama_batch_init(n_batch, 0, 1)
+        self.llm._stack.callback(llama_cpp.llama_batch_free, self._batch)
+        self._abort_at: tuple[threading.Event | None, float] = (None, float("inf"))
+
+        @llama_cpp.ggml_abort_callback
+        def should_abort(_data: ctypes.c_void_p) -> bool:
+            cancel, deadline = self._abort_at
+            return bool((cancel is not None and cancel.is_set()) or time.perf_counter() > deadline)
+
+        self._should_abort = should_abort  # keep the ctypes callback alive
 
     @property
     def n_ctx(self) -> int:
-        return self.llm.n_ctx()
+        import llama_cpp
+
+        return 0 if self.vocab_only else int(llama_cpp.llama_n_ctx(self._ctx))
 
     @property
     def n_ctx_train(self) -> int:
@@ -106,9 +206,50 @@ class LlamaCppModel:
         return int(value) if value else int(self.llm._model.n_ctx_train())
 
     def encode(self, text: str) -> list[int]:
+        """Tokens of user text. Text that spells a special token never becomes that token: llama.cpp
+        matches user-defined tokens (DeepSeek's `<|EOT|>`) even without special parsing, and a
+        SentencePiece merge can land on a control token (CodeLlama's `▁<PRE>`)."""
         if not text:
             return []
-        return self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)
+        tokens = self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)
+        for _ in range(4):
+            found = self._protected().intersection(tokens)
+            if not found:
+                return tokens
+            tokens = self._encode_split(text, found)
+        raise ModelLoadError(f"cannot tokenise text without special tokens for {self.path}")
+
+    def _protected(self) -> frozenset[int]:
+        """Ids of control and user-defined tokens (FIM markers, end-of-text and the like)."""
+        if self._protected_ids is None:
+            import llama_cpp
+
+            special = llama_cpp.LLAMA_TOKEN_ATTR_CONTROL | llama_cpp.LLAMA_TOKEN_ATTR_USER_DEFINED
+            vocab = self.llm._model.vocab
+            self._protected_ids = frozenset(
+                i for i in range(llama_cpp.llama_vocab_n_tokens(vocab))
+                if llama_cpp.llama_vocab_get_attr(vocab, i) & special)
+        return self._protected_ids
+
+    def _encode_split(self, text: str, found: set[int]) -> list[int]:
+        """Encode `text` in pieces cut through the middle of every spelling of the `found` tokens."""
+        cuts: set[int] = set()
+        for token in found:
+            raw = self.llm.detokenize([token], special=True).decode("utf-8", errors="ignore")
+            # SentencePiece spells a leading space ▁, byte-level BPE Ġ.
+            for spelled in {raw, raw.strip(), raw.replace("▁", " ").strip(), raw.replace("Ġ", " ").strip()}:
+                start = text.find(spelled) if spelled else -1
+                while start != -1:
+                    cuts.add(start + max(len(spelled) // 2, 1))
+                    start = text.find(spelled, start + 1)
+        if not cuts:
+            raise ModelLoadError(f"cannot tokenise text without special tokens for {self.path}")
+        bounds = [0, *sorted(cuts), len(text)]
+        return [t for a, b in zip(bounds, bounds[1:]) if a < b
+                for t in self.llm.tokenize(text[a:b].encode("utf-8"), add_bos=False, special=False)]
+
+    def decode(self, tokens: list[int]) -> str:
+        return self.llm.detokenize(tokens).decode("utf-8", errors="ignore")
 
     def special_id(self, text: str) -> int | None:
         """The id of a special token written as `text`, if the vocabulary has it as one token."""
@@ -121,44 +262,161 @@ class LlamaCppModel:
         return self._special_cache[text]
 
     def cached_prefix(self, tokens: list[int]) -> int:
-        """How many leading tokens of `tokens` are already in the KV cache."""
-        held = self.llm._input_ids[: self.llm.n_tokens]
-        n = 0
-        for a, b in zip(held, tokens):
-            if a != b:
-                break
-            n += 1
-        # llama-cpp-python re-evaluates the last token of a fully cached prompt for its logits.
-        return min(n, len(tokens) - 1)
+        """How many leading tokens of `tokens` are already in the KV cache, in place."""
+        return plan(self._held, tokens, can_shift=False).keep
+
+    def reset(self) -> None:
+        """Empty the KV cache (benchmarks use it for a cold start)."""
+        import llama_cpp
+
+        with self._lock:
+            llama_cpp.llama_memory_clear(self._memory, True)
+            self._held, self._stale = [], []
+
+    # -- evaluation ------------------------------------------------------------------------
+
+    def _decode(self, entries: list[tuple[int, int]], want_logits: bool) -> int:
+        """One llama_decode of (position, token) entries; logits for the last one if wanted."""
+        import llama_cpp
+
+        batch = self._batch
+        batch.n_tokens = len(entries)
+        for i, (pos, token) in enumerate(entries):
+            batch.token[i] = token
+            batch.pos[i] = pos
+            batch.n_seq_id[i] = 1
+            batch.seq_id[i][0] = 0
+            batch.logits[i] = False
+        batch.logits[len(entries) - 1] = want_logits
+        return llama_cpp.llama_decode(self._ctx, batch)
+
+    def _logits(self) -> np.ndarray:
+        import llama_cpp
+
+        return np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(self._ctx, -1), shape=(self._n_vocab,))
+
+    def _evaluate(self, tokens: list[int], cancel: threading.Event | None, deadline: float) -> tuple[Plan, str | None]:
+        """Bring the KV cache to `tokens` along the plan; the reason it stopped early, if it did.
+
+        Moved runs wait in sequence 1 at their new positions; then, in position order, each
+        gap is evaluated in sequence 0 and the run after it handed back to sequence 0.
+        """
+        import llama_cpp
+
+        mem = self._memory
+        p = plan(self._held, tokens, staleness=self._stale, can_shift=self.can_shift,
+                 min_run=self.min_reuse_tokens, max_stale=self.max_stale_tokens)
+        for m in p.moves:
+            llama_cpp.llama_memory_seq_cp(mem, 0, 1, m.src, m.src + m.length)
+        for start, end in [(m.src, m.src + m.length) for m in p.moves] + p.removed(len(self._held)):
+            llama_cpp.llama_memory_seq_rm(mem, 0, start, end)
+        for m in p.shift_order():
+            if m.delta:
+                llama_cpp.llama_memory_seq_add(mem, 1, m.src, m.src + m.length, m.delta)
+        self._held, self._stale = after(p, self._held, self._stale, tokens)
+        steps = sorted([(s, e, None) for s, e in p.evaluate] + [(m.dst, m.dst + m.length, m) for m in p.moves],
+                       key=lambda step: step[0])
+        self._abort_at = (cancel, deadline)
+        llama_cpp.llama_set_abort_callback(self._ctx, self._should_abort, None)
+        try:
+            for start, end, move in steps:
+                if move is not None:
+                    llama_cpp.llama_memory_seq_cp(mem, 1, 0, start, end)
+                    llama_cpp.llama_memory_seq_rm(mem, 1, start, end)
+                    continue
+                for b in range(start, end, self._n_batch):
+                    stop = min(b + self._n_batch, end)
+                    status = self._decode([(pos, tokens[pos]) for pos in range(b, stop)],
+                                          want_logits=stop == len(tokens))
+                    if status == 2:  # aborted: drop what this batch and everything after it holds
+                        llama_cpp.llama_memory_seq_rm(mem, 0, b, -1)
+                        llama_cpp.llama_memory_seq_rm(mem, 1, -1, -1)
+                        del self._held[b:], self._stale[b:]
+                        return p, interruption(cancel, deadline) or "cancelled"
+                    if status != 0:
+                        llama_cpp.llama_memory_clear(mem, True)
+                        self._held, self._stale = [], []
+                        raise ModelLoadError(f"llama_decode failed with status {status} (context of "
+                                             f"{self.n_ctx} tokens full?); lower the prompt budget")
+        finally:
+            llama_cpp.llama_set_abort_callback(self._ctx, llama_cpp.ggml_abort_callback(), None)
+            self._abort_at = (None, float("inf"))
+        return p, None
+
+    def warm(self, tokens: list[int], cancel: threading.Event | None = None, timeout_s: float = 60.0) -> Plan:
+        """Evaluate `tokens` into the KV cache without generating, so that a later prompt that
+        starts with them pays only for the rest."""
+        if self.vocab_only:
+            raise ModelLoadError(f"{self.path} was loaded for its vocabulary only; it cannot evaluate")
+        with self._lock:
+            p, _ = self._evaluate(tokens, cancel, time.perf_counter() + timeout_s)
+            self.last_plan = p
+            return p
 
     def generate(self, tokens: list[int], *, max_tokens: int, stop_ids: set[int],
                  cut: Callable[[str], tuple[str, bool]], timeout_s: float,
-                 cancel: threading.Event | None = None) -> Generation:
-        """Greedy generation after `tokens`, ending at an end token, a stop rule, a limit or `cancel`."""
+                 cancel: threading.Event | None = None, n_candidates: int = 1) -> Generation:
+        """Greedy generation after `tokens`, ending at an end token, a stop rule, a limit or `cancel`.
+
+        With `n_candidates` > 1, further candidates start from the next most likely first tokens.
+        """
         if self.vocab_only:
             raise ModelLoadError(f"{self.path} was loaded for its vocabulary only; it cannot generate")
+        import llama_cpp
+
         with self._lock:
             t0 = time.perf_counter()
             deadline = t0 + timeout_s
-            reused = self.cached_prefix(tokens)
-            out: list[int] = []
-            text, reason = "", "max_tokens"
-            vocab = self.llm._model.vocab
-            import llama_cpp
-
-            for token in self.llm.generate(tokens, temp=0.0, top_k=1, repeat_penalty=1.0):
-                if llama_cpp.llama_vocab_is_eog(vocab, token) or token in stop_ids:
-                    reason = "eog"
-                    break
-                out.append(token)
-                text, stop = cut(self.llm.detokenize(out).decode("utf-8", errors="ignore"))
-                if stop:
-                    reason = "rule"
-                    break
-                if len(out) >= max_tokens:
-                    break
-                if stopped := interruption(cancel, deadline):
-                    reason = stopped
-                    break
+            p, stopped = self._evaluate(tokens, cancel, deadline)
+            self.last_plan = p
+            eval_ms = (time.perf_counter() - t0) * 1000
+            text, reason, n_out, alternatives = "", stopped or "max_tokens", 0, []
+            if stopped is None:
+                first = self._logits().copy()
+                order = np.argsort(-first)[:max(n_candidates, 1) * 4]
+                starts = [int(t) for t in order if not self._ends(int(t), stop_ids)][:n_candidates] or [int(order[0])]
+                for k, start in enumerate(starts):
+                    if k and (interruption(cancel, deadline) or time.perf_counter() - t0 > timeout_s / 2):
+                        break  # alternatives only while there is time to spare
+                    out_text, out_reason, out_n = self._continue(len(tokens), start, max_tokens, stop_ids, cut,
+                                                                 cancel, deadline)
+                    if k == 0:
+                        text, reason, n_out = out_text, out_reason, out_n
+                    elif out_text.strip() and out_text != text and out_text not in alternatives:
+                        alternatives.append(out_text)
+                # Generated tokens never help the next prompt (it puts accepted text in the prefix).
+                llama_cpp.llama_memory_seq_rm(self._memory, 0, len(tokens), -1)
             ms = (time.perf_counter() - t0) * 1000
-        return Generation(text, len(tokens), len(tokens) - reused, reused, len(out), reason, ms)
+        return Generation(text, len(tokens), p.n_evaluated, p.n_reused, n_out, reason, ms,
+                          n_moved=p.n_moved, eval_ms=eval_ms, alternatives=alternatives)
+
+    def _ends(self, token: int, stop_ids: set[int]) -> bool:
+        import llama_cpp
+
+        return bool(llama_cpp.llama_vocab_is_eog(self._vocab, token)) or token in stop_ids
+
+    def _continue(self, pos: int, token: int, max_tokens: int, stop_ids: set[int],
+                  cut: Callable[[str], tuple[str, bool]], cancel: threading.Event | None,
+                  deadline: float) -> tuple[str, str, int]:
+        """Greedy decoding from `token` at `pos`: the kept text, why it stopped, tokens generated."""
+        import llama_cpp
+
+        llama_cpp.llama_memory_seq_rm(self._memory, 0, pos, -1)
+        out: list[int] = []
+        text = ""
+        while True:
+            if self._ends(token, stop_ids):
+                return text, "eog", len(out)
+            out.append(token)
+            text, stop = cut(self.decode(out))
+            if stop:
+                return text, "rule", len(out)
+            if len(out) >= max_tokens:
+                return text, "max_tokens", len(out)
+            if stopped := interruption(cancel, deadline):
+                return text, stopped, len(out)
+            status = self._decode([(pos + len(out) - 1, token)], want_logits=True)
+            if status != 0:
+                raise ModelLoadError(f"llama_decode failed with status {status} while generating "
+                                     f"(context of {self.n_ctx} tokens full?); lower the prompt budget or max tokens")
+            token = int(self._logits().argmax())

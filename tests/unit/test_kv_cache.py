@@ -1,0 +1,155 @@
+"""KV-cache reuse: the plan (pure) and its application to the real llama.cpp context."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from engine.backends.kv_plan import Move, after, plan
+from engine.backends.llama_cpp import LlamaCppModel
+from tests.fixtures.gguf_builder import write_tiny_gguf
+
+A = list(range(1000, 1100))  # 100 tokens: the repository part
+S = list(range(2000, 2080))  # 80 tokens: the suffix and FIM markers
+
+
+def test_typing_keeps_the_prefix_and_moves_what_follows_the_cursor():
+    held = A + [7, 8] + S
+    new = A + [7, 8, 9] + S
+    p = plan(held, new, min_run=32)
+    assert p.keep == 102
+    assert p.moves == [Move(102, 103, 79)]  # the suffix, one position on, less the last token
+    assert p.evaluate == [(102, 103), (182, 183)]  # the typed token and the last (for its logits)
+    assert (p.n_reused, p.n_evaluated) == (181, 2)
+
+
+def test_deleting_moves_the_rest_back_and_removes_the_deleted():
+    held = A + [7, 8, 9] + S
+    new = A + [7] + S
+    p = plan(held, new, min_run=32)
+    assert p.moves == [Move(103, 101, 79)]
+    assert p.removed(len(held)) == [(101, 103), (182, 183)]
+    assert p.evaluate == [(180, 181)]
+
+
+def test_short_runs_and_no_shift_support_fall_back_to_the_common_prefix():
+    held = A + [7] + S[:10]
+    new = A + [7, 8] + S[:10]
+    assert plan(held, new, min_run=32).moves == []
+    p = plan(A + [7] + S, A + [7, 8] + S, can_shift=False)
+    assert (p.keep, p.moves, p.evaluate) == (101, [], [(101, 182)])
+
+
+def test_a_snippet_dropped_from_the_middle_keeps_the_runs_on_either_side():
+    b = list(range(3000, 3060))
+    held = A + b + S + [5]
+    new = A + S + [6]
+    p = plan(held, new, min_run=32)
+    assert p.keep == 100
+    assert p.moves == [Move(160, 100, 80)]
+
+
+def test_stale_runs_are_evaluated_again():
+    held = A + S
+    new = A + list(range(5000, 5040)) + S
+    stale = [0] * len(held)
+    assert plan(held, new, staleness=stale, max_stale=64).moves  # 40 tokens inserted: fine
+    p = plan(held, new, staleness=[0] * 100 + [30] * 80, max_stale=64)
+    assert p.moves == []  # 30 earlier changes + 40 now > 64
+    _, stale_after = after(plan(held, new, max_stale=64), held, stale, new)
+    assert stale_after[0] == 0 and stale_after[141] == 40 and stale_after[-1] == 0
+
+
+def test_last_token_is_always_evaluated():
+    p = plan(A, A)
+    assert (p.keep, p.evaluate) == (99, [(99, 100)])
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> LlamaCppModel:
+    path = write_tiny_gguf(tmp_path_factory.mktemp("kv") / "tiny.gguf")
+    return LlamaCppModel(path, n_ctx=4096, n_threads=2)
+
+
+def _greedy(model: LlamaCppModel, tokens: list[int], **kw):
+    return model.generate(tokens, max_tokens=12, stop_ids=set(), cut=lambda t: (t, False), timeout_s=30, **kw)
+
+
+def _source_tokens(model: LlamaCppModel, n: int) -> list[int]:
+    text = (Path(__file__).parents[2] / "retrieval" / "index.py").read_text()
+    tokens = model.encode(text)
+    assert len(tokens) >= n
+    return tokens[:n]
+
+
+def test_moved_tokens_are_shifted_not_evaluated_and_give_the_same_completion(model: LlamaCppModel,
+                                                                             tmp_path: Path):
+    assert model.can_shift
+    base = _source_tokens(model, 1500)
+    model.reset()
+    _greedy(model, base)
+    typed = base[:800] + model.encode("xy") + base[800:]
+    warm = _greedy(model, typed)
+    assert warm.n_moved >= 600 and warm.n_evaluated <= 4
+    assert warm.n_reused + warm.n_evaluated == len(typed)
+    # A fresh context computing everything gets the same tokens (the random model is sensitive,
+    # so this shows the shifted positions are right).
+    fresh = LlamaCppModel(model.path, n_ctx=4096, n_threads=2)
+    cold = _greedy(fresh, typed)
+    assert cold.n_evaluated == len(typed)
+    assert warm.text == cold.text
+    # Deleting shifts back.
+    deleted = typed[:500] + typed[600:]
+    again = _greedy(model, deleted)
+    assert again.n_moved >= 800 and again.n_evaluated <= 2
+    assert again.text == _greedy(fresh, deleted).text
+
+
+def test_cancel_stops_inside_prompt_evaluation_and_keeps_what_was_done(model: LlamaCppModel):
+    tokens = _source_tokens(model, 3000)
+    model.reset()
+    full_ms = _greedy(model, tokens).eval_ms
+    model.reset()
+    cancel = threading.Event()
+    threading.Timer(full_ms / 4000, cancel.set).start()
+    t0 = time.perf_counter()
+    stopped = _greedy(model, tokens, cancel=cancel)
+    assert stopped.stop_reason == "cancelled" and stopped.text == ""
+    assert (time.perf_counter() - t0) * 1000 < full_ms * 0.9
+    resumed = _greedy(model, tokens)
+    assert 0 < resumed.n_reused < len(tokens)  # the batches finished before the cancel stay
+    assert resumed.n_reused + resumed.n_evaluated == len(tokens)
+
+
+def test_candidates_start_from_different_first_tokens(model: LlamaCppModel):
+    tokens = _source_tokens(model, 300)
+    g = _greedy(model, tokens, n_candidates=3)
+    assert g.text and len(g.alternatives) == 2
+    assert len({g.text, *g.alternatives}) == 3
+    assert _greedy(model, tokens).text == g.text  # the best candidate is the greedy one
+
+
+def test_q8_0_kv_cache_with_flash_attention_shifts_too(tmp_path: Path):
+    # q8_0 stores blocks of 32 values: the head size must be a multiple of 32 (and llama.cpp's
+    # shift of a quantized cache needs 64 or more, as real code models have).
+    path = write_tiny_gguf(tmp_path / "tiny64.gguf", n_embd=128, n_head=2, n_head_kv=1, n_ff=256)
+    model = LlamaCppModel(path, n_ctx=2048, kv_cache_type="q8_0", n_threads=2)
+    assert model.hardware.kv_cache_type == "q8_0" and model.hardware.flash_attn
+    base = _source_tokens(model, 600)
+    _greedy(model, base)
+    typed = base[:300] + model.encode("z") + base[300:]
+    g = _greedy(model, typed)
+    assert g.n_moved >= 250 and g.text
+
+
+def test_small_heads_with_a_quantized_cache_reuse_only_the_prefix(tmp_path: Path):
+    path = write_tiny_gguf(tmp_path / "tiny32.gguf", n_head=2, n_head_kv=1)
+    model = LlamaCppModel(path, n_ctx=2048, kv_cache_type="q8_0", n_threads=2)
+    assert not model.can_shift
+    base = _source_tokens(model, 400)
+    _greedy(model, base)
+    g = _greedy(model, base[:200] + model.encode("z") + base[200:])
+    assert g.n_moved == 0 and g.n_reused == 200
