@@ -5,7 +5,7 @@
 Obtains at run time (PyPI sdists, cached under benchmarks/.cache/): requests 2.32.3, click 8.1.7
 and rich 13.9.4 for quality, pip 24.2 (about 130k lines of Python) for speed, and the real
 Qwen2.5-Coder tokenizer for budgets (the vocab-only qwen2 GGUF in the llama-cpp-python sdist,
-with Qwen2.5-Coder's FIM tokens named at their ids, as tests/fixtures/gguf_builder.py explains).
+with Qwen2.5-Coder's FIM tokens named at their ids, as tests/fixtures/vocabs.py explains).
 
 Quality: completion points are uses of a function or class defined once in the project, in
 another file. The buffer is the file with the rest of that line cut just after the symbol's name
@@ -43,7 +43,7 @@ from retrieval import CodeIndex, IndexConfig, SentenceTransformerEmbedder  # noq
 from retrieval.chunking import chunk_file  # noqa: E402
 from retrieval.files import walk  # noqa: E402
 from retrieval.symbols import definitions  # noqa: E402
-from tests.fixtures.gguf_builder import write_qwen25_coder_vocab  # noqa: E402
+from tests.fixtures import vocabs  # noqa: E402
 
 CACHE = ROOT / "benchmarks" / ".cache"
 QUALITY = ["requests==2.32.3", "click==8.1.7", "rich==13.9.4"]
@@ -65,32 +65,6 @@ def sdist(spec: str) -> Path:
         with tarfile.open(archive) as tar:
             tar.extractall(target.parent, filter="data")
     return target
-
-
-def qwen25_coder_vocab() -> Path:
-    """The real Qwen2.5-Coder tokenizer: the sdist's vocab-only Qwen2 GGUF with the FIM tokens named."""
-    out = CACHE / "vocab-qwen2.5-coder.gguf"
-    if not out.is_file():
-        write_qwen25_coder_vocab(qwen2_vocab(), out)
-    return out
-
-
-def qwen2_vocab() -> Path:
-    """The real Qwen2 tokenizer, as the vocab-only GGUF shipped in the llama-cpp-python sdist."""
-    import llama_cpp
-
-    out = CACHE / "ggml-vocab-qwen2.gguf"
-    if not out.is_file():
-        spec = f"llama-cpp-python=={llama_cpp.__version__}"
-        download = CACHE / "downloads"
-        download.mkdir(parents=True, exist_ok=True)
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", spec,
-                        "-d", str(download), "-q"], check=True)
-        archive = next(download.glob("llama_cpp_python-*.tar.gz"))
-        with tarfile.open(archive) as tar:
-            member = next(m for m in tar.getmembers() if m.name.endswith("models/ggml-vocab-qwen2.gguf"))
-            out.write_bytes(tar.extractfile(member).read())
-    return out
 
 
 @dataclass
@@ -247,7 +221,7 @@ def main() -> int:
     parser.add_argument("--skip-speed", action="store_true")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    tokenizer = LlamaCppModel(qwen25_coder_vocab(), vocab_only=True)
+    tokenizer = LlamaCppModel(vocabs.family_vocab("qwen2.5-coder", CACHE), vocab_only=True)
     embedder = SentenceTransformerEmbedder()
     for before, title in ((False, "cursor after the symbol's name (typing its arguments)"),
                           (True, "cursor where the symbol's name begins (the name is not typed yet)")):

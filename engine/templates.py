@@ -1,12 +1,18 @@
-"""Fill-in-the-middle prompt formats per model family, recognised from the model's own vocabulary."""
+"""Fill-in-the-middle prompt formats per model family, recognised from the GGUF's FIM metadata and
+the model's own vocabulary."""
 
 from __future__ import annotations
 
+import dataclasses
+import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Protocol
 
 from .errors import NoFimSupportError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -47,18 +53,72 @@ FAMILIES = (QWEN, STARCODER2, STARCODER, DEEPSEEK, CODELLAMA)
 class Vocabulary(Protocol):
     def special_id(self, text: str) -> int | None: ...
 
+    # Optionally also `metadata: Mapping[str, str]`, the GGUF's key/value pairs (LlamaCppModel has it).
 
-def detect_template(vocab: Vocabulary, model_name: str = "model") -> FimTemplate:
-    """The first family whose three FIM tokens are each one token of this vocabulary."""
-    for family in FAMILIES:
-        if all(vocab.special_id(t) is not None for t in (family.prefix, family.suffix, family.middle)):
-            if family.repo_name and vocab.special_id(family.repo_name) is None:
-                # e.g. StarCoder 1 names the repository token differently: fall through.
+
+# GGUF keys that name FIM token ids, by template field, as llama.cpp reads them: the current key
+# first, then the deprecated one (convert_hf_to_gguf.py wrote those for CodeLlama and CodeGemma in
+# 2024). Most code GGUFs carry none: llama.cpp, like the vocabulary probe below, goes by token text.
+FIM_ID_KEYS: dict[str, tuple[str, ...]] = {
+    "prefix": ("tokenizer.ggml.fim_pre_token_id", "tokenizer.ggml.prefix_token_id"),
+    "suffix": ("tokenizer.ggml.fim_suf_token_id", "tokenizer.ggml.suffix_token_id"),
+    "middle": ("tokenizer.ggml.fim_mid_token_id", "tokenizer.ggml.middle_token_id"),
+    "repo_name": ("tokenizer.ggml.fim_rep_token_id",),
+    "file_sep": ("tokenizer.ggml.fim_sep_token_id",),
+}
+_MARKERS = ("prefix", "suffix", "middle")
+
+
+def metadata_fim_ids(metadata: Mapping[str, object]) -> dict[str, int]:
+    """The FIM token ids a GGUF's metadata names, by template field (`prefix`, ..., `file_sep`)."""
+    ids: dict[str, int] = {}
+    for field, keys in FIM_ID_KEYS.items():
+        for key in keys:
+            try:
+                token = int(str(metadata[key]))
+            except (KeyError, ValueError):
                 continue
+            if token >= 0:  # llama.cpp takes -1 for "none"
+                ids[field] = token
+                break
+    return ids
+
+
+def _fits(vocab: Vocabulary, family: FimTemplate, fields: tuple[str, ...], ids: Mapping[str, int]) -> bool:
+    """Each of the family's `fields` is one token of the vocabulary, the one `ids` names where it names one."""
+    for field in fields:
+        token = vocab.special_id(getattr(family, field))
+        if token is None or ids.get(field, token) != token:
+            return False
+    return True
+
+
+def _family_of(vocab: Vocabulary, ids: Mapping[str, int]) -> FimTemplate | None:
+    for family in FAMILIES:
+        repo = ("repo_name", "file_sep") if family.has_repo_layout else ()
+        # e.g. StarCoder 1 shares StarCoder2's FIM tokens but names the repository ones differently.
+        if _fits(vocab, family, _MARKERS + repo, ids):
             return family
     for family in FAMILIES:  # FIM tokens without the repository layout
-        if all(vocab.special_id(t) is not None for t in (family.prefix, family.suffix, family.middle)):
-            return FimTemplate(family.name, family.prefix, family.suffix, family.middle, stops=family.stops)
+        if _fits(vocab, family, _MARKERS, ids):
+            return dataclasses.replace(family, repo_name=None, file_sep=None)
+    return None
+
+
+def detect_template(vocab: Vocabulary, model_name: str = "model") -> FimTemplate:
+    """The model's FIM family: the one whose tokens the GGUF's FIM metadata ids name, when it names
+    any; else the first family whose three FIM tokens are each one token of the vocabulary."""
+    ids = metadata_fim_ids(getattr(vocab, "metadata", None) or {})
+    if ids:
+        family = _family_of(vocab, ids)
+        if family is not None:
+            log.debug("%s: FIM format %s from the FIM token ids in its metadata %s", model_name, family.name, ids)
+            return family
+        log.warning("%s: the FIM token ids in its metadata %s are no known family's tokens; "
+                    "recognising the format from the vocabulary instead", model_name, ids)
+    family = _family_of(vocab, {})
+    if family is not None:
+        return family
     raise NoFimSupportError(
         f"{model_name} has no fill-in-the-middle tokens in its vocabulary; use a FIM-trained code model "
         "such as Qwen2.5-Coder, DeepSeek-Coder, StarCoder2 or CodeLlama (base, not instruct)")

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from engine.backends.llama_cpp import LlamaCppModel
+from tests.fixtures import vocabs
 from tests.fixtures.gguf_builder import write_tiny_gguf
 from tests.fixtures.hash_embedder import HashEmbedder
 
@@ -24,6 +27,22 @@ def hermetic_settings(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pyt
 def tiny_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 0.6 MB qwen2-architecture GGUF with a real BPE tokenizer, FIM tokens and random weights."""
     return write_tiny_gguf(tmp_path_factory.mktemp("models") / "tiny-qwen2.gguf")
+
+
+@pytest.fixture(scope="session")
+def real_tokenizer() -> Callable[[str], LlamaCppModel]:
+    """Loads a real tokenizer, vocabulary only, once: a FIM family's (`qwen2.5-coder`, `starcoder`, ...)
+    or one the llama-cpp-python sdist ships (`qwen2`, `gpt-2`, `llama-spm`). The first use on a
+    machine downloads the sdist with pip into the test cache (tests/fixtures/vocabs.py)."""
+    loaded: dict[str, LlamaCppModel] = {}
+
+    def load(name: str) -> LlamaCppModel:
+        if name not in loaded:
+            path = vocabs.family_vocab(name) if name in vocabs.FAMILY_NAMES else vocabs.shipped_vocab(name)
+            loaded[name] = LlamaCppModel(path, vocab_only=True)
+        return loaded[name]
+
+    return load
 
 
 @pytest.fixture
