@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .backends import Generation
@@ -14,8 +14,10 @@ from .config import DEFAULT_BUDGET_CPU_TOKENS, DEFAULT_BUDGET_GPU_TOKENS, Engine
 from .errors import ModelNotConfiguredError
 from .postprocess import StopRules, finish
 from .prompt import ContextSource, EstimateTokenizer, Prompt, PromptBuilder, Tokenizer
+from .backends.llama_server import LlamaServerInfillBackend, is_llama_server
 from .backends.openai_compat import OpenAICompletionsBackend
 from .templates import FimTemplate, detect_template, template_named
+from .typethrough import Shown, TypeThroughCache
 
 log = logging.getLogger(__name__)
 
@@ -27,12 +29,14 @@ class Completion:
     generation: Generation
     retrieval_ms: float
     total_ms: float
+    alternatives: list[str] = field(default_factory=list)  # further candidates, best first
 
     def summary(self) -> str:
         g = self.generation
         return (f"{len(self.text)} chars, {g.n_generated} tokens generated ({g.stop_reason}); prompt "
-                f"{g.n_prompt} tokens: {g.n_evaluated} evaluated, {g.n_reused} reused; "
-                f"retrieval {self.retrieval_ms:.0f} ms, generation {g.ms:.0f} ms, total {self.total_ms:.0f} ms")
+                f"{g.n_prompt} tokens: {g.n_evaluated} evaluated, {g.n_reused} reused ({g.n_moved} moved); "
+                f"retrieval {self.retrieval_ms:.0f} ms, evaluation {g.eval_ms:.0f} ms, "
+                f"generation {g.ms - g.eval_ms:.0f} ms, total {self.total_ms:.0f} ms")
 
 
 class Completer:
@@ -40,7 +44,7 @@ class Completer:
 
     def __init__(self, config: EngineConfig, model: LlamaCppModel | None = None,
                  tokenizer: Tokenizer | None = None, template: FimTemplate | None = None,
-                 remote: OpenAICompletionsBackend | None = None) -> None:
+                 remote: OpenAICompletionsBackend | LlamaServerInfillBackend | None = None) -> None:
         self.config = config
         self.model = model
         self.remote = remote
@@ -50,6 +54,8 @@ class Completer:
         self.template = template or template_named(config.template)
         self.builder = PromptBuilder(self.template, self.tokenizer)
         self.last: Completion | None = None  # the latest completion, cancelled ones included
+        self.shown = TypeThroughCache()
+        self._previous: dict[str, Prompt] = {}  # the last prompt per file, for cache-aware snippet order
         self.budget_tokens = self._budget()
         self.stop_ids = {i for t in self.template.stops + self.template.specials()
                          if (i := self.tokenizer.special_id(t)) is not None} if self.tokenizer.exact else set()
@@ -60,8 +66,7 @@ class Completer:
         if config.endpoint and not vocab_only:
             # A remote server generates; a local GGUF, if given, only counts tokens exactly.
             tokenizer = LlamaCppModel(config.model_path, vocab_only=True) if config.model_path else None
-            return cls(config, tokenizer=tokenizer,
-                       remote=OpenAICompletionsBackend(config.endpoint, config.remote_model))
+            return cls(config, tokenizer=tokenizer, remote=_remote_backend(config))
         if not config.model_path:
             raise ModelNotConfiguredError()
         vocab = LlamaCppModel(config.model_path, vocab_only=True)
@@ -69,8 +74,10 @@ class Completer:
             return cls(config, tokenizer=vocab)
         # The context window follows the prompt budget, which needs the trained length first.
         budget = _auto_budget(config, vocab.n_ctx_train)
-        return cls(config, model=LlamaCppModel(config.model_path, n_ctx=budget + config.max_tokens,
-                                               n_gpu_layers=config.n_gpu_layers, n_threads=config.n_threads))
+        n_ctx = budget + config.max_tokens
+        return cls(config, model=LlamaCppModel(
+            config.model_path, n_ctx=n_ctx, n_gpu_layers=config.n_gpu_layers, n_threads=config.n_threads,
+            flash_attn=config.flash_attn, kv_cache_type=_kv_cache_type(config, vocab, n_ctx)))
 
     def describe(self) -> dict:
         """What generates, where, and with which prompt format, for status reports."""
@@ -78,7 +85,8 @@ class Completer:
             m = self.model
             return {"name": m.name, "path": str(m.path), "architecture": m.architecture,
                     "template": self.template.name, "device": "gpu" if m.n_gpu_layers else "cpu",
-                    "gpu_layers": m.n_gpu_layers, "context_tokens": m.n_ctx, "budget_tokens": self.budget_tokens}
+                    "gpu_layers": m.n_gpu_layers, "context_tokens": m.n_ctx, "budget_tokens": self.budget_tokens,
+                    **m.hardware.to_dict(), "kv_shift": m.can_shift}
         if self.remote is not None:
             return {"name": self.remote.name, "template": self.template.name, "device": self.remote.device,
                     "budget_tokens": self.budget_tokens, "exact_token_counts": self.tokenizer.exact}
@@ -91,6 +99,8 @@ class Completer:
         """The largest prompt this model can take and still generate `max_tokens`."""
         if self.model is not None:
             return self.model.n_ctx - self.config.max_tokens
+        if getattr(self.remote, "n_ctx", None):
+            return self.remote.n_ctx - self.config.max_tokens
         n_ctx_train = getattr(self.tokenizer, "n_ctx_train", None)
         return n_ctx_train - self.config.max_tokens if n_ctx_train else 1 << 30
 
@@ -101,29 +111,109 @@ class Completer:
         snippets = context.snippets(path, source, offset, self.config.snippet_limit) if context else []
         retrieval_ms = (time.perf_counter() - t0) * 1000
         budget = min(budget_tokens or self.budget_tokens, self._budget_limit())
-        return self.builder.build(path, source, offset, snippets, budget, repo_name), retrieval_ms
+        prompt = self.builder.build(path, source, offset, snippets, budget, repo_name, self._previous.get(path))
+        self._previous[path] = prompt
+        return prompt, retrieval_ms
 
     def complete(self, path: str, source: str, offset: int, context: ContextSource | None,
-                 repo_name: str = "", cancel: threading.Event | None = None) -> Completion:
+                 repo_name: str = "", cancel: threading.Event | None = None, n_candidates: int = 1) -> Completion:
+        """The completion at a cursor: from the type-through cache when the user is typing a suggestion
+        already shown (or one computed ahead), else from the model."""
         if self.model is None and self.remote is None:
             raise ModelNotConfiguredError()
         t0 = time.perf_counter()
+        if (cached := self.shown.lookup(path, source, offset)) is not None:
+            text, alternatives, shown = cached
+            prompt = shown.prompt or Prompt(self.template.name, self.budget_tokens, [])
+            generation = Generation(text, 0, 0, 0, 0, "type-through", 0.0)
+            completion = Completion(text, prompt, generation, 0.0, (time.perf_counter() - t0) * 1000,
+                                    list(alternatives))
+            log.info("completion %s:%d: %s", path, offset, completion.summary())
+            self.last = completion
+            return completion
         prompt, retrieval_ms = self.prompt(path, source, offset, context, repo_name)
         rules = StopRules.for_cursor(source, offset, self.config.max_lines)
         if self.model is not None:
             generation = self.model.generate(prompt.tokens, max_tokens=self.config.max_tokens,
                                              stop_ids=self.stop_ids, cut=rules.cut,
-                                             timeout_s=self.config.timeout_s, cancel=cancel)
+                                             timeout_s=self.config.timeout_s, cancel=cancel,
+                                             n_candidates=n_candidates)
+        elif isinstance(self.remote, LlamaServerInfillBackend):
+            # The server knows its model's end tokens; the file separator text ends a completion too.
+            generation = self.remote.generate(prompt, max_tokens=self.config.max_tokens,
+                                              stop_texts=[s for s in (self.template.file_sep,) if s], cut=rules.cut,
+                                              timeout_s=self.config.timeout_s, cancel=cancel)
         else:
             stops = [s for s in (self.template.file_sep, *self.template.stops) if s]
             generation = self.remote.generate(prompt.text, prompt.n_tokens, max_tokens=self.config.max_tokens,
                                               stop_texts=stops, cut=rules.cut, timeout_s=self.config.timeout_s,
                                               cancel=cancel)
-        completion = Completion(finish(generation.text), prompt, generation, retrieval_ms,
-                                (time.perf_counter() - t0) * 1000)
+        text = finish(generation.text, source, offset)
+        alternatives = [a for a in dict.fromkeys(finish(a, source, offset) for a in generation.alternatives)
+                        if a and a != text]
+        completion = Completion(text, prompt, generation, retrieval_ms, (time.perf_counter() - t0) * 1000,
+                                alternatives)
         log.info("completion %s:%d: %s", path, offset, completion.summary())
         self.last = completion
+        if generation.stop_reason not in ("cancelled", "timeout"):
+            self.shown.add(Shown(path, source[:offset], source[offset:], text, tuple(alternatives), prompt))
         return completion
+
+    def speculate(self, path: str, context: ContextSource | None, repo_name: str = "",
+                  cancel: threading.Event | None = None) -> Completion | None:
+        """Compute ahead the completion the user will want after accepting the last one shown, so
+        that accepting it shows the next one without waiting. None when there is nothing to extend."""
+        last = self.last
+        if last is None or not last.text or last.generation.stop_reason == "type-through":
+            return None
+        entry = self.shown.newest(path)
+        if entry is None or entry.text != last.text:
+            return None
+        source, offset = entry.accepted()
+        if self.shown.lookup(path, source, offset) is not None:
+            return None  # already computed
+        try:
+            return self.complete(path, source, offset, context, repo_name, cancel)
+        finally:
+            self.last = last  # status reports what the user saw
+
+    def warm(self, path: str, source: str, offset: int, context: ContextSource | None, repo_name: str = "",
+             cancel: threading.Event | None = None, whole: bool = True) -> int:
+        """Evaluate the prompt for a cursor into the KV cache without generating, so that the next
+        request pays only for what changes: the whole prompt after a pause at a known cursor, or
+        (`whole` False, a file just opened) only its repository part, which does not depend on the
+        cursor as much. Returns the tokens evaluated."""
+        if self.model is None:
+            return 0
+        prompt, _ = self.prompt(path, source, offset, context, repo_name)
+        tokens = prompt.tokens if whole else prompt.repository_tokens
+        if not tokens:
+            return 0
+        plan, stopped = self.model.warm(tokens, cancel, timeout_s=max(self.config.timeout_s, 60.0))
+        log.info("warmed %s:%d: %d of %d prompt tokens, %d to evaluate, %d reused%s", path, offset, len(tokens),
+                 prompt.n_tokens, plan.n_evaluated, plan.n_reused, f" ({stopped} part way)" if stopped else "")
+        return plan.n_evaluated
+
+
+def _remote_backend(config: EngineConfig) -> OpenAICompletionsBackend | LlamaServerInfillBackend:
+    """llama.cpp's `/infill` where the endpoint is llama.cpp's server (or asked for), else `/v1/completions`."""
+    api = config.endpoint_api
+    if api == "auto":
+        api = "infill" if is_llama_server(config.endpoint) else "completions"
+    if api == "infill":
+        return LlamaServerInfillBackend(config.endpoint)
+    return OpenAICompletionsBackend(config.endpoint, config.remote_model)
+
+
+def _kv_cache_type(config: EngineConfig, vocab: LlamaCppModel, n_ctx: int) -> str:
+    """f16 unless asked otherwise or its cache would take more than a quarter of the memory."""
+    if config.kv_cache_type != "auto":
+        return config.kv_cache_type
+    from .hardware import kv_cache_bytes, memory_bytes
+
+    need = kv_cache_bytes(vocab.metadata, n_ctx, "f16")
+    total = memory_bytes()
+    return "q8_0" if need and total and need > total / 4 else "f16"
 
 
 def _auto_budget(config: EngineConfig, n_ctx_train: int | None) -> int:

@@ -14,6 +14,7 @@ DEFAULT_BUDGET_GPU_TOKENS = 16384
 class EngineConfig:
     model_path: str | None = None  # in-process GGUF; with `endpoint`, only its tokenizer is used
     endpoint: str | None = None  # OpenAI-compatible server (llama.cpp server, vLLM, Ollama) instead
+    endpoint_api: str = "auto"  # infill (llama.cpp server's /infill), completions (/v1/completions), auto: probe
     remote_model: str | None = None  # model name sent to the endpoint (default: its first model)
     template: str | None = None  # FIM family for an endpoint without a local GGUF (default qwen2.5-coder)
     budget_tokens: int | None = None  # None: from the model's context length and the hardware
@@ -23,3 +24,6 @@ class EngineConfig:
     snippet_limit: int = 8  # retrieved snippets offered to the prompt builder
     n_gpu_layers: int | None = None  # None: all layers when the build can offload, else 0
     n_threads: int | None = None  # None: all cores
+    flash_attn: bool | None = None  # None: on (llama.cpp's CPU kernels are faster with it; q8_0 KV needs it)
+    kv_cache_type: str = "auto"  # f16, q8_0, or auto: f16 unless it would take over a quarter of RAM
+    candidates: int = 3  # completions offered in a completion list (inline ghost text shows one)

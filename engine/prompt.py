@@ -90,6 +90,17 @@ class Prompt:
         return [t for s in self.segments for t in s.tokens]
 
     @property
+    def repository_tokens(self) -> list[int]:
+        """The tokens before the current file's own text: repository name, snippets, file header."""
+        out: list[int] = []
+        for s in self.segments:
+            if s.kind in ("prefix", "suffix"):
+                break
+            out += s.tokens
+        # Without a repository layout the FIM prefix marker comes first; it is part of this too.
+        return out
+
+    @property
     def n_tokens(self) -> int:
         return sum(len(s.tokens) for s in self.segments)
 
@@ -129,7 +140,9 @@ class PromptBuilder:
         return Part("template", text, tokens=self.tokenizer.encode(text))
 
     def build(self, path: str, source: str, offset: int, snippets: Sequence[Snippet],
-              budget_tokens: int, repo_name: str = "") -> Prompt:
+              budget_tokens: int, repo_name: str = "", previous: Prompt | None = None) -> Prompt:
+        """The prompt for a cursor. `previous`, the last prompt built for this file, keeps snippets
+        that it already had in the same order at the front, where the KV cache still holds them."""
         t0 = time.perf_counter()
         tpl = self.template
         enc = self.tokenizer.encode
@@ -217,8 +230,7 @@ class PromptBuilder:
 
         chosen = [(header, body) for header, body in chosen if not shown(body)]  # the view may have grown
         context: list[Part] = []
-        # Best snippet last: nearest to the code being completed.
-        for header, body in reversed(chosen):
+        for header, body in _cache_aware_order(chosen, previous):
             context += header + [body]
         context += file_header
         fim = [self._special(tpl.prefix), prefix_part, self._special(tpl.suffix), suffix_part,
@@ -245,3 +257,21 @@ class PromptBuilder:
             return [self._special(self.template.file_sep), self._plain(f"{shown_path}\n")]
         marker = comment_prefix(current_path)
         return [self._plain(f"{marker} {shown_path}\n")] if marker else []
+
+
+def _cache_aware_order(chosen: list[tuple[list[Part], Part]],
+                       previous: Prompt | None) -> list[tuple[list[Part], Part]]:
+    """Snippets in prompt order: those the previous prompt had, in its order (the KV cache holds
+    them there), then new ones with the best last, nearest to the code being completed.
+
+    Relevance decides which snippets are in; this only decides where, so a small change of
+    ranking between keystrokes does not push every cached snippet to a new place.
+    """
+    def key(p: Part) -> tuple[str, int, str]:
+        return p.path, p.start_line, p.text
+
+    before = {key(p): i for i, p in enumerate(previous.parts if previous else ())
+              if p.kind in ("snippet", "signature")}
+    kept = sorted((c for c in chosen if key(c[1]) in before), key=lambda c: before[key(c[1])])
+    new = [c for c in chosen if key(c[1]) not in before]
+    return kept + new[::-1]

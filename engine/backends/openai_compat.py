@@ -17,6 +17,7 @@ from typing import Callable
 
 from ..errors import EngineError
 from . import Generation, interruption
+from .sse import post_stream
 
 log = logging.getLogger(__name__)
 
@@ -69,38 +70,27 @@ class OpenAICompletionsBackend:
                 "stop": stop_texts[:4]}  # OpenAI allows four stop sequences
         if self.model:
             body["model"] = self.model
-        request = urllib.request.Request(self.url, data=json.dumps(body).encode(), headers=self._headers())
         text, reason, pieces, usage = "", "max_tokens", 0, None
+        events = post_stream(self.url, body, self._headers(), max(timeout_s, self.connect_timeout_s), self.endpoint)
         try:
-            with urllib.request.urlopen(request, timeout=max(timeout_s, self.connect_timeout_s)) as response:
-                for raw in response:
-                    line = raw.decode("utf-8", errors="replace").strip()
-                    if not line.startswith("data:"):
-                        continue
-                    payload = line[5:].strip()
-                    if payload == "[DONE]":
+            for event in events:
+                usage = event.get("usage") or usage
+                choice = (event.get("choices") or [{}])[0]
+                piece = choice.get("text") or ""
+                if piece:
+                    pieces += 1
+                    text, stop = cut(text + piece)
+                    if stop:
+                        reason = "rule"
                         break
-                    event = json.loads(payload)
-                    usage = event.get("usage") or usage
-                    choice = (event.get("choices") or [{}])[0]
-                    piece = choice.get("text") or ""
-                    if piece:
-                        pieces += 1
-                        text, stop = cut(text + piece)
-                        if stop:
-                            reason = "rule"
-                            break
-                    if choice.get("finish_reason") == "stop":
-                        reason = "eog"
-                        break
-                    if stopped := interruption(cancel, deadline):
-                        reason = stopped
-                        break
-        except urllib.error.HTTPError as exc:
-            detail = exc.read(500).decode("utf-8", errors="replace")
-            raise EngineError(f"the inference server at {self.endpoint} answered {exc.code}: {detail}") from exc
-        except (urllib.error.URLError, OSError) as exc:
-            raise EngineError(f"cannot reach the inference server at {self.endpoint} ({exc}); is it running?") from exc
+                if choice.get("finish_reason") == "stop":
+                    reason = "eog"
+                    break
+                if stopped := interruption(cancel, deadline):
+                    reason = stopped
+                    break
+        finally:
+            events.close()
         n_prompt = int(usage.get("prompt_tokens", n_prompt)) if usage else n_prompt
         generated = int(usage.get("completion_tokens", pieces)) if usage else pieces
         # The API does not say how much of the prompt the server found in its cache.

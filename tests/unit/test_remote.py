@@ -70,7 +70,8 @@ def test_remote_completion_without_a_local_model_and_cancellation(server: str):
     assert completer.complete("geo.py", SOURCE, CURSOR, None).text
     cancel = threading.Event()
     cancel.set()
-    result = completer.complete("geo.py", SOURCE, CURSOR, None, cancel=cancel)
+    typed = SOURCE[:CURSOR] + "\n" + SOURCE[CURSOR:]  # not what was suggested: no type-through answer
+    result = completer.complete("geo.py", typed, CURSOR + 1, None, cancel=cancel)
     assert result.generation.stop_reason == "cancelled" and result.generation.n_generated <= 1
 
 
