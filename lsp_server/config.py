@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 SETTINGS: dict[str, tuple[str, str, type]] = {
     "modelPath": ("engine", "model_path", str),
     "endpoint": ("engine", "endpoint", str),
+    "endpointApi": ("engine", "endpoint_api", str),
     "remoteModel": ("engine", "remote_model", str),
     "template": ("engine", "template", str),
     "budgetTokens": ("engine", "budget_tokens", int),
@@ -37,11 +38,17 @@ SETTINGS: dict[str, tuple[str, str, type]] = {
     "timeoutS": ("engine", "timeout_s", float),
     "snippetLimit": ("engine", "snippet_limit", int),
     "nGpuLayers": ("engine", "n_gpu_layers", int),
+    "nThreads": ("engine", "n_threads", int),
+    "flashAttn": ("engine", "flash_attn", bool),
+    "kvCacheType": ("engine", "kv_cache_type", str),
+    "candidates": ("engine", "candidates", int),
     "embeddingModel": ("index", "embedding_model", str),
     "maxFileBytes": ("index", "max_file_bytes", int),
     "indexDir": ("index", "index_dir", Path),
     "debounceMs": ("server", "debounce_ms", int),
     "disabledLanguages": ("server", "disabled_languages", tuple),
+    "warm": ("server", "warm", bool),
+    "speculate": ("server", "speculate", bool),
 }
 
 
@@ -49,6 +56,8 @@ SETTINGS: dict[str, tuple[str, str, type]] = {
 class ServerConfig:
     debounce_ms: int = 50  # a request waits this long; a newer one for the same document replaces it
     disabled_languages: tuple[str, ...] = ()  # LSP languageIds that get no completions
+    warm: bool = True  # fill the KV cache when a file opens and when the user pauses
+    speculate: bool = True  # compute the completion after a shown one while the user reads it
 
 
 def config_file_path() -> Path:
@@ -107,6 +116,12 @@ class Settings:
             except (TypeError, ValueError) as exc:
                 problems.append(f"setting {key}={value!r} is invalid ({exc}); using the default")
         engine = values["engine"]
+        if engine.get("endpoint_api", "auto") not in ("auto", "infill", "completions"):
+            problems.append(f"setting endpointApi={engine.pop('endpoint_api')!r} is invalid (use auto, infill or "
+                            "completions); using the default")
+        if engine.get("kv_cache_type", "auto") not in ("auto", "f16", "q8_0"):
+            problems.append(f"setting kvCacheType={engine.pop('kv_cache_type')!r} is invalid (use auto, f16 or "
+                            "q8_0); using the default")
         if engine.get("model_path"):
             engine["model_path"] = str(Path(engine["model_path"]).expanduser())
         for p in problems:
@@ -124,6 +139,10 @@ def _convert(value: Any, kind: type) -> Any:
         if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
             raise ValueError("expected a list of strings")
         return tuple(value)
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise TypeError(f"expected true or false, got {type(value).__name__}")
+        return value
     if kind is Path:
         if not isinstance(value, str) or not value.strip():
             raise ValueError("expected a path")

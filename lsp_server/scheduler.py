@@ -26,6 +26,8 @@ class SchedulerStats:
     superseded: int = 0  # answered empty because a newer request for the same document came
     cancelled: int = 0  # $/cancelRequest
     ran: int = 0  # reached the model thread and did the work
+    background: int = 0  # work done while idle (warming the KV cache, speculating), to the end
+    background_cancelled: int = 0  # idle work stopped part way or skipped because a request came
 
 
 @dataclass
@@ -42,6 +44,7 @@ class Scheduler:
         self._latest: dict[str, _Ticket] = {}
         self._counter = 0
         self.running: str | None = None  # key whose work is on the model thread now
+        self._idle: _Ticket | None = None  # the one piece of idle work queued or running
 
     async def offload(self, fn: Callable[..., T], *args: Any) -> T:
         """Run plain code on the model thread (for work that is not a per-document request)."""
@@ -54,6 +57,7 @@ class Scheduler:
         ticket = _Ticket(self._counter)
         previous = self._latest.get(key)
         self._latest[key] = ticket
+        self._stop_idle()
         if previous is not None:
             previous.wake.set()
             previous.cancel.set()
@@ -90,7 +94,46 @@ class Scheduler:
             if self._latest.get(key) is ticket:
                 del self._latest[key]
 
+    def pending(self) -> bool:
+        """Whether a request waits out its debounce or runs."""
+        return bool(self._latest)
+
+    def when_idle(self, work: Callable[[threading.Event], Any]) -> None:
+        """Run `work(cancel)` on the model thread unless a request comes first; a request that comes
+        while it runs sets its cancel event (the model stops within a decode step). Newer idle work
+        replaces older."""
+        self._stop_idle()
+        ticket = self._idle = _Ticket(0)
+
+        def run() -> None:
+            if ticket.cancel.is_set() or self._latest:
+                self.stats.background_cancelled += 1
+                return
+            self.running = "(idle work)"
+            try:
+                work(ticket.cancel)
+            finally:
+                self.running = None
+            if ticket.cancel.is_set():
+                self.stats.background_cancelled += 1
+            else:
+                self.stats.background += 1
+
+        future = asyncio.get_running_loop().run_in_executor(self.executor, run)
+        future.add_done_callback(_log_failure)
+
+    def _stop_idle(self) -> None:
+        if self._idle is not None:
+            self._idle.cancel.set()
+            self._idle = None
+
     def shutdown(self) -> None:
+        self._stop_idle()
         for ticket in self._latest.values():
             ticket.cancel.set()
         self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _log_failure(future: "asyncio.Future[Any]") -> None:
+    if not future.cancelled() and (exc := future.exception()) is not None:
+        log.error("idle work failed", exc_info=exc)

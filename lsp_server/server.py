@@ -52,6 +52,7 @@ class CodeKbServer(LanguageServer):
         self._model_future: asyncio.Future | None = None
         self._shown: set[str] = set()
         self._tokens: dict[str, str] = {}  # progress title -> token
+        self._pause_timers: dict[str, asyncio.TimerHandle] = {}  # uri -> warm-up after a pause
         self.started = time.monotonic()
 
     # -- messages --------------------------------------------------------------------
@@ -94,8 +95,8 @@ class CodeKbServer(LanguageServer):
         """Settings changed at run time: reload only what depends on what changed."""
         old, self.settings = self.settings, new
         self.report_problems()
-        model_keys = ("model_path", "endpoint", "remote_model", "template", "n_gpu_layers", "n_threads",
-                      "budget_tokens", "max_tokens")
+        model_keys = ("model_path", "endpoint", "endpoint_api", "remote_model", "template", "n_gpu_layers",
+                      "n_threads", "flash_attn", "kv_cache_type", "budget_tokens", "max_tokens")
         if any(getattr(old.engine, k) != getattr(new.engine, k) for k in model_keys):
             log.info("model settings changed: reloading the model")
             self.load_model()
@@ -158,7 +159,7 @@ class CodeKbServer(LanguageServer):
         col = offset - (doc.source.rfind("\n", 0, offset) + 1)
         return CursorRequest(uri, root, path, doc.source, offset, line, col, doc.language_id or "")
 
-    async def complete(self, uri: str, position: types.Position) -> Completion | None:
+    async def complete(self, uri: str, position: types.Position, n_candidates: int = 1) -> Completion | None:
         """A completion at a cursor, or None: superseded, cancelled, disabled or no model."""
         request = self.cursor(uri, position)
         if request.language_id in self.settings.server.disabled_languages:
@@ -170,16 +171,58 @@ class CodeKbServer(LanguageServer):
         repo = request.root.name if request.root else ""
 
         def work(cancel) -> Completion:
-            return completer.complete(request.path, request.source, request.offset, context, repo, cancel=cancel)
+            return completer.complete(request.path, request.source, request.offset, context, repo, cancel=cancel,
+                                      n_candidates=n_candidates)
 
         try:
             result = await self.scheduler.latest(uri, self.settings.server.debounce_ms / 1000, work)
         except EngineError as exc:
             self.show_once(str(exc))
             return None
-        if result is not None and result.generation.stop_reason == "cancelled":
+        if result is None or result.generation.stop_reason == "cancelled":
             return None
+        if result.text and self.settings.server.speculate:
+            # While the user reads the suggestion, compute the one that follows it.
+            self._when_idle(lambda cancel: completer.speculate(request.path, context, repo, cancel))
         return result
+
+    def warm(self, uri: str, offset: int | None) -> None:
+        """Fill the KV cache for a document while the model is idle: its repository part on open
+        (`offset` None), the whole prompt at the last edit after a pause."""
+        completer = self.completer
+        if completer is None or completer.model is None or not self.settings.server.warm:
+            return
+        doc = self.workspace.get_text_document(uri)
+        if (doc.language_id or "") in self.settings.server.disabled_languages:
+            return
+        fs_path = Path(to_fs_path(uri) or uri)
+        root = self.indexes.root_for(fs_path) if self.indexes else None
+        path = fs_path.relative_to(root).as_posix() if root else fs_path.as_posix()
+        context = self.indexes.searchable(root) if self.indexes else None
+        source = doc.source
+        self._when_idle(lambda cancel: completer.warm(path, source, offset or 0, context,
+                                                      root.name if root else "", cancel, whole=offset is not None))
+
+    def edited(self, uri: str, offset: int) -> None:
+        """A didChange at `offset`: once the user pauses (no request for a while), warm the cache there."""
+        if (handle := self._pause_timers.pop(uri, None)) is not None:
+            handle.cancel()
+        delay = max(self.settings.server.debounce_ms * 3, 300) / 1000
+        self._pause_timers[uri] = asyncio.get_running_loop().call_later(delay, self._paused, uri, offset)
+
+    def _paused(self, uri: str, offset: int) -> None:
+        self._pause_timers.pop(uri, None)
+        if self.scheduler.running is None and not self.scheduler.pending():
+            self.warm(uri, offset)
+
+    def _when_idle(self, work) -> None:
+        def guarded(cancel) -> None:
+            try:
+                work(cancel)
+            except EngineError as exc:
+                log.info("idle work skipped: %s", exc)
+
+        self.scheduler.when_idle(guarded)
 
     async def _completer(self) -> Completer | None:
         if self._model_future is None:

@@ -9,7 +9,7 @@ if TYPE_CHECKING:
 
 
 def register_all(server: "CodeKbServer") -> None:
-    from . import commands, completion, context, inline_completion, lifecycle, workspace
+    from . import commands, completion, context, inline_completion, lifecycle, sync, workspace
 
-    for module in (lifecycle, workspace, commands, completion, inline_completion, context):
+    for module in (lifecycle, sync, workspace, commands, completion, inline_completion, context):
         module.register(server)

@@ -12,7 +12,7 @@ _WORD_AT_END = re.compile(r"\w*$")
 
 
 async def completion(ls: CodeKbServer, params: types.CompletionParams) -> types.CompletionList | None:
-    result = await ls.complete(params.text_document.uri, params.position)
+    result = await ls.complete(params.text_document.uri, params.position, ls.settings.engine.candidates)
     if result is None or not result.text:
         return None
     # The edit replaces the identifier being typed, so the client filters the item by what the
@@ -22,20 +22,27 @@ async def completion(ls: CodeKbServer, params: types.CompletionParams) -> types.
     before = line[:params.position.character]  # UTF-16 units: identifiers here are ASCII or BMP
     word = _WORD_AT_END.search(before).group(0)
     start = types.Position(line=params.position.line, character=params.position.character - len(word))
-    first_line = result.text.strip().split("\n", 1)[0]
     sources = result.prompt.snippet_paths()
     detail = "code-kb" + (f" · context from {', '.join(sources[:3])}" if sources else " · no retrieved context")
-    item = types.CompletionItem(
-        label=(word + first_line)[:60] + ("…" if len(word + first_line) > 60 or "\n" in result.text.strip() else ""),
+    items = [_item(ls, word, text, start, params.position, detail, rank)
+             for rank, text in enumerate([result.text, *result.alternatives])]
+    return types.CompletionList(is_incomplete=True, items=items)
+
+
+def _item(ls: CodeKbServer, word: str, text: str, start: types.Position, end: types.Position, detail: str,
+          rank: int) -> types.CompletionItem:
+    first_line = text.strip().split("\n", 1)[0]
+    return types.CompletionItem(
+        label=(word + first_line)[:60] + ("…" if len(word + first_line) > 60 or "\n" in text.strip() else ""),
         kind=types.CompletionItemKind.Text,
         detail=detail,
-        documentation=_documentation(ls, result.text),
-        text_edit=types.TextEdit(range=types.Range(start=start, end=params.position), new_text=word + result.text),
-        filter_text=word + result.text,
-        sort_text="0",
+        documentation=_documentation(ls, text),
+        text_edit=types.TextEdit(range=types.Range(start=start, end=end), new_text=word + text),
+        filter_text=word + text,
+        sort_text=str(rank),
+        preselect=rank == 0,
         insert_text_format=types.InsertTextFormat.PlainText,
     )
-    return types.CompletionList(is_incomplete=True, items=[item])
 
 
 def _documentation(ls: CodeKbServer, text: str) -> types.MarkupContent | str:

@@ -1,0 +1,35 @@
+"""Document sync hooks: pygls keeps the text; we warm the KV cache on open and after a pause."""
+
+from __future__ import annotations
+
+from lsprotocol import types
+
+from ..server import CodeKbServer
+
+
+def did_open(ls: CodeKbServer, params: types.DidOpenTextDocumentParams) -> None:
+    ls.warm(params.text_document.uri, None)
+
+
+def did_change(ls: CodeKbServer, params: types.DidChangeTextDocumentParams) -> None:
+    """Remember where the user edits; pygls has already applied the change."""
+    uri = params.text_document.uri
+    last = params.content_changes[-1] if params.content_changes else None
+    if last is None:
+        return
+    doc = ls.workspace.get_text_document(uri)
+    if isinstance(last, types.TextDocumentContentChangePartial):
+        end = last.range.start
+        lines = last.text.split("\n")
+        position = types.Position(line=end.line + len(lines) - 1,
+                                  character=(end.character if len(lines) == 1 else 0) + len(lines[-1].encode("utf-16-le")) // 2)
+        offset = doc.offset_at_position(position)
+    else:
+        offset = len(doc.source)
+    ls.edited(uri, min(offset, len(doc.source)))
+
+
+def register(server: CodeKbServer) -> None:
+    # pygls runs these after its own handlers for the same notifications.
+    server.feature(types.TEXT_DOCUMENT_DID_OPEN)(did_open)
+    server.feature(types.TEXT_DOCUMENT_DID_CHANGE)(did_change)
