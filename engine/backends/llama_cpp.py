@@ -343,15 +343,17 @@ class LlamaCppModel:
             self._abort_at = (None, float("inf"))
         return p, None
 
-    def warm(self, tokens: list[int], cancel: threading.Event | None = None, timeout_s: float = 60.0) -> Plan:
+    def warm(self, tokens: list[int], cancel: threading.Event | None = None,
+             timeout_s: float = 60.0) -> tuple[Plan, str | None]:
         """Evaluate `tokens` into the KV cache without generating, so that a later prompt that
-        starts with them pays only for the rest."""
+        starts with them pays only for the rest. The plan, and why it stopped early if it did
+        (the batches evaluated before a cancel stay in the cache)."""
         if self.vocab_only:
             raise ModelLoadError(f"{self.path} was loaded for its vocabulary only; it cannot evaluate")
         with self._lock:
-            p, _ = self._evaluate(tokens, cancel, time.perf_counter() + timeout_s)
+            p, stopped = self._evaluate(tokens, cancel, time.perf_counter() + timeout_s)
             self.last_plan = p
-            return p
+            return p, stopped
 
     def generate(self, tokens: list[int], *, max_tokens: int, stop_ids: set[int],
                  cut: Callable[[str], tuple[str, bool]], timeout_s: float,
