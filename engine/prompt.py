@@ -56,10 +56,14 @@ class EstimateTokenizer:
         return 0
 
 
+CONTEXT_KINDS = ("snippet", "recent", "signature")  # parts from other files
+
+
 @dataclass
 class Part:
-    """One segment of the prompt. `kind` is snippet (a retrieved chunk), signature (only a retrieved
-    chunk's first line, when the budget is tight), prefix, suffix, or template (markers, headers)."""
+    """One segment of the prompt. `kind` is snippet (a retrieved chunk), recent (around a recent edit
+    in another file), signature (only a chunk's first lines, when the budget is tight), prefix,
+    suffix, or template (markers, headers)."""
 
     kind: str
     text: str
@@ -109,7 +113,7 @@ class Prompt:
         return "".join(s.text for s in self.segments)
 
     def snippet_paths(self) -> list[str]:
-        return list(dict.fromkeys(p.path for p in self.parts if p.kind in ("snippet", "signature")))
+        return list(dict.fromkeys(p.path for p in self.parts if p.kind in CONTEXT_KINDS))
 
     def to_dict(self, path: str, line: int, col: int) -> dict:
         """The stable `code-kb context --json` shape (see README.md)."""
@@ -199,7 +203,7 @@ class PromptBuilder:
                     if spent + c > remaining:
                         break
                     take, spent = take + 1, spent + c
-            kind = "snippet"
+            kind = getattr(snip, "kind", "snippet")  # "recent" for a recently edited place
             if take < len(lines) and take < self.shares.min_snippet_lines:
                 # The signature: decorators and the header up to the line that opens the body.
                 header_lines = next((i + 1 for i, ln in enumerate(lines[:6])
@@ -271,7 +275,7 @@ def _cache_aware_order(chosen: list[tuple[list[Part], Part]],
         return p.path, p.start_line, p.text
 
     before = {key(p): i for i, p in enumerate(previous.parts if previous else ())
-              if p.kind in ("snippet", "signature")}
+              if p.kind in CONTEXT_KINDS}
     kept = sorted((c for c in chosen if key(c[1]) in before), key=lambda c: before[key(c[1])])
     new = [c for c in chosen if key(c[1]) not in before]
     return kept + new[::-1]

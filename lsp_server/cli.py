@@ -260,7 +260,7 @@ def cmd_context(args: argparse.Namespace) -> int:
         sys.stdout.write(prompt.text)
         sys.stdout.write("\n")
         parts = prompt.parts
-        snippets = [f"{p.path}:{p.start_line + 1}-{p.end_line + 1}" for p in parts if p.kind == "snippet"]
+        snippets = [f"{p.path}:{p.start_line + 1}-{p.end_line + 1}" for p in parts if p.kind in ("snippet", "recent")]
         exact = "" if session.completer.tokenizer.exact else " (estimated: no model given)"
         print(f"--\nprompt {prompt.n_tokens} tokens{exact} of a {prompt.budget_tokens}-token budget, template "
               f"{prompt.template}; retrieval {retrieval_ms:.0f} ms, assembly {prompt.build_ms:.0f} ms\n"

@@ -17,6 +17,7 @@ from pygls.lsp.server import LanguageServer
 from pygls.uris import to_fs_path
 
 from engine import Completer, Completion, EngineConfig, EngineError
+from engine.recent import RecentEdits, WithRecentEdits
 
 from . import __version__
 from .config import Settings
@@ -53,6 +54,7 @@ class CodeKbServer(LanguageServer):
         self._shown: set[str] = set()
         self._tokens: dict[str, str] = {}  # progress title -> token
         self._pause_timers: dict[str, asyncio.TimerHandle] = {}  # uri -> warm-up after a pause
+        self.recent_edits = RecentEdits()
         self.started = time.monotonic()
 
     # -- messages --------------------------------------------------------------------
@@ -149,12 +151,16 @@ class CodeKbServer(LanguageServer):
             self.work_done_progress.end(token, types.WorkDoneProgressEnd(message="done"))
 
     # -- completion ------------------------------------------------------------------
+    def relative_path(self, uri: str) -> tuple[Path | None, str]:
+        """The workspace root holding a document, and its path relative to that root (or absolute)."""
+        fs_path = Path(to_fs_path(uri) or uri)
+        root = self.indexes.root_for(fs_path) if self.indexes else None
+        return root, fs_path.relative_to(root).as_posix() if root else fs_path.as_posix()
+
     def cursor(self, uri: str, position: types.Position) -> CursorRequest:
         doc = self.workspace.get_text_document(uri)
         offset = doc.offset_at_position(position)
-        fs_path = Path(to_fs_path(uri) or uri)
-        root = self.indexes.root_for(fs_path) if self.indexes else None
-        path = fs_path.relative_to(root).as_posix() if root else fs_path.as_posix()
+        root, path = self.relative_path(uri)
         line = doc.source.count("\n", 0, offset)
         col = offset - (doc.source.rfind("\n", 0, offset) + 1)
         return CursorRequest(uri, root, path, doc.source, offset, line, col, doc.language_id or "")
@@ -167,7 +173,7 @@ class CodeKbServer(LanguageServer):
         completer = await self._completer()
         if completer is None:
             return None
-        context = self.indexes.searchable(request.root) if self.indexes else None
+        context = self.context_for(request.root)
         repo = request.root.name if request.root else ""
 
         def work(cancel) -> Completion:
@@ -195,16 +201,17 @@ class CodeKbServer(LanguageServer):
         doc = self.workspace.get_text_document(uri)
         if (doc.language_id or "") in self.settings.server.disabled_languages:
             return
-        fs_path = Path(to_fs_path(uri) or uri)
-        root = self.indexes.root_for(fs_path) if self.indexes else None
-        path = fs_path.relative_to(root).as_posix() if root else fs_path.as_posix()
-        context = self.indexes.searchable(root) if self.indexes else None
+        root, path = self.relative_path(uri)
+        context = self.context_for(root)
         source = doc.source
         self._when_idle(lambda cancel: completer.warm(path, source, offset or 0, context,
                                                       root.name if root else "", cancel, whole=offset is not None))
 
     def edited(self, uri: str, offset: int) -> None:
-        """A didChange at `offset`: once the user pauses (no request for a while), warm the cache there."""
+        """A didChange at `offset`: remember it as a recent edit; once the user pauses (no request for
+        a while), warm the cache there."""
+        doc = self.workspace.get_text_document(uri)
+        self.recent_edits.record(self.relative_path(uri)[1], doc.source, offset)
         if (handle := self._pause_timers.pop(uri, None)) is not None:
             handle.cancel()
         delay = max(self.settings.server.debounce_ms * 3, 300) / 1000
@@ -214,6 +221,10 @@ class CodeKbServer(LanguageServer):
         self._pause_timers.pop(uri, None)
         if self.scheduler.running is None and not self.scheduler.pending():
             self.warm(uri, offset)
+
+    def context_for(self, root: Path | None) -> WithRecentEdits:
+        """What the engine draws snippets from: recent edits, then the root's index."""
+        return WithRecentEdits(self.indexes.searchable(root) if self.indexes else None, self.recent_edits)
 
     def _when_idle(self, work) -> None:
         def guarded(cancel) -> None:
@@ -233,7 +244,7 @@ class CodeKbServer(LanguageServer):
         """The `code-kb context --json` object for a position (the codeKb/context request)."""
         request = self.cursor(uri, position)
         completer = await self._completer() or Completer(self.settings.engine)  # no model: estimated counts
-        context = self.indexes.searchable(request.root) if self.indexes else None
+        context = self.context_for(request.root)
 
         def run() -> dict:
             prompt, _ = completer.prompt(request.path, request.source, request.offset, context,

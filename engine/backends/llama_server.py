@@ -17,6 +17,7 @@ import urllib.error
 from typing import Any, Callable
 
 from ..errors import EngineError
+from ..prompt import CONTEXT_KINDS
 from . import Generation, interruption
 from .sse import get_json, post_stream
 
@@ -64,7 +65,7 @@ class LlamaServerInfillBackend:
         deadline = t0 + timeout_s
         parts = prompt.parts
         body = {
-            "input_extra": [{"filename": p.path, "text": p.text} for p in parts if p.kind in ("snippet", "signature")],
+            "input_extra": [{"filename": p.path, "text": p.text} for p in parts if p.kind in CONTEXT_KINDS],
             "input_prefix": next((p.text for p in parts if p.kind == "prefix"), ""),
             "input_suffix": next((p.text for p in parts if p.kind == "suffix"), ""),
             "prompt": "", "n_predict": max_tokens, "temperature": 0, "top_k": 1, "stream": True,

@@ -247,3 +247,19 @@ async def test_idle_model_warms_on_open_and_after_a_pause_and_speculates(client:
     await client.text_document_inline_completion_async(inline_params(uri, end))
     last = get(await status(client), "last_completion")
     assert get(last, "stop_reason") == "type-through" and get(last, "evaluated_tokens") == 0
+
+
+async def test_a_recent_edit_in_another_file_enters_the_prompt(client: LanguageClient, tiny_repo: Path):
+    await wait_for_log(client, "index ready")
+    cart = tiny_repo / "shop" / "cart.py"
+    cart_uri = open_file(client, cart)
+    edit_at = types.Position(line=3, character=0)
+    client.text_document_did_change(types.DidChangeTextDocumentParams(
+        text_document=types.VersionedTextDocumentIdentifier(uri=cart_uri, version=2),
+        content_changes=[types.TextDocumentContentChangePartial(range=types.Range(start=edit_at, end=edit_at),
+                                                                text="DISCOUNT_CODE = 'SPRING'\n")]))
+    uri = open_file(client, tiny_repo / "shop" / "checkout.py")
+    parts = get(await context(client, uri, CURSOR), "parts")
+    recent = [p for p in parts if get(p, "kind") == "recent"]
+    assert len(recent) == 1 and get(recent[0], "path") == "shop/cart.py"
+    assert "DISCOUNT_CODE = 'SPRING'" in get(recent[0], "text")
