@@ -7,13 +7,14 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 from .backends import Generation
 from .backends.llama_cpp import LlamaCppModel, gpu_offload_supported
 from .config import DEFAULT_BUDGET_CPU_TOKENS, DEFAULT_BUDGET_GPU_TOKENS, EngineConfig
 from .errors import ModelNotConfiguredError
 from .postprocess import StopRules, finish
-from .prompt import ContextSource, EstimateTokenizer, Prompt, PromptBuilder, Tokenizer
+from .prompt import CONTEXT_KINDS, ContextSource, EstimateTokenizer, Prompt, PromptBuilder, Snippet, Tokenizer
 from .backends.llama_server import LlamaServerInfillBackend, is_llama_server
 from .backends.openai_compat import OpenAICompletionsBackend
 from .templates import FimTemplate, detect_template, template_named
@@ -108,7 +109,9 @@ class Completer:
                repo_name: str = "", budget_tokens: int | None = None) -> tuple[Prompt, float]:
         """The prompt for a cursor, and the milliseconds retrieval took."""
         t0 = time.perf_counter()
-        snippets = context.snippets(path, source, offset, self.config.snippet_limit) if context else []
+        limit = self.config.snippet_limit
+        snippets = context.snippets(path, source, offset, 2 * limit) if context else []
+        snippets = _sticky(snippets, self._previous.get(path), limit)
         retrieval_ms = (time.perf_counter() - t0) * 1000
         budget = min(budget_tokens or self.budget_tokens, self._budget_limit())
         prompt = self.builder.build(path, source, offset, snippets, budget, repo_name, self._previous.get(path))
@@ -193,6 +196,22 @@ class Completer:
         log.info("warmed %s:%d: %d of %d prompt tokens, %d to evaluate, %d reused%s", path, offset, len(tokens),
                  prompt.n_tokens, plan.n_evaluated, plan.n_reused, f" ({stopped} part way)" if stopped else "")
         return plan.n_evaluated
+
+
+def _sticky(snippets: Sequence[Snippet], previous: Prompt | None, limit: int) -> list[Snippet]:
+    """The `limit` snippets to offer, in rank order: the best ones, plus those the previous prompt
+    had that still rank within twice the limit (leaving two places for new ones).
+
+    Retrieval's top few change at nearly every pause; each snippet swapped in costs its tokens
+    in evaluation and shifts what follows. Keeping a still-relevant snippet costs nothing.
+    """
+    if previous is None:
+        return list(snippets[:limit])
+    had = {(p.path, p.start_line) for p in previous.parts if p.kind in CONTEXT_KINDS}
+    sticky = [s for s in snippets if (s.path, s.start_line) in had][:max(limit - 2, 0)]
+    fresh = [s for s in snippets if all(s is not k for k in sticky)][:limit - len(sticky)]
+    chosen = {id(s) for s in sticky + fresh}
+    return [s for s in snippets if id(s) in chosen]
 
 
 def _remote_backend(config: EngineConfig) -> OpenAICompletionsBackend | LlamaServerInfillBackend:

@@ -94,7 +94,7 @@ def _common_tail(a: Sequence[int], b: Sequence[int], floor_a: int, floor_b: int)
 
 
 def plan(held: Sequence[int], tokens: Sequence[int], *, staleness: Sequence[int] | None = None,
-         can_shift: bool = True, min_run: int = 32, max_stale: int = 512) -> Plan:
+         can_shift: bool = True, min_run: int = 32, max_stale: int = 2048) -> Plan:
     """The cheapest way from the cached `held` sequence to `tokens`.
 
     The last token of `tokens` is always evaluated: generation needs its logits.

@@ -100,7 +100,7 @@ class LlamaCppModel:
     def __init__(self, path: str | os.PathLike, *, n_ctx: int = 4096, vocab_only: bool = False,
                  n_gpu_layers: int | None = None, n_threads: int | None = None,
                  flash_attn: bool | None = None, kv_cache_type: str = "f16", n_batch: int = 512,
-                 min_reuse_tokens: int = 32, max_stale_tokens: int = 512) -> None:
+                 min_reuse_tokens: int = 32, max_stale_tokens: int = 2048) -> None:
         path = Path(path).expanduser()
         if not path.is_file():
             raise ModelNotFoundError(str(path))

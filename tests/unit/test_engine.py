@@ -224,3 +224,16 @@ def test_describe_reports_the_hardware_choice(completer: Completer):
     d = completer.describe()
     assert d["kv_cache_type"] == "f16" and d["flash_attn"] is True and d["kv_shift"] is True
     assert d["threads"] >= 1 and d["context_tokens"] >= 1024 + 24  # llama.cpp rounds up to 256s
+
+
+def test_snippets_still_relevant_stay_while_two_places_stay_open_for_new_ones():
+    from engine.completer import _sticky
+    from engine.prompt import Part, Prompt
+
+    ranked = [FixedSnippet(f"lib/m{i}.py", f"x{i} = {i}\n", 0, 0) for i in range(8)]
+    previous = Prompt("qwen2.5-coder", 1024, [Part("snippet", s.text, s.path, 0, 0) for s in ranked[4:8]])
+    # The previous prompt had m4..m7; with a limit of 4 two of them stay, the best two new ones join.
+    assert [s.path for s in _sticky(ranked, previous, 4)] == ["lib/m0.py", "lib/m1.py", "lib/m4.py", "lib/m5.py"]
+    assert [s.path for s in _sticky(ranked, None, 3)] == ["lib/m0.py", "lib/m1.py", "lib/m2.py"]
+    # Ones ranked out of the list altogether leave.
+    assert [s.path for s in _sticky(ranked[:5], previous, 4)] == ["lib/m0.py", "lib/m1.py", "lib/m2.py", "lib/m4.py"]
