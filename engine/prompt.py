@@ -203,7 +203,7 @@ class PromptBuilder:
                     if spent + c > remaining:
                         break
                     take, spent = take + 1, spent + c
-            kind = getattr(snip, "kind", "snippet")  # "recent" for a recently edited place
+            kind = getattr(snip, "prompt_kind", "snippet")  # "recent" for a recently edited place
             if take < len(lines) and take < self.shares.min_snippet_lines:
                 # The signature: decorators and the header up to the line that opens the body.
                 header_lines = next((i + 1 for i, ln in enumerate(lines[:6])

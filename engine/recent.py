@@ -21,7 +21,7 @@ class EditSnippet:
     text: str
     start_line: int  # 0-based, inclusive
     end_line: int
-    kind: str = "recent"  # how the prompt labels it
+    prompt_kind: str = "recent"  # how the prompt labels it (retrieved chunks have none: "snippet")
 
 
 class RecentEdits:

@@ -13,7 +13,7 @@ def test_the_last_edit_of_each_other_file_comes_first_with_its_neighbourhood():
     recent.record("calc/shapes.py", SOURCE, CURSOR)  # the current file: never offered to itself
     recent.record("shop/cart.py", CART, CART.index("line 30"))  # a later edit moves the window
     (edit,) = recent.snippets_for("calc/shapes.py")
-    assert (edit.path, edit.start_line, edit.end_line, edit.kind) == ("shop/cart.py", 27, 33, "recent")
+    assert (edit.path, edit.start_line, edit.end_line, edit.prompt_kind) == ("shop/cart.py", 27, 33, "recent")
     assert edit.text == "".join(f"line {i}\n" for i in range(27, 34))
     for name in ("a.py", "b.py", "c.py"):
         recent.record(name, CART, 0)
@@ -28,7 +28,7 @@ def test_recent_edits_enter_the_prompt_ahead_of_retrieval_without_duplicates():
     units = FixedSnippet("lib/units.py", "CM_PER_INCH = 2.54\n", 0, 0)
     source = WithRecentEdits(FixedSource(shifted, units), recent)
     found = source.snippets("calc/shapes.py", SOURCE, CURSOR)
-    assert [(s.path, getattr(s, "kind", "snippet")) for s in found] == [
+    assert [(s.path, getattr(s, "prompt_kind", "snippet")) for s in found] == [
         ("lib/geometry.py", "recent"), ("lib/units.py", "snippet")]
     prompt, _ = Completer(EngineConfig()).prompt("calc/shapes.py", SOURCE, CURSOR, source, "demo")
     assert [p.kind for p in prompt.parts if p.path != "calc/shapes.py"] == ["snippet", "recent"]  # best last
