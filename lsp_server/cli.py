@@ -358,6 +358,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_complete)
     p = sub.add_parser("serve", parents=[common, model], help="run the LSP server (stdio unless --tcp)")
     p.add_argument("--tcp", type=int, metavar="PORT", help="listen on 127.0.0.1:PORT instead of stdio")
+    p.add_argument("--stdio", action="store_true", help="speak LSP on stdin/stdout (the default; accepted "
+                   "because editor clients such as vscode-languageclient append it)")
     p.set_defaults(func=cmd_serve)
     return parser
 
@@ -381,6 +383,9 @@ def configure_logging(verbose: int, log_file: str | None) -> None:
     root.setLevel(min(level, root.level) if root.level != logging.NOTSET else level)
     for noisy in ("faiss.loader", "sentence_transformers", "httpx", "urllib3", "filelock", "gguf"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+    # Every protocol message, in full: only when debugging (`serve -v`), not in the editor's log panel.
+    for protocol in ("pygls.protocol.json_rpc", "pygls.protocol.language_server", "pygls.feature_manager"):
+        logging.getLogger(protocol).setLevel(logging.DEBUG if level <= logging.DEBUG else logging.WARNING)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -50,8 +50,10 @@ class Scheduler:
         """Run plain code on the model thread (for work that is not a per-document request)."""
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
 
-    async def latest(self, key: str, debounce_s: float, work: Callable[[threading.Event], T]) -> T | None:
-        """Run `work(cancel)` on the model thread unless a newer request for `key` supersedes this one."""
+    async def latest(self, key: str, debounce_s: float, work: Callable[[threading.Event], T],
+                     label: str | None = None) -> T | None:
+        """Run `work(cancel)` on the model thread unless a newer request for `key` supersedes this one.
+        `label` (default `key`) is what `running` shows meanwhile."""
         self.stats.requests += 1
         self._counter += 1
         ticket = _Ticket(self._counter)
@@ -74,7 +76,7 @@ class Scheduler:
             def run() -> T | None:
                 if self._latest.get(key) is not ticket or ticket.cancel.is_set():
                     return None  # superseded while queued: never touch the model
-                self.running = key
+                self.running = label or key
                 try:
                     self.stats.ran += 1
                     return work(ticket.cancel)
@@ -109,7 +111,7 @@ class Scheduler:
             if ticket.cancel.is_set() or self._latest:
                 self.stats.background_cancelled += 1
                 return
-            self.running = "(idle work)"
+            self.running = "(idle)"
             try:
                 work(ticket.cancel)
             finally:

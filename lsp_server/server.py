@@ -165,8 +165,12 @@ class CodeKbServer(LanguageServer):
         col = offset - (doc.source.rfind("\n", 0, offset) + 1)
         return CursorRequest(uri, root, path, doc.source, offset, line, col, doc.language_id or "")
 
-    async def complete(self, uri: str, position: types.Position, n_candidates: int = 1) -> Completion | None:
-        """A completion at a cursor, or None: superseded, cancelled, disabled or no model."""
+    async def complete(self, uri: str, position: types.Position, n_candidates: int = 1,
+                       kind: str = "inline") -> Completion | None:
+        """A completion at a cursor, or None: superseded, cancelled, disabled or no model.
+
+        A newer request of the same `kind` for the same document supersedes an older one; the two
+        kinds do not (editors send a completion-list and a ghost-text request on one keystroke)."""
         request = self.cursor(uri, position)
         if request.language_id in self.settings.server.disabled_languages:
             return None
@@ -181,7 +185,8 @@ class CodeKbServer(LanguageServer):
                                       n_candidates=n_candidates)
 
         try:
-            result = await self.scheduler.latest(uri, self.settings.server.debounce_ms / 1000, work)
+            result = await self.scheduler.latest(f"{kind} {uri}", self.settings.server.debounce_ms / 1000, work,
+                                                 label=uri)
         except EngineError as exc:
             self.show_once(str(exc))
             return None
@@ -198,10 +203,12 @@ class CodeKbServer(LanguageServer):
         completer = self.completer
         if completer is None or completer.model is None or not self.settings.server.warm:
             return
+        root, path = self.relative_path(uri)
+        if root is None:  # not in a workspace folder (an editor's settings file): not worth the model's time
+            return
         doc = self.workspace.get_text_document(uri)
         if (doc.language_id or "") in self.settings.server.disabled_languages:
             return
-        root, path = self.relative_path(uri)
         context = self.context_for(root)
         source = doc.source
         self._when_idle(lambda cancel: completer.warm(path, source, offset or 0, context,

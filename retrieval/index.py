@@ -125,7 +125,13 @@ class CodeIndex:
     def update_files(self, paths: Iterable[str | Path], progress: Progress | None = None) -> ReindexStats:
         """Bring only these files (absolute, or relative to the root) in line: changed, new or deleted."""
         t0 = time.perf_counter()
-        rels = sorted({self.relative(p) for p in paths} - {None})
+        own = self.relative(self.directory)
+        rels = sorted(r for r in {self.relative(p) for p in paths} - {None}
+                      if own is None or not (r == own or r.startswith(own + "/")))
+        if not rels:
+            # Only the index's own files (an editor watching everything reports our writes): writing
+            # anything now would report more changes, forever.
+            return ReindexStats(seconds=time.perf_counter() - t0)
         with write_lock(self.directory):
             files, gone = [], []
             for rel in rels:
@@ -181,7 +187,8 @@ class CodeIndex:
             elif stats.files_changed or stats.files_removed:
                 store.save_vectors()
             stats.chunks_total = store.chunk_count()
-            store.set_meta("updated_at", datetime.now(timezone.utc).isoformat(timespec="seconds"))
+            if stats.files_changed or stats.files_removed or not store.meta("updated_at"):
+                store.set_meta("updated_at", datetime.now(timezone.utc).isoformat(timespec="seconds"))
         stats.seconds = time.perf_counter() - t0
         log.info("index of %s updated: %s", self.root, stats.summary())
         return stats

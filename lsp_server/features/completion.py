@@ -12,7 +12,8 @@ _WORD_AT_END = re.compile(r"\w*$")
 
 
 async def completion(ls: CodeKbServer, params: types.CompletionParams) -> types.CompletionList | None:
-    result = await ls.complete(params.text_document.uri, params.position, ls.settings.engine.candidates)
+    result = await ls.complete(params.text_document.uri, params.position, ls.settings.engine.candidates,
+                              kind="completion")
     if result is None or not result.text:
         return None
     # The edit replaces the identifier being typed, so the client filters the item by what the
@@ -58,5 +59,5 @@ def _documentation(ls: CodeKbServer, text: str) -> types.MarkupContent | str:
 
 
 def register(server: CodeKbServer) -> None:
-    server.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(trigger_characters=[".", "(", " "]))(
+    server.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(trigger_characters=[".", "("]))(
         completion)

@@ -263,3 +263,16 @@ async def test_a_recent_edit_in_another_file_enters_the_prompt(client: LanguageC
     recent = [p for p in parts if get(p, "kind") == "recent"]
     assert len(recent) == 1 and get(recent[0], "path") == "shop/cart.py"
     assert "DISCOUNT_CODE = 'SPRING'" in get(recent[0], "text")
+
+
+async def test_ghost_text_and_completion_list_requests_do_not_supersede_each_other(client: LanguageClient,
+                                                                                   tiny_repo: Path):
+    # Editors send both on one keystroke; answering only the newer would leave the list empty.
+    uri = open_file(client, tiny_repo / "shop" / "checkout.py")
+    inline, listed = await asyncio.gather(
+        client.text_document_inline_completion_async(inline_params(uri, CURSOR)),
+        client.text_document_completion_async(types.CompletionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri), position=CURSOR)))
+    assert inline is not None and inline.items[0].insert_text
+    assert listed is not None and listed.items
+    assert get(get(await status(client), "scheduler"), "superseded") == 0

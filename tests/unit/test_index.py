@@ -33,6 +33,22 @@ def test_first_index_then_unchanged_reindex_embeds_nothing(tiny_repo: Path, hash
     assert len(hash_embedder.embedded) == embedded
 
 
+def test_events_about_the_index_itself_write_nothing(tiny_repo: Path, hash_embedder: HashEmbedder):
+    # An editor watching every file reports our own writes; answering them with writes loops forever.
+    index = make(tiny_repo, hash_embedder)
+    index.reindex()
+    own = sorted((tiny_repo / ".code-kb").iterdir())
+    before = {p.name: (p.stat().st_mtime_ns, p.stat().st_size) for p in own}
+    stats = index.update_files(own)
+    assert (stats.files_seen, stats.files_changed, stats.files_removed) == (0, 0, 0)
+    assert {p.name: (p.stat().st_mtime_ns, p.stat().st_size) for p in sorted((tiny_repo / ".code-kb").iterdir())} \
+        == before
+    # Ignored files and unchanged files write nothing to the database either (only the lock file).
+    index.update_files([tiny_repo / "build" / "generated.py", tiny_repo / "shop" / "cart.py"])
+    after = {p.name: (p.stat().st_mtime_ns, p.stat().st_size) for p in (tiny_repo / ".code-kb").iterdir()}
+    assert {k: v for k, v in after.items() if k != "lock"} == {k: v for k, v in before.items() if k != "lock"}
+
+
 def test_touched_but_identical_file_is_not_reembedded(tiny_repo: Path, hash_embedder: HashEmbedder):
     index = make(tiny_repo, hash_embedder)
     index.reindex()
