@@ -1,0 +1,133 @@
+/**
+ * VS Code settings (`codeKb.*`) -> the server's settings: the keys of README's settings table,
+ * sent as initializationOptions at start and under "codeKb" with workspace/didChangeConfiguration.
+ * No `vscode` import here, so the mapping is unit-tested under plain node.
+ */
+
+/** The server's setting keys (lsp_server/config.py SETTINGS); the VS Code setting is `codeKb.<key>`. */
+export const SERVER_KEYS = [
+  "modelPath",
+  "endpoint",
+  "endpointApi",
+  "remoteModel",
+  "template",
+  "budgetTokens",
+  "maxTokens",
+  "maxLines",
+  "timeoutS",
+  "snippetLimit",
+  "nGpuLayers",
+  "nThreads",
+  "flashAttn",
+  "kvCacheType",
+  "candidates",
+  "embeddingModel",
+  "maxFileBytes",
+  "indexDir",
+  "debounceMs",
+  "disabledLanguages",
+  "warm",
+  "speculate",
+] as const;
+
+export type ServerKey = (typeof SERVER_KEYS)[number];
+export type ServerSettings = Record<ServerKey, unknown>;
+
+/** What `vscode.WorkspaceConfiguration.inspect` answers, reduced to what the mapping reads. */
+export interface Inspected {
+  globalValue?: unknown;
+  workspaceValue?: unknown;
+  workspaceFolderValue?: unknown;
+  globalLanguageValue?: unknown;
+  workspaceLanguageValue?: unknown;
+  workspaceFolderLanguageValue?: unknown;
+}
+
+/** The part of `vscode.WorkspaceConfiguration` (section "codeKb") the mapping needs. */
+export interface ConfigSource {
+  inspect(key: string): Inspected | undefined;
+}
+
+/** A settings path a user may write in settings.json: `~` means the home directory. */
+export function expandHome(value: unknown, home: string): unknown {
+  if (typeof value === "string" && home && (value === "~" || value.startsWith("~/"))) {
+    return home + value.slice(1);
+  }
+  return value;
+}
+
+/**
+ * The server settings the user set explicitly (workspace folder over workspace over user), with
+ * `null` for every other key. The server skips nulls, so its own defaults, the config file and
+ * CODE_KB_MODEL still apply to whatever VS Code does not set, and a setting the user removes
+ * goes back to that default on the next workspace/didChangeConfiguration.
+ * Empty strings count as unset: VS Code's settings editor leaves them behind when a field is cleared.
+ */
+export function serverSettings(config: ConfigSource, home = ""): ServerSettings {
+  const out = {} as ServerSettings;
+  for (const key of SERVER_KEYS) {
+    const seen = config.inspect(key);
+    let value: unknown = null;
+    if (seen) {
+      for (const v of [seen.workspaceFolderValue, seen.workspaceValue, seen.globalValue]) {
+        if (v !== undefined && v !== null && v !== "") {
+          value = v;
+          break;
+        }
+      }
+    }
+    out[key] = key === "modelPath" || key === "indexDir" || key === "embeddingModel" ? expandHome(value, home) : value;
+  }
+  return out;
+}
+
+/** Only the keys with a value: what initializationOptions carries (shorter in logs, same meaning). */
+export function initializationOptions(config: ConfigSource, home = ""): Partial<ServerSettings> {
+  const all = serverSettings(config, home);
+  return Object.fromEntries(Object.entries(all).filter(([, v]) => v !== null)) as Partial<ServerSettings>;
+}
+
+/** `codeKb.disabledLanguages` with `languageId` added when absent, removed when present. */
+export function toggledLanguages(disabled: readonly string[], languageId: string): string[] {
+  return disabled.includes(languageId) ? disabled.filter((l) => l !== languageId) : [...disabled, languageId];
+}
+
+/** Whether a document of `languageId` gets completions. */
+export function completionsEnabled(enabled: boolean, disabled: readonly string[], languageId: string): boolean {
+  return enabled && !disabled.includes(languageId);
+}
+
+/** The part of the server's codeKb.status answer the status bar shows. */
+export interface ServerStatus {
+  model?: { loaded?: boolean; name?: string | null; path?: string | null; endpoint?: string | null; device?: string };
+  indexes?: { root?: string; ready?: boolean; files?: number; chunks?: number }[];
+  last_completion?: { latency_ms?: number; context_from?: string[] } | null;
+}
+
+/** The status bar's text (codicons in `$(...)`) for a status answer. */
+export function statusText(status: ServerStatus | undefined, enabled: boolean, indexingPercent?: number): string {
+  if (!enabled) {
+    return "$(circle-slash) code-kb: off";
+  }
+  const parts: string[] = [];
+  if (indexingPercent !== undefined) {
+    parts.push(`indexing ${indexingPercent}%`);
+  } else if (status?.indexes?.some((i) => i.ready === false)) {
+    parts.push("indexing");
+  }
+  const name = status?.model?.name;
+  const model = status?.model;
+  if (name) {
+    parts.push(name);
+  } else if (model && !model.loaded) {
+    parts.push(model.path || model.endpoint ? "loading model" : "no model");
+  } else {
+    parts.push(model ? "model loaded" : "starting");
+  }
+  const ms = status?.last_completion?.latency_ms;
+  if (typeof ms === "number") {
+    parts.push(`${Math.round(ms)} ms`);
+  }
+  const icon = indexingPercent !== undefined ? "$(sync~spin)" : "$(sparkle)";
+  return `${icon} code-kb: ${parts.join(" · ")}`;
+}

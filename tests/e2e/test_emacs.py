@@ -1,0 +1,85 @@
+"""README.md's eglot snippet in real Emacs (batch mode) against the real `code-kb serve` and the tiny
+model: Debian's emacs-nox with elpa-eglot. tests/e2e/emacs_scenario.el plays the session and writes JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from .editors import ROOT, emacs_binary, missing, version_of
+
+SCENARIO = Path(__file__).with_name("emacs_scenario.el")
+README_MODEL = '"~/models/qwen2.5-coder-1.5b-q4_k_m.gguf"'
+LINE, COLUMN = 13, 11  # shop/checkout.py, 0-based: after "    return "
+
+
+def readme_snippet() -> str:
+    editors = (ROOT / "README.md").read_text().split("## Editors", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```elisp\n(.*?)```", editors, re.S)
+    assert len(blocks) == 1, "README's Editors section should hold one elisp block"
+    return blocks[0]
+
+
+def elisp_string(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def test_eglot_snippet_in_real_emacs(tiny_repo: Path, tiny_gguf: Path, tmp_path: Path):
+    emacs = emacs_binary()
+    if emacs is None or subprocess.run([str(emacs), "--batch", "--eval", "(require 'eglot)"],
+                                       capture_output=True, timeout=60).returncode != 0:
+        missing("Emacs with eglot", "`apt-get install emacs-nox elpa-eglot` (Emacs 29+ has eglot built in)")
+
+    # The snippet as a user pastes it, pointed at the tiny model with the suite's short generations
+    # (64 random tokens may end at the time limit on a busy machine); `code-kb` on PATH is this checkout's.
+    snippet = readme_snippet()
+    assert snippet.count(README_MODEL) == 1
+    options = f"{elisp_string(str(tiny_gguf))} :maxTokens 16"
+    (tmp_path / "snippet.el").write_text(snippet.replace(README_MODEL, options))
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    wrapper = bin_dir / "code-kb"
+    wrapper.write_text(f'#!/bin/sh\nexec {sys.executable} -m lsp_server "$@"\n')
+    wrapper.chmod(0o755)
+    (tiny_repo / ".git").mkdir()  # a project root for project.el, as in a real checkout
+
+    out = tmp_path / "result.json"
+    prelude = tmp_path / "prelude.el"
+    prelude.write_text("\n".join([
+        f"(setq code-kb-test-out {elisp_string(str(out))})",
+        f"(setq code-kb-test-file {elisp_string(str(tiny_repo / 'shop' / 'checkout.py'))})",
+        f"(setq code-kb-test-line {LINE} code-kb-test-column {COLUMN})",
+        "(require 'eglot)",
+        f"(load {elisp_string(str(tmp_path / 'snippet.el'))} nil t)",
+    ]) + "\n")
+    home = tmp_path / "home"
+    home.mkdir()
+    env = dict(os.environ, HOME=str(home), PATH=f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
+    proc = subprocess.run([str(emacs), "--batch", "-l", str(prelude), "-l", str(SCENARIO)],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert out.is_file(), f"emacs exited {proc.returncode} without a result\n{proc.stdout}\n{proc.stderr}"
+    r = json.loads(out.read_text())
+    log = r.pop("server_log", "")  # the server's stderr, for a failure to show
+    assert "error" not in r, f"{r['error']}\nsteps: {r['steps']}\n{proc.stderr[-6000:]}\n{log[-6000:]}"
+
+    major, minor, _ = version_of(emacs)
+    assert r["emacs"] == f"{major}.{minor}"  # the Emacs found is the one that ran (eglot: r["eglot"])
+    assert r["mode"] == "python-mode" and r["managed"] is True
+    assert r["server_name"] == "code-kb" and r["inline_provider"] is True
+
+    # Completion and inline completion at the cursor: the greedy completion first, the same text.
+    assert r["completion"] and r["inline"] and r["completion"][0]["new_text"] == r["inline"][0], log[-6000:]
+    # eglot's completion-at-point offers the server's items and applies the chosen one's edit.
+    assert r["capf_candidates"] and r["capf_candidates"][0] == r["completion"][0]["label"]
+    assert r["line_after_capf"] == "    return " + r["completion"][0]["new_text"]
+
+    # The snippet's commands reach the server.
+    assert r["model_loaded"] is True and r["roots"] == [str(tiny_repo)]
+    assert ":model" in r["status_buffer"]
+    assert "code-kb:" in r["reindex_message"] and str(tiny_repo) in r["reindex_message"]
+    assert r["shut_down"] is True
