@@ -125,7 +125,10 @@ class Completer:
         if self.model is None and self.remote is None:
             raise ModelNotConfiguredError()
         t0 = time.perf_counter()
-        if (cached := self.shown.lookup(path, source, offset)) is not None:
+        cached = self.shown.lookup(path, source, offset)
+        if cached is not None and n_candidates > 1 and not cached[1]:
+            cached = None  # a completion list wants candidates the cached ghost text did not compute
+        if cached is not None:
             text, alternatives, shown = cached
             prompt = shown.prompt or Prompt(self.template.name, self.budget_tokens, [])
             generation = Generation(text, 0, 0, 0, 0, "type-through", 0.0)

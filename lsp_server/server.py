@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 from pygls.lsp.server import LanguageServer
 from pygls.uris import to_fs_path
+from pygls.workspace.text_document import TextDocument
 
 from engine import Completer, Completion, EngineConfig, EngineError
 from engine.recent import RecentEdits, WithRecentEdits
@@ -25,6 +27,19 @@ from .indexing import Indexes, Progress, Reporter
 from .scheduler import Scheduler
 
 log = logging.getLogger(__name__)
+
+# LSP ends lines only at \n, \r\n and \r. pygls 2.1 splits documents with str.splitlines, which
+# also breaks at \f, \v, \x1c-\x1e, \x85, \u2028 and \u2029: after a form feed (^L page breaks in C
+# and Lisp, or a model's output) every position the client sends lands on the wrong line, and
+# incremental edits go to the wrong place. Its document class reads lines from this one property.
+_LSP_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$")
+
+
+def _lsp_lines(document: TextDocument) -> tuple[str, ...]:
+    return tuple(m.group(0) for m in _LSP_LINE.finditer(document.source))
+
+
+TextDocument.lines = property(_lsp_lines)  # type: ignore[assignment]
 
 
 @dataclass

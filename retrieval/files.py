@@ -21,6 +21,7 @@ ALWAYS_IGNORED = [
     "*.gguf", "*.bin", "*.safetensors", "*.pt", "*.onnx", "*.faiss", "*.sqlite3",
     "*.png", "*.jpg", "*.jpeg", "*.gif", "*.ico", "*.pdf", "*.zip", "*.gz", "*.tar",
     "*.whl", "*.lock", "package-lock.json",
+    ".#*", "\\#*#", "*~", "*.swp", "*.swo",  # editors' lock, auto-save (\\# escapes a comment), backup, swap
 ]
 
 # Secrets never enter the index, so they can never enter a prompt.

@@ -19,6 +19,14 @@ def test_gitignore_binary_and_huge_files_are_skipped(tiny_repo: Path, caplog):
     assert any("logo.dat" in r.message and "binary" in r.message for r in caplog.records)
 
 
+def test_editor_lock_backup_and_swap_files_are_not_indexed(tiny_repo: Path):
+    (tiny_repo / "shop" / ".#checkout.py").symlink_to("root@host.1234:1700000000")  # Emacs lock: dangling
+    for name in ("#checkout.py#", "checkout.py~", ".checkout.py.swp"):
+        (tiny_repo / "shop" / name).write_text("x = 1\n")
+    assert not {p for p in paths(tiny_repo) if p.startswith("shop/") and not p.endswith(".py")}
+    assert "shop/checkout.py" in paths(tiny_repo)
+
+
 def test_nested_gitignore_and_always_ignored_dirs(tiny_repo: Path):
     (tiny_repo / "shop" / ".gitignore").write_text("secret_*.py\n")
     (tiny_repo / "shop" / "secret_keys.py").write_text("KEY = 1\n")
