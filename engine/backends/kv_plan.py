@@ -134,32 +134,48 @@ def plan(held: Sequence[int], tokens: Sequence[int], *, staleness: Sequence[int]
 
 
 def _middle_runs(held: Sequence[int], tokens: Sequence[int], h0: int, h1: int, t0: int, t1: int,
-                 min_run: int) -> list[Move]:
-    """Runs of at least `min_run` equal tokens, in the same order in both, found greedily."""
+                 min_run: int, per_anchor: int = 8) -> list[Move]:
+    """Runs of at least `min_run` equal tokens, in the same order in both, reusing as many tokens as
+    possible: every maximal run found through k-gram anchors, then the heaviest chain of runs that
+    increase in both sequences. (Taking the first run found is not enough: a snippet that repeats
+    code of the current file would match first and hide the whole prefix that follows.)"""
     k = min(min_run, 16)
     if h1 - h0 < min_run or t1 - t0 < min_run:
         return []
     where: dict[tuple[int, ...], list[int]] = {}
     for i in range(h0, h1 - k + 1):
-        where.setdefault(tuple(held[i:i + k]), []).append(i)
+        spots = where.setdefault(tuple(held[i:i + k]), [])
+        if len(spots) < per_anchor:
+            spots.append(i)
     runs: list[Move] = []
-    p, c_floor = t0, h0
-    while p <= t1 - k:
-        best: Move | None = None
+    for p in range(t0, t1 - k + 1):
         for c in where.get(tuple(tokens[p:p + k]), ()):
-            if c < c_floor:
-                continue
+            if p > t0 and c > h0 and tokens[p - 1] == held[c - 1]:
+                continue  # inside a run found from an earlier position
             length = k
             while p + length < t1 and c + length < h1 and tokens[p + length] == held[c + length]:
                 length += 1
-            if length >= min_run and (best is None or length > best.length):
-                best = Move(c, p, length)
-        if best is None:
-            p += 1
-            continue
-        runs.append(best)
-        p, c_floor = p + best.length, best.src + best.length
-    return runs
+            if length >= min_run:
+                runs.append(Move(c, p, length))
+    # Heaviest chain: each run after the previous one in both sequences.
+    runs.sort(key=lambda m: m.dst)
+    best: list[int] = []
+    back: list[int] = []
+    for i, m in enumerate(runs):
+        best.append(m.length)
+        back.append(-1)
+        for j in range(i):
+            prev = runs[j]
+            if prev.dst + prev.length <= m.dst and prev.src + prev.length <= m.src and best[j] + m.length > best[i]:
+                best[i], back[i] = best[j] + m.length, j
+    if not runs:
+        return []
+    i = max(range(len(runs)), key=best.__getitem__)
+    chain: list[Move] = []
+    while i != -1:
+        chain.append(runs[i])
+        i = back[i]
+    return chain[::-1]
 
 
 def after(plan_: Plan, held: Sequence[int], staleness: Sequence[int],

@@ -51,6 +51,17 @@ def test_a_snippet_dropped_from_the_middle_keeps_the_runs_on_either_side():
     assert p.moves == [Move(160, 100, 80)]
 
 
+def test_a_snippet_repeating_code_after_the_cursor_does_not_hide_the_prefix():
+    # Retrieval may bring a chunk of the current file that the suffix also shows. Taking the first
+    # run found (the snippet, matched in the old suffix) would leave the whole prefix unmatched.
+    prefix, suffix = list(range(4000, 6000)), list(range(7000, 7600))
+    held = A + [5, 6] + prefix + suffix + [9]
+    new = A + suffix[100:260] + [5, 6] + list(range(3000, 3050)) + prefix + [8] + suffix[:590] + [9]
+    p = plan(held, new, min_run=32)
+    assert Move(102, 312, 2000) in p.moves  # the prefix, moved past the new snippet and lines
+    assert p.n_reused >= 100 + 2000 + 580 and p.n_evaluated <= 160 + 2 + 50 + 1 + 1 + 10
+
+
 def test_stale_runs_are_evaluated_again():
     held = A + S
     new = A + list(range(5000, 5040)) + S
