@@ -1,0 +1,655 @@
+"""KV-cache reuse while typing: the engine replaying real typing, against llama.cpp doing only the necessary work.
+
+    python benchmarks/engine_replay.py [--model 0.5b|1.5b] [--budgets 4096,16384,32768]
+        [--kv f16,q8_0] [--requests N] [--json out.json]
+
+A shape-alike Qwen2.5-Coder model (benchmarks/models.py: real shapes and tokenizer, random
+weights, Q4_K_M) completes in a real file of a real project: `PreparedRequest.prepare_body` in
+requests 2.32.3's `src/requests/models.py` (the sdist, cached as benchmarks/retrieval_quality.py
+caches it), indexed with the packaged MiniLM embedder. The function's body is deleted and typed
+back one character at a time; a new line arrives with its indentation, as an editor indents it.
+Each word boundary (after a space, a new line, `(` or `.`) is a pause that asks for a completion,
+the first N pauses (`--requests`). Before the typing, one cold request (empty KV cache) at the
+empty body, reported on its own.
+
+For each request, side by side in the same process, the floor: a plain `llama_cpp.Llama` on the
+same file with the same context size, threads, batch size, KV cache type and flash attention,
+whose context already holds as many tokens as the engine could reuse; it evaluates only the
+tokens the engine had to evaluate (the prompt's last `n_evaluated`, at the same positions) and
+then decodes as many tokens as the engine generated, greedily, and rolls its KV cache back.
+Its time is what llama.cpp needs for that request at the least; the engine's time is the whole
+`Completer.complete` (retrieval, prompt assembly and tokenisation, KV planning and shifts,
+evaluation, generation, post-processing). The floor's context holds the engine's own prompt
+tokens at the positions it refills, and whatever it held before at the others: llama.cpp's
+cost depends on how many tokens there are and where, not on their values.
+
+Reported per KV type and budget: the share of prompt tokens reused over the typed requests
+(sum reused / sum prompt; goal >= 95%), engine p50/p95, the ratio of the engine's median to the
+floor's median and the median of per-request ratios (goal <= 1.2), and the process's RSS once
+the model is loaded and has answered the cold request. Each KV type and budget runs in its own
+process, so RSS is that configuration's alone and a crash in one leaves the others.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import logging
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.models import CACHE, SHAPES, model_path  # noqa: E402
+
+PROJECT = "requests==2.32.3"
+FILE = "src/requests/models.py"
+FUNCTION = "prepare_body"
+BOUNDARIES = (" ", "\n", "(", ".")
+MAX_TOKENS = 16
+
+log = logging.getLogger("engine_replay")
+
+
+# -- the typing -------------------------------------------------------------------------------
+
+@dataclass
+class Pause:
+    source: str
+    offset: int
+    typed: str  # what was typed since the previous pause, for the record
+
+
+def typing_replay(text: str, function: str) -> tuple[Pause, list[Pause]]:
+    """The file with `function`'s body deleted (the cursor at the start of the body, indented),
+    and the pauses while the body is typed back: one after each word boundary."""
+    tree = ast.parse(text)
+    node = next((n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
+                 and n.name == function), None)
+    if node is None:
+        raise SystemExit(f"no function {function!r} in the file")
+    lines = text.split("\n")
+    first_stmt = node.body[0].lineno - 1  # 0-based
+    # The signature ends at the last line before the first statement that is not blank or a comment.
+    sig_end = first_stmt - 1
+    while sig_end > node.lineno - 1 and (not lines[sig_end].strip() or lines[sig_end].lstrip().startswith("#")):
+        sig_end -= 1
+    body = "\n".join(lines[sig_end + 1:node.end_lineno]) + "\n"
+    head = "\n".join(lines[:sig_end + 1]) + "\n"
+    tail = "\n".join(lines[node.end_lineno:])
+    indent = body[:len(body) - len(body.lstrip(" "))]
+    head += indent  # the editor indents the new line
+    body = body[len(indent):]
+
+    # Keystrokes: one character, except that a new line comes with the next line's indentation.
+    keys: list[str] = []
+    i = 0
+    while i < len(body):
+        if body[i] == "\n":
+            j = i + 1
+            while j < len(body) and body[j] == " ":
+                j += 1
+            keys.append(body[i:j])
+            i = j
+        else:
+            keys.append(body[i])
+            i += 1
+    start = Pause(head + tail, len(head), "")
+    pauses, typed, since = [], head, ""
+    for key in keys:
+        typed += key
+        since += key
+        if key[0] in BOUNDARIES:
+            pauses.append(Pause(typed + tail, len(typed), since))
+            since = ""
+    assert head + "".join(keys) + tail == text
+    return start, pauses
+
+
+# -- measurements -------------------------------------------------------------------------------
+
+def code_version() -> str:
+    """The commit measured, and whether engine/ or retrieval/ differ from it (they change often)."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True).stdout.strip()
+
+    dirty = git("status", "--porcelain", "--", "engine", "retrieval")
+    return git("rev-parse", "--short", "HEAD") + (" + uncommitted engine/retrieval changes" if dirty else "")
+
+
+def rss_mb() -> float:
+    """This process's resident set size."""
+    for line in Path("/proc/self/status").read_text().split("\n"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+class Floor:
+    """llama.cpp through plain llama-cpp-python, doing for each request only what must be new."""
+
+    def __init__(self, path: Path, engine_model) -> None:
+        import llama_cpp
+
+        hw = engine_model.hardware
+        kv = {"f16": llama_cpp.GGML_TYPE_F16, "q8_0": llama_cpp.GGML_TYPE_Q8_0}[hw.kv_cache_type]
+        self.llm = llama_cpp.Llama(str(path), n_ctx=engine_model.n_ctx, n_threads=hw.threads,
+                                   n_threads_batch=hw.threads, n_batch=hw.n_batch, n_ubatch=hw.n_batch,
+                                   n_gpu_layers=hw.gpu_layers, flash_attn=True, type_k=kv, type_v=kv,
+                                   verbose=False)
+        assert self.llm.n_ctx() == engine_model.n_ctx, (self.llm.n_ctx(), engine_model.n_ctx)
+        self._n_vocab = self.llm.n_vocab()
+        self._llama_cpp = llama_cpp
+
+    def _argmax(self) -> int:
+        logits = np.ctypeslib.as_array(self._llama_cpp.llama_get_logits_ith(self.llm._ctx.ctx, -1),
+                                       shape=(self._n_vocab,))
+        return int(logits.argmax())
+
+    def _hold(self, tokens: list[int], pos: int) -> None:
+        """Make the context hold `pos` tokens (untimed): cut what is beyond, or evaluate up to it."""
+        llm = self.llm
+        if llm.n_tokens > pos:
+            llm._ctx.kv_cache_seq_rm(-1, pos, -1)
+            llm.n_tokens = pos
+        elif llm.n_tokens < pos:
+            llm.eval(tokens[llm.n_tokens:pos])
+
+    def request(self, tokens: list[int], n_new: int, n_decodes: int) -> tuple[float, float]:
+        """Evaluate the last `n_new` of `tokens` and decode `n_decodes` tokens greedily, then roll
+        back; (evaluation ms, decoding ms)."""
+        n_new = max(1, min(n_new, len(tokens)))
+        pos = len(tokens) - n_new
+        self._hold(tokens, pos)
+        llm = self.llm
+        t0 = time.perf_counter()
+        llm.eval(tokens[pos:])
+        token = self._argmax()
+        t1 = time.perf_counter()
+        for _ in range(n_decodes):
+            llm.eval([token])
+            token = self._argmax()
+        t2 = time.perf_counter()
+        llm._ctx.kv_cache_seq_rm(-1, pos, -1)  # back to what the next request may build on
+        llm.n_tokens = pos
+        return (t1 - t0) * 1000, (t2 - t1) * 1000
+
+
+def decodes_for(generation) -> int:
+    """Single-token decodes the engine ran: the first token comes from the prompt's logits, and a
+    token that ends generation by rule or limit is never decoded; an end-of-generation token is."""
+    if generation.n_generated == 0 and generation.stop_reason != "eog":
+        return 0
+    return generation.n_generated - (0 if generation.stop_reason == "eog" else 1)
+
+
+def segment_bounds(prompt) -> list[tuple[int, int, str]]:
+    """[start, end) token positions and kind of each prompt segment."""
+    out, pos = [], 0
+    for seg in prompt.segments:
+        out.append((pos, pos + len(seg.tokens), seg.kind))
+        pos += len(seg.tokens)
+    return out
+
+
+def evaluated_by_kind(prompt, plan) -> dict[str, int]:
+    """How many evaluated tokens fall in each kind of prompt segment."""
+    out: dict[str, int] = {}
+    for a, b in plan.evaluate:
+        for s, e, kind in segment_bounds(prompt):
+            n = min(b, e) - max(a, s)
+            if n > 0:
+                out[kind] = out.get(kind, 0) + n
+    return out
+
+
+def first_change(prompt, plan) -> str:
+    """The kind of segment where the plan's first evaluated range starts."""
+    if not plan.evaluate:
+        return "-"
+    a = plan.evaluate[0][0]
+    return next((kind for s, e, kind in segment_bounds(prompt) if s <= a < e), "end")
+
+
+def prompt_changes(prompt, previous) -> dict:
+    """What changed in the prompt since the previous request: snippets in and out (and their
+    tokens) and how far the first line of the current file's prefix moved."""
+    def snippets(p):
+        return {(s.path, s.start_line, s.text): len(s.tokens) for s in p.segments if s.kind in ("snippet", "signature")}
+
+    def prefix_start(p):
+        return next((s.start_line for s in p.segments if s.kind == "prefix"), 0)
+
+    if previous is None:
+        return {}
+    now, before = snippets(prompt), snippets(previous)
+    added = [k for k in now if k not in before]
+    removed = [k for k in before if k not in now]
+    return {"snippets_added": len(added), "snippets_removed": len(removed),
+            "snippet_tokens_changed": sum(now[k] for k in added) + sum(before[k] for k in removed),
+            "prefix_start_moved_lines": prefix_start(prompt) - prefix_start(previous)}
+
+
+class PlanCounterfactual:
+    """The engine's KV plan for a prompt, and the plan without the staleness bound, from the
+    cache contents before the request (the engine's own kv_plan, with the model's settings)."""
+
+    def __init__(self, min_run: int, max_stale: int, can_shift: bool) -> None:
+        self.min_run, self.max_stale, self.can_shift = min_run, max_stale, can_shift
+        self.held: list[int] = []
+        self.stale: list[int] = []
+
+    def step(self, tokens: list[int]):
+        from engine.backends.kv_plan import after, plan
+
+        p = plan(self.held, tokens, staleness=self.stale, can_shift=self.can_shift, min_run=self.min_run,
+                 max_stale=self.max_stale)
+        unbounded = plan(self.held, tokens, staleness=self.stale, can_shift=self.can_shift, min_run=self.min_run,
+                         max_stale=1 << 40)
+        self.held, self.stale = after(p, self.held, self.stale, tokens)
+        return p, unbounded
+
+
+@dataclass
+class Request:
+    typed: str
+    n_prompt: int
+    n_evaluated: int
+    n_reused: int
+    n_moved: int
+    n_generated: int
+    stop_reason: str
+    total_ms: float
+    retrieval_ms: float
+    build_ms: float
+    eval_ms: float
+    generate_ms: float  # engine generation after evaluation
+    floor_eval_ms: float
+    floor_generate_ms: float
+    n_evaluated_unbounded: int  # what the plan would evaluate without the staleness bound
+    first_change: str  # segment kind where the first evaluated range starts
+    changes: dict = field(default_factory=dict)  # prompt_changes()
+    evaluate_ranges: list[list[int]] = field(default_factory=list)
+    evaluated_by_kind: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def floor_ms(self) -> float:
+        return self.floor_eval_ms + self.floor_generate_ms
+
+
+def _setup(budget: int, snippet_limit: int | None):
+    from retrieval import CodeIndex, IndexConfig, SentenceTransformerEmbedder
+
+    from benchmarks.retrieval_quality import sdist
+
+    root = sdist(PROJECT)
+    index = CodeIndex(root, IndexConfig(index_dir=CACHE / "indexes" / PROJECT), embedder=SentenceTransformerEmbedder())
+    index.reindex()
+    start, pauses = typing_replay((root / FILE).read_text(), FUNCTION)
+    index.snippets(FILE, start.source, start.offset)  # load the embedding model outside the timings
+    return root, index, start, pauses
+
+
+def _config(size: str, budget: int, kv: str, snippet_limit: int | None, timeout_s: float):
+    from engine import EngineConfig
+
+    extra = {"snippet_limit": snippet_limit} if snippet_limit else {}
+    return EngineConfig(model_path=str(model_path(size)), budget_tokens=budget, max_tokens=MAX_TOKENS,
+                        timeout_s=timeout_s, kv_cache_type=kv, **extra)
+
+
+def _planner_settings() -> tuple[int, int]:
+    import inspect
+
+    from engine.backends.llama_cpp import LlamaCppModel
+
+    params = inspect.signature(LlamaCppModel.__init__).parameters
+    return params["min_reuse_tokens"].default, params["max_stale_tokens"].default
+
+
+def run_one(size: str, budget: int, kv: str, n_requests: int, snippet_limit: int | None,
+            timeout_s: float, out: Path) -> dict:
+    """One configuration, in this process: the cold request, RSS, then the typing replay; the
+    figures so far are rewritten to `out` after each request (a killed run keeps them)."""
+    from engine import Completer
+
+    path = model_path(size)
+    version = code_version()
+    root, index, start, pauses = _setup(budget, snippet_limit)
+    pauses = pauses[:n_requests]
+    repo = root.name
+    rss_before = rss_mb()
+
+    completer = Completer.load(_config(size, budget, kv, snippet_limit, timeout_s))
+    model = completer.model
+    log.info("%s, budget %d, KV %s: engine loaded (n_ctx %d, %s); cold request", size, budget, kv, model.n_ctx,
+             model.hardware.to_dict())
+    cold = completer.complete(FILE, start.source, start.offset, index, repo)
+    rss_warm = rss_mb()
+    log.info("cold: %s", cold.summary())
+
+    floor = Floor(path, model)
+    fe, fg = floor.request(cold.prompt.tokens, cold.prompt.n_tokens, decodes_for(cold.generation))
+    log.info("floor cold: %.0f ms evaluation, %.0f ms decoding", fe, fg)
+    cold_row = {"n_prompt": cold.generation.n_prompt, "total_ms": cold.total_ms,
+                "eval_ms": cold.generation.eval_ms, "stop_reason": cold.generation.stop_reason,
+                "n_generated": cold.generation.n_generated, "floor_ms": fe + fg, "floor_eval_ms": fe}
+
+    requests: list[Request] = []
+    type_through = 0
+    previous = cold.prompt
+
+    def result(complete: bool) -> dict:
+        return {"model": size, "model_file": path.name, "code": version, "budget_tokens": budget, "kv_cache_type": kv,
+                "n_ctx": model.n_ctx, "hardware": model.hardware.to_dict(), "kv_shift": model.can_shift,
+                "snippet_limit": completer.config.snippet_limit, "rss_before_model_mb": rss_before,
+                "rss_warm_mb": rss_warm, "cold": cold_row, "type_through": type_through, "complete": complete,
+                "requests": [asdict(r) | {"floor_ms": r.floor_ms} for r in requests]}
+
+    for i, pause in enumerate(pauses):
+        # The cache's contents before this request (read only), for the counterfactual plan.
+        counterfactual = PlanCounterfactual(model.min_reuse_tokens, model.max_stale_tokens, model.can_shift)
+        counterfactual.held, counterfactual.stale = list(model._held), list(model._stale)
+        c = completer.complete(FILE, pause.source, pause.offset, index, repo)
+        g = c.generation
+        if g.stop_reason == "type-through":  # answered from what was shown: no model call to compare
+            type_through += 1
+            continue
+        plan = model.last_plan
+        expected, unbounded = counterfactual.step(c.prompt.tokens)
+        assert expected.n_evaluated == plan.n_evaluated, "the planner is not deterministic?"
+        fe, fg = floor.request(c.prompt.tokens, g.n_evaluated, decodes_for(g))
+        r = Request(pause.typed, g.n_prompt, g.n_evaluated, g.n_reused, g.n_moved, g.n_generated, g.stop_reason,
+                    c.total_ms, c.retrieval_ms, c.prompt.build_ms, g.eval_ms, g.ms - g.eval_ms, fe, fg,
+                    unbounded.n_evaluated, first_change(c.prompt, plan), prompt_changes(c.prompt, previous),
+                    [list(r) for r in plan.evaluate], evaluated_by_kind(c.prompt, plan))
+        previous = c.prompt
+        requests.append(r)
+        log.info("%3d %-14r prompt %5d eval %4d (unbounded %4d) moved %5d gen %2d | engine %6.0f ms (retr %3.0f "
+                 "build %3.0f eval %5.0f gen %4.0f) | floor %6.0f ms (eval %5.0f gen %4.0f) | %s %s", i,
+                 pause.typed[-14:], g.n_prompt, g.n_evaluated, unbounded.n_evaluated, g.n_moved, g.n_generated,
+                 c.total_ms, c.retrieval_ms, c.prompt.build_ms, g.eval_ms, g.ms - g.eval_ms, fe + fg, fe, fg,
+                 r.evaluated_by_kind, r.changes)
+        out.write_text(json.dumps(result(False)))
+    index.close()
+    out.write_text(json.dumps(result(True)))
+    return result(True)
+
+
+def plan_only(size: str, budgets: list[int], n_requests: int, snippet_limit: int | None) -> list[str]:
+    """The engine's KV plans for the replay's prompts, built with the tokenizer only: no model, no timings.
+    Exactly what the engine would reuse (its planner is deterministic), barring cancelled evaluations."""
+    from engine import Completer
+
+    min_run, max_stale = _planner_settings()
+    rows = []
+    for budget in budgets:
+        root, index, start, pauses = _setup(budget, snippet_limit)
+        pauses = pauses[:n_requests]
+        completer = Completer.load(_config(size, budget, "f16", snippet_limit, 600.0), vocab_only=True)
+        sim = PlanCounterfactual(min_run, max_stale, can_shift=True)
+        previous = None
+        n_prompt = reused = unbounded_reused = heavy = churn = moved_prefix = 0
+        sizes = []
+        for i, pause in enumerate([start] + pauses):
+            prompt, _ = completer.prompt(FILE, pause.source, pause.offset, index, root.name)
+            p, unbounded = sim.step(prompt.tokens)
+            if i:
+                changes = prompt_changes(prompt, previous)
+                n_prompt += p.n_tokens
+                reused += p.n_reused
+                unbounded_reused += unbounded.n_reused
+                sizes.append(p.n_tokens)
+                heavy += p.n_evaluated > 64
+                churn += bool(changes["snippets_added"] or changes["snippets_removed"])
+                moved_prefix += changes["prefix_start_moved_lines"] != 0
+                log.info("%3d %-14r prompt %5d eval %5d (unbounded %5d) first change in %s %s %s", i, pause.typed[-14:],
+                         p.n_tokens, p.n_evaluated, unbounded.n_evaluated, first_change(prompt, p),
+                         evaluated_by_kind(prompt, p), changes)
+            previous = prompt
+        index.close()
+        n = len(pauses)
+        rows.append(f"| {budget} | {completer.config.snippet_limit} | {statistics.median(sizes):.0f} | {n} | "
+                    f"**{reused / n_prompt * 100:.1f} %** | {unbounded_reused / n_prompt * 100:.1f} % | "
+                    f"{heavy} | {churn} | {moved_prefix} |")
+    return rows
+
+
+def shift_cost(size: str, n_ctxs: list[int], kv: str, n_held: int = 600, repeats: int = 7) -> list[str]:
+    """What llama.cpp's K-shift adds to the next decode: one token decoded after moving a run of
+    cached tokens by one position (as the engine does after a keystroke), against one decoded
+    without a move; medians of `repeats`, per context size. llama.cpp re-rotates the K cache of
+    every cell of the context (all n_ctx of them, used or not) when any was shifted."""
+    import llama_cpp
+
+    rows = []
+    path = model_path(size)
+    for n_ctx in n_ctxs:
+        kv_type = {"f16": llama_cpp.GGML_TYPE_F16, "q8_0": llama_cpp.GGML_TYPE_Q8_0}[kv]
+        llm = llama_cpp.Llama(str(path), n_ctx=n_ctx, n_threads=os.cpu_count(), n_threads_batch=os.cpu_count(), n_batch=512, n_ubatch=512,
+                              flash_attn=True, type_k=kv_type, type_v=kv_type, verbose=False)
+        mem = llm._ctx.memory
+        tokens = llm.tokenize((ROOT / "engine" / "prompt.py").read_bytes(), add_bos=False)[:n_held]
+        llm.eval(tokens)
+        n = len(tokens)
+
+        def decode_at(pos: int) -> float:
+            """ms for one token decoded at `pos` (then removed again)."""
+            llm._batch.set_batch(batch=[tokens[0]], n_past=pos, logits_all=False)
+            t0 = time.perf_counter()
+            llm._ctx.decode(llm._batch)
+            ms = (time.perf_counter() - t0) * 1000
+            llama_cpp.llama_memory_seq_rm(mem, 0, pos, pos + 1)
+            return ms
+
+        plain, shifted = [], []
+        for _ in range(repeats):
+            plain.append(decode_at(n))
+            # The engine after a keystroke: a run moves one position right, a token is decoded.
+            llama_cpp.llama_memory_seq_add(mem, 0, 100, n, 1)
+            shifted.append(decode_at(n + 1))
+            llama_cpp.llama_memory_seq_add(mem, 0, 101, n + 1, -1)  # back; applied by an untimed decode
+            decode_at(n)
+        rows.append(f"| {size} | {kv} | {llm.n_ctx()} | {statistics.median(plain):.1f} | "
+                    f"{statistics.median(shifted):.1f} | {statistics.median(shifted) - statistics.median(plain):.1f} |")
+        del llm
+    return rows
+
+
+# -- the report -------------------------------------------------------------------------------------
+
+def pct(values: list[float], q: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, int(round(q * (len(s) - 1))))]
+
+
+LIGHT_TOKENS = 64  # a request that evaluates at most this many tokens was served from the cache
+
+
+def summary_rows(results: list[dict]) -> tuple[list[str], list[str], list[str], list[str]]:
+    main, where, which, split = [], [], [], []
+    for res in results:
+        label = f"| {res['model']} | {res['kv_cache_type']} | {res['budget_tokens']} |"
+        if "error" in res:
+            main.append(f"{label} failed: {res['error']} |")
+            continue
+        rq = res["requests"]
+        if not rq:
+            main.append(f"{label} no model requests |")
+            continue
+        eng = [r["total_ms"] for r in rq]
+        flo = [r["floor_ms"] for r in rq]
+        reused = sum(r["n_reused"] for r in rq) / sum(r["n_prompt"] for r in rq)
+        ratio = statistics.median(eng) / statistics.median(flo)
+        per = statistics.median(e / f for e, f in zip(eng, flo))
+        ev = [r["n_evaluated"] for r in rq]
+        cold = res["cold"]
+        n = f"{len(rq)} (stopped early: {res['incomplete']})" if "incomplete" in res else f"{len(rq)}"
+        main.append(
+            f"{label} {statistics.median(r['n_prompt'] for r in rq):.0f} | {n} | {reused * 100:.1f} % | "
+            f"{statistics.median(ev):.0f} / {pct(ev, 0.95):.0f} | {statistics.median(eng):.0f} / {pct(eng, 0.95):.0f} | "
+            f"{statistics.median(flo):.0f} / {pct(flo, 0.95):.0f} | **{ratio:.2f}** | {per:.2f} | "
+            f"{cold['total_ms'] / 1000:.1f} s / {cold['floor_ms'] / 1000:.1f} s | "
+            f"{res['rss_warm_mb']:.0f} MB (+{res['rss_warm_mb'] - res['rss_before_model_mb']:.0f}) |")
+
+        def med(key: str) -> float:
+            return statistics.median(r[key] for r in rq)
+
+        other = statistics.median(r["total_ms"] - r["retrieval_ms"] - r["build_ms"] - r["eval_ms"] - r["generate_ms"]
+                                  for r in rq)
+        gen = statistics.median(r["n_generated"] for r in rq)
+        where.append(f"{label} {med('retrieval_ms'):.1f} | {med('build_ms'):.1f} | {med('eval_ms'):.0f} | "
+                     f"{med('floor_eval_ms'):.0f} | {med('generate_ms'):.0f} | {med('floor_generate_ms'):.0f} | "
+                     f"{gen:.0f} | {other:.1f} |")
+        kinds: dict[str, int] = {}
+        for r in rq:
+            for k, n in r["evaluated_by_kind"].items():
+                kinds[k] = kinds.get(k, 0) + n
+        total = sum(r["n_evaluated"] for r in rq)
+        prompt_total = sum(r["n_prompt"] for r in rq)
+        parts = ", ".join(f"{k} {n} ({n / prompt_total * 100:.1f} %)" for k, n in
+                          sorted(kinds.items(), key=lambda kv: -kv[1]))
+        moved = sum(r["n_moved"] for r in rq) / prompt_total
+        unbounded = sum(r["n_evaluated_unbounded"] for r in rq)
+        churn = sum(1 for r in rq if r["changes"].get("snippets_added") or r["changes"].get("snippets_removed"))
+        which.append(f"{label} {total} of {prompt_total} | {parts} | {moved * 100:.1f} % | "
+                     f"{(1 - unbounded / prompt_total) * 100:.1f} % | {churn} of {len(rq)} |")
+        for name, sub in ((f"served from the cache (<= {LIGHT_TOKENS} evaluated)",
+                           [r for r in rq if r["n_evaluated"] <= LIGHT_TOKENS]),
+                          (f"re-evaluating (> {LIGHT_TOKENS})", [r for r in rq if r["n_evaluated"] > LIGHT_TOKENS])):
+            if not sub:
+                continue
+            e = statistics.median(r["total_ms"] for r in sub)
+            f = statistics.median(r["floor_ms"] for r in sub)
+            split.append(f"{label} {name} | {len(sub)} | {statistics.median(r['n_evaluated'] for r in sub):.0f} | "
+                         f"{e:.0f} | {f:.0f} | {e / f:.2f} | "
+                         f"{statistics.median(r['total_ms'] / r['floor_ms'] for r in sub):.2f} | "
+                         f"{statistics.median(r['eval_ms'] for r in sub):.0f} / "
+                         f"{statistics.median(r['floor_eval_ms'] for r in sub):.0f} |")
+    return main, where, which, split
+
+
+def print_report(results: list[dict], shape_name: str) -> None:
+    main, where, which, split = summary_rows(results)
+    versions = ", ".join(dict.fromkeys(r.get("code", "?") for r in results))
+    print(f"\n{shape_name} shape, Q4_K_M, random weights; typed requests after one cold request; code {versions}\n")
+    print("| model | KV | budget | prompt tokens (median) | requests | prompt tokens reused | evaluated p50 / p95 "
+          "| engine ms p50 / p95 | floor ms p50 / p95 | engine / floor (medians) | median per-request ratio "
+          "| cold: engine / floor | RSS warm (model's share) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("\n".join(main))
+    print("\nWhere a typed request's time goes (medians, ms)\n")
+    print("| model | KV | budget | retrieval | prompt assembly | engine evaluation | floor evaluation "
+          "| engine generation | floor generation | tokens generated | other |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("\n".join(where))
+    print("\nWhich prompt tokens were evaluated again (sums over the typed requests)\n")
+    print("| model | KV | budget | evaluated of prompt tokens | by segment kind (share of all prompt tokens) "
+          "| moved (shifted, reused) | reused without the staleness bound | requests whose snippets changed |")
+    print("|---|---|---|---|---|---|---|---|")
+    print("\n".join(which))
+    print("\nRequests the cache served against those it could not\n")
+    print("| model | KV | budget | requests | n | evaluated (median) | engine ms p50 | floor ms p50 "
+          "| engine / floor (medians) | median per-request ratio | evaluation ms p50, engine / floor |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("\n".join(split))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", choices=sorted(SHAPES), default="0.5b")
+    parser.add_argument("--budgets", default="4096,16384,32768", help="prompt budgets in tokens, comma-separated")
+    parser.add_argument("--kv", default="f16", help="KV cache types, comma-separated (f16, q8_0)")
+    parser.add_argument("--requests", type=int, default=80, help="typed requests (pauses) per run (default 80)")
+    parser.add_argument("--snippets", type=int, default=None,
+                        help="snippet_limit: retrieved chunks offered to the prompt (default: the engine's, 8)")
+    parser.add_argument("--plan-only", action="store_true",
+                        help="no model: build the prompts with the tokenizer only and run the engine's KV "
+                             "planner on them (reuse shares in seconds; no timings)")
+    parser.add_argument("--timeout-s", type=float, default=600.0, help="engine timeout_s (the cold request needs it)")
+    parser.add_argument("--json", help="write every request's figures here")
+    parser.add_argument("--shift-cost", action="store_true",
+                        help="only time llama.cpp's K-shift (one decode after a move) at each budget's context size")
+    parser.add_argument("--report", nargs="+", metavar="JSON", help="print the tables of earlier --json files")
+    parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)  # child: one budget and KV type
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    parser.add_argument("-v", "--verbose", action="store_true", help="per-request lines on stderr")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose or args.one else logging.WARNING, stream=sys.stderr,
+                        format="%(message)s")
+    logging.getLogger("llama_cpp.native").setLevel(logging.WARNING)
+    if args.report:
+        results = []
+        for f in args.report:
+            data = json.loads(Path(f).read_text())
+            for r in data if isinstance(data, list) else [data]:  # a --json file, or one configuration's
+                if r.get("complete") is False and "incomplete" not in r:
+                    r["incomplete"] = "partial file"
+                results.append(r)
+        print_report(results, " / ".join(dict.fromkeys(SHAPES[r["model"]].name for r in results)))
+        return 0
+    budgets = [int(b) for b in args.budgets.split(",")]
+    kvs = args.kv.split(",")
+    if args.one:
+        run_one(args.model, budgets[0], kvs[0], args.requests, args.snippets, args.timeout_s, Path(args.out))
+        return 0
+
+    model_path(args.model)  # build it once, before the children
+    if args.shift_cost:
+        print("| model | KV | n_ctx | one decode, ms | one decode after a shift, ms | K-shift, ms |")
+        print("|---|---|---|---|---|---|")
+        for kv in kvs:
+            print("\n".join(shift_cost(args.model, [b + MAX_TOKENS for b in budgets], kv)), flush=True)
+        return 0
+    if args.plan_only:
+        rows = plan_only(args.model, budgets, args.requests, args.snippets)
+        print(f"\nKV plans for the replay's prompts ({SHAPES[args.model].name} tokenizer, no model; "
+              f"code {code_version()})\n")
+        print("| budget | snippet limit | prompt tokens (median) | requests | prompt tokens reused "
+              "| reused without the staleness bound | requests evaluating > 64 tokens "
+              "| requests whose snippets changed | requests whose prefix window moved |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        print("\n".join(rows))
+        return 0
+    results = []
+    with tempfile.TemporaryDirectory(prefix="code-kb-replay-") as tmp:
+        for kv in kvs:
+            for budget in budgets:
+                # Next to --json, so that a killed run's requests survive it; else in a temporary folder.
+                out = (Path(args.json).with_suffix(f".{kv}-{budget}.json") if args.json
+                       else Path(tmp) / f"{kv}-{budget}.json")
+                out.unlink(missing_ok=True)
+                cmd = [sys.executable, __file__, "--one", "--model", args.model, "--budgets", str(budget),
+                       "--kv", kv, "--requests", str(args.requests), "--timeout-s", str(args.timeout_s),
+                       "--out", str(out)] + (["--snippets", str(args.snippets)] if args.snippets else [])
+                t0 = time.perf_counter()
+                proc = subprocess.run(cmd, stderr=None if args.verbose else subprocess.PIPE, text=True)
+                log.warning("%s KV %s budget %d: %.0f s", args.model, kv, budget, time.perf_counter() - t0)
+                if proc.returncode == 0 and out.is_file():
+                    results.append(json.loads(out.read_text()))
+                else:
+                    tail = " / ".join((proc.stderr or "").strip().split("\n")[-3:])
+                    error = f"exit status {proc.returncode}{': ' + tail if tail else ''}"
+                    if out.is_file():  # killed or crashed part-way: keep the requests it measured
+                        results.append(json.loads(out.read_text()) | {"incomplete": error})
+                    else:
+                        results.append({"model": args.model, "budget_tokens": budget, "kv_cache_type": kv,
+                                        "error": error})
+                if args.json:  # keep what is done if a later configuration takes too long
+                    Path(args.json).write_text(json.dumps(results, indent=1))
+    print_report(results, SHAPES[args.model].name)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
