@@ -685,7 +685,7 @@ def plot(results: list[dict], out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     size = ok[0]["model"]
     files = []
-    fig, axes = plt.subplots(1, len(ok), figsize=(4.2 * len(ok), 3.4), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(1, len(ok), figsize=(4.2 * len(ok), 3.6), squeeze=False, sharey=True)
     for ax, r in zip(axes[0], ok):
         rows = compared(r)
         idx = [i for i, f in enumerate(r["floor"]["requests"]) if f["ms"] is not None]
@@ -698,9 +698,10 @@ def plot(results: list[dict], out: Path) -> list[Path]:
         ax.set_xlabel("request (pause) index")
         ax.grid(True, which="both", alpha=0.3)
     axes[0][0].set_ylabel("latency, ms (log)")
-    axes[0][0].legend(fontsize=8)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8, frameon=False)
     fig.suptitle(f"Typing replay, {SHAPES[size].name} shape, send to answer", fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     path = out / f"typing_lsp_latency_{size}.png"
     fig.savefig(path, dpi=80)
     plt.close(fig)
