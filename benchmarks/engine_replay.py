@@ -300,10 +300,13 @@ def _setup(budget: int, snippet_limit: int | None):
     return root, index, start, pauses
 
 
-def _config(size: str, budget: int, kv: str, snippet_limit: int | None, timeout_s: float):
+def _config(size: str, budget: int, kv: str, snippet_limit: int | None, timeout_s: float,
+            threads: int | None = None):
     from engine import EngineConfig
 
     extra = {"snippet_limit": snippet_limit} if snippet_limit else {}
+    if threads:
+        extra["n_threads"] = threads
     return EngineConfig(model_path=str(model_path(size)), budget_tokens=budget, max_tokens=MAX_TOKENS,
                         timeout_s=timeout_s, kv_cache_type=kv, **extra)
 
@@ -318,7 +321,7 @@ def _planner_settings() -> tuple[int, int]:
 
 
 def run_one(size: str, budget: int, kv: str, n_requests: int, snippet_limit: int | None,
-            timeout_s: float, out: Path) -> dict:
+            timeout_s: float, out: Path, threads: int | None = None) -> dict:
     """One configuration, in this process: the cold request, RSS, then the typing replay; the
     figures so far are rewritten to `out` after each request (a killed run keeps them)."""
     from engine import Completer
@@ -330,7 +333,7 @@ def run_one(size: str, budget: int, kv: str, n_requests: int, snippet_limit: int
     repo = root.name
     rss_before = rss_mb()
 
-    completer = Completer.load(_config(size, budget, kv, snippet_limit, timeout_s))
+    completer = Completer.load(_config(size, budget, kv, snippet_limit, timeout_s, threads))
     model = completer.model
     log.info("%s, budget %d, KV %s: engine loaded (n_ctx %d, %s); cold request", size, budget, kv, model.n_ctx,
              model.hardware.to_dict())
@@ -425,7 +428,7 @@ def plan_only(size: str, budgets: list[int], n_requests: int, snippet_limit: int
     return rows
 
 
-def shift_cost(size: str, n_ctxs: list[int], kv: str, n_held: int = 600, repeats: int = 7) -> list[str]:
+def shift_cost(size: str, n_ctxs: list[int], kv: str, threads: int, n_held: int = 600, repeats: int = 15) -> list[str]:
     """What llama.cpp's K-shift adds to the next decode: one token decoded after moving a run of
     cached tokens by one position (as the engine does after a keystroke), against one decoded
     without a move; medians of `repeats`, per context size. llama.cpp re-rotates the K cache of
@@ -436,7 +439,7 @@ def shift_cost(size: str, n_ctxs: list[int], kv: str, n_held: int = 600, repeats
     path = model_path(size)
     for n_ctx in n_ctxs:
         kv_type = {"f16": llama_cpp.GGML_TYPE_F16, "q8_0": llama_cpp.GGML_TYPE_Q8_0}[kv]
-        llm = llama_cpp.Llama(str(path), n_ctx=n_ctx, n_threads=os.cpu_count(), n_threads_batch=os.cpu_count(), n_batch=512, n_ubatch=512,
+        llm = llama_cpp.Llama(str(path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads, n_batch=512, n_ubatch=512,
                               flash_attn=True, type_k=kv_type, type_v=kv_type, verbose=False)
         mem = llm._ctx.memory
         tokens = llm.tokenize((ROOT / "engine" / "prompt.py").read_bytes(), add_bos=False)[:n_held]
@@ -460,7 +463,7 @@ def shift_cost(size: str, n_ctxs: list[int], kv: str, n_held: int = 600, repeats
             shifted.append(decode_at(n + 1))
             llama_cpp.llama_memory_seq_add(mem, 0, 101, n + 1, -1)  # back; applied by an untimed decode
             decode_at(n)
-        rows.append(f"| {size} | {kv} | {llm.n_ctx()} | {statistics.median(plain):.1f} | "
+        rows.append(f"| {size} | {kv} | {threads} | {llm.n_ctx()} | {statistics.median(plain):.1f} | "
                     f"{statistics.median(shifted):.1f} | {statistics.median(shifted) - statistics.median(plain):.1f} |")
         del llm
     return rows
@@ -479,7 +482,8 @@ LIGHT_TOKENS = 64  # a request that evaluates at most this many tokens was serve
 def summary_rows(results: list[dict]) -> tuple[list[str], list[str], list[str], list[str]]:
     main, where, which, split = [], [], [], []
     for res in results:
-        label = f"| {res['model']} | {res['kv_cache_type']} | {res['budget_tokens']} |"
+        threads = res.get("hardware", {}).get("threads", "?")
+        label = f"| {res['model']} | {threads} | {res['kv_cache_type']} | {res['budget_tokens']} |"
         if "error" in res:
             main.append(f"{label} failed: {res['error']} |")
             continue
@@ -543,25 +547,25 @@ def print_report(results: list[dict], shape_name: str) -> None:
     main, where, which, split = summary_rows(results)
     versions = ", ".join(dict.fromkeys(r.get("code", "?") for r in results))
     print(f"\n{shape_name} shape, Q4_K_M, random weights; typed requests after one cold request; code {versions}\n")
-    print("| model | KV | budget | prompt tokens (median) | requests | prompt tokens reused | evaluated p50 / p95 "
+    print("| model | threads | KV | budget | prompt tokens (median) | requests | prompt tokens reused | evaluated p50 / p95 "
           "| engine ms p50 / p95 | floor ms p50 / p95 | engine / floor (medians) | median per-request ratio "
           "| cold: engine / floor | RSS warm (model's share) |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     print("\n".join(main))
     print("\nWhere a typed request's time goes (medians, ms)\n")
-    print("| model | KV | budget | retrieval | prompt assembly | engine evaluation | floor evaluation "
+    print("| model | threads | KV | budget | retrieval | prompt assembly | engine evaluation | floor evaluation "
           "| engine generation | floor generation | tokens generated | other |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     print("\n".join(where))
     print("\nWhich prompt tokens were evaluated again (sums over the typed requests)\n")
-    print("| model | KV | budget | evaluated of prompt tokens | by segment kind (share of all prompt tokens) "
+    print("| model | threads | KV | budget | evaluated of prompt tokens | by segment kind (share of all prompt tokens) "
           "| moved (shifted, reused) | reused without the staleness bound | requests whose snippets changed |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     print("\n".join(which))
     print("\nRequests the cache served against those it could not\n")
-    print("| model | KV | budget | requests | n | evaluated (median) | engine ms p50 | floor ms p50 "
+    print("| model | threads | KV | budget | requests | n | evaluated (median) | engine ms p50 | floor ms p50 "
           "| engine / floor (medians) | median per-request ratio | evaluation ms p50, engine / floor |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     print("\n".join(split))
 
 
@@ -580,6 +584,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", help="write every request's figures here")
     parser.add_argument("--shift-cost", action="store_true",
                         help="only time llama.cpp's K-shift (one decode after a move) at each budget's context size")
+    parser.add_argument("--threads", type=int,
+                        help="threads for the engine (n_threads) and so for the floor; default all cores, as the "
+                             "engine. On a machine shared with other jobs, 1 keeps OpenMP's threads from waiting "
+                             "on each other and the ratios steady")
     parser.add_argument("--report", nargs="+", metavar="JSON", help="print the tables of earlier --json files")
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)  # child: one budget and KV type
     parser.add_argument("--out", help=argparse.SUPPRESS)
@@ -601,15 +609,17 @@ def main(argv: list[str] | None = None) -> int:
     budgets = [int(b) for b in args.budgets.split(",")]
     kvs = args.kv.split(",")
     if args.one:
-        run_one(args.model, budgets[0], kvs[0], args.requests, args.snippets, args.timeout_s, Path(args.out))
+        run_one(args.model, budgets[0], kvs[0], args.requests, args.snippets, args.timeout_s, Path(args.out),
+                args.threads)
         return 0
 
     model_path(args.model)  # build it once, before the children
     if args.shift_cost:
-        print("| model | KV | n_ctx | one decode, ms | one decode after a shift, ms | K-shift, ms |")
-        print("|---|---|---|---|---|---|")
+        print("| model | KV | threads | n_ctx | one decode, ms | one decode after a shift, ms | K-shift, ms |")
+        print("|---|---|---|---|---|---|---|")
         for kv in kvs:
-            print("\n".join(shift_cost(args.model, [b + MAX_TOKENS for b in budgets], kv)), flush=True)
+            rows = shift_cost(args.model, [b + MAX_TOKENS for b in budgets], kv, args.threads or os.cpu_count() or 1)
+            print("\n".join(rows), flush=True)
         return 0
     if args.plan_only:
         rows = plan_only(args.model, budgets, args.requests, args.snippets)
@@ -631,7 +641,8 @@ def main(argv: list[str] | None = None) -> int:
                 out.unlink(missing_ok=True)
                 cmd = [sys.executable, __file__, "--one", "--model", args.model, "--budgets", str(budget),
                        "--kv", kv, "--requests", str(args.requests), "--timeout-s", str(args.timeout_s),
-                       "--out", str(out)] + (["--snippets", str(args.snippets)] if args.snippets else [])
+                       "--out", str(out)] + (["--snippets", str(args.snippets)] if args.snippets else []) \
+                    + (["--threads", str(args.threads)] if args.threads else [])
                 t0 = time.perf_counter()
                 proc = subprocess.run(cmd, stderr=None if args.verbose else subprocess.PIPE, text=True)
                 log.warning("%s KV %s budget %d: %.0f s", args.model, kv, budget, time.perf_counter() - t0)

@@ -715,7 +715,7 @@ def plot(results: list[dict], out: Path) -> list[Path]:
     ax.axhline(1.0, color="grey", linestyle=":", linewidth=1)
     ax.axhline(1.3, color="grey", linestyle="--", linewidth=1)
     ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
+    ax.set_ylim(0, max(1.5, *(m["kf_med"] for m in ms), *(m["ks_med"] for m in ms)) * 1.15)
     ax.set_xticks(xs, [str(x) for x in xs])
     ax.set_xlabel("context size, tokens")
     ax.set_ylabel("ratio of p50 latencies")
