@@ -6,6 +6,8 @@ import dataclasses
 import hashlib
 from collections import OrderedDict
 import logging
+import os
+import stat
 from datetime import datetime, timezone
 import threading
 import time
@@ -170,7 +172,16 @@ class CodeIndex:
         for n, f in enumerate(candidates, 1):
             record, chunks = self._read(f)
             old = known.get(f.path)
-            if record is not None and old is not None and old.hash == record.hash:
+            if record is None and old is not None:
+                # Vanished, unreadable or no longer UTF-8 since it was listed: its old chunks would be
+                # stale, so it leaves the index (the next pass adds it back if it comes back).
+                with self._lock:
+                    removed = store.remove_file(f.path)
+                    if removed:
+                        store.vectors.remove_ids(np.asarray(removed, dtype=np.int64))
+                stats.files_removed += 1
+                stats.changed_paths.append(f.path)
+            elif record is not None and old is not None and old.hash == record.hash:
                 with self._lock:
                     store.touch_file(record)  # touched but identical: only the stat changes
             elif record is not None:
@@ -194,10 +205,25 @@ class CodeIndex:
         return stats
 
     def _read(self, f: SourceFile) -> tuple[FileRecord | None, list[Chunk]]:
+        """The file's record and chunks, or None when it cannot be read as it was listed.
+
+        The walk checked the file moments ago; it may have changed since. Re-check what is opened:
+        a regular file, still inside the root (a path swapped for a symlink to elsewhere is not
+        followed out), no larger than the limit, never a FIFO that would block the read."""
         try:
-            data = f.abs_path.read_bytes()
+            real = f.abs_path.resolve(strict=True)
+            if not real.is_relative_to(self.root):
+                raise OSError(f"now resolves to {real}, outside the tree")
+            fd = os.open(real, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+            with os.fdopen(fd, "rb") as fh:
+                st = os.fstat(fh.fileno())
+                if not stat.S_ISREG(st.st_mode):
+                    raise OSError("not a regular file")
+                data = fh.read(self.config.max_file_bytes + 1)
+            if len(data) > self.config.max_file_bytes:
+                raise OSError(f"grew over the {self.config.max_file_bytes}-byte limit")
             text = data.decode("utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
+        except (OSError, RuntimeError, UnicodeDecodeError) as exc:
             log.info("skipping %s: %s", f.path, exc)
             return None, []
         record = FileRecord(f.path, hashlib.sha1(data).hexdigest(), f.size, f.mtime_ns)
