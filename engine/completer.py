@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -13,6 +14,7 @@ from .backends import Generation
 from .backends.llama_cpp import LlamaCppModel, gpu_offload_supported
 from .config import DEFAULT_BUDGET_CPU_TOKENS, DEFAULT_BUDGET_GPU_TOKENS, EngineConfig
 from .errors import ModelNotConfiguredError
+from .models import local_model_path
 from .postprocess import StopRules, finish
 from .prompt import CONTEXT_KINDS, ContextSource, EstimateTokenizer, Prompt, PromptBuilder, Snippet, Tokenizer
 from .backends.llama_server import LlamaServerInfillBackend, is_llama_server
@@ -64,6 +66,9 @@ class Completer:
     @classmethod
     def load(cls, config: EngineConfig, *, vocab_only: bool = False) -> "Completer":
         """Load the configured model; `vocab_only` reads only its tokenizer (for prompts, not completions)."""
+        if config.model_path:
+            # A catalogue name (`qwen2.5-coder-1.5b`) becomes its pulled file; one place for CLI and server.
+            config = dataclasses.replace(config, model_path=local_model_path(config.model_path))
         if config.endpoint and not vocab_only:
             # A remote server generates; a local GGUF, if given, only counts tokens exactly.
             tokenizer = LlamaCppModel(config.model_path, vocab_only=True) if config.model_path else None
@@ -76,9 +81,10 @@ class Completer:
         # The context window follows the prompt budget, which needs the trained length first.
         budget = _auto_budget(config, vocab.n_ctx_train)
         n_ctx = budget + config.max_tokens
+        kv_type = _kv_cache_type(config, vocab, n_ctx)
         return cls(config, model=LlamaCppModel(
-            config.model_path, n_ctx=n_ctx, n_gpu_layers=config.n_gpu_layers, n_threads=config.n_threads,
-            flash_attn=config.flash_attn, kv_cache_type=_kv_cache_type(config, vocab, n_ctx)))
+            config.model_path, n_ctx=n_ctx, n_gpu_layers=_gpu_layers(config, vocab, n_ctx, kv_type),
+            n_threads=config.n_threads, flash_attn=config.flash_attn, kv_cache_type=kv_type))
 
     def describe(self) -> dict:
         """What generates, where, and with which prompt format, for status reports."""
@@ -228,14 +234,24 @@ def _remote_backend(config: EngineConfig) -> OpenAICompletionsBackend | LlamaSer
 
 
 def _kv_cache_type(config: EngineConfig, vocab: LlamaCppModel, n_ctx: int) -> str:
-    """f16 unless asked otherwise or its cache would take more than a quarter of the memory."""
+    """f16 unless asked otherwise or its cache would take more than a quarter of the memory it lives in."""
     if config.kv_cache_type != "auto":
         return config.kv_cache_type
-    from .hardware import kv_cache_bytes, memory_bytes
+    from .hardware import detect, kv_cache_bytes, kv_cache_type_for
 
-    need = kv_cache_bytes(vocab.metadata, n_ctx, "f16")
-    total = memory_bytes()
-    return "q8_0" if need and total and need > total / 4 else "f16"
+    on_gpu = config.n_gpu_layers != 0 and gpu_offload_supported()
+    return kv_cache_type_for(kv_cache_bytes(vocab.metadata, n_ctx, "f16"), detect(), on_gpu)
+
+
+def _gpu_layers(config: EngineConfig, vocab: LlamaCppModel, n_ctx: int, kv_type: str) -> int:
+    """As configured; else every layer when the weights and the KV cache fit the GPU, else those that do."""
+    if config.n_gpu_layers is not None:
+        return config.n_gpu_layers
+    from .hardware import detect, gpu_layers_for, kv_cache_bytes
+
+    n_layer = vocab.metadata.get(f"{vocab.architecture}.block_count")
+    return gpu_layers_for(vocab.path.stat().st_size, int(n_layer) if n_layer else None,
+                          kv_cache_bytes(vocab.metadata, n_ctx, kv_type), detect())
 
 
 def _auto_budget(config: EngineConfig, n_ctx_train: int | None) -> int:

@@ -8,15 +8,17 @@ class EngineError(Exception):
 class ModelNotConfiguredError(EngineError):
     def __init__(self) -> None:
         super().__init__(
-            "no model configured; set codeKb.modelPath (initializationOptions.modelPath), "
-            "the CODE_KB_MODEL environment variable, or `model = \"/path/to/model.gguf\"` in "
-            "~/.config/code-kb/config.toml (recommended: a Qwen2.5-Coder 1.5B Q4_K_M GGUF); "
+            "no model configured; run `code-kb model pull qwen2.5-coder-1.5b` (or the model "
+            "`code-kb model list` marks for this machine) and set codeKb.modelPath "
+            "(initializationOptions.modelPath), the CODE_KB_MODEL environment variable, or `model = "
+            "\"qwen2.5-coder-1.5b\"` in ~/.config/code-kb/config.toml to its name or to a GGUF file; "
             "or codeKb.endpoint for an OpenAI-compatible inference server")
 
 
 class ModelNotFoundError(EngineError):
     def __init__(self, path: str) -> None:
-        super().__init__(f"model file not found: {path}; set codeKb.modelPath or CODE_KB_MODEL to a GGUF file")
+        super().__init__(f"model file not found: {path}; set codeKb.modelPath or CODE_KB_MODEL to a GGUF file "
+                         "or a model name from `code-kb model list` (then `code-kb model pull NAME`)")
 
 
 class ModelLoadError(EngineError):

@@ -15,7 +15,7 @@ from engine import Completer, EngineError
 from retrieval import CodeIndex, ReindexStats, RetrievalError
 
 from . import __version__
-from .config import Settings
+from .config import Settings, config_file_path
 
 log = logging.getLogger("code_kb")
 
@@ -138,11 +138,47 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def hardware_report(settings: Settings) -> dict:
+    """This machine, what code-kb chooses for it and why, and where the configured model stands."""
+    from engine.hardware import choose, detect
+    from engine.models import local_model_path
+
+    machine = detect()
+    choice = choose(machine)
+    model: dict[str, Any] = {"setting": settings.engine.model_path, "endpoint": settings.engine.endpoint}
+    if settings.engine.model_path:
+        try:
+            model["path"] = local_model_path(settings.engine.model_path)
+        except EngineError as exc:
+            model["problem"] = str(exc)
+    elif not settings.engine.endpoint:
+        model["problem"] = f"no model configured; run: code-kb model pull {choice.model}"
+    return {"machine": machine.to_dict(), "choice": choice.to_dict(), "model": model}
+
+
+def _print_hardware(report: dict) -> None:
+    m, c, model = report["machine"], report["choice"], report["model"]
+    gib = 1 << 30
+    gpus = ", ".join(f"{d['backend']} {d['name']} {(d['total_bytes'] or 0) / gib:.1f} GiB"
+                     for d in m["devices"] if d["kind"] != "cpu") or "none"
+    print(f"machine       {m['cpu_cores']} CPU cores, {(m['ram_bytes'] or 0) / gib:.1f} GiB RAM, GPUs: {gpus}")
+    print(f"chosen        {c['model']} {c['quant']}, budget {c['budget_tokens']} tokens, KV {c['kv_cache_type']}, "
+          f"GPU layers {c['gpu_layers']}")
+    for reason in c["reasons"]:
+        print(f"  because     {reason}")
+    configured = model["setting"] or (f"endpoint {model['endpoint']}" if model["endpoint"] else "none")
+    where = model.get("path") or model.get("problem") or ""
+    print(f"model         {configured}{' -> ' + where if where else ''}")
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     root = Path(args.path).resolve()
     directory = settings.index.directory_for(root)
+    report = hardware_report(settings)
     if not (directory / "index.sqlite3").is_file():
+        if not args.json:
+            _print_hardware(report)
         raise RetrievalError(f"no index at {directory}; run: code-kb reindex {args.path}")
     index = CodeIndex(root, settings.index)
     try:
@@ -150,12 +186,13 @@ def cmd_status(args: argparse.Namespace) -> int:
     finally:
         index.close()
     if args.json:
-        print(json.dumps(info))
+        print(json.dumps({**info, "hardware": report}))
         return 0
     info["size_on_disk"] = f"{info.pop('disk_bytes') / 1e6:.1f} MB"
     width = max(len(k) for k in info)
     for key, value in info.items():
         print(f"{key.replace('_', ' '):<{width}}  {value}")
+    _print_hardware(report)
     return 0
 
 
@@ -308,6 +345,138 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- models, hardware, doctor -------------------------------------------------------------
+class DownloadBar:
+    """A tqdm byte bar on stderr fed by engine.download's progress callback."""
+
+    def __init__(self, quiet: bool, label: str) -> None:
+        self.quiet, self.label, self.bar = quiet, label, None
+
+    def __call__(self, done: int, total: int | None) -> None:
+        if self.quiet:
+            return
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, initial=done, unit="B", unit_scale=True, unit_divisor=1024,
+                            file=sys.stderr, desc=self.label, mininterval=0.2, dynamic_ncols=True)
+        self.bar.n = done
+        self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def cmd_model_pull(args: argparse.Namespace) -> int:
+    from engine.download import download
+    from engine.models import resolve_pull
+
+    plan = resolve_pull(args.spec, args.quant, sha256=args.sha256)
+    for remote in plan.files:
+        if remote.dest.is_file() and remote.dest.stat().st_size == (remote.size or remote.dest.stat().st_size):
+            print(f"already downloaded: {remote.dest}", file=sys.stderr)
+            continue
+        bar = DownloadBar(args.quiet, remote.dest.name)
+        try:
+            download(remote, progress=bar)
+        finally:
+            bar.close()
+        checked = "size and sha256" if remote.sha256 else "size" if remote.size else "nothing (no size given)"
+        print(f"downloaded {remote.dest} from {plan.source} (verified: {checked})", file=sys.stderr)
+    print(plan.path)
+    from engine.models import parse_name
+
+    name = args.spec if parse_name(args.spec) else str(plan.path)
+    print(f"use it: set model = \"{name}\" in {config_file_path()}, or CODE_KB_MODEL={name}, "
+          "or the editor's modelPath", file=sys.stderr)
+    return 0
+
+
+def cmd_model_list(args: argparse.Namespace) -> int:
+    from engine.hardware import choose, detect
+    from engine.models import CATALOGUE, QUANT_BITS, pulled_quants
+
+    machine = detect()
+    choice = choose(machine)
+    memory = (machine.vram_bytes if choice.gpu_layers == "all" else None) or machine.ram_bytes or 0
+    rows = []
+    for e in CATALOGUE:
+        quant = choice.quant
+        need = e.weights_bytes(quant) + e.kv_bytes(min(choice.budget_tokens, e.context_tokens))
+        rows.append({"name": e.name, "title": e.title, "family": e.family, "repository": e.repo,
+                     "params_b": e.params_b, "context_tokens": e.context_tokens, "quant": quant,
+                     "est_bytes": {q: e.weights_bytes(q) for q in QUANT_BITS},
+                     "fits": bool(memory) and need <= memory * 0.75, "recommended": e.name == choice.model,
+                     "pulled": pulled_quants(e), "note": e.note})
+    if args.json:
+        print(json.dumps({"machine": machine.to_dict(), "choice": choice.to_dict(), "models": rows}))
+        return 0
+    print(f"{'':2}{'name':<22}{'family':<16}{'size at ' + choice.quant:>14}  {'fits':<5}{'pulled':<14}note")
+    for r in rows:
+        mark = "*" if r["recommended"] else " "
+        size = f"{r['est_bytes'][choice.quant] / 1e9:.1f} GB"
+        print(f"{mark} {r['name']:<22}{r['family']:<16}{size:>14}  {'yes' if r['fits'] else 'no':<5}"
+              f"{','.join(r['pulled']) or '-':<14}{r['note']}")
+    where = "GPU memory" if choice.gpu_layers == "all" else "RAM"
+    print(f"\n* recommended here ({choice.quant}; fits: weights and a {choice.budget_tokens}-token KV cache in "
+          f"three quarters of the {where}). Pull one: code-kb model pull NAME[:QUANT] "
+          f"(quantizations: {', '.join(QUANT_BITS)})", file=sys.stderr)
+    return 0
+
+
+def cmd_model_info(args: argparse.Namespace) -> int:
+    from engine.gguf_info import model_info
+    from engine.hardware import detect
+    from engine.models import local_model_path
+
+    info = model_info(local_model_path(args.model), detect(), args.budget)
+    if args.json:
+        print(json.dumps(info.to_dict()))
+        return 0 if info.family else 1
+    gib = 1 << 30
+    print(f"file          {info.path} ({info.file_bytes / gib:.2f} GiB)")
+    print(f"name          {info.name}")
+    print(f"architecture  {info.architecture}, {info.n_layer} layers")
+    print(f"quantization  {info.quantization}")
+    print(f"context       {info.context_tokens} tokens (trained)")
+    if info.family:
+        layout = ", repository tokens " + " ".join(info.fim_tokens[k] for k in ("repo_name", "file_sep")) \
+            if info.repo_layout else ", no repository tokens"
+        print(f"FIM           yes: {info.family} ({info.fim_tokens['prefix']} {info.fim_tokens['suffix']} "
+              f"{info.fim_tokens['middle']}{layout})")
+    else:
+        print(f"FIM           no: {info.problem}")
+    for cache_type, by_ctx in info.kv_bytes.items():
+        sizes = ", ".join(f"{n // 1024}k {b / gib:.2f} GiB" if b is not None else f"{n // 1024}k ?"
+                          for n, b in by_ctx.items())
+        print(f"KV {cache_type:<10} {sizes}")
+    for where, verdict in info.fits.items():
+        print(f"fits in {where:<5} {verdict}")
+    return 0 if info.family else 1
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from engine.hardware import detect
+
+    from .doctor import healthy, run_checks
+
+    settings = settings_from(args)
+    roots = [Path(p).resolve() for p in args.paths] or [find_root(Path.cwd())]
+    checks = run_checks(settings, roots, detect(), embedder=not args.no_embedder)
+    if args.json:
+        print(json.dumps({"healthy": healthy(checks), "checks": [c.to_dict() for c in checks]}))
+    else:
+        for c in checks:
+            print(f"{c.status:<4}  {c.area:<7}  {c.name}: {c.detail}")
+            if c.fix and c.status != "ok":
+                print(f"{'':15}fix: {c.fix}")
+        failed = sum(c.status == "FAIL" for c in checks)
+        print("all is well" if not failed else f"{failed} problem{'s' if failed > 1 else ''} to fix",
+              file=sys.stderr)
+    return 0 if healthy(checks) else 1
+
+
 # -- wiring -----------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
@@ -347,7 +516,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--root", help="the indexed root (default: nearest directory with .code-kb or .git)")
     p.add_argument("--no-reindex", action="store_true", help="use the index as it is, without updating it")
     p.set_defaults(func=cmd_search)
-    p = sub.add_parser("status", parents=[common], help="what the index of a tree holds")
+    p = sub.add_parser("status", parents=[common], help="what the index of a tree holds, this machine, and the "
+                       "model, budget and offload chosen for it")
     p.add_argument("path", nargs="?", default=".", help="root of the indexed tree (default: .)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(func=cmd_status)
@@ -361,6 +531,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stdio", action="store_true", help="speak LSP on stdin/stdout (the default; accepted "
                    "because editor clients such as vscode-languageclient append it)")
     p.set_defaults(func=cmd_serve)
+    p = sub.add_parser("model", help="get and inspect models: pull, list, info")
+    msub = p.add_subparsers(dest="model_command", required=True)
+    m = msub.add_parser("pull", parents=[common], help="download a catalogue model or a GGUF URL (resumable, "
+                        "verified) into the models folder ($CODE_KB_MODELS, default ~/.cache/code-kb/models)")
+    m.add_argument("spec", metavar="NAME|URL", help="a name from `code-kb model list` (NAME or NAME:QUANT), or a URL")
+    m.add_argument("--quant", help="quantization, e.g. Q4_K_M, Q5_K_M, Q6_K, Q8_0 (default: chosen for this machine)")
+    m.add_argument("--sha256", help="expected sha256 of the file (for a URL; catalogue files come with theirs)")
+    m.set_defaults(func=cmd_model_pull)
+    m = msub.add_parser("list", parents=[common], help="the catalogue, with what fits this machine marked")
+    m.add_argument("--json", action="store_true", help="print JSON instead of text")
+    m.set_defaults(func=cmd_model_list)
+    m = msub.add_parser("info", parents=[common], help="what a GGUF is: architecture, FIM, context, "
+                        "quantization, KV memory, whether it fits")
+    m.add_argument("model", metavar="GGUF|NAME", help="a GGUF file or a pulled catalogue name")
+    m.add_argument("--budget", type=int, help="prompt budget to check the fit for (default: from the hardware)")
+    m.add_argument("--json", action="store_true", help="print JSON instead of text")
+    m.set_defaults(func=cmd_model_info)
+    p = sub.add_parser("doctor", parents=[common], help="check the install, the model, the indexes and the "
+                       "editors; print what to fix (exit status 1 when something is broken)")
+    p.add_argument("paths", nargs="*", metavar="PATH", help="indexed roots to check (default: the nearest root)")
+    p.add_argument("--model", help="GGUF file or catalogue name to check instead of the configured one")
+    p.add_argument("--no-embedder", action="store_true", help="skip loading the embedding model (saves seconds)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.set_defaults(func=cmd_doctor)
     return parser
 
 

