@@ -19,6 +19,7 @@ class IndexConfig:
     query_lines: int = 4  # lines above the cursor's line that, with it, make the dense query
     cursor_margin_lines: int = 30  # the current file's chunks this close to the cursor are not retrieved
     extra_ignores: tuple[str, ...] = ()
+    deny_patterns: tuple[str, ...] = ()  # gitignore patterns treated as secrets: never indexed nor prompted
     ivf_threshold: int = 50_000  # vectors; below it search is exact, above it approximate (IVF)
 
     def directory_for(self, root: Path) -> Path:

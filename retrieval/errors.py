@@ -9,5 +9,9 @@ class IndexLockedError(RetrievalError):
     """Another process holds the index's write lock for longer than we wait."""
 
 
+class IndexWriteError(RetrievalError):
+    """The index cannot be written (disk full, read-only folder); the previous one stays in use."""
+
+
 class EmbeddingModelError(RetrievalError):
     """The configured embedding model cannot be loaded."""

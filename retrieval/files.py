@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import pathspec
 
@@ -34,6 +35,30 @@ SECRET_PATTERNS = [
 ]
 _PRIVATE_KEY = b"PRIVATE KEY-----"
 
+
+
+def secret_spec(deny: Iterable[str] = ()) -> pathspec.GitIgnoreSpec:
+    """The built-in secret patterns plus the user's deny list (gitignore syntax)."""
+    return _secret_spec(tuple(deny))
+
+
+@functools.lru_cache(maxsize=8)
+def _secret_spec(deny: tuple[str, ...]) -> pathspec.GitIgnoreSpec:
+    return pathspec.GitIgnoreSpec.from_lines(SECRET_PATTERNS + list(deny))
+
+
+def is_secret(rel_path: str, deny: Iterable[str] = (), head: str | bytes = "") -> bool:
+    """Whether a file (path relative to its root, or absolute) must never reach an index or a prompt:
+    it matches a secret pattern or the deny list, or its text holds a private key block."""
+    spec = secret_spec(deny)
+    parts = rel_path.strip("/").split("/")
+    # Absolute or relative: a match on any tail of the path counts (`/home/u/app/.env`, `app/.env`).
+    if any(spec.match_file("/".join(parts[i:])) for i in range(len(parts))):
+        return True
+    marker = _PRIVATE_KEY if isinstance(head, bytes) else _PRIVATE_KEY.decode()
+    return marker in head
+
+
 IGNORE_FILES = (".gitignore", ".code-kbignore")  # same syntax; each applies below its own directory
 
 _SNIFF_BYTES = 8192
@@ -57,12 +82,12 @@ class IgnoreRules:
     for files, not for excluded directories; we do not model the file case).
     """
 
-    def __init__(self, root: Path, extra_patterns: list[str] | None = None) -> None:
+    def __init__(self, root: Path, extra_patterns: list[str] | None = None, deny: Iterable[str] = ()) -> None:
         self.root = root
         self._specs: list[tuple[str, pathspec.PathSpec]] = [
             ("", pathspec.GitIgnoreSpec.from_lines(ALWAYS_IGNORED + list(extra_patterns or [])))
         ]
-        self._secrets = pathspec.GitIgnoreSpec.from_lines(SECRET_PATTERNS)
+        self._secrets = secret_spec(deny)
         self._load(root, "")
 
     def _load(self, directory: Path, rel_dir: str) -> None:
@@ -119,14 +144,16 @@ def sniff_text(head: bytes) -> bool:
     return True
 
 
-def walk(root: Path, max_file_bytes: int, extra_ignores: list[str] | None = None) -> Iterator[SourceFile]:
+def walk(root: Path, max_file_bytes: int, extra_ignores: list[str] | None = None,
+         deny: Iterable[str] = ()) -> Iterator[SourceFile]:
     """Yield the indexable files under `root` in a stable order.
 
     Directories that are symlinks are not followed (no loops, nothing outside the tree).
-    Binary, non-UTF-8 and huge files are skipped with one log line each.
+    Binary, non-UTF-8 and huge files are skipped with one log line each; secrets and files matching
+    the `deny` patterns (gitignore syntax) too.
     """
     root = root.resolve()
-    rules = IgnoreRules(root, extra_ignores)
+    rules = IgnoreRules(root, extra_ignores, deny)
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         current = Path(dirpath)
         rel_dir = current.relative_to(root).as_posix()
@@ -142,10 +169,11 @@ def walk(root: Path, max_file_bytes: int, extra_ignores: list[str] | None = None
                     yield found
 
 
-def check(root: Path, rel_path: str, max_file_bytes: int, extra_ignores: list[str] | None = None) -> SourceFile | None:
+def check(root: Path, rel_path: str, max_file_bytes: int, extra_ignores: list[str] | None = None,
+          deny: Iterable[str] = ()) -> SourceFile | None:
     """The same verdict `walk` gives one file, without walking the tree: None if it is not indexable."""
     root = root.resolve()
-    rules = IgnoreRules(root, extra_ignores)
+    rules = IgnoreRules(root, extra_ignores, deny)
     parts = rel_path.split("/")
     for i in range(1, len(parts)):
         rel_dir = "/".join(parts[:i])
@@ -169,9 +197,14 @@ def _accept(root: Path, abs_path: Path, rel: str, max_file_bytes: int, rules: Ig
         return None
     if not abs_path.is_file():
         return None
-    if abs_path.is_symlink() and not abs_path.resolve().is_relative_to(root):
-        log.info("skipping %s: symlink to outside the tree", rel)
-        return None
+    if abs_path.is_symlink():
+        target = abs_path.resolve()
+        if not target.is_relative_to(root):
+            log.info("skipping %s: symlink to outside the tree", rel)
+            return None
+        if rules.secret(target.relative_to(root).as_posix(), is_dir=False):
+            log.info("skipping %s: symlink to a secret", rel)
+            return None
     if st.st_size > max_file_bytes:
         log.info("skipping %s: %d bytes is over the %d-byte limit", rel, st.st_size, max_file_bytes)
         return None

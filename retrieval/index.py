@@ -7,20 +7,22 @@ import hashlib
 from collections import OrderedDict
 import logging
 import os
+import sqlite3
 import stat
+from contextlib import contextmanager
 from datetime import datetime, timezone
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
 from .chunking import Chunk, ChunkingConfig, chunk_file
 from .config import IndexConfig
 from .embedding import Embedder, SentenceTransformerEmbedder
-from .errors import RetrievalError
+from .errors import IndexWriteError, RetrievalError
 from .files import SourceFile, check, walk
 from .store import FileRecord, Store, write_lock
 from .symbols import wanted_names
@@ -118,8 +120,9 @@ class CodeIndex:
     def reindex(self, progress: Progress | None = None) -> ReindexStats:
         """Bring the index in line with the tree; unchanged files cost a stat() each."""
         t0 = time.perf_counter()
-        with write_lock(self.directory):
-            files = list(walk(self.root, self.config.max_file_bytes, list(self.config.extra_ignores)))
+        with self._writing():
+            files = list(walk(self.root, self.config.max_file_bytes, list(self.config.extra_ignores),
+                              self.config.deny_patterns))
             with self._lock:
                 gone = sorted(set(self.store.files()) - {f.path for f in files})
             return self._apply(files, gone, progress, t0)
@@ -134,12 +137,25 @@ class CodeIndex:
             # Only the index's own files (an editor watching everything reports our writes): writing
             # anything now would report more changes, forever.
             return ReindexStats(seconds=time.perf_counter() - t0)
-        with write_lock(self.directory):
+        with self._writing():
             files, gone = [], []
             for rel in rels:
-                found = check(self.root, rel, self.config.max_file_bytes, list(self.config.extra_ignores))
+                found = check(self.root, rel, self.config.max_file_bytes, list(self.config.extra_ignores),
+                              self.config.deny_patterns)
                 (files.append(found) if found is not None else gone.append(rel))
             return self._apply(files, gone, progress, t0)
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """The write lock, and a failed write (disk full, read-only folder) as one clear error. SQLite
+        rolls back the file being written; what was committed before it is whole, and memory agrees."""
+        self.store.check_writable()
+        try:
+            with write_lock(self.directory):
+                yield
+        except (sqlite3.OperationalError, OSError) as exc:
+            raise IndexWriteError(f"cannot write the index at {self.directory} ({exc}); free disk space or "
+                                  "make the folder writable (the index keeps what it had)") from exc
 
     def relative(self, path: str | Path) -> str | None:
         """`path` relative to the root, POSIX; None when it lies outside."""
@@ -247,18 +263,21 @@ class CodeIndex:
                stats: ReindexStats) -> None:
         store = self.store
         removed_all: list[int] = []
-        for record, chunks in pending:
-            new = {c.text_hash: fresh[c.text_hash] for c in chunks if c.text_hash in fresh}
-            removed, added = store.replace_file(record, chunks, new)
-            if added:
-                vectors = np.stack([cached.get(c.text_hash, fresh.get(c.text_hash)) for c in chunks])
-                store.vectors.add_with_ids(vectors, np.asarray(added, dtype=np.int64))
-            removed_all += removed
-            stats.files_changed += 1
-            stats.changed_paths.append(record.path)
-        # Remove superseded vectors now, so FAISS never holds two versions of a file.
-        if removed_all:
-            store.vectors.remove_ids(np.asarray(removed_all, dtype=np.int64))
+        try:
+            for record, chunks in pending:
+                new = {c.text_hash: fresh[c.text_hash] for c in chunks if c.text_hash in fresh}
+                removed, added = store.replace_file(record, chunks, new)  # one transaction: all or nothing
+                if added:
+                    vectors = np.stack([cached.get(c.text_hash, fresh.get(c.text_hash)) for c in chunks])
+                    store.vectors.add_with_ids(vectors, np.asarray(added, dtype=np.int64))
+                removed_all += removed
+                stats.files_changed += 1
+                stats.changed_paths.append(record.path)
+        finally:
+            # Remove superseded vectors now, so FAISS never holds two versions of a file, even when a
+            # later file's write failed.
+            if removed_all:
+                store.vectors.remove_ids(np.asarray(removed_all, dtype=np.int64))
 
     # -- search ---------------------------------------------------------------------
     # `exclude_path` drops that file's chunks; with `around` (first, last line) only those overlapping it.

@@ -14,6 +14,7 @@ import fcntl
 import logging
 import os
 import sqlite3
+import stat
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ import faiss
 import numpy as np
 
 from .chunking import Chunk
-from .errors import IndexLockedError
+from .errors import IndexLockedError, IndexWriteError
 from .lexical import FTS_TOKENIZER, identifier_tokens, match_query
 from .symbols import definitions
 
@@ -88,10 +89,14 @@ class Store:
         self.directory = directory
         self.embedding_model = embedding_model
         self.ivf_threshold = ivf_threshold
-        directory.mkdir(parents=True, exist_ok=True)
+        self.read_only = False  # set when the folder or database cannot be written: searches only
+        private_dir(directory)
         ignore = directory / ".gitignore"
         if not ignore.exists():
-            ignore.write_text("# code-kb index: derived data, never commit it\n*\n")
+            try:
+                ignore.write_text("# code-kb index: derived data, never commit it\n*\n")
+            except OSError as exc:
+                log.warning("cannot write %s: %s", ignore, exc)
         self.db = self._open_db()
         self.vectors: faiss.Index | None = None
 
@@ -101,6 +106,14 @@ class Store:
         try:
             db = self._connect(path)
             found = dict(db.execute("SELECT key, value FROM meta").fetchall()) if _has_meta(db) else {}
+        except sqlite3.OperationalError as exc:
+            # Cannot open or write (a read-only folder or file, no space for the journal): not damage.
+            # Keep the index and serve it read-only; writing it later reports what to do.
+            db = self._connect_read_only(path, exc)
+            if db is not None:
+                return db
+            raise IndexWriteError(f"cannot open the index at {self.directory} ({exc}); make the folder "
+                                  "writable, free disk space, or set codeKb.indexDir elsewhere") from exc
         except sqlite3.DatabaseError as exc:
             log.warning("index at %s is unreadable (%s); rebuilding it", path, exc)
             return self._fresh_db(path)
@@ -117,11 +130,42 @@ class Store:
 
     @staticmethod
     def _connect(path: Path) -> sqlite3.Connection:
+        if not path.exists():
+            # Created readable by the user only; SQLite gives its -wal and -shm files the same mode.
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
         db = sqlite3.connect(path, check_same_thread=False, timeout=30)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
-        db.execute("PRAGMA quick_check").fetchone()
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            _quick_check(db)
+        except sqlite3.DatabaseError:
+            db.close()
+            raise
         return db
+
+    def _connect_read_only(self, path: Path, why: Exception) -> sqlite3.Connection | None:
+        """The existing index opened for reading only (immutable: a read-only folder cannot hold the
+        WAL's shared-memory file), or None when there is none or it is damaged."""
+        if not path.is_file() or path.stat().st_size == 0:
+            return None
+        try:
+            db = sqlite3.connect(f"file:{path}?immutable=1", uri=True, check_same_thread=False)
+            _quick_check(db)
+            found = dict(db.execute("SELECT key, value FROM meta").fetchall()) if _has_meta(db) else {}
+        except sqlite3.DatabaseError as exc:
+            log.warning("index at %s cannot be opened read-only either: %s", path, exc)
+            return None
+        if found.get("schema_version") != str(SCHEMA_VERSION) or found.get("embedding_model") != self.embedding_model:
+            db.close()
+            return None
+        log.warning("index at %s cannot be written (%s); searching it read-only", self.directory, why)
+        self.read_only = True
+        return db
+
+    def check_writable(self) -> None:
+        if self.read_only:
+            raise IndexWriteError(f"the index at {self.directory} is read-only; make the folder writable "
+                                  "or set codeKb.indexDir elsewhere (searches use the index as it is)")
 
     def _fresh_db(self, path: Path) -> sqlite3.Connection:
         for suffix in ("", "-wal", "-shm"):
@@ -263,7 +307,12 @@ class Store:
             index = None
         if index is None or self.wants_rebuild(index):
             self.vectors = self._rebuild_vectors(dim, ids)
-            self.save_vectors()
+            if self.read_only:
+                return self.vectors
+            try:
+                self.save_vectors()
+            except IndexWriteError as exc:  # the rebuilt index serves from memory; the next load retries
+                log.warning("%s", exc)
         else:
             self.vectors = index
         return self.vectors
@@ -310,11 +359,18 @@ class Store:
         return "flat inner product (exact)"
 
     def save_vectors(self) -> None:
+        """Write the FAISS file whole or not at all: a temp file, then an atomic rename."""
         assert self.vectors is not None
         path = self.directory / self.FAISS_NAME
         tmp = path.with_suffix(f".tmp{os.getpid()}")
-        faiss.write_index(self.vectors, str(tmp))
-        os.replace(tmp, path)
+        try:
+            faiss.write_index(self.vectors, str(tmp))
+            os.chmod(tmp, 0o600)
+            os.replace(tmp, path)
+        except (OSError, RuntimeError) as exc:
+            tmp.unlink(missing_ok=True)
+            raise IndexWriteError(f"cannot write the vector index {path} ({exc}); free disk space or make "
+                                  "the folder writable (the previous index is kept)") from exc
         self.set_meta("dim", str(self.vectors.d))
         # What the file holds, so a crash between a SQLite commit and this save is noticed on load.
         self.set_meta("vector_ids", _digest(self._chunk_ids_sorted()))
@@ -338,6 +394,28 @@ def _is_ivf(index: faiss.Index) -> bool:
     return isinstance(faiss.downcast_index(index), faiss.IndexIVF)
 
 
+def _quick_check(db: sqlite3.Connection) -> None:
+    """Raise on a damaged database (quick_check reports damage as rows, not always as an error)."""
+    rows = db.execute("PRAGMA quick_check").fetchall()
+    if rows != [("ok",)]:
+        raise sqlite3.DatabaseError(f"integrity check failed: {'; '.join(str(r[0]) for r in rows[:3])}")
+
+
+def private_dir(directory: Path) -> None:
+    """Create the index folder readable by the user only (it holds the code), tightening an old one."""
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise IndexWriteError(f"cannot create the index folder {directory} ({exc}); set codeKb.indexDir "
+                              "to a writable folder") from exc
+    mode = stat.S_IMODE(directory.stat().st_mode)
+    if mode & 0o077:
+        try:
+            os.chmod(directory, mode & 0o700)
+        except OSError as exc:
+            log.warning("cannot make %s private (mode %o): %s", directory, mode, exc)
+
+
 def _has_meta(db: sqlite3.Connection) -> bool:
     return db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'").fetchone() is not None
 
@@ -345,9 +423,14 @@ def _has_meta(db: sqlite3.Connection) -> bool:
 @contextmanager
 def write_lock(directory: Path, wait_s: float = 30.0) -> Iterator[None]:
     """An exclusive lock on the index directory, so a CLI reindex and a server never write at once."""
-    directory.mkdir(parents=True, exist_ok=True)
+    private_dir(directory)
     path = directory / "lock"
-    with open(path, "a+") as fh:
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+    except OSError as exc:
+        raise IndexWriteError(f"cannot write the index at {directory} ({exc}); make the folder writable "
+                              "or set codeKb.indexDir elsewhere (searches use the index as it is)") from exc
+    with open(fd, "a+") as fh:
         deadline = time.monotonic() + wait_s
         while True:
             try:
