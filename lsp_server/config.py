@@ -45,6 +45,7 @@ SETTINGS: dict[str, tuple[str, str, type]] = {
     "embeddingModel": ("index", "embedding_model", str),
     "maxFileBytes": ("index", "max_file_bytes", int),
     "indexDir": ("index", "index_dir", Path),
+    "denyPatterns": ("index", "deny_patterns", tuple),
     "debounceMs": ("server", "debounce_ms", int),
     "disabledLanguages": ("server", "disabled_languages", tuple),
     "warm": ("server", "warm", bool),

@@ -11,15 +11,17 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from lsprotocol import types
-from pygls.exceptions import JsonRpcException
+from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
 from pygls.uris import to_fs_path
 from pygls.workspace.text_document import TextDocument
 
 from engine import Completer, Completion, EngineConfig, EngineError
 from engine.recent import RecentEdits, WithRecentEdits
+from retrieval.files import is_secret
 
 from . import __version__
 from .config import Settings
@@ -172,8 +174,21 @@ class CodeKbServer(LanguageServer):
         root = self.indexes.root_for(fs_path) if self.indexes else None
         return root, fs_path.relative_to(root).as_posix() if root else fs_path.as_posix()
 
+    def open_document(self, uri: str) -> TextDocument | None:
+        """A document the client opened, or None. Never pygls's fallback that reads the file from
+        disk: a request naming any path must not make the server read it (it may lie outside every
+        workspace folder, or be a secret)."""
+        return self.workspace.text_documents.get(unquote(uri))
+
+    def private(self, uri: str, doc: TextDocument) -> bool:
+        """A secret (.env, key, credential file, the deny list, a private key block): no completion,
+        no warming, no recent-edit snippets, so its text never enters a prompt."""
+        return is_secret(self.relative_path(uri)[1], self.settings.index.deny_patterns, doc.source)
+
     def cursor(self, uri: str, position: types.Position) -> CursorRequest:
-        doc = self.workspace.get_text_document(uri)
+        doc = self.open_document(uri)
+        if doc is None:
+            raise JsonRpcInvalidParams(f"document not open: {uri}; send textDocument/didOpen first")
         offset = doc.offset_at_position(position)
         root, path = self.relative_path(uri)
         line = doc.source.count("\n", 0, offset)
@@ -186,6 +201,13 @@ class CodeKbServer(LanguageServer):
 
         A newer request of the same `kind` for the same document supersedes an older one; the two
         kinds do not (editors send a completion-list and a ghost-text request on one keystroke)."""
+        doc = self.open_document(uri)
+        if doc is None:
+            log.info("completion for %s skipped: the document is not open", uri)
+            return None
+        if self.private(uri, doc):
+            log.info("completion for %s skipped: it holds secrets", uri)
+            return None
         request = self.cursor(uri, position)
         if request.language_id in self.settings.server.disabled_languages:
             return None
@@ -221,8 +243,9 @@ class CodeKbServer(LanguageServer):
         root, path = self.relative_path(uri)
         if root is None:  # not in a workspace folder (an editor's settings file): not worth the model's time
             return
-        doc = self.workspace.get_text_document(uri)
-        if (doc.language_id or "") in self.settings.server.disabled_languages:
+        doc = self.open_document(uri)
+        if doc is None or (doc.language_id or "") in self.settings.server.disabled_languages \
+                or self.private(uri, doc):
             return
         context = self.context_for(root)
         source = doc.source
@@ -232,7 +255,9 @@ class CodeKbServer(LanguageServer):
     def edited(self, uri: str, offset: int) -> None:
         """A didChange at `offset`: remember it as a recent edit; once the user pauses (no request for
         a while), warm the cache there."""
-        doc = self.workspace.get_text_document(uri)
+        doc = self.open_document(uri)
+        if doc is None or self.private(uri, doc):
+            return
         self.recent_edits.record(self.relative_path(uri)[1], doc.source, offset)
         if (handle := self._pause_timers.pop(uri, None)) is not None:
             handle.cancel()
@@ -265,6 +290,8 @@ class CodeKbServer(LanguageServer):
     async def prompt_json(self, uri: str, position: types.Position) -> dict:
         """The `code-kb context --json` object for a position (the codeKb/context request)."""
         request = self.cursor(uri, position)
+        if self.private(uri, self.open_document(uri)):
+            raise JsonRpcInvalidParams(f"{request.path} holds secrets: code-kb builds no prompt for it")
         completer = await self._completer() or Completer(self.settings.engine)  # no model: estimated counts
         context = self.context_for(request.root)
 

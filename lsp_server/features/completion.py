@@ -18,7 +18,9 @@ async def completion(ls: CodeKbServer, params: types.CompletionParams) -> types.
         return None
     # The edit replaces the identifier being typed, so the client filters the item by what the
     # user typed (the word plus the completion) and keeps showing it while they type on.
-    doc = ls.workspace.get_text_document(params.text_document.uri)
+    doc = ls.open_document(params.text_document.uri)
+    if doc is None:  # closed while the model ran
+        return None
     line = doc.lines[params.position.line] if params.position.line < len(doc.lines) else ""
     before = line[:params.position.character]  # UTF-16 units: identifiers here are ASCII or BMP
     word = _WORD_AT_END.search(before).group(0)

@@ -17,7 +17,9 @@ def did_change(ls: CodeKbServer, params: types.DidChangeTextDocumentParams) -> N
     last = params.content_changes[-1] if params.content_changes else None
     if last is None:
         return
-    doc = ls.workspace.get_text_document(uri)
+    doc = ls.open_document(uri)
+    if doc is None:  # never opened: pygls has logged it; there is no text to track
+        return
     if isinstance(last, types.TextDocumentContentChangePartial):
         end = last.range.start
         lines = last.text.split("\n")
