@@ -12,7 +12,7 @@ from typing import Sequence
 
 from .backends import Generation
 from .backends.llama_cpp import LlamaCppModel, gpu_offload_supported
-from .config import DEFAULT_BUDGET_CPU_TOKENS, DEFAULT_BUDGET_GPU_TOKENS, EngineConfig
+from .config import DEFAULT_BUDGET_GPU_TOKENS, EngineConfig
 from .errors import ModelNotConfiguredError
 from .models import local_model_path
 from .postprocess import StopRules, finish
@@ -257,10 +257,12 @@ def _gpu_layers(config: EngineConfig, vocab: LlamaCppModel, n_ctx: int, kv_type:
 def _auto_budget(config: EngineConfig, n_ctx_train: int | None) -> int:
     if config.budget_tokens:
         budget = config.budget_tokens
-    elif config.endpoint or gpu_offload_supported():
+    elif config.endpoint:
         budget = DEFAULT_BUDGET_GPU_TOKENS
-    else:
-        budget = DEFAULT_BUDGET_CPU_TOKENS
+    else:  # the hardware's choice, as `code-kb status` explains it
+        from .hardware import choose, detect
+
+        budget = choose(detect()).budget_tokens
     if n_ctx_train:
         budget = min(budget, n_ctx_train - config.max_tokens)
     return max(budget, 256)

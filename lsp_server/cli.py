@@ -153,7 +153,11 @@ def hardware_report(settings: Settings) -> dict:
             model["problem"] = str(exc)
     elif not settings.engine.endpoint:
         model["problem"] = f"no model configured; run: code-kb model pull {choice.model}"
-    return {"machine": machine.to_dict(), "choice": choice.to_dict(), "model": model}
+    engine = settings.engine
+    overrides = {k: v for k, v in (("budget", engine.budget_tokens), ("kv_cache_type", engine.kv_cache_type
+                                   if engine.kv_cache_type != "auto" else None), ("gpu_layers", engine.n_gpu_layers))
+                 if v is not None}  # the settings that replace the choice
+    return {"machine": machine.to_dict(), "choice": choice.to_dict(), "overrides": overrides, "model": model}
 
 
 def _print_hardware(report: dict) -> None:
@@ -162,10 +166,12 @@ def _print_hardware(report: dict) -> None:
     gpus = ", ".join(f"{d['backend']} {d['name']} {(d['total_bytes'] or 0) / gib:.1f} GiB"
                      for d in m["devices"] if d["kind"] != "cpu") or "none"
     print(f"machine       {m['cpu_cores']} CPU cores, {(m['ram_bytes'] or 0) / gib:.1f} GiB RAM, GPUs: {gpus}")
-    print(f"chosen        {c['model']} {c['quant']}, budget {c['budget_tokens']} tokens, KV {c['kv_cache_type']}, "
-          f"GPU layers {c['gpu_layers']}")
+    print(f"chosen        model {c['model']} {c['quant']} (what `code-kb model list` marks), budget "
+          f"{c['budget_tokens']} tokens, KV {c['kv_cache_type']}, GPU layers {c['gpu_layers']}")
     for reason in c["reasons"]:
         print(f"  because     {reason}")
+    if report["overrides"]:
+        print(f"  set by you  {', '.join(f'{k} {v}' for k, v in report['overrides'].items())}")
     configured = model["setting"] or (f"endpoint {model['endpoint']}" if model["endpoint"] else "none")
     where = model.get("path") or model.get("problem") or ""
     print(f"model         {configured}{' -> ' + where if where else ''}")

@@ -91,5 +91,11 @@ def test_status_explains_the_choice(tiny_repo: Path, hash_embedder, monkeypatch,
     assert report["model"]["problem"] == f"no model configured; run: code-kb model pull {choice.model}"
     assert main(["status", "--embedding-model", hash_embedder.name]) == 0
     out = capsys.readouterr().out
-    assert f"chosen        {choice.model} {choice.quant}, budget {choice.budget_tokens} tokens" in out
-    assert out.count("  because     ") == len(choice.reasons)
+    assert f"chosen        model {choice.model} {choice.quant} (what `code-kb model list` marks), budget " \
+        f"{choice.budget_tokens} tokens" in out
+    assert out.count("  because     ") == len(choice.reasons) and "set by you" not in out
+    config = tiny_repo / "config.toml"
+    config.write_text("budget_tokens = 2048\nkv_cache_type = \"q8_0\"\n")
+    monkeypatch.setenv("CODE_KB_CONFIG", str(config))
+    assert main(["status", "--embedding-model", hash_embedder.name]) == 0
+    assert "  set by you  budget 2048, kv_cache_type q8_0" in capsys.readouterr().out
