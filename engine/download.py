@@ -10,15 +10,17 @@ fails verification is deleted, never left as if good.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import json
 import logging
 import os
+import shutil
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -146,8 +148,34 @@ def _transfer(remote: RemoteFile, progress: Progress | None, timeout_s: float) -
             raise ConnectionError(f"connection closed after {done - offset} of {length} bytes")
 
 
-def download(remote: RemoteFile, *, progress: Progress | None = None, attempts: int = 3,
-             timeout_s: float = 60.0, retry_wait_s: float = 1.0) -> Path:
+@contextlib.contextmanager
+def _exclusive(remote: RemoteFile) -> Iterator[None]:
+    """One transfer of a file at a time: two pulls appending to one part file would corrupt it."""
+    lock_path = remote.dest.with_name(remote.dest.name + ".lock")
+    with open(lock_path, "w") as lock:
+        try:
+            import fcntl
+
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except ImportError:  # Windows: no advisory locks here; the part file's meta still guards resumes
+            pass
+        except OSError:
+            raise DownloadError(f"another download of {remote.dest.name} is running; wait for it") from None
+        try:
+            yield
+        finally:
+            lock_path.unlink(missing_ok=True)
+
+
+def download(remote: RemoteFile, **options) -> Path:
+    """Fetch `remote` into `remote.dest` (see `_download`), one process at a time per file."""
+    remote.dest.parent.mkdir(parents=True, exist_ok=True)
+    with _exclusive(remote):
+        return _download(remote, **options)
+
+
+def _download(remote: RemoteFile, *, progress: Progress | None = None, attempts: int = 3,
+              timeout_s: float = 60.0, retry_wait_s: float = 1.0) -> Path:
     """Fetch `remote` into `remote.dest`, resuming a partial earlier download of the same file.
 
     A broken connection is resumed up to `attempts` times in all; after the last, the partial file
@@ -155,6 +183,13 @@ def download(remote: RemoteFile, *, progress: Progress | None = None, attempts: 
     is renamed into place; a file that fails is deleted and DownloadError raised.
     """
     remote.dest.parent.mkdir(parents=True, exist_ok=True)
+    if remote.size is not None:
+        have = remote.part.stat().st_size if remote.part.is_file() else 0
+        free = shutil.disk_usage(remote.dest.parent).free
+        if remote.size - have > free:
+            raise DownloadError(f"{remote.dest.name} needs {(remote.size - have) / 1e9:.2f} GB more and "
+                                f"{remote.dest.parent} has {free / 1e9:.2f} GB free; free some space or set "
+                                "CODE_KB_MODELS to a folder on another disk")
     for attempt in range(1, attempts + 1):
         try:
             _transfer(remote, progress, timeout_s)

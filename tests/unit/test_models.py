@@ -223,3 +223,23 @@ def test_the_server_names_the_pull_to_run_for_a_model_not_yet_pulled(tmp_path: P
     server.show_once = shown.append  # what would reach window/showMessage
     assert server._load_model(server.settings.engine) is None
     assert shown == ["model qwen2.5-coder-1.5b is not downloaded yet; run: code-kb model pull qwen2.5-coder-1.5b"]
+
+
+def test_a_file_larger_than_the_free_disk_is_refused_before_any_transfer(tmp_path: Path, hub: HubServer):
+    remote = RemoteFile(f"{hub.url}/files/{Q4}", tmp_path / Q4, 1 << 60, None)  # an exbibyte
+    with pytest.raises(DownloadError, match="GB free; free some space or set CODE_KB_MODELS"):
+        download(remote)
+    assert hub.file_requests() == [] and not remote.part.exists()
+
+
+def test_two_pulls_of_one_file_do_not_write_it_at_once(tmp_path: Path, hub: HubServer, ggufs):
+    import fcntl
+
+    remote = RemoteFile(f"{hub.url}/files/{Q4}", tmp_path / Q4, len(ggufs[Q4]), None)
+    with open(tmp_path / (Q4 + ".lock"), "w") as held:  # as a running pull holds it
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(DownloadError, match="another download of .* is running"):
+            download(remote)
+    assert hub.file_requests() == []
+    assert download(remote).read_bytes() == ggufs[Q4]
+    assert not (tmp_path / (Q4 + ".lock")).exists()
