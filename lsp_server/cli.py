@@ -394,7 +394,7 @@ class DownloadBar:
 
 def cmd_model_pull(args: argparse.Namespace) -> int:
     from engine.download import download
-    from engine.models import resolve_pull
+    from engine.models import local_model_path, resolve_pull
 
     plan = resolve_pull(args.spec, args.quant, sha256=args.sha256)
     for remote in plan.files:
@@ -409,9 +409,10 @@ def cmd_model_pull(args: argparse.Namespace) -> int:
         checked = "size and sha256" if remote.sha256 else "size" if remote.size else "nothing (no size given)"
         print(f"downloaded {remote.dest} from {plan.source} (verified: {checked})", file=sys.stderr)
     print(plan.path)
-    from engine.models import parse_name
-
-    name = args.spec if parse_name(args.spec) else str(plan.path)
+    name = str(plan.path)
+    if plan.quant:  # a catalogue model: its bare name, when that is the file it picks, else NAME:QUANT
+        bare = plan.spec.split(":")[0]
+        name = bare if local_model_path(bare) == str(plan.path) else plan.spec
     print(f"use it: set model = \"{name}\" in {config_file_path()}, or CODE_KB_MODEL={name}, "
           "or the editor's modelPath", file=sys.stderr)
     return 0
@@ -436,7 +437,7 @@ def cmd_model_list(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"machine": machine.to_dict(), "choice": choice.to_dict(), "models": rows}))
         return 0
-    print(f"{'':2}{'name':<22}{'family':<16}{'size at ' + choice.quant:>14}  {'fits':<5}{'pulled':<14}note")
+    print(f"{'':2}{'name':<22}{'family':<16}{'~size ' + choice.quant:>14}  {'fits':<5}{'pulled':<14}note")
     for r in rows:
         mark = "*" if r["recommended"] else " "
         size = f"{r['est_bytes'][choice.quant] / 1e9:.1f} GB"

@@ -243,3 +243,10 @@ def test_two_pulls_of_one_file_do_not_write_it_at_once(tmp_path: Path, hub: HubS
     assert hub.file_requests() == []
     assert download(remote).read_bytes() == ggufs[Q4]
     assert not (tmp_path / (Q4 + ".lock")).exists()
+
+
+def test_pull_suggests_the_setting_that_picks_the_file_it_pulled(hub: HubServer, capsys):
+    assert main(["model", "pull", "qwen2.5-coder-0.5b:Q4_K_M", "-q"]) == 0
+    assert 'set model = "qwen2.5-coder-0.5b" in' in capsys.readouterr().err
+    assert main(["model", "pull", "qwen2.5-coder-0.5b", "--quant", "Q8_0", "-q"]) == 0
+    assert 'set model = "qwen2.5-coder-0.5b:Q8_0" in' in capsys.readouterr().err  # the bare name picks Q4_K_M
