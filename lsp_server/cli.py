@@ -482,13 +482,11 @@ def cmd_model_info(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from engine.hardware import detect
-
-    from .doctor import healthy, run_checks
+    from .doctor import healthy, machine_or_fallback, run_checks
 
     settings = settings_from(args)
     roots = [Path(p).resolve() for p in args.paths] or [find_root(Path.cwd())]
-    checks = run_checks(settings, roots, detect(), embedder=not args.no_embedder)
+    checks = run_checks(settings, roots, machine_or_fallback(), embedder=not args.no_embedder)
     if args.json:
         print(json.dumps({"healthy": healthy(checks), "checks": [c.to_dict() for c in checks]}))
     else:

@@ -47,6 +47,8 @@ def _guard(area: str, name: str, fix: str, probe: Callable[[], Check]) -> Check:
 
 # -- install ----------------------------------------------------------------------------
 def check_llama(machine: Machine) -> Check:
+    import llama_cpp  # noqa: F401 - the native library loads, or this check fails with why
+
     version = importlib.metadata.version("llama-cpp-python")
     gpus = ", ".join(f"{d.backend} {d.name} ({d.description}, {(d.total_bytes or 0) / (1 << 30):.1f} GiB)"
                      for d in machine.gpus)
@@ -220,7 +222,7 @@ def check_editors() -> list[Check]:
 
 def run_checks(settings: Settings, roots: list[Path], machine: Machine, *, embedder: bool = True) -> list[Check]:
     checks = [
-        _guard("install", "llama-cpp-python", "pip install --force-reinstall llama-cpp-python",
+        _guard("install", "llama-cpp-python", "pip install --force-reinstall --no-cache-dir llama-cpp-python",
                lambda: check_llama(machine)),
         _guard("install", "tree-sitter grammars", "pip install -e .", check_grammars),
     ]
@@ -240,6 +242,17 @@ def run_checks(settings: Settings, roots: list[Path], machine: Machine, *, embed
                              lambda root=root: check_index(root, settings)))
     checks.extend(check_editors())
     return checks
+
+
+def machine_or_fallback() -> Machine:
+    """This machine as llama.cpp sees it; without a working llama-cpp-python, what the OS says (its
+    own check then fails and says how to fix it)."""
+    from engine.hardware import cpu_cores, detect, memory_bytes
+
+    try:
+        return detect()
+    except Exception as exc:  # noqa: BLE001 - an ImportError or a broken native library
+        return Machine(cpu_cores(), memory_bytes(), False, (), (), f"llama.cpp unavailable: {exc}")
 
 
 def healthy(checks: list[Check]) -> bool:

