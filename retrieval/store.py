@@ -296,10 +296,18 @@ class Store:
         ids = self._chunk_ids_sorted()
         index = None
         if path.exists():
-            try:
-                index = faiss.read_index(str(path))
-            except RuntimeError as exc:
-                log.warning("vector index %s is unreadable (%s); rebuilding it from the cached embeddings", path, exc)
+            # The digest recorded at the last save is checked before FAISS parses the file: a damaged
+            # header can make it allocate without bound (std::bad_alloc) rather than fail cleanly.
+            recorded = self.meta("vectors_sha1")
+            if recorded is not None and _file_sha1(path) != recorded:
+                log.warning("vector index %s does not match what was saved; rebuilding it from the cached "
+                            "embeddings", path)
+            else:
+                try:
+                    index = faiss.read_index(str(path))
+                except (RuntimeError, MemoryError) as exc:
+                    log.warning("vector index %s is unreadable (%s); rebuilding it from the cached embeddings",
+                                path, exc)
         if index is not None and (index.d != dim or index.ntotal != len(ids)
                                   or self.meta("vector_ids") != _digest(ids)):
             log.warning("vector index %s holds %d vectors of dim %d, expected %d of dim %d; rebuilding it",
@@ -366,6 +374,7 @@ class Store:
         try:
             faiss.write_index(self.vectors, str(tmp))
             os.chmod(tmp, 0o600)
+            digest = _file_sha1(tmp)
             os.replace(tmp, path)
         except (OSError, RuntimeError) as exc:
             tmp.unlink(missing_ok=True)
@@ -374,6 +383,7 @@ class Store:
         self.set_meta("dim", str(self.vectors.d))
         # What the file holds, so a crash between a SQLite commit and this save is noticed on load.
         self.set_meta("vector_ids", _digest(self._chunk_ids_sorted()))
+        self.set_meta("vectors_sha1", digest)
 
     def close(self) -> None:
         self.db.close()
@@ -388,6 +398,14 @@ def _batches(items: list, size: int = 500) -> Iterator[tuple[list, str]]:
 
 def _digest(ids: list[int]) -> str:
     return hashlib.sha1(np.asarray(ids, dtype=np.int64).tobytes()).hexdigest()
+
+
+def _file_sha1(path: Path) -> str:
+    digest = hashlib.sha1()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _is_ivf(index: faiss.Index) -> bool:

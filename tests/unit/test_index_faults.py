@@ -164,7 +164,15 @@ CORRUPTIONS = {
     "faiss truncated": ("vectors.faiss", lambda data: data[: len(data) // 2]),
     "faiss garbage": ("vectors.faiss", lambda data: os.urandom(len(data))),
     "faiss empty": ("vectors.faiss", lambda data: b""),
+    # Found by fuzzing: a vector count of 2^44 in the flat index's header made FAISS throw
+    # std::bad_alloc (MemoryError), which nothing caught; now the saved digest refuses the file first.
+    "faiss header claims 2^44 vectors": ("vectors.faiss", lambda data: _huge_count(data)),
 }
+
+
+def _huge_count(data: bytes) -> bytes:
+    at = data.find(b"IxFI") + 16  # fourcc, d (int32), ntotal (int64), then the vector count
+    return data[:at] + (1 << 44).to_bytes(8, "little") + data[at + 8:]
 
 
 @pytest.mark.parametrize("case", sorted(CORRUPTIONS))

@@ -1,0 +1,102 @@
+"""Property-based tests (hypothesis): random and broken source text through every chunker, random
+bytes as every index file. Real tree-sitter grammars, real SQLite and FAISS, the hash embedder."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from retrieval import CodeIndex, IndexConfig
+from retrieval.chunking import ChunkingConfig, chunk_file
+from tests.fixtures.consistency import audit
+from tests.fixtures.hash_embedder import HashEmbedder
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+SOURCES = {p.suffix: p.read_text() for p in (FIXTURES / "languages").iterdir()}
+SOURCES[".py"] = (FIXTURES / "tiny_repo" / "shop" / "cart.py").read_text()
+SOURCES[".tsx"] = SOURCES[".ts"]
+SOURCES[".hpp"] = SOURCES[".cpp"]
+SOURCES[".txt"] = (FIXTURES / "tiny_repo" / "docs" / "notes.txt").read_text()
+SOURCES[".md"] = "# Title\n\nSome *text*.\n"
+EXTENSIONS = sorted(SOURCES)
+
+# Code-ish text: brackets, quotes, keywords, newlines of every kind, tabs, emoji, combining marks.
+CODEISH = st.lists(st.one_of(
+    st.sampled_from(list("{}()[]<>;:,.=+-*/\\'\"`#@$%&|!?~^ \t\n\r") + ["\r\n", "\f", "\v", "\u2028", "\x00"]),
+    st.sampled_from(["def ", "class ", "fn ", "func ", "impl ", "struct ", "return ", "if ", "template<",
+                     "namespace ", "#ifdef X\n", "#endif\n", "/*", "*/", "//", '"""', "=>", "::", "    "]),
+    st.characters(codec="utf-8", exclude_categories=["Cs"]),
+), max_size=200).map("".join)
+
+
+def check_chunks(path: str, text: str) -> None:
+    chunks = chunk_file(path, text, ChunkingConfig(window_lines=10, max_chunk_lines=12))
+    data = text.encode("utf-8")
+    last_end = 0
+    for c in chunks:
+        # Exact byte and line ranges, in order, never overlapping, never beyond the text.
+        assert last_end <= c.start_byte <= c.end_byte <= len(data)
+        assert data[c.start_byte:c.end_byte].decode("utf-8") == c.text
+        assert 0 <= c.start_line <= c.end_line
+        last_end = c.end_byte
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ext=st.sampled_from(EXTENSIONS), text=CODEISH)
+def test_random_text_through_every_chunker(ext: str, text: str):
+    check_chunks(f"src/file{ext}", text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(ext=st.sampled_from(EXTENSIONS), data=st.data())
+def test_broken_real_sources_through_every_chunker(ext: str, data):
+    """Real code of each language, cut, spliced and garbled: still chunks, still exact ranges."""
+    text = SOURCES[ext]
+    for _ in range(data.draw(st.integers(1, 4))):
+        start = data.draw(st.integers(0, len(text)))
+        end = data.draw(st.integers(start, min(len(text), start + 200)))
+        text = text[:start] + data.draw(CODEISH.filter(lambda s: len(s) < 40)) + text[end:]
+    check_chunks(f"src/file{ext}", text)
+
+
+@pytest.fixture(scope="module")
+def built_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("fuzz") / "repo"
+    shutil.copytree(FIXTURES / "tiny_repo", root)
+    index = CodeIndex(root, IndexConfig(), embedder=HashEmbedder())
+    index.reindex()
+    index.close()
+    return root
+
+
+INDEX_FILES = ["index.sqlite3", "vectors.faiss", "index.sqlite3-wal", "lock"]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(name=st.sampled_from(INDEX_FILES), keep=st.integers(0, 1 << 16), noise=st.binary(max_size=4096),
+       mode=st.sampled_from(["replace", "truncate+noise", "overwrite-middle"]))
+def test_random_bytes_as_index_files(built_index: Path, tmp_path_factory: pytest.TempPathFactory, name: str,
+                                     keep: int, noise: bytes, mode: str):
+    root = tmp_path_factory.mktemp("case") / "repo"
+    shutil.copytree(built_index, root, symlinks=True)
+    target = root / ".code-kb" / name
+    original = target.read_bytes() if target.exists() else b""
+    if mode == "replace":
+        damaged = noise
+    elif mode == "truncate+noise":
+        damaged = original[:keep] + noise
+    else:
+        at = keep % max(1, len(original))
+        damaged = original[:at] + noise + original[at + len(noise):]
+    target.write_bytes(damaged)
+    index = CodeIndex(root, IndexConfig(), embedder=HashEmbedder())
+    index.reindex()
+    assert index.search("cart total", k=3)
+    assert index.store.vectors.ntotal == len(index)
+    index.close()
+    report = audit(root, expect_complete=True)
+    assert report.consistent and report.lost_chunks == 0, (report.stale, report.missing_files)
