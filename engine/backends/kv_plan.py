@@ -101,9 +101,12 @@ def plan(held: Sequence[int], tokens: Sequence[int], *, staleness: Sequence[int]
     """
     n = len(tokens)
     keep = min(_common_prefix(held, tokens), max(n - 1, 0))
+    staleness = staleness if staleness is not None else [0] * len(held)
+    # Tokens that stayed in place but went stale earlier (a run moved behind changes) are
+    # evaluated again from the first one past the bound, like a stale run.
+    keep = next((i for i in range(keep) if staleness[i] > max_stale), keep)
     result = Plan(keep, n_tokens=n)
     if can_shift and n - 1 > keep:
-        staleness = staleness if staleness is not None else [0] * len(held)
         # Candidate runs: the common tail, and runs of the middle matched by k-grams.
         tail = _common_tail(held, tokens, keep, keep)
         mid_held_end, mid_end = len(held) - tail, n - tail
@@ -157,24 +160,33 @@ def _middle_runs(held: Sequence[int], tokens: Sequence[int], h0: int, h1: int, t
                 length += 1
             if length >= min_run:
                 runs.append(Move(c, p, length))
-    # Heaviest chain: each run after the previous one in both sequences.
-    runs.sort(key=lambda m: m.dst)
+    # Heaviest chain: each run after the previous one in both sequences. Maximal runs may overlap
+    # (a run's tail can match by chance the start of the next one: a file header, a common line),
+    # so a run may join a chain with its front cut off where it overlaps the run before it.
+    runs.sort(key=lambda m: (m.dst, m.src))
     best: list[int] = []
-    back: list[int] = []
+    back: list[tuple[int, int]] = []  # (previous run in the chain, tokens cut from this one's front)
     for i, m in enumerate(runs):
         best.append(m.length)
-        back.append(-1)
+        back.append((-1, 0))
         for j in range(i):
             prev = runs[j]
-            if prev.dst + prev.length <= m.dst and prev.src + prev.length <= m.src and best[j] + m.length > best[i]:
-                best[i], back[i] = best[j] + m.length, j
+            if prev.dst >= m.dst or prev.src >= m.src:
+                continue
+            cut = max(prev.dst + prev.length - m.dst, prev.src + prev.length - m.src, 0)
+            if m.length - cut < min_run:
+                continue
+            if best[j] + m.length - cut > best[i]:
+                best[i], back[i] = best[j] + m.length - cut, (j, cut)
     if not runs:
         return []
     i = max(range(len(runs)), key=best.__getitem__)
     chain: list[Move] = []
     while i != -1:
-        chain.append(runs[i])
-        i = back[i]
+        j, cut = back[i]
+        m = runs[i]
+        chain.append(Move(m.src + cut, m.dst + cut, m.length - cut))
+        i = j
     return chain[::-1]
 
 

@@ -100,7 +100,8 @@ class LlamaCppModel:
     def __init__(self, path: str | os.PathLike, *, n_ctx: int = 4096, vocab_only: bool = False,
                  n_gpu_layers: int | None = None, n_threads: int | None = None,
                  flash_attn: bool | None = None, kv_cache_type: str = "f16", n_batch: int = 512,
-                 min_reuse_tokens: int = 32, max_stale_tokens: int = 2048) -> None:
+                 min_reuse_tokens: int = 32, max_stale_tokens: int = 32768,
+                 refresh_stale_tokens: int = 2048) -> None:
         path = Path(path).expanduser()
         if not path.is_file():
             raise ModelNotFoundError(str(path))
@@ -141,7 +142,11 @@ class LlamaCppModel:
         self.name = str(self.llm.metadata.get("general.name") or path.name)
         self.architecture = str(self.llm.metadata.get("general.architecture", "?"))
         self.min_reuse_tokens = min_reuse_tokens
+        # A request reuses moved runs up to `max_stale_tokens` of changes before them (latency
+        # first); warming, which runs while the user pauses, evaluates afresh any run past
+        # `refresh_stale_tokens`, so that staleness stays small without a keystroke paying for it.
         self.max_stale_tokens = max_stale_tokens
+        self.refresh_stale_tokens = min(refresh_stale_tokens, max_stale_tokens)
         self._special_cache: dict[str, int | None] = {}
         self._protected_ids: frozenset[int] | None = None
         self._lock = threading.Lock()
@@ -295,7 +300,8 @@ class LlamaCppModel:
 
         return np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(self._ctx, -1), shape=(self._n_vocab,))
 
-    def _evaluate(self, tokens: list[int], cancel: threading.Event | None, deadline: float) -> tuple[Plan, str | None]:
+    def _evaluate(self, tokens: list[int], cancel: threading.Event | None, deadline: float,
+                  max_stale: int) -> tuple[Plan, str | None]:
         """Bring the KV cache to `tokens` along the plan; the reason it stopped early, if it did.
 
         Moved runs wait in sequence 1 at their new positions; then, in position order, each
@@ -305,7 +311,7 @@ class LlamaCppModel:
 
         mem = self._memory
         p = plan(self._held, tokens, staleness=self._stale, can_shift=self.can_shift,
-                 min_run=self.min_reuse_tokens, max_stale=self.max_stale_tokens)
+                 min_run=self.min_reuse_tokens, max_stale=max_stale)
         for m in p.moves:
             llama_cpp.llama_memory_seq_cp(mem, 0, 1, m.src, m.src + m.length)
         for start, end in [(m.src, m.src + m.length) for m in p.moves] + p.removed(len(self._held)):
@@ -328,10 +334,19 @@ class LlamaCppModel:
                     stop = min(b + self._n_batch, end)
                     status = self._decode([(pos, tokens[pos]) for pos in range(b, stop)],
                                           want_logits=stop == len(tokens))
-                    if status == 2:  # aborted: drop what this batch and everything after it holds
+                    if status == 2:  # aborted: drop this batch and the gaps after it, keep the runs
                         llama_cpp.llama_memory_seq_rm(mem, 0, b, -1)
+                        kept = [m for m in p.moves if m.dst >= end]
+                        for m in kept:  # waiting in sequence 1 at their new places: hand them over
+                            llama_cpp.llama_memory_seq_cp(mem, 1, 0, m.dst, m.dst + m.length)
                         llama_cpp.llama_memory_seq_rm(mem, 1, -1, -1)
-                        del self._held[b:], self._stale[b:]
+                        held = [ABSENT] * (len(tokens) - b)
+                        for m in kept:
+                            held[m.dst - b:m.dst - b + m.length] = tokens[m.dst:m.dst + m.length]
+                        self._held[b:] = held
+                        while self._held and self._held[-1] == ABSENT:
+                            self._held.pop()
+                        del self._stale[len(self._held):]
                         return p, interruption(cancel, deadline) or "cancelled"
                     if status != 0:
                         llama_cpp.llama_memory_clear(mem, True)
@@ -351,7 +366,7 @@ class LlamaCppModel:
         if self.vocab_only:
             raise ModelLoadError(f"{self.path} was loaded for its vocabulary only; it cannot evaluate")
         with self._lock:
-            p, stopped = self._evaluate(tokens, cancel, time.perf_counter() + timeout_s)
+            p, stopped = self._evaluate(tokens, cancel, time.perf_counter() + timeout_s, self.refresh_stale_tokens)
             self.last_plan = p
             return p, stopped
 
@@ -369,7 +384,7 @@ class LlamaCppModel:
         with self._lock:
             t0 = time.perf_counter()
             deadline = t0 + timeout_s
-            p, stopped = self._evaluate(tokens, cancel, deadline)
+            p, stopped = self._evaluate(tokens, cancel, deadline, self.max_stale_tokens)
             self.last_plan = p
             eval_ms = (time.perf_counter() - t0) * 1000
             text, reason, n_out, alternatives = "", stopped or "max_tokens", 0, []

@@ -62,6 +62,20 @@ def test_a_snippet_repeating_code_after_the_cursor_does_not_hide_the_prefix():
     assert p.n_reused >= 100 + 2000 + 580 and p.n_evaluated <= 160 + 2 + 50 + 1 + 1 + 10
 
 
+def test_runs_that_overlap_are_chained_with_the_overlap_cut():
+    # A new snippet is the start of the current file as the index has it on disk (header and the
+    # first lines): the run of snippets before it reaches into the prefix's run. Replayed typing at
+    # a 16k budget evaluated the whole 3,400-token prefix again for this before chains could cut.
+    repo, header = list(range(10000, 14000)), list(range(8000, 8040))
+    prefix, suffix = list(range(4000, 7000)), list(range(7000, 7600))
+    held = repo + header + prefix + suffix + [9]
+    new = [1] + repo[1:] + header + prefix[:200] + list(range(3000, 3050)) + header + prefix + [8] + suffix + [9]
+    p = plan(held, new, min_run=32)
+    assert Move(1, 1, 4239) in p.moves  # the repository part and the new snippet that repeats the file's start
+    assert Move(4240, 4530, 2800) in p.moves  # the rest of the prefix, its first 240 tokens cut off
+    assert p.n_evaluated <= 1 + 50 + 240 + 1 + 1
+
+
 def test_stale_runs_are_evaluated_again():
     held = A + S
     new = A + list(range(5000, 5040)) + S
@@ -139,6 +153,45 @@ def test_cancel_stops_inside_prompt_evaluation_and_keeps_what_was_done(model: Ll
     resumed = _greedy(model, tokens)
     assert resumed.n_reused == model.hardware.n_batch  # the first batch stays; the aborted one is gone
     assert resumed.n_reused + resumed.n_evaluated == len(tokens)
+
+
+def test_a_cancelled_evaluation_keeps_the_runs_it_had_moved(model: LlamaCppModel, monkeypatch):
+    # Warming while the user pauses may evaluate a long new snippet; a keystroke cancels it. The
+    # prefix after the snippet had already been moved: the next request must not pay for it.
+    base = _source_tokens(model, 2400)
+    model.reset()
+    _greedy(model, base)
+    snippet = [t for t in _source_tokens(model, 2400)[1200:2400]]
+    grown = base[:100] + snippet + base[100:]
+    cancel = threading.Event()
+    decode = model._decode
+
+    def decode_then_cancel(entries, want_logits):
+        status = decode(entries, want_logits)
+        cancel.set()
+        return status
+
+    monkeypatch.setattr(model, "_decode", decode_then_cancel)
+    assert model.warm(grown, cancel)[1] == "cancelled"
+    monkeypatch.undo()
+    resumed = _greedy(model, grown)
+    # Only the snippet's batches that were aborted are evaluated again, not the 2,300 moved tokens.
+    assert resumed.n_evaluated <= len(snippet) - model.hardware.n_batch + 1
+    assert resumed.n_reused >= 100 + model.hardware.n_batch + 2300 - 1
+    fresh = LlamaCppModel(model.path, n_ctx=4096, n_threads=2)
+    assert resumed.text == _greedy(fresh, grown).text
+
+
+def test_requests_reuse_stale_runs_and_warming_refreshes_them(model: LlamaCppModel):
+    lenient = LlamaCppModel(model.path, n_ctx=4096, n_threads=2, max_stale_tokens=10_000, refresh_stale_tokens=50)
+    base = _source_tokens(lenient, 600)
+    _greedy(lenient, base)
+    grown = base[:100] + _source_tokens(lenient, 1400)[1300:1380] + base[100:]
+    typed = _greedy(lenient, grown)  # 80 tokens inserted before the run: stale, but a request keeps it
+    assert typed.n_moved >= 490 and typed.n_evaluated <= 81
+    plan, stopped = lenient.warm(grown)  # the pause: past the refresh bound, the run is evaluated afresh
+    assert stopped is None and plan.n_evaluated >= 490
+    assert _greedy(lenient, grown).n_evaluated == 1
 
 
 def test_candidates_start_from_different_first_tokens(model: LlamaCppModel):
