@@ -325,6 +325,7 @@ def run_one(size: str, budget: int, kv: str, n_requests: int, snippet_limit: int
     """One configuration, in this process: the cold request, RSS, then the typing replay; the
     figures so far are rewritten to `out` after each request (a killed run keeps them)."""
     from engine import Completer
+    from engine.config import default_snippet_limit
 
     path = model_path(size)
     version = code_version()
@@ -355,7 +356,7 @@ def run_one(size: str, budget: int, kv: str, n_requests: int, snippet_limit: int
     def result(complete: bool) -> dict:
         return {"model": size, "model_file": path.name, "code": version, "budget_tokens": budget, "kv_cache_type": kv,
                 "n_ctx": model.n_ctx, "hardware": model.hardware.to_dict(), "kv_shift": model.can_shift,
-                "snippet_limit": completer.config.snippet_limit, "rss_before_model_mb": rss_before,
+                "snippet_limit": completer.config.snippet_limit or default_snippet_limit(budget), "rss_before_model_mb": rss_before,
                 "rss_warm_mb": rss_warm, "cold": cold_row, "type_through": type_through, "complete": complete,
                 "requests": [asdict(r) | {"floor_ms": r.floor_ms} for r in requests]}
 
@@ -393,6 +394,7 @@ def plan_only(size: str, budgets: list[int], n_requests: int, snippet_limit: int
     """The engine's KV plans for the replay's prompts, built with the tokenizer only: no model, no timings.
     Exactly what the engine would reuse (its planner is deterministic), barring cancelled evaluations."""
     from engine import Completer
+    from engine.config import default_snippet_limit
 
     min_run, max_stale = _planner_settings()
     rows = []
@@ -422,7 +424,7 @@ def plan_only(size: str, budgets: list[int], n_requests: int, snippet_limit: int
             previous = prompt
         index.close()
         n = len(pauses)
-        rows.append(f"| {budget} | {completer.config.snippet_limit} | {statistics.median(sizes):.0f} | {n} | "
+        rows.append(f"| {budget} | {completer.config.snippet_limit or default_snippet_limit(budget)} | {statistics.median(sizes):.0f} | {n} | "
                     f"**{reused / n_prompt * 100:.1f} %** | {unbounded_reused / n_prompt * 100:.1f} % | "
                     f"{heavy} | {churn} | {moved_prefix} |")
     return rows
@@ -576,7 +578,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kv", default="f16", help="KV cache types, comma-separated (f16, q8_0)")
     parser.add_argument("--requests", type=int, default=80, help="typed requests (pauses) per run (default 80)")
     parser.add_argument("--snippets", type=int, default=None,
-                        help="snippet_limit: retrieved chunks offered to the prompt (default: the engine's, 8)")
+                        help="snippet_limit: retrieved chunks offered to the prompt (default: the engine's, from the budget: 8 up to 4k, then one per 256 tokens)")
     parser.add_argument("--plan-only", action="store_true",
                         help="no model: build the prompts with the tokenizer only and run the engine's KV "
                              "planner on them (reuse shares in seconds; no timings)")

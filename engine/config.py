@@ -10,6 +10,12 @@ DEFAULT_BUDGET_CPU_TOKENS = 4096
 DEFAULT_BUDGET_GPU_TOKENS = 16384
 
 
+def default_snippet_limit(budget_tokens: int) -> int:
+    """Snippets offered to a prompt of this budget: 8 up to 4k tokens, then one per 256 tokens
+    (64 at 16k, 128 at 32k), so that a large budget is filled with repository context."""
+    return max(8, min(budget_tokens // 256, 128)) if budget_tokens > 4096 else 8
+
+
 @dataclass(frozen=True)
 class EngineConfig:
     model_path: str | None = None  # in-process GGUF; with `endpoint`, only its tokenizer is used
@@ -21,7 +27,7 @@ class EngineConfig:
     max_tokens: int = 64  # generated tokens per completion
     max_lines: int = 8  # lines of a multi-line completion
     timeout_s: float = 10.0  # generation time limit
-    snippet_limit: int = 8  # retrieved snippets offered to the prompt builder
+    snippet_limit: int | None = None  # retrieved snippets offered to the prompt; None: from the budget
     n_gpu_layers: int | None = None  # None: all layers when the build can offload, else 0
     n_threads: int | None = None  # None: all cores
     flash_attn: bool | None = None  # None: on (llama.cpp's CPU kernels are faster with it; q8_0 KV needs it)
