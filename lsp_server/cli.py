@@ -13,6 +13,7 @@ from typing import Any, Iterator
 
 from engine import Completer, EngineError
 from retrieval import CodeIndex, ReindexStats, RetrievalError
+from retrieval.files import is_secret
 
 from . import __version__
 from .config import Settings, config_file_path
@@ -257,6 +258,13 @@ class Session:
         if not file.is_absolute():
             file = Path.cwd() / file
         index = self.index_for(file)
+        deny = self.settings.index.deny_patterns
+        named = file.absolute().relative_to(index.root).as_posix() if file.absolute().is_relative_to(index.root) \
+            else file.as_posix()
+        target = file.resolve().relative_to(index.root).as_posix() if file.resolve().is_relative_to(index.root) \
+            else file.resolve().as_posix()
+        if is_secret(named, deny) or is_secret(target, deny):  # before reading it
+            raise UsageError(f"{item['path']} holds secrets: code-kb builds no prompt for it")
         if "buffer" in item:
             source = str(item["buffer"])
         else:
@@ -264,10 +272,10 @@ class Session:
                 source = file.read_text(encoding="utf-8")
             except (OSError, UnicodeDecodeError) as exc:
                 raise UsageError(f"cannot read {file}: {exc}") from None
+        if is_secret("", (), source):
+            raise UsageError(f"{item['path']} holds a private key: code-kb builds no prompt for it")
         line, col = int(item["line"]), int(item["col"])
-        rel = file.resolve().relative_to(index.root).as_posix() if file.resolve().is_relative_to(index.root) \
-            else file.resolve().as_posix()
-        return index, rel, source, offset_of(source, line, col, str(item["path"])), line, col
+        return index, target, source, offset_of(source, line, col, str(item["path"])), line, col
 
     def close(self) -> None:
         for index in self.indexes.values():

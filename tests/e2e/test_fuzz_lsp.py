@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 from pytest_lsp import LanguageClient
+from pytest_lsp.client import make_test_lsp_client
 
 from .lsp_helpers import CAPABILITIES, SERVER, context, get, inline_params, track_registrations
 
@@ -73,7 +74,7 @@ class ServerThread:
         self.client: LanguageClient = self.run(self._start(root, options, env))
 
     async def _start(self, root: Path, options: dict[str, Any], env: dict[str, str]) -> LanguageClient:
-        client = LanguageClient()
+        client = make_test_lsp_client()
         track_registrations(client)
         await client.start_io(*SERVER, env=env)
         await client.initialize_session(types.InitializeParams(

@@ -7,7 +7,6 @@ once a reindex completes, no chunk of an indexable file is missing.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import random
 import shutil
@@ -24,7 +23,7 @@ import pytest
 
 from retrieval import CodeIndex, IndexConfig, RetrievalError
 from retrieval.errors import IndexWriteError
-from tests.fixtures.consistency import audit
+from tests.fixtures.consistency import audit, make_repo, write_module
 from tests.fixtures.hash_embedder import HashEmbedder
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -32,25 +31,6 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 def make(root: Path) -> CodeIndex:
     return CodeIndex(root, IndexConfig(), embedder=HashEmbedder())
-
-
-def write_module(path: Path, seed: int, versions: dict[str, bytes]) -> None:
-    rng = random.Random(seed)
-    parts = []
-    for i in range(rng.randint(2, 6)):
-        body = "\n".join(f"    v{j} = {rng.randint(0, 10**6)} * x + {j}" for j in range(rng.randint(1, 8)))
-        parts.append(f"def func_{seed}_{i}(x):\n{body}\n    return x\n")
-    data = ("\n\n".join(parts)).encode()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    versions[hashlib.sha1(data).hexdigest()] = data
-
-
-def make_repo(root: Path, n_files: int, versions: dict[str, bytes]) -> list[Path]:
-    files = [root / f"pkg{i % 10}" / f"mod{i}.py" for i in range(n_files)]
-    for n, path in enumerate(files):
-        write_module(path, n, versions)
-    return files
 
 
 def vectors_match_chunks(root: Path) -> None:
