@@ -191,7 +191,7 @@ async def soak(client: LanguageClient, tiny_repo: Path, seconds: float) -> dict:
 
 
 async def test_edit_complete_soak_short(client: LanguageClient, tiny_repo: Path):
-    figures = await soak(client, tiny_repo, seconds=20)
+    figures = await soak(client, tiny_repo, seconds=10)
     print(f"\nsoak (short): {figures}")
     assert figures["fds_last"] <= figures["fds_first"] + 2
     assert figures["rss_last_mb"] - figures["rss_first_mb"] < 60

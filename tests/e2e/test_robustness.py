@@ -282,7 +282,7 @@ def test_serve_tcp_answers_on_loopback():
                             stderr=subprocess.PIPE, text=True)
     try:
         for line in proc.stderr:  # type: ignore[union-attr]
-            if "Serving on" in line or "listening on" in line:
+            if "Serving on" in line:  # pygls logs it once the socket listens
                 break
         with socket.create_connection(("127.0.0.1", port), timeout=30) as conn:
             body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize",

@@ -40,7 +40,7 @@ async def progress_at_least(client: LanguageClient, percent: int) -> None:
 async def test_kill_9_of_the_server_while_indexing_then_restart(tmp_path: Path, tiny_gguf: Path):
     versions: dict[str, bytes] = {}
     root = tmp_path / "repo"
-    make_repo(root, 100, versions)
+    make_repo(root, 70, versions)
     env = {k: v for k, v in os.environ.items() if k != "CODE_KB_MODEL"}
     options = {"modelPath": str(tiny_gguf), "maxTokens": 4}
     rng = random.Random(9)

@@ -111,13 +111,13 @@ def test_kill_9_of_the_code_kb_reindex_command(tmp_path: Path):
     """The real CLI, with the packaged MiniLM: killed once its progress bar moves, then run to the end."""
     versions: dict[str, bytes] = {}
     root = tmp_path / "repo"
-    make_repo(root, 120, versions)
+    make_repo(root, 60, versions)
     rng = random.Random(3)
     for _ in range(1):  # one: each start loads MiniLM (the soak above repeats the kill many times)
         proc = subprocess.Popen([sys.executable, "-m", "lsp_server", "reindex", str(root)], cwd=REPO_ROOT,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         seen = b""
-        while b"indexing:" not in seen and b"/120" not in seen:  # tqdm's bar on stderr
+        while b"indexing:" not in seen and b"/60" not in seen:  # tqdm's bar on stderr
             chunk = proc.stderr.read1(4096)  # type: ignore[union-attr]
             if not chunk:
                 break
