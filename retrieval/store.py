@@ -106,7 +106,7 @@ class Store:
         try:
             db = self._connect(path)
             found = dict(db.execute("SELECT key, value FROM meta").fetchall()) if _has_meta(db) else {}
-        except sqlite3.OperationalError as exc:
+        except (sqlite3.OperationalError, OSError) as exc:
             # Cannot open or write (a read-only folder or file, no space for the journal): not damage.
             # Keep the index and serve it read-only; writing it later reports what to do.
             db = self._connect_read_only(path, exc)

@@ -274,3 +274,29 @@ def test_a_write_error_is_a_retrieval_error_with_advice(tmp_path: Path):
     index = CodeIndex(root, IndexConfig(index_dir=blocker / "index"), embedder=HashEmbedder())
     with pytest.raises(IndexWriteError, match="cannot create the index folder .* set codeKb.indexDir"):
         index.reindex()
+
+
+def test_an_index_folder_that_cannot_be_written_is_one_clear_error(tmp_path: Path):
+    base = Path(tempfile.mkdtemp(prefix="code-kb-nowrite-"))
+    try:
+        os.chmod(base, 0o755)
+        root = base / "repo"
+        root.mkdir(mode=0o755)
+        (root / "a.py").write_text("def a():\n    return 1\n")
+        os.chmod(root / "a.py", 0o644)
+        locked = base / "index"
+        locked.mkdir(mode=0o555)  # exists, empty, not ours to write
+        as_nobody = os.geteuid() == 0
+        if as_nobody:
+            os.setegid(65534)
+            os.seteuid(65534)
+        try:
+            index = CodeIndex(root, IndexConfig(index_dir=locked), embedder=HashEmbedder())
+            with pytest.raises(IndexWriteError, match="codeKb.indexDir"):
+                index.reindex()
+        finally:
+            if as_nobody:
+                os.seteuid(0)
+                os.setegid(0)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
