@@ -16,6 +16,7 @@ from urllib.parse import unquote
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
+from pygls.protocol import LanguageServerProtocol
 from pygls.uris import to_fs_path
 from pygls.workspace.text_document import TextDocument
 
@@ -44,6 +45,24 @@ def _lsp_lines(document: TextDocument) -> tuple[str, ...]:
 TextDocument.lines = property(_lsp_lines)  # type: ignore[assignment]
 
 
+class CodeKbProtocol(LanguageServerProtocol):
+    """pygls's protocol, without its leak of one future per notification.
+
+    pygls 2.1 files the future of every generator handler (its own didOpen, didChange, didClose and
+    didSave, each a generator) and of every step such a handler yields to, under a fresh id in
+    `_request_futures`, and only request replies ever remove one: a server that ran for days kept a
+    Future, a lock and a uuid for every keystroke. Here each is forgotten once it is done."""
+
+    def _execute_handler(self, msg_id, handler, callback, args=None, kwargs=None):  # type: ignore[override]
+        def done(future, then=callback) -> None:
+            if self._request_futures.get(msg_id) is future:
+                del self._request_futures[msg_id]
+            if then is not None:
+                then(future)
+
+        return super()._execute_handler(msg_id, handler, done, args, kwargs)
+
+
 @dataclass
 class CursorRequest:
     """A position in an open document, converted once from LSP's UTF-16 units."""
@@ -60,7 +79,7 @@ class CursorRequest:
 
 class CodeKbServer(LanguageServer):
     def __init__(self, settings: Settings | None = None) -> None:
-        super().__init__("code-kb", __version__)
+        super().__init__("code-kb", __version__, protocol_cls=CodeKbProtocol)
         self.settings = settings or Settings.load()
         self.init_options: dict[str, Any] = {}
         self.overrides: dict[str, Any] = {}  # command-line flags, above every other source
@@ -320,6 +339,7 @@ class CodeKbServer(LanguageServer):
         return {"version": __version__, "uptime_s": round(time.monotonic() - self.started, 1), "model": model,
                 "indexes": self.indexes.status() if self.indexes else [], "last_completion": last,
                 "scheduler": dataclasses.asdict(self.scheduler.stats), "generating": self.scheduler.running,
+                "requests_in_flight": len(self.protocol._request_futures),
                 "settings": {"debounce_ms": self.settings.server.debounce_ms,
                              "disabled_languages": list(self.settings.server.disabled_languages),
                              "max_tokens": self.settings.engine.max_tokens,

@@ -9,6 +9,7 @@ from typing import Any
 
 from lsprotocol import types
 from pytest_lsp import LanguageClient
+from pytest_lsp.client import make_test_lsp_client
 
 SERVER = [sys.executable, "-m", "lsp_server", "serve"]
 
@@ -75,3 +76,15 @@ def track_registrations(client: LanguageClient) -> list[types.Registration]:
         registered.extend(params.registrations)
 
     return registered
+
+
+async def start_client(root: Path, options: dict, env: dict[str, str]) -> LanguageClient:
+    """A server started and initialized outside pytest-lsp's fixture: for tests that kill it, or
+    share one across hypothesis examples. pytest-lsp's test client, so progress and configuration
+    requests are answered and captured as the fixture's are."""
+    client = make_test_lsp_client()
+    track_registrations(client)
+    await client.start_io(*SERVER, env=env)
+    await client.initialize_session(types.InitializeParams(
+        capabilities=CAPABILITIES, root_uri=root.as_uri(), initialization_options=options))
+    return client

@@ -26,9 +26,8 @@ from hypothesis import strategies as st
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 from pytest_lsp import LanguageClient
-from pytest_lsp.client import make_test_lsp_client
 
-from .lsp_helpers import CAPABILITIES, SERVER, context, get, inline_params, track_registrations
+from .lsp_helpers import context, get, inline_params, start_client
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 PIECES = list("abxyz_ ():=.,'\"#\t0123456789") + ["def ", "return ", "\n", "\n    ", "\r\n", "\r", "😋", "é",
@@ -71,15 +70,7 @@ class ServerThread:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
-        self.client: LanguageClient = self.run(self._start(root, options, env))
-
-    async def _start(self, root: Path, options: dict[str, Any], env: dict[str, str]) -> LanguageClient:
-        client = make_test_lsp_client()
-        track_registrations(client)
-        await client.start_io(*SERVER, env=env)
-        await client.initialize_session(types.InitializeParams(
-            capabilities=CAPABILITIES, root_uri=root.as_uri(), initialization_options=options))
-        return client
+        self.client: LanguageClient = self.run(start_client(root, options, env))
 
     def run(self, coro, timeout_s: float = 300) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout_s)

@@ -145,7 +145,9 @@ async def test_a_burst_of_2000_requests_with_cancels_and_edits(client: LanguageC
     last = await latencies(client, typist, 50, rng)
     await idle(client)
     rss_after, fds_after = rss_mb(pid), open_fds(pid)
-    figures.update(model_runs=ran, rss_before_mb=round(rss_before, 1), rss_after_mb=round(rss_after, 1),
+    in_flight = get(await status(client), "requests_in_flight")  # this status request itself
+    figures.update(model_runs=ran, requests_in_flight=in_flight, rss_before_mb=round(rss_before, 1),
+                   rss_after_mb=round(rss_after, 1),
                    fds_before=fds_before, fds_after=fds_after, p99_last_ms=round(p99(last), 1),
                    max_last_ms=round(max(last), 1))
     print(f"\nburst: {figures}")
@@ -159,6 +161,8 @@ async def test_a_burst_of_2000_requests_with_cancels_and_edits(client: LanguageC
     # Flat: no growth with the number of requests.
     assert rss_after - rss_before < 80, (rss_before, rss_after)
     assert fds_after <= fds_before + 2
+    # Nothing kept per request or notification (pygls kept a future per didChange: 500 here).
+    assert in_flight <= 2
 
 
 async def soak(client: LanguageClient, tiny_repo: Path, seconds: float) -> dict:
@@ -185,7 +189,9 @@ async def soak(client: LanguageClient, tiny_repo: Path, seconds: float) -> dict:
             break
     first, last = samples[0], samples[-1]
     mid = samples[len(samples) // 2]
-    return {"cycles": cycles, "seconds": round(last[0] - first[0], 1), "rss_first_mb": round(first[1], 1),
+    in_flight = get(await status(client), "requests_in_flight")
+    return {"cycles": cycles, "requests_in_flight": in_flight, "seconds": round(last[0] - first[0], 1),
+            "rss_first_mb": round(first[1], 1),
             "rss_mid_mb": round(mid[1], 1), "rss_last_mb": round(last[1], 1), "fds_first": first[2],
             "fds_last": last[2], "rss_max_mb": round(max(s[1] for s in samples), 1)}
 
@@ -194,6 +200,7 @@ async def test_edit_complete_soak_short(client: LanguageClient, tiny_repo: Path)
     figures = await soak(client, tiny_repo, seconds=10)
     print(f"\nsoak (short): {figures}")
     assert figures["fds_last"] <= figures["fds_first"] + 2
+    assert figures["requests_in_flight"] <= 2
     assert figures["rss_last_mb"] - figures["rss_first_mb"] < 60
 
 
@@ -202,5 +209,6 @@ async def test_edit_complete_soak(client: LanguageClient, tiny_repo: Path):
     figures = await soak(client, tiny_repo, seconds=300)
     print(f"\nsoak (5 minutes): {figures}")
     assert figures["fds_last"] <= figures["fds_first"] + 2
+    assert figures["requests_in_flight"] <= 2
     # Flat over the second half: whatever the first minutes allocate for good, the rest does not grow.
     assert figures["rss_last_mb"] - figures["rss_mid_mb"] < 30

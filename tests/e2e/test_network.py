@@ -14,7 +14,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-import pytest_lsp
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient
 
@@ -31,7 +30,9 @@ def hook(event, args):
                  "socket.gethostbyname", "socket.gethostbyaddr"):
         if event in ("socket.connect", "socket.bind", "socket.sendto") and args[0].family == socket.AF_UNIX:
             return
-        log.write(json.dumps([event, repr(args[1:] if event.startswith("socket.") and event != "socket.getaddrinfo" else args)]) + "\\n")
+        on_socket = event in ("socket.connect", "socket.bind", "socket.sendto", "socket.sendmsg")
+        shown = args[1:] if on_socket else args  # the address, not the socket object
+        log.write(json.dumps([event, repr(shown)]) + "\\n")
 sys.addaudithook(hook)
 from lsp_server.cli import main
 sys.exit(main(sys.argv[1:]))

@@ -12,20 +12,10 @@ from pathlib import Path
 
 from lsprotocol import types
 from pytest_lsp import LanguageClient
-from pytest_lsp.client import make_test_lsp_client
 
 from tests.fixtures.consistency import audit, make_repo
 
-from .lsp_helpers import CAPABILITIES, SERVER, context, get, open_file, status, track_registrations, wait_for_log
-
-
-async def start(root: Path, options: dict, env: dict[str, str]) -> LanguageClient:
-    client = make_test_lsp_client()
-    track_registrations(client)
-    await client.start_io(*SERVER, env=env)
-    await client.initialize_session(types.InitializeParams(
-        capabilities=CAPABILITIES, root_uri=root.as_uri(), initialization_options=options))
-    return client
+from .lsp_helpers import context, get, open_file, start_client, status, wait_for_log
 
 
 async def progress_at_least(client: LanguageClient, percent: int) -> None:
@@ -46,7 +36,7 @@ async def test_kill_9_of_the_server_while_indexing_then_restart(tmp_path: Path, 
     rng = random.Random(9)
     kills = 0
     for _ in range(2):
-        client = await start(root, options, env)
+        client = await start_client(root, options, env)
         # Somewhere in the first index: between 1% and 90% of the files read (and some committed).
         await asyncio.wait_for(progress_at_least(client, rng.randint(1, 90)), 180)
         await asyncio.sleep(rng.random() * 0.3)
@@ -57,7 +47,7 @@ async def test_kill_9_of_the_server_while_indexing_then_restart(tmp_path: Path, 
         report = audit(root, versions=versions)
         assert report.consistent, report.stale
     # Restart: the index is opened as it was left, completed, and served.
-    client = await start(root, options, env)
+    client = await start_client(root, options, env)
     try:
         await wait_for_log(client, "index ready", timeout_s=300)
         uri = open_file(client, root / "pkg1" / "mod1.py")
