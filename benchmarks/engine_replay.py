@@ -390,6 +390,28 @@ def run_one(size: str, budget: int, kv: str, n_requests: int, snippet_limit: int
     return result(True)
 
 
+def memory_one(size: str, budget: int, kv: str, threads: int | None) -> dict:
+    """RSS of the engine at a budget and KV type: the process before the model, once it is loaded
+    (llama.cpp allocates and clears the whole KV cache when it creates the context, so its pages
+    are resident from then on), and once it has evaluated 1,024 tokens (compute buffers in use)."""
+    from engine import Completer
+    from engine.hardware import kv_cache_bytes
+
+    rss_before = rss_mb()
+    completer = Completer.load(_config(size, budget, kv, None, 600.0, threads))
+    model = completer.model
+    rss_loaded = rss_mb()
+    text = (ROOT / "engine" / "prompt.py").read_text() * 4
+    model.warm(model.encode(text)[:1024])
+    row = {"model": size, "budget_tokens": budget, "kv_cache_type": kv, "n_ctx": model.n_ctx,
+           "rss_before_model_mb": rss_before, "rss_loaded_mb": rss_loaded, "rss_after_eval_mb": rss_mb(),
+           "model_file_mb": model_path(size).stat().st_size / 2**20}
+    estimate = kv_cache_bytes(model.metadata, model.n_ctx, kv)
+    if estimate is not None:
+        row["kv_estimate_mb"] = estimate / 2**20
+    return row
+
+
 def plan_only(size: str, budgets: list[int], n_requests: int, snippet_limit: int | None) -> list[str]:
     """The engine's KV plans for the replay's prompts, built with the tokenizer only: no model, no timings.
     Exactly what the engine would reuse (its planner is deterministic), barring cancelled evaluations."""
@@ -590,6 +612,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="threads for the engine (n_threads) and so for the floor; default all cores, as the "
                              "engine. On a machine shared with other jobs, 1 keeps OpenMP's threads from waiting "
                              "on each other and the ratios steady")
+    parser.add_argument("--memory", action="store_true",
+                        help="only the RSS of each budget and KV type: loaded, and after evaluating 1,024 tokens")
     parser.add_argument("--report", nargs="+", metavar="JSON", help="print the tables of earlier --json files")
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)  # child: one budget and KV type
     parser.add_argument("--out", help=argparse.SUPPRESS)
@@ -610,6 +634,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     budgets = [int(b) for b in args.budgets.split(",")]
     kvs = args.kv.split(",")
+    if args.one and args.memory:
+        Path(args.out).write_text(json.dumps(memory_one(args.model, budgets[0], kvs[0], args.threads)))
+        return 0
     if args.one:
         run_one(args.model, budgets[0], kvs[0], args.requests, args.snippets, args.timeout_s, Path(args.out),
                 args.threads)
@@ -622,6 +649,26 @@ def main(argv: list[str] | None = None) -> int:
         for kv in kvs:
             rows = shift_cost(args.model, [b + MAX_TOKENS for b in budgets], kv, args.threads or os.cpu_count() or 1)
             print("\n".join(rows), flush=True)
+        return 0
+    if args.memory:
+        print("| model | KV | budget | n_ctx | RSS before the model, MB | RSS with the model loaded, MB "
+              "| RSS after 1,024 tokens, MB | KV cache, estimate MB |")
+        print("|---|---|---|---|---|---|---|---|")
+        with tempfile.TemporaryDirectory(prefix="code-kb-rss-") as tmp:
+            for kv in kvs:
+                for budget in budgets:
+                    out = Path(tmp) / f"{kv}-{budget}.json"
+                    cmd = [sys.executable, __file__, "--one", "--memory", "--model", args.model, "--budgets",
+                           str(budget), "--kv", kv, "--out", str(out)] \
+                        + (["--threads", str(args.threads)] if args.threads else [])
+                    proc = subprocess.run(cmd, stderr=None if args.verbose else subprocess.PIPE, text=True)
+                    if proc.returncode or not out.is_file():
+                        print(f"| {args.model} | {kv} | {budget} | failed: exit status {proc.returncode} |")
+                        continue
+                    r = json.loads(out.read_text())
+                    print(f"| {r['model']} | {kv} | {budget} | {r['n_ctx']} | {r['rss_before_model_mb']:.0f} "
+                          f"| {r['rss_loaded_mb']:.0f} | {r['rss_after_eval_mb']:.0f} "
+                          f"| {r.get('kv_estimate_mb', float('nan')):.0f} |", flush=True)
         return 0
     if args.plan_only:
         rows = plan_only(args.model, budgets, args.requests, args.snippets)

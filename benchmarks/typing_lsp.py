@@ -36,7 +36,7 @@ processes on a shared machine falls on the three alike within seconds of each ot
    prompt against the speculative one).
 2. llama-server (tests/fixtures/llama_server.py builds it from the llama.cpp vendored in
    llama-cpp-python), started as llama.vim's README starts it: `-c B+256 --cache-reuse 256 -np 1
-   -fa on -b 512 -ub 512`, threads as code-kb. At each pause it gets what llama.vim's llama#fim
+   -fa on -b 1024 -ub 1024`, threads as code-kb. At each pause it gets what llama.vim's llama#fim
    sends: POST /infill with `input_prefix` (the 256 lines before the cursor's line), `prompt`
    (the cursor's line up to the cursor; empty on a blank line, as llama.vim does), `input_suffix`
    (the rest of the line and 64 lines after), `n_indent`, `cache_prompt`, `stream` false, and as
@@ -425,7 +425,7 @@ async def replay(model: Path, root: Path, budget: int, gpu: bool, threads: int |
 
     # llama-server, started as llama.vim's README starts it.
     args = ["-c", str(budget + 256), "--cache-reuse", "256", "-np", "1", "-t", str(hw["threads"]), "-fa", "on",
-            "-b", "512", "-ub", "512", "-ngl", "99" if gpu else "0"]
+            "-b", "1024", "-ub", "1024", "-ngl", "99" if gpu else "0"]
     llama_server.binary()  # built once, outside the timings
     t0 = time.perf_counter()
     with llama_server.running(model, *args, log_file=work / f"llama-server-{budget}.log",
