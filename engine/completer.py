@@ -184,8 +184,12 @@ class Completer:
         source, offset = entry.accepted()
         if self.shown.lookup(path, source, offset) is not None:
             return None  # already computed
+        # The same repository context as the prompt it extends: retrieving again at the cursor
+        # after the suggestion swapped snippets, which the user's next real request, most often
+        # at the old place, then swapped back (both evaluated again, on the model's thread).
+        same = _SameContext(last.prompt) if last.prompt.parts else context
         try:
-            return self.complete(path, source, offset, context, repo_name, cancel)
+            return self.complete(path, source, offset, same, repo_name, cancel)
         finally:
             self.last = last  # status reports what the user saw
 
@@ -205,6 +209,27 @@ class Completer:
         log.info("warmed %s:%d: %d of %d prompt tokens, %d to evaluate, %d reused%s", path, offset, len(tokens),
                  prompt.n_tokens, plan.n_evaluated, plan.n_reused, f" ({stopped} part way)" if stopped else "")
         return plan.n_evaluated
+
+
+@dataclass(frozen=True)
+class _HeldSnippet:
+    path: str
+    text: str
+    start_line: int
+    end_line: int
+    prompt_kind: str
+
+
+class _SameContext:
+    """A ContextSource offering a prompt's repository context again, as it was (signatures stay
+    signatures, recent edits stay recent edits)."""
+
+    def __init__(self, prompt: Prompt) -> None:
+        self.items = [_HeldSnippet(p.path, p.text, p.start_line, p.end_line, p.kind)
+                      for p in prompt.parts if p.kind in CONTEXT_KINDS]
+
+    def snippets(self, path: str, source: str, offset: int, limit: int | None = None) -> Sequence[Snippet]:
+        return self.items
 
 
 # Retrieval ranks this many times the snippet limit; a snippet the previous prompt had stays

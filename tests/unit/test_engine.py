@@ -178,8 +178,11 @@ def test_accepting_a_suggestion_shows_the_speculated_next_one_without_the_model(
     context = FixedSource(GEOMETRY)
     first = completer.complete("calc/shapes.py", SOURCE, CURSOR, context, "demo")
     assert first.text
+    context.items = [UNITS]  # retrieval would answer otherwise after the suggestion
     ahead = completer.speculate("calc/shapes.py", context, "demo")
     assert ahead is not None and ahead.generation.n_generated > 0
+    # ...but the speculative prompt keeps the shown prompt's context: the KV cache holds it.
+    assert [p.path for p in ahead.prompt.parts if p.kind == "snippet"] == ["lib/geometry.py"]
     assert completer.last is first  # status keeps reporting what the user saw
     accepted = SOURCE[:CURSOR] + first.text + SOURCE[CURSOR:]
     shown = completer.complete("calc/shapes.py", accepted, CURSOR + len(first.text), context, "demo")
