@@ -24,6 +24,7 @@ export const SERVER_KEYS = [
   "embeddingModel",
   "maxFileBytes",
   "indexDir",
+  "denyPatterns",
   "debounceMs",
   "disabledLanguages",
   "warm",
