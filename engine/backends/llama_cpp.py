@@ -322,7 +322,10 @@ class LlamaCppModel:
         self._held, self._stale = after(p, self._held, self._stale, tokens)
         steps = sorted([(s, e, None) for s, e in p.evaluate] + [(m.dst, m.dst + m.length, m) for m in p.moves],
                        key=lambda step: step[0])
-        self._abort_at = (cancel, deadline)
+        # llama.cpp applies the shifts inside the next llama_decode, in a graph of its own; aborting
+        # that graph part-way leaves the shift pending with some layers already rotated, and the
+        # retry rotates them twice. So the first decode after a shift is one token, not abortable.
+        shift_pending = any(m.delta for m in p.moves)
         llama_cpp.llama_set_abort_callback(self._ctx, self._should_abort, None)
         try:
             for start, end, move in steps:
@@ -330,8 +333,11 @@ class LlamaCppModel:
                     llama_cpp.llama_memory_seq_cp(mem, 1, 0, start, end)
                     llama_cpp.llama_memory_seq_rm(mem, 1, start, end)
                     continue
-                for b in range(start, end, self._n_batch):
-                    stop = min(b + self._n_batch, end)
+                b = start
+                while b < end:
+                    stop = min(b + (1 if shift_pending else self._n_batch), end)
+                    self._abort_at = (None, float("inf")) if shift_pending else (cancel, deadline)
+                    shift_pending = False
                     status = self._decode([(pos, tokens[pos]) for pos in range(b, stop)],
                                           want_logits=stop == len(tokens))
                     if status == 2:  # aborted: drop this batch and the gaps after it, keep the runs
@@ -353,6 +359,7 @@ class LlamaCppModel:
                         self._held, self._stale = [], []
                         raise ModelLoadError(f"llama_decode failed with status {status} (context of "
                                              f"{self.n_ctx} tokens full?); lower the prompt budget")
+                    b = stop
         finally:
             llama_cpp.llama_set_abort_callback(self._ctx, llama_cpp.ggml_abort_callback(), None)
             self._abort_at = (None, float("inf"))
