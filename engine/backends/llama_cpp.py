@@ -324,7 +324,8 @@ class LlamaCppModel:
                        key=lambda step: step[0])
         # llama.cpp applies the shifts inside the next llama_decode, in a graph of its own; aborting
         # that graph part-way leaves the shift pending with some layers already rotated, and the
-        # retry rotates them twice. So the first decode after a shift is one token, not abortable.
+        # retry rotates them twice. So the first decode after a shift is not abortable and takes at
+        # most 32 tokens (a keystroke's gap whole: splitting it would cost a decode over the cache).
         shift_pending = any(m.delta for m in p.moves)
         llama_cpp.llama_set_abort_callback(self._ctx, self._should_abort, None)
         try:
@@ -335,7 +336,7 @@ class LlamaCppModel:
                     continue
                 b = start
                 while b < end:
-                    stop = min(b + (1 if shift_pending else self._n_batch), end)
+                    stop = min(b + (min(32, self._n_batch) if shift_pending else self._n_batch), end)
                     self._abort_at = (None, float("inf")) if shift_pending else (cancel, deadline)
                     shift_pending = False
                     status = self._decode([(pos, tokens[pos]) for pos in range(b, stop)],

@@ -176,7 +176,7 @@ def test_a_cancelled_evaluation_keeps_the_runs_it_had_moved(model: LlamaCppModel
     assert model.warm(grown, cancel)[1] == "cancelled"
     monkeypatch.undo()
     resumed = _greedy(model, grown)
-    # Only the snippet is evaluated again (its first token went in with the shift), not the 2,300
+    # Only the snippet is evaluated again (its first tokens went in with the shift), not the 2,300
     # moved tokens after it.
     assert resumed.n_evaluated <= len(snippet)
     assert resumed.n_reused >= 100 + 2300
