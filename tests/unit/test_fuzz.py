@@ -102,23 +102,32 @@ def test_random_bytes_as_index_files(built_index: Path, tmp_path_factory: pytest
     assert report.consistent and report.lost_chunks == 0, (report.stale, report.missing_files)
 
 
-@pytest.mark.parametrize("damage", [b"\x80", b"X"])
-def test_a_byte_changed_inside_a_stored_chunk_is_found_and_rebuilt(built_index: Path,
-                                                                    tmp_path_factory: pytest.TempPathFactory,
-                                                                    damage: bytes):
-    # SQLite has no page checksums: quick_check passes when a byte of a row's text changes. The
-    # hypothesis run above found such cases (a chunk's text, its hash, its kind); each chunk's
-    # stored sha1 finds them at open.
+@pytest.mark.parametrize("where, damage", [
+    (b"def apply_discount", b"\x80"),  # a chunk's text no longer decodes
+    (b"def apply_discount", b"X"),  # a chunk's text no longer matches its sha1
+    (b"CREATE TABLE chunks", b"\x80"),  # the schema's SQL no longer decodes
+    (b"start_line INTEGER", b"X"),  # a column of chunks renamed: "no such column" on the first search
+    (b"value TEXT NOT NULL)", b"X"),  # the meta table's value column renamed
+])
+def test_a_byte_changed_inside_a_stored_row_is_found_and_rebuilt(built_index: Path,
+                                                                  tmp_path_factory: pytest.TempPathFactory,
+                                                                  caplog: pytest.LogCaptureFixture,
+                                                                  where: bytes, damage: bytes):
+    # SQLite has no page checksums: integrity_check passes when a byte of a row's text changes. The
+    # hypothesis run above found such cases in CI (a chunk's text, its hash, its kind, the schema's
+    # SQL); the checks at open (chunk sha1s, decoding, the schema against the one this code writes)
+    # find them and the index is rebuilt instead of failing on a later query.
     root = tmp_path_factory.mktemp("flip") / "repo"
     shutil.copytree(built_index, root, symlinks=True)
     db_file = root / ".code-kb" / "index.sqlite3"
     data = bytearray(db_file.read_bytes())
-    at = data.find(b"def apply_discount")
+    at = data.find(where)  # a chunk's text, or the schema's text in SQLite's own table
     assert at > 0
     data[at + 4:at + 5] = damage
     db_file.write_bytes(bytes(data))
     index = CodeIndex(root, IndexConfig(), embedder=HashEmbedder())
-    index.reindex()
+    index.reindex()  # opens the store
+    assert any("rebuilding it" in r.getMessage() for r in caplog.records), "the damage was not found"
     assert index.search("apply discount", k=3)
     index.close()
     report = audit(root, expect_complete=True)
