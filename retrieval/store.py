@@ -431,6 +431,14 @@ def _is_ivf(index: faiss.Index) -> bool:
     return isinstance(faiss.downcast_index(index), faiss.IndexIVF)
 
 
+def check_database(db: sqlite3.Connection, writable: bool = True) -> None:
+    """Raise sqlite3.DatabaseError (or UnicodeDecodeError) when the index database is damaged:
+    every check the store runs when it opens one (`code-kb doctor` runs them too)."""
+    _integrity_check(db)
+    _schema_check(db)
+    _content_check(db, writable)
+
+
 def _integrity_check(db: sqlite3.Connection) -> None:
     """Raise on a damaged database (integrity_check reports damage as rows, not always as an error).
 

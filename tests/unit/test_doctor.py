@@ -106,3 +106,19 @@ def test_doctor_survives_a_broken_llama_cpp_install(tmp_path: Path, tiny_gguf: P
     assert llama["status"] == "FAIL" and "libllama.so" in llama["detail"] and "--force-reinstall" in llama["fix"]
     assert checks["FAISS"]["status"] == "ok" and checks["tree-sitter grammars"]["status"] == "ok"
     assert any(c["area"] == "model" and c["status"] == "FAIL" for c in checks.values())
+
+
+def test_doctor_finds_a_changed_byte_inside_the_index(indexed: Path, tiny_gguf: Path, capsys):
+    # SQLite's own checks pass when a byte of a stored chunk changes; doctor runs the store's checks.
+    db_file = indexed / ".code-kb" / "index.sqlite3"
+    data = bytearray(db_file.read_bytes())
+    at = data.find(b"def apply_discount")
+    assert at > 0
+    data[at + 4] = ord("X")
+    db_file.write_bytes(bytes(data))
+    status, checks = _doctor(capsys, "--model", str(tiny_gguf), "--no-embedder")
+    index = checks[f"index {indexed / '.code-kb'}"]
+    assert status == 1 and index["status"] == "FAIL"
+    assert "damaged (chunk" in index["detail"] and "does not match its hash" in index["detail"]
+    assert index["fix"].startswith(f"code-kb reindex {indexed} ")
+    assert db_file.read_bytes() == bytes(data)  # doctor only reads
