@@ -528,7 +528,8 @@ def _content_check(db: sqlite3.Connection, writable: bool = True) -> None:
     if db.execute("SELECT count(DISTINCT length(vector)) FROM embeddings").fetchone()[0] > 1:
         raise sqlite3.DatabaseError("cached vectors differ in length")
     if writable:  # a command written as an INSERT; it changes nothing but needs a writable database
-        db.execute("INSERT INTO lexical(lexical) VALUES ('integrity-check')")
+        with db:  # and its own transaction: left open, it would hold the write lock against other processes
+            db.execute("INSERT INTO lexical(lexical) VALUES ('integrity-check')")
 
 
 def private_dir(directory: Path) -> None:

@@ -186,6 +186,24 @@ def test_another_schema_version_is_rebuilt(tiny_repo: Path):
     assert report.consistent and report.lost_chunks == 0
 
 
+def test_checking_an_index_at_open_leaves_it_free_for_another_writer(tiny_repo: Path):
+    # The checks at open include FTS5's integrity-check, an INSERT: Python's sqlite3 opens a
+    # transaction for it, which would hold the write lock until this process next wrote.
+    index = make(tiny_repo)
+    index.reindex()
+    index.close()
+    index = make(tiny_repo)
+    assert index.search("cart total", k=3)  # the store is open and checked
+    assert not index.store.db.in_transaction
+    other = sqlite3.connect(tiny_repo / ".code-kb" / "index.sqlite3", timeout=0.5)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # "database is locked" after 0.5 s while a write is open
+        other.rollback()
+    finally:
+        other.close()
+        index.close()
+
+
 def test_a_full_disk_fails_the_write_and_keeps_the_previous_index(tmp_path: Path):
     versions: dict[str, bytes] = {}
     root = tmp_path / "repo"
