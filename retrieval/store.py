@@ -104,14 +104,13 @@ class Store:
     def _open_db(self) -> sqlite3.Connection:
         path = self.directory / self.DB_NAME
         try:
-            try:
-                db = self._connect(path)
-                found = dict(db.execute("SELECT key, value FROM meta").fetchall()) if _has_meta(db) else {}
-            except (sqlite3.OperationalError, UnicodeDecodeError) as exc:
-                if _damaged(exc):  # e.g. a schema whose text no longer decodes, or names a column wrongly
-                    raise sqlite3.DatabaseError(f"damaged ({exc})") from exc
-                raise
-        except (sqlite3.OperationalError, OSError) as exc:
+            db = self._connect(path)
+            found = _read_meta(db)
+        except (sqlite3.DatabaseError, UnicodeDecodeError, OSError) as exc:
+            # Damage (e.g. a schema whose text no longer decodes, or names a column wrongly): rebuild.
+            if not isinstance(exc, OSError) and _damaged(exc):
+                log.warning("index at %s is unreadable (%s); rebuilding it", path, exc)
+                return self._fresh_db(path)
             # Cannot open or write (a read-only folder or file, no space for the journal): not damage.
             # Keep the index and serve it read-only; writing it later reports what to do.
             db = self._connect_read_only(path, exc)
@@ -119,9 +118,6 @@ class Store:
                 return db
             raise IndexWriteError(f"cannot open the index at {self.directory} ({exc}); make the folder "
                                   "writable, free disk space, or set codeKb.indexDir elsewhere") from exc
-        except sqlite3.DatabaseError as exc:
-            log.warning("index at %s is unreadable (%s); rebuilding it", path, exc)
-            return self._fresh_db(path)
         if not found:
             return self._init_meta(db)
         if found.get("schema_version") != str(SCHEMA_VERSION) or found.get("embedding_model") != self.embedding_model:
@@ -167,10 +163,8 @@ class Store:
             return None
         try:
             db = sqlite3.connect(f"file:{path}?immutable=1", uri=True, check_same_thread=False)
-            _integrity_check(db)
-            _schema_check(db)
-            found = dict(db.execute("SELECT key, value FROM meta").fetchall()) if _has_meta(db) else {}
-            _content_check(db, writable=False)
+            check_database(db, writable=False)
+            found = _read_meta(db)
         except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
             log.warning("index at %s cannot be opened read-only either: %s", path, exc)
             return None
@@ -519,10 +513,12 @@ def _content_check(db: sqlite3.Connection, writable: bool = True) -> None:
         row = db.execute(f"SELECT rowid FROM {table} WHERE {wrong} LIMIT 1").fetchone()
         if row is not None:
             raise sqlite3.DatabaseError(f"a row of {table} has a column of the wrong type")
-        text_columns = [col for col, kind in columns.items() if kind == "text"]
-        for _ in db.execute(f"SELECT {', '.join(text_columns)} FROM {table}"):
-            pass  # decoding every text raises on bytes that are not UTF-8
-    for chunk_id, path, text, text_hash in db.execute("SELECT id, path, text, text_hash FROM chunks"):
+        if table != "chunks":  # the hash pass below decodes every text of chunks
+            text_columns = [col for col, kind in columns.items() if kind == "text"]
+            for _ in db.execute(f"SELECT {', '.join(text_columns)} FROM {table}"):
+                pass  # decoding every text raises on bytes that are not UTF-8
+    for chunk_id, path, _kind, _name, text, text_hash in db.execute(
+            "SELECT id, path, kind, name, text, text_hash FROM chunks"):
         if hashlib.sha1(text.encode("utf-8")).hexdigest() != text_hash:
             raise sqlite3.DatabaseError(f"chunk {chunk_id} of {path!r} does not match its hash")
     if db.execute("SELECT count(DISTINCT length(vector)) FROM embeddings").fetchone()[0] > 1:
@@ -547,8 +543,11 @@ def private_dir(directory: Path) -> None:
             log.warning("cannot make %s private (mode %o): %s", directory, mode, exc)
 
 
-def _has_meta(db: sqlite3.Connection) -> bool:
-    return db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'").fetchone() is not None
+def _read_meta(db: sqlite3.Connection) -> dict[str, str]:
+    """The meta table as a dict; empty for a new database that has none yet."""
+    if db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'").fetchone() is None:
+        return {}
+    return dict(db.execute("SELECT key, value FROM meta").fetchall())
 
 
 @contextmanager
