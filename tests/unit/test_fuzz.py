@@ -108,6 +108,8 @@ def test_random_bytes_as_index_files(built_index: Path, tmp_path_factory: pytest
     (b"CREATE TABLE chunks", b"\x80"),  # the schema's SQL no longer decodes
     (b"start_line INTEGER", b"X"),  # a column of chunks renamed: "no such column" on the first search
     (b"value TEXT NOT NULL)", b"X"),  # the meta table's value column renamed
+    (b"dim16", b"X"),  # the stored dimension (16) no longer a number: int() failed at open
+    (b"dim16", b"7"),  # the stored dimension a number that does not match the cached vectors
 ])
 def test_a_byte_changed_inside_a_stored_row_is_found_and_rebuilt(built_index: Path,
                                                                   tmp_path_factory: pytest.TempPathFactory,
