@@ -16,7 +16,7 @@ from .config import DEFAULT_BUDGET_GPU_TOKENS, EngineConfig, default_snippet_lim
 from .errors import ModelNotConfiguredError
 from .models import local_model_path
 from .postprocess import StopRules, finish
-from .prompt import CONTEXT_KINDS, ContextSource, EstimateTokenizer, Prompt, PromptBuilder, Snippet, Tokenizer
+from .prompt import CONTEXT_KINDS, NEEDS_KINDS, ContextSource, EstimateTokenizer, Prompt, PromptBuilder, Snippet, Tokenizer
 from .backends.llama_server import LlamaServerInfillBackend, is_llama_server
 from .backends.openai_compat import OpenAICompletionsBackend
 from .templates import FimTemplate, detect_template, template_named
@@ -117,8 +117,12 @@ class Completer:
         t0 = time.perf_counter()
         budget = min(budget_tokens or self.budget_tokens, self._budget_limit())
         limit = self.config.snippet_limit or default_snippet_limit(budget)
-        snippets = context.snippets(path, source, offset, WINDOW * limit) if context else []
-        snippets = _sticky(snippets, self._previous.get(path), limit)
+        found = context.snippets(path, source, offset, WINDOW * limit) if context else []
+        # Signatures and outlines of what the cursor needs have their own share of the budget; the
+        # snippet limit and its stickiness apply to the rest.
+        needs = [s for s in found if s.prompt_kind in NEEDS_KINDS]
+        others = [s for s in found if s.prompt_kind not in NEEDS_KINDS]
+        snippets = needs + _sticky(others, self._previous.get(path), limit)
         retrieval_ms = (time.perf_counter() - t0) * 1000
         prompt = self.builder.build(path, source, offset, snippets, budget, repo_name, self._previous.get(path))
         self._previous[path] = prompt
@@ -218,6 +222,7 @@ class _HeldSnippet:
     start_line: int
     end_line: int
     prompt_kind: str
+    reason: str
 
 
 class _SameContext:
@@ -225,7 +230,7 @@ class _SameContext:
     signatures, recent edits stay recent edits)."""
 
     def __init__(self, prompt: Prompt) -> None:
-        self.items = [_HeldSnippet(p.path, p.text, p.start_line, p.end_line, p.kind)
+        self.items = [_HeldSnippet(p.path, p.text, p.start_line, p.end_line, p.kind, p.reason)
                       for p in prompt.parts if p.kind in CONTEXT_KINDS]
 
     def snippets(self, path: str, source: str, offset: int, limit: int | None = None) -> Sequence[Snippet]:

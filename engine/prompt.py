@@ -20,12 +20,18 @@ log = logging.getLogger(__name__)
 
 
 class Snippet(Protocol):
-    """A piece of another file; lines 0-based, end inclusive."""
+    """A piece of another file; lines 0-based, end inclusive.
+
+    `prompt_kind` says what it is: "snippet" (a retrieved chunk), "recent" (around a recent edit),
+    "signature" or "outline" (a definition the code at the cursor is likely to need, its body left
+    out: see NEEDS_KINDS). `reason` names the probe that brought it, for `code-kb context --json`."""
 
     path: str
     text: str
     start_line: int
     end_line: int
+    prompt_kind: str
+    reason: str
 
 
 class ContextSource(Protocol):
@@ -56,14 +62,18 @@ class EstimateTokenizer:
         return 0
 
 
-CONTEXT_KINDS = ("snippet", "recent", "signature")  # parts from other files
+CONTEXT_KINDS = ("snippet", "recent", "signature", "outline")  # parts from other files
+NEEDS_KINDS = ("signature", "outline")  # definitions the cursor is likely to need: budgeted first
 
 
 @dataclass
 class Part:
     """One segment of the prompt. `kind` is snippet (a retrieved chunk), recent (around a recent edit
-    in another file), signature (only a chunk's first lines, when the budget is tight), prefix,
-    suffix, or template (markers, headers)."""
+    in another file), signature (a definition's header, or a chunk's first lines when the budget is
+    tight), outline (a class-like definition: header, fields and member signatures; its lines are
+    the range it covers, some left out), prefix, suffix, or template (markers, headers). `reason`
+    is the probe that brought it: needs, dense, lexical, symbol (joined with + when several did),
+    recent, or cursor for the prefix and suffix."""
 
     kind: str
     text: str
@@ -71,9 +81,10 @@ class Part:
     start_line: int = 0  # 0-based, inclusive
     end_line: int = 0
     tokens: list[int] = field(default_factory=list)
+    reason: str = ""
 
     def to_dict(self) -> dict:
-        return {"kind": self.kind, "path": self.path, "start_line": self.start_line + 1,
+        return {"kind": self.kind, "reason": self.reason, "path": self.path, "start_line": self.start_line + 1,
                 "end_line": self.end_line + 1, "text": self.text, "tokens": len(self.tokens)}
 
 
@@ -126,6 +137,7 @@ class Prompt:
 class BudgetShares:
     prefix: float = 0.5  # of the budget left after markers, before snippets
     suffix: float = 0.15
+    needs: float = 0.35  # at most this much of it for signatures and outlines, which come first
     min_snippet_lines: int = 4
 
 
@@ -186,25 +198,32 @@ class PromptBuilder:
         def shown(p: Part) -> bool:  # a chunk of this file that the prefix or suffix already shows
             return p.path == path and p.start_line <= cursor_line + max(s_last, 0) and p.end_line >= p_first
 
-        # 2. Snippets in rank order, whole, cut at a line boundary, or as their first line (the
-        # signature) when nothing more fits.
+        # 2. Signatures and outlines of what the cursor is likely to need, then snippets in rank
+        # order: whole, cut at a line boundary, or as their first line (the signature) when nothing
+        # more fits.
         chosen: list[tuple[list[Part], Part]] = []
+        needs_room = min(remaining, int(available * self.shares.needs))
         for snip in snippets:
+            kind = snip.prompt_kind
+            needed = kind in NEEDS_KINDS
+            room = needs_room if needed else remaining
             header = self._file_header(snip.path, path)
             header_cost = sum(len(h.tokens) for h in header)
             lines = snip.text.rstrip("\n").split("\n")
             whole = enc("\n".join(lines) + "\n")
             take, spent = 0, header_cost
-            if header_cost + len(whole) <= remaining:
+            if header_cost + len(whole) <= room:
                 take = len(lines)  # it fits: no need to count line by line
-            else:
+            elif kind != "signature":  # a signature is taken whole or not at all
                 for line in lines:
                     c = len(enc(line + "\n"))
-                    if spent + c > remaining:
+                    if spent + c > room:
                         break
                     take, spent = take + 1, spent + c
-            kind = getattr(snip, "prompt_kind", "snippet")  # "recent" for a recently edited place
-            if take < len(lines) and take < self.shares.min_snippet_lines:
+            if needed:
+                if take < len(lines) and take < 2:
+                    continue  # not even an outline's header and one member
+            elif take < len(lines) and take < self.shares.min_snippet_lines:
                 # The signature: decorators and the header up to the line that opens the body.
                 header_lines = next((i + 1 for i, ln in enumerate(lines[:6])
                                      if ln.rstrip().endswith((":", "{", ")", ";", "=>"))), 1)
@@ -213,11 +232,16 @@ class PromptBuilder:
                 take, kind = header_lines, "signature"
             text = "\n".join(lines[:take]) + "\n"
             tokens = whole if take == len(lines) else enc(text)
-            body = Part(kind, text, snip.path, snip.start_line, snip.start_line + take - 1, tokens)
+            body = Part(kind, text, snip.path, snip.start_line,
+                        snip.end_line if take == len(lines) and needed else snip.start_line + take - 1, tokens,
+                        snip.reason)
             if shown(body):
                 continue
             chosen.append((header, body))
             remaining -= header_cost + len(body.tokens)
+            if needed:
+                needs_room -= header_cost + len(body.tokens)
+            needs_room = min(needs_room, remaining)
 
         # 3. What is left widens the view of the current file: further back, then further on.
         while p_first > 0 and cost("p", p_first - 1) <= remaining:
@@ -229,8 +253,8 @@ class PromptBuilder:
 
         prefix = "\n".join(before[p_first:])
         suffix = "\n".join(after[:s_last + 1]) + ("\n" if s_last + 1 < len(after) else "") if s_last >= 0 else ""
-        prefix_part = Part("prefix", prefix, path, p_first, cursor_line, enc(prefix))
-        suffix_part = Part("suffix", suffix, path, cursor_line, cursor_line + max(s_last, 0), enc(suffix))
+        prefix_part = Part("prefix", prefix, path, p_first, cursor_line, enc(prefix), "cursor")
+        suffix_part = Part("suffix", suffix, path, cursor_line, cursor_line + max(s_last, 0), enc(suffix), "cursor")
 
         chosen = [(header, body) for header, body in chosen if not shown(body)]  # the view may have grown
         context: list[Part] = []

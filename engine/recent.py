@@ -21,7 +21,8 @@ class EditSnippet:
     text: str
     start_line: int  # 0-based, inclusive
     end_line: int
-    prompt_kind: str = "recent"  # how the prompt labels it (retrieved chunks have none: "snippet")
+    prompt_kind: str = "recent"  # how the prompt labels it
+    reason: str = "recent"
 
 
 class RecentEdits:

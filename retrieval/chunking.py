@@ -133,6 +133,11 @@ def _parser(module: str, function: str):  # -> tree_sitter.Parser
     return tree_sitter.Parser(tree_sitter.Language(getattr(importlib.import_module(module), function)()))
 
 
+def parser_for(spec: LanguageSpec):  # -> tree_sitter.Parser
+    """The tree-sitter parser of a language (one per grammar, made on first use)."""
+    return _parser(spec.module, spec.function)
+
+
 def chunk_file(path: str, text: str, config: ChunkingConfig = ChunkingConfig()) -> list[Chunk]:
     """Chunks of one file, in source order."""
     if not text.strip():

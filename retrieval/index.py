@@ -24,6 +24,9 @@ from .config import IndexConfig
 from .embedding import Embedder, SentenceTransformerEmbedder
 from .errors import IndexWriteError, RetrievalError
 from .files import SourceFile, check, walk
+from .graph import FileGraph, extract
+from .needs import NeedSnippet, NeedsProbe
+from .resolve import ModuleResolver
 from .store import FileRecord, Store, write_lock
 from .symbols import wanted_names
 
@@ -45,7 +48,17 @@ class Snippet:
     kind: str
     name: str
     chunk_id: int = -1
-    reason: str = ""  # which probes found it: "dense", "lexical" or both
+    reason: str = ""  # which probes found it: "dense", "lexical", "symbol", joined with "+"
+    prompt_kind: str = "snippet"  # what the prompt shows: the chunk (engine's Snippet protocol)
+
+
+@dataclass(frozen=True)
+class ParsedFile:
+    """A file read for indexing: its record, chunks and part of the symbol graph."""
+
+    record: FileRecord
+    chunks: list[Chunk]
+    graph: FileGraph | None
 
 
 @dataclass
@@ -79,6 +92,11 @@ class CodeIndex:
         self._lock = threading.RLock()
         self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._store: Store | None = None
+        # The symbol graph as the needs probe reads it: files' graphs (recently used ones kept) and
+        # the resolver over the file set; both are dropped where the index changes.
+        self._graphs: OrderedDict[str, FileGraph | None] = OrderedDict()
+        self._resolver: ModuleResolver | None = None
+        self.needs = NeedsProbe(self)
 
     @property
     def store(self) -> Store:
@@ -108,8 +126,36 @@ class CodeIndex:
     def __len__(self) -> int:
         return self.store.chunk_count()
 
+    def graph_of(self, path: str) -> FileGraph | None:
+        """One file's part of the symbol graph, as indexed (the needs probe's GraphSource)."""
+        with self._lock:
+            if path in self._graphs:
+                self._graphs.move_to_end(path)
+                return self._graphs[path]
+            graph = self.store.graph_file(path)
+            self._graphs[path] = graph
+            while len(self._graphs) > 2048:
+                self._graphs.popitem(last=False)
+            return graph
+
+    def resolver(self) -> ModuleResolver:
+        """Import resolution over the indexed files (the needs probe's GraphSource)."""
+        with self._lock:
+            if self._resolver is None:
+                self._resolver = ModuleResolver(self.store.files())
+            return self._resolver
+
+    def _forget_graphs(self, paths: Iterable[str], files_changed: bool) -> None:
+        with self._lock:
+            for path in paths:
+                self._graphs.pop(path, None)
+            if files_changed:
+                self._resolver = None
+
     def close(self) -> None:
         with self._lock:
+            self._graphs.clear()
+            self._resolver = None
             if self._store is not None:
                 self._store.close()
                 self._store = None
@@ -183,10 +229,11 @@ class CodeIndex:
         candidates = [f for f in files if not _unchanged(known.get(f.path), f)]
         if progress:
             progress(0, len(candidates), "indexing")
-        pending: list[tuple[FileRecord, list[Chunk]]] = []
+        pending: list[ParsedFile] = []
         pending_chunks = 0
         for n, f in enumerate(candidates, 1):
-            record, chunks = self._read(f)
+            parsed = self._read(f)
+            record = parsed.record if parsed is not None else None
             old = known.get(f.path)
             if record is None and old is not None:
                 # Vanished, unreadable or no longer UTF-8 since it was listed: its old chunks would be
@@ -200,9 +247,9 @@ class CodeIndex:
             elif record is not None and old is not None and old.hash == record.hash:
                 with self._lock:
                     store.touch_file(record)  # touched but identical: only the stat changes
-            elif record is not None:
-                pending.append((record, chunks))
-                pending_chunks += len(chunks)
+            elif parsed is not None:
+                pending.append(parsed)
+                pending_chunks += len(parsed.chunks)
             if pending_chunks >= 256 or (n == len(candidates) and pending):
                 self._commit(pending, stats)
                 pending, pending_chunks = [], 0
@@ -216,12 +263,14 @@ class CodeIndex:
             stats.chunks_total = store.chunk_count()
             if stats.files_changed or stats.files_removed or not store.meta("updated_at"):
                 store.set_meta("updated_at", datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        if stats.changed_paths:
+            self._forget_graphs(stats.changed_paths, files_changed=True)
         stats.seconds = time.perf_counter() - t0
         log.info("index of %s updated: %s", self.root, stats.summary())
         return stats
 
-    def _read(self, f: SourceFile) -> tuple[FileRecord | None, list[Chunk]]:
-        """The file's record and chunks, or None when it cannot be read as it was listed.
+    def _read(self, f: SourceFile) -> ParsedFile | None:
+        """The file's record, chunks and graph, or None when it cannot be read as it was listed.
 
         The walk checked the file moments ago; it may have changed since. Re-check what is opened:
         a regular file, still inside the root (a path swapped for a symlink to elsewhere is not
@@ -241,14 +290,14 @@ class CodeIndex:
             text = data.decode("utf-8")
         except (OSError, RuntimeError, UnicodeDecodeError) as exc:
             log.info("skipping %s: %s", f.path, exc)
-            return None, []
+            return None
         record = FileRecord(f.path, hashlib.sha1(data).hexdigest(), f.size, f.mtime_ns)
-        return record, chunk_file(f.path, text, self.chunking)
+        return ParsedFile(record, chunk_file(f.path, text, self.chunking), extract(f.path, text))
 
-    def _commit(self, pending: list[tuple[FileRecord, list[Chunk]]], stats: ReindexStats) -> None:
+    def _commit(self, pending: list[ParsedFile], stats: ReindexStats) -> None:
         """Embed what the cache lacks (unlocked), then write each file's chunks and vectors (locked)."""
         store = self.store
-        all_chunks = [c for _, chunks in pending for c in chunks]
+        all_chunks = [c for p in pending for c in p.chunks]
         with self._lock:
             cached = store.cached_vectors(c.text_hash for c in all_chunks)
         missing = list({c.text_hash: c for c in all_chunks if c.text_hash not in cached}.values())
@@ -259,14 +308,15 @@ class CodeIndex:
         with self._lock:
             self._write(pending, cached, fresh, stats)
 
-    def _write(self, pending: list[tuple[FileRecord, list[Chunk]]], cached: dict, fresh: dict,
-               stats: ReindexStats) -> None:
+    def _write(self, pending: list[ParsedFile], cached: dict, fresh: dict, stats: ReindexStats) -> None:
         store = self.store
         removed_all: list[int] = []
         try:
-            for record, chunks in pending:
+            for parsed in pending:
+                record, chunks = parsed.record, parsed.chunks
                 new = {c.text_hash: fresh[c.text_hash] for c in chunks if c.text_hash in fresh}
-                removed, added = store.replace_file(record, chunks, new)  # one transaction: all or nothing
+                # One transaction for the file's chunks, vectors' rows and graph: all or nothing.
+                removed, added = store.replace_file(record, chunks, new, parsed.graph)
                 if added:
                     vectors = np.stack([cached.get(c.text_hash, fresh.get(c.text_hash)) for c in chunks])
                     store.vectors.add_with_ids(vectors, np.asarray(added, dtype=np.int64))
@@ -342,15 +392,19 @@ class CodeIndex:
                 break
         return out
 
-    def snippets(self, path: str, source: str, offset: int, limit: int | None = None) -> Sequence[Snippet]:
-        """Chunks from other files that help complete `source` at `offset` (engine's ContextSource).
+    def snippets(self, path: str, source: str, offset: int,
+                 limit: int | None = None) -> Sequence[Snippet | NeedSnippet]:
+        """What helps complete `source` at `offset` (engine's ContextSource): first the signatures and
+        outlines of definitions the code at the cursor is likely to need (the needs probe, from the
+        symbol graph), then chunks of other files.
 
-        Three probes, fused by reciprocal rank: the lines before the cursor by meaning (embedding);
-        the identifiers around the cursor by name (BM25), which finds a definition whose use the
-        embedding barely sees; and the definitions of the names used just before the cursor and
-        imported by the file (the symbol table).
+        Chunks come from three probes, fused by reciprocal rank: the lines before the cursor by
+        meaning (embedding); the identifiers around the cursor by name (BM25), which finds a
+        definition whose use the embedding barely sees; and the definitions of the names used just
+        before the cursor and imported by the file (the symbol table).
         """
         k = limit or self.config.top_k
+        needs = self.needs_snippets(path, source, offset)
         # The dense query: the lines above the cursor and its own line up to it. (Leaving the
         # cursor's line out would let keystrokes on one line reuse one embedding, but measured
         # worse: what was just typed on it is the best evidence there is.)
@@ -365,7 +419,12 @@ class CodeIndex:
                   self.lexical_search(near, k * 2, path, around),
                   self.symbol_search(wanted_names(source, offset), k * 2, path, around)]
         # A definition of a name just typed is the strongest evidence there is: weigh it up.
-        return fuse(ranked, k, weights=(1.0, 1.0, 3.0))
+        return [*needs, *fuse(ranked, k, weights=(1.0, 1.0, 3.0))]
+
+    def needs_snippets(self, path: str, source: str, offset: int) -> list[NeedSnippet]:
+        """The needs probe alone (signatures and outlines), best first."""
+        rel = self.relative(path) if Path(path).is_absolute() else path
+        return self.needs.snippets(rel or path, source, offset)
 
 
 def fuse(rankings: list[list[Snippet]], k: int, rrf_k: int = 60,

@@ -25,6 +25,7 @@ import faiss
 import numpy as np
 
 from .chunking import Chunk
+from .graph import Definition, FileGraph, Import
 from .errors import IndexLockedError, IndexWriteError
 from .lexical import FTS_TOKENIZER, identifier_tokens, match_query
 from .symbols import definitions
@@ -36,7 +37,7 @@ log = logging.getLogger(__name__)
 # two threads and 15-17 ms on one (pip's 6,560 chunks, benchmarks/retrieval_quality.py).
 faiss.omp_set_num_threads(1)
 
-SCHEMA_VERSION = 3  # 2: the lexical (FTS5) table; 3: the symbol table
+SCHEMA_VERSION = 4  # 2: the lexical (FTS5) table; 3: the symbol table; 4: the symbol graph
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -54,6 +55,18 @@ CREATE TABLE IF NOT EXISTS symbols (
     line INTEGER NOT NULL, signature TEXT NOT NULL, chunk_id INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS symbols_name ON symbols(name);
 CREATE INDEX IF NOT EXISTS symbols_chunk ON symbols(chunk_id);
+CREATE TABLE IF NOT EXISTS graph_files (
+    path TEXT PRIMARY KEY, language TEXT NOT NULL, package TEXT NOT NULL,
+    has_exports INTEGER NOT NULL, exports TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS graph_definitions (
+    path TEXT NOT NULL, name TEXT NOT NULL, container TEXT NOT NULL, kind TEXT NOT NULL,
+    start_line INTEGER NOT NULL, end_line INTEGER NOT NULL, signature TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS graph_definitions_path ON graph_definitions(path);
+CREATE INDEX IF NOT EXISTS graph_definitions_name ON graph_definitions(name);
+CREATE TABLE IF NOT EXISTS graph_imports (
+    path TEXT NOT NULL, kind TEXT NOT NULL, module TEXT NOT NULL, name TEXT NOT NULL,
+    alias TEXT NOT NULL, line INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS graph_imports_path ON graph_imports(path);
 CREATE TABLE IF NOT EXISTS embeddings (
     model TEXT NOT NULL, text_hash TEXT NOT NULL, vector BLOB NOT NULL,
     PRIMARY KEY (model, text_hash));
@@ -120,6 +133,9 @@ class Store:
                                   "writable, free disk space, or set codeKb.indexDir elsewhere") from exc
         if not found:
             return self._init_meta(db)
+        if found.get("schema_version") == "3" and found.get("embedding_model") == self.embedding_model:
+            db = self._migrate_from_3(db)
+            found = _read_meta(db)
         if found.get("schema_version") != str(SCHEMA_VERSION) or found.get("embedding_model") != self.embedding_model:
             log.warning(
                 "index at %s is schema %s with embedding model %s; this code-kb wants schema %d with %s: rebuilding",
@@ -139,6 +155,21 @@ class Store:
             log.warning("index at %s is damaged (%s); rebuilding it", path, exc)
             db.close()
             return self._fresh_db(path)
+        return db
+
+    def _migrate_from_3(self, db: sqlite3.Connection) -> sqlite3.Connection:
+        """Schema 3 lacks the symbol graph: add its tables and forget the files' stat records, so the
+        next reindex reads every file again (its embeddings stay cached: no model call)."""
+        try:
+            with db:
+                db.executescript("BEGIN;" + _SCHEMA.replace("{tokenizer}", FTS_TOKENIZER)
+                                 + "DELETE FROM files; UPDATE meta SET value = '4' WHERE key = 'schema_version';"
+                                 + "COMMIT;")
+        except sqlite3.DatabaseError as exc:
+            log.warning("index at %s could not be upgraded (%s); it will be rebuilt", self.directory, exc)
+            return db
+        log.info("index at %s upgraded to schema %d (the symbol graph); every file is read again on the "
+                 "next reindex, embeddings come from the cache", self.directory, SCHEMA_VERSION)
         return db
 
     @staticmethod
@@ -224,11 +255,15 @@ class Store:
                 out[h] = np.frombuffer(blob, dtype=np.float32)
         return out
 
-    def replace_file(self, record: FileRecord, chunks: list[Chunk],
-                     new_vectors: dict[str, np.ndarray]) -> tuple[list[int], list[int]]:
-        """Swap one file's chunks in one transaction; returns (removed ids, added ids)."""
+    def replace_file(self, record: FileRecord, chunks: list[Chunk], new_vectors: dict[str, np.ndarray],
+                     graph: FileGraph | None = None) -> tuple[list[int], list[int]]:
+        """Swap one file's chunks and its part of the symbol graph in one transaction; returns
+        (removed ids, added ids)."""
         with self.db:
             removed = self._drop_chunks(record.path)
+            self._drop_graph(record.path)
+            if graph is not None:
+                self._insert_graph(record.path, graph)
             self.db.executemany(
                 "INSERT OR IGNORE INTO embeddings VALUES (?, ?, ?)",
                 [(self.embedding_model, h, v.astype(np.float32).tobytes()) for h, v in new_vectors.items()])
@@ -255,6 +290,7 @@ class Store:
     def remove_file(self, path: str) -> list[int]:
         with self.db:
             removed = self._drop_chunks(path)
+            self._drop_graph(path)
             self.db.execute("DELETE FROM files WHERE path = ?", (path,))
         return removed
 
@@ -266,6 +302,62 @@ class Store:
             self.db.execute(f"DELETE FROM lexical WHERE rowid IN ({marks})", part)
             self.db.execute(f"DELETE FROM symbols WHERE chunk_id IN ({marks})", part)
         return ids
+
+    def _drop_graph(self, path: str) -> None:
+        for table in ("graph_files", "graph_definitions", "graph_imports"):
+            self.db.execute(f"DELETE FROM {table} WHERE path = ?", (path,))
+
+    def _insert_graph(self, path: str, graph: FileGraph) -> None:
+        exports = graph.exports
+        self.db.execute("INSERT INTO graph_files VALUES (?, ?, ?, ?, ?)",
+                        (path, graph.language, graph.package, int(exports is not None), " ".join(exports or ())))
+        self.db.executemany("INSERT INTO graph_definitions VALUES (?, ?, ?, ?, ?, ?, ?)",
+                            [(path, d.name, d.container, d.kind, d.start_line, d.end_line, d.signature)
+                             for d in graph.definitions])
+        self.db.executemany("INSERT INTO graph_imports VALUES (?, ?, ?, ?, ?, ?)",
+                            [(path, i.kind, i.module, i.name, i.alias, i.line) for i in graph.imports])
+
+    def graph_paths(self) -> list[str]:
+        """Files that have a part in the symbol graph (source files of a known language)."""
+        return [r[0] for r in self.db.execute("SELECT path FROM graph_files")]
+
+    def graph_file(self, path: str) -> FileGraph | None:
+        """One file's graph as indexed (definitions, imports, exports, package), or None."""
+        row = self.db.execute("SELECT language, package, has_exports, exports FROM graph_files WHERE path = ?",
+                              (path,)).fetchone()
+        if row is None:
+            return None
+        language, package, has_exports, exports = row
+        return FileGraph(language, self.graph_definitions([path]).get(path, []), self.graph_imports(path),
+                         tuple(exports.split()) if has_exports else None, package)
+
+    def graph_definitions(self, paths: Iterable[str], top_level_names: Iterable[str] | None = None
+                          ) -> dict[str, list[Definition]]:
+        """Definitions of these files in source order, optionally only top-level ones with these names
+        (with members of those that are containers)."""
+        out: dict[str, list[Definition]] = {}
+        for part, marks in _batches(list(dict.fromkeys(paths))):
+            rows = self.db.execute(
+                "SELECT path, name, container, kind, start_line, end_line, signature FROM graph_definitions "
+                f"WHERE path IN ({marks}) ORDER BY rowid", part)
+            for path, *fields in rows:
+                out.setdefault(path, []).append(Definition(*fields))
+        if top_level_names is not None:
+            wanted = set(top_level_names)
+            out = {p: [d for d in defs if (d.name in wanted and not d.container)
+                       or d.container.split(".")[0] in wanted] for p, defs in out.items()}
+        return out
+
+    def graph_imports(self, path: str) -> list[Import]:
+        return [Import(*r) for r in self.db.execute(
+            "SELECT kind, module, name, alias, line FROM graph_imports WHERE path = ? ORDER BY rowid", (path,))]
+
+    def graph_packages(self, paths: Iterable[str]) -> dict[str, str]:
+        """The package name each file declares (Go, Java)."""
+        out: dict[str, str] = {}
+        for part, marks in _batches(list(paths)):
+            out.update(self.db.execute(f"SELECT path, package FROM graph_files WHERE path IN ({marks})", part))
+        return out
 
     def definitions_of(self, names: list[str]) -> list[tuple[str, int, str]]:
         """(name, chunk id, signature) of every definition named one of `names`, in the order of `names`."""
@@ -497,6 +589,12 @@ _COLUMN_TYPES = {
     "symbols": {"name": "text", "qualified": "text", "kind": "text", "path": "text", "line": "integer",
                 "signature": "text", "chunk_id": "integer"},
     "embeddings": {"model": "text", "text_hash": "text", "vector": "blob"},
+    "graph_files": {"path": "text", "language": "text", "package": "text", "has_exports": "integer",
+                    "exports": "text"},
+    "graph_definitions": {"path": "text", "name": "text", "container": "text", "kind": "text",
+                          "start_line": "integer", "end_line": "integer", "signature": "text"},
+    "graph_imports": {"path": "text", "kind": "text", "module": "text", "name": "text", "alias": "text",
+                      "line": "integer"},
 }
 
 

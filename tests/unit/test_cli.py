@@ -10,7 +10,7 @@ import pytest
 from lsp_server.cli import main
 
 CONTEXT_KEYS = {"path", "line", "col", "budget_tokens", "prompt_tokens", "template", "parts"}
-PART_KEYS = {"kind", "path", "start_line", "end_line", "text", "tokens"}
+PART_KEYS = {"kind", "reason", "path", "start_line", "end_line", "text", "tokens"}
 # shop/checkout.py line 14 is "    return ": the cursor sits after it (1-based column 12).
 CURSOR = "shop/checkout.py:14:12"
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from lsp_server.cli import main
+from retrieval.store import SCHEMA_VERSION
 from tests.fixtures.gguf_builder import write_tiny_gguf
 
 
@@ -73,7 +74,7 @@ def test_doctor_on_a_missing_truncated_or_unpulled_model_and_an_old_index(indexe
     status, checks = _doctor(capsys, "--model", str(truncated), "--no-embedder")
     assert status == 1 and checks["model loads"]["status"] == "FAIL"
     assert "cannot load model" in checks["model loads"]["detail"]
-    assert "schema 1, this code-kb uses 3" in checks[f"index {indexed / '.code-kb'}"]["detail"]
+    assert f"schema 1, this code-kb uses {SCHEMA_VERSION}" in checks[f"index {indexed / '.code-kb'}"]["detail"]
     monkeypatch.setenv("CODE_KB_MODELS", str(tmp_path / "models"))
     status, checks = _doctor(capsys, "--model", "qwen2.5-coder-1.5b", "--no-embedder")
     assert checks["model file"]["status"] == "FAIL"

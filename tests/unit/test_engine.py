@@ -29,6 +29,8 @@ class FixedSnippet:
     text: str
     start_line: int
     end_line: int
+    prompt_kind: str = "snippet"
+    reason: str = "fixed"
 
 
 class FixedSource:
@@ -92,7 +94,7 @@ def test_tight_budget_cuts_at_line_boundaries(completer: Completer):
     assert long_source.split("\n")[prefix.start_line] == prefix.text.split("\n")[0]
     d = prompt.to_dict("big.py", 409, 12)
     assert set(d) == {"path", "line", "col", "budget_tokens", "prompt_tokens", "template", "parts"}
-    assert all(set(p) == {"kind", "path", "start_line", "end_line", "text", "tokens"} for p in d["parts"])
+    assert all(set(p) == {"kind", "reason", "path", "start_line", "end_line", "text", "tokens"} for p in d["parts"])
 
 
 def test_completion_is_generated_within_limits_and_reuses_the_kv_cache(completer: Completer):

@@ -32,7 +32,10 @@ def test_snippets_fuse_both_probes_and_keep_the_lexical_only_hit(tiny_repo: Path
     index = CodeIndex(tiny_repo, IndexConfig(), embedder=minilm)
     index.reindex()
     source = "from shop.cart import Cart\n\n\ndef quote(cart: Cart, zone: str) -> float:\n    fee = computeShippingCost("
-    snippets = index.snippets("shop/quote.py", source, len(source), limit=4)
+    found = index.snippets("shop/quote.py", source, len(source), limit=4)
+    # The needs probe's signatures and outlines come first (Cart, which the file imports), then chunks.
+    assert [s.name for s in found if s.prompt_kind == "outline"] == ["Cart"]
+    snippets = [s for s in found if s.prompt_kind == "snippet"]
     assert len(snippets) == 4
     shipping = next(s for s in snippets if s.path == "shop/shipping.py")
     assert "lexical" in shipping.reason

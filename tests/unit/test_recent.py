@@ -28,7 +28,7 @@ def test_recent_edits_enter_the_prompt_ahead_of_retrieval_without_duplicates():
     units = FixedSnippet("lib/units.py", "CM_PER_INCH = 2.54\n", 0, 0)
     source = WithRecentEdits(FixedSource(shifted, units), recent)
     found = source.snippets("calc/shapes.py", SOURCE, CURSOR)
-    assert [(s.path, getattr(s, "prompt_kind", "snippet")) for s in found] == [
+    assert [(s.path, s.prompt_kind) for s in found] == [
         ("lib/geometry.py", "recent"), ("lib/units.py", "snippet")]
     prompt, _ = Completer(EngineConfig()).prompt("calc/shapes.py", SOURCE, CURSOR, source, "demo")
     assert [p.kind for p in prompt.parts if p.path != "calc/shapes.py"] == ["snippet", "recent"]  # best last

@@ -1,0 +1,597 @@
+"""The "needs" probe: definitions the code at the cursor can reach and is likely to use next.
+
+Similar code is what the dense and lexical probes find; what a completion most often lacks is the
+signature of the function, class or constant it is about to call, defined in another file, before
+its name is even typed. This probe answers from the repository symbol graph (graph.py) and the
+buffer as it is now:
+
+- the names the file imports (resolved to files of the repository, re-exports followed), the
+  members of modules it imports whole, the names of its own Go or Java package, and what star
+  imports and `#include`s bring;
+- at a receiver (`mod.`, `Cls.`, `self.`, `this.`, `x.` where `x` was annotated or constructed
+  with a known class, `pkg::`), that receiver's members first, and for `self.`/`this.` the
+  enclosing class's bases;
+- each ranked by how near the cursor and how recently it is mentioned.
+
+Functions and constants are rendered as signatures, classes, structs, traits and interfaces as
+outlines (header, fields, constructor and method signatures), so that many fit a small budget.
+Work is bounded: re-export chains are followed `MAX_DEPTH` deep and `MAX_FANOUT` wide, outlines
+and the number of results are capped.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Iterable, Protocol
+
+from .graph import Definition, FileGraph, Import, extract
+from .resolve import ModuleResolver, Target
+
+log = logging.getLogger(__name__)
+
+MAX_DEPTH = 6  # re-export hops followed to find where a name is defined
+MAX_FANOUT = 24  # star imports followed from one file
+MAX_UNITS = 64  # signatures and outlines offered for one cursor
+MAX_OUTLINE_MEMBERS = 40
+MENTION_WINDOW_LINES = 240  # mentions this far from the cursor (a quarter of it below) are not counted
+OUTLINE_PART_MEMBERS = 24  # a larger class's outline continues in further parts, ranked lower
+
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# The receiver just before the cursor: `a.b.`, `pkg::`, `p->`, with a partly typed member after it.
+_RECEIVER = re.compile(r"([A-Za-z_][\w]*(?:\s*(?:\.|::|->)\s*[A-Za-z_]\w*)*)\s*(?:\?\.|\.|::|->)\s*(\w*)$")
+# Where a local's type shows: `x: Foo`, `x = Foo(`, `x := &pkg.Foo{`, `let x = Foo::new(`, `Foo x =`.
+_ANNOTATED = re.compile(r"\b([A-Za-z_]\w*)\s*:\s*(?:&\s*(?:mut\s+)?)?((?:[A-Za-z_]\w*(?:\.|::))*[A-Z]\w*)")
+_CONSTRUCTED = re.compile(r"\b([A-Za-z_]\w*)\s*(?::=|=)\s*(?:new\s+|&)?((?:[A-Za-z_]\w*(?:\.|::))*[A-Z]\w*)\s*(?:\(|\{|::|<)")
+_DECLARED = re.compile(r"\b((?:[A-Za-z_]\w*(?:\.|::))*[A-Z]\w*)(?:<[^<>;()]*>)?\s*[*&]?\s+([a-z_]\w*)\s*[=;,)]")
+_GO_PARAM = re.compile(r"\b([a-z_]\w*)\s+\*?((?:[A-Za-z_]\w*\.)?[A-Z]\w*)\s*[,)]")
+_SELF = frozenset({"self", "this", "Self", "cls"})
+_NOT_BASES = frozenset({"class", "struct", "interface", "extends", "implements", "public", "private", "protected",
+                        "abstract", "final", "export", "default", "object", "metaclass", "virtual", "static",
+                        "sealed", "type", "pub", "trait", "impl", "for", "where", "enum", "record", "Generic",
+                        "Protocol", "ABC", "Exception", "BaseException", "Enum", "NamedTuple", "TypedDict"})
+
+
+class GraphSource(Protocol):
+    """The index's side of the probe: file graphs as indexed, and the file set for resolution."""
+
+    def graph_of(self, path: str) -> FileGraph | None: ...
+
+    def resolver(self) -> ModuleResolver: ...
+
+
+@dataclass(frozen=True)
+class NeedSnippet:
+    """A signature or an outline, offered to the prompt ahead of retrieved chunks. Lines 0-based."""
+
+    path: str
+    text: str
+    start_line: int
+    end_line: int
+    score: float
+    kind: str  # the definition's kind: function, class, type, constant...
+    name: str
+    chunk_id: int = -1
+    reason: str = "needs"
+    prompt_kind: str = "signature"  # "outline" for a class-like definition with its members
+
+
+@dataclass
+class _Unit:
+    path: str
+    top: Definition  # the top-level definition (a class for an outline)
+    score: float = 0.0
+    members: dict[str, float] = field(default_factory=dict)  # member name -> score
+    full: bool = False  # every member (in ranked parts), not only the constructor and those asked for
+
+
+class NeedsProbe:
+    """One probe per index; call `snippets` per cursor (cheap: one parse of the buffer)."""
+
+    def __init__(self, source: GraphSource) -> None:
+        self.source = source
+        self._parsed: OrderedDict[tuple[str, int], FileGraph | None] = OrderedDict()
+
+    def snippets(self, path: str, buffer: str, offset: int, limit: int = MAX_UNITS) -> list[NeedSnippet]:
+        graph = self._buffer_graph(path, buffer, offset)
+        if graph is None:
+            return []
+        return _Query(self.source, path, buffer, offset, graph).run(limit)
+
+    def _buffer_graph(self, path: str, buffer: str, offset: int) -> FileGraph | None:
+        """The buffer's graph, parsed with the cursor's line left blank: the line being typed is
+        unfinished (an open bracket there would swallow the rest of the file into one syntax
+        error), and every keystroke on it then reuses one parse. The last few are kept."""
+        line_start = buffer.rfind("\n", 0, offset) + 1
+        line_end = buffer.find("\n", offset)
+        text = buffer[:line_start] + (buffer[line_end:] if line_end != -1 else "")
+        key = (path, hash(text))
+        if key in self._parsed:
+            self._parsed.move_to_end(key)
+            return self._parsed[key]
+        graph = extract(path, text)
+        self._parsed[key] = graph
+        while len(self._parsed) > 8:
+            self._parsed.popitem(last=False)
+        return graph
+
+
+class _Query:
+    def __init__(self, source: GraphSource, path: str, buffer: str, offset: int, graph: FileGraph) -> None:
+        self.source = source
+        self.path = path
+        self.buffer = buffer
+        self.offset = max(0, min(offset, len(buffer)))
+        self.graph = graph
+        self.lang = graph.language
+        self.resolver = source.resolver()
+        self.cursor_line = buffer.count("\n", 0, self.offset)
+        self.units: dict[tuple[str, str], _Unit] = {}
+        self._mentions, self._attributes = self._count_mentions()
+        self._bindings: dict[str, list[Target]] | None = None
+
+    # -- the buffer ---------------------------------------------------------------------------------
+    def _count_mentions(self) -> tuple[dict[str, float], dict[str, float]]:
+        """How much each identifier (and each `.name` attribute) is mentioned, nearer the cursor and
+        before it weighing more; import lines do not count."""
+        import_lines = {i.line for i in self.graph.imports}
+        mentions: dict[str, float] = {}
+        attributes: dict[str, float] = {}
+        lines = self.buffer.split("\n")
+        first = max(0, self.cursor_line - MENTION_WINDOW_LINES)
+        last = min(len(lines), self.cursor_line + MENTION_WINDOW_LINES // 4)
+        for n in range(first, last):
+            if n in import_lines:
+                continue
+            line = lines[n]
+            if n == self.cursor_line:
+                line = line[: self.offset - (self.buffer.rfind("\n", 0, self.offset) + 1)]
+            distance = abs(self.cursor_line - n)
+            weight = (1.0 if n <= self.cursor_line else 0.5) / (1.0 + distance / 8.0)
+            for m in _IDENT.finditer(line):
+                name = m.group(0)
+                mentions[name] = mentions.get(name, 0.0) + weight
+                start = m.start()
+                if start and line[start - 1] == "." or line[max(0, start - 2):start] in ("::", "->"):
+                    attributes[name] = attributes.get(name, 0.0) + weight
+        return mentions, attributes
+
+    def mention(self, name: str) -> float:
+        return self._mentions.get(name, 0.0)
+
+    # -- resolution ---------------------------------------------------------------------------------
+    @property
+    def bindings(self) -> dict[str, list[Target]]:
+        """Each name the file's imports bind -> what it refers to."""
+        if self._bindings is None:
+            self._bindings = {}
+            for imp in self.graph.imports:
+                targets = self.resolver.resolve(self.path, self.lang, imp)
+                if not targets:
+                    continue
+                names = [imp.binding]
+                if self.lang == "go" and imp.kind == "module" and not imp.alias:
+                    # A Go package is used by its declared name, which may differ from its folder's.
+                    packages = {self.source.graph_of(t.path).package for t in targets[:1]
+                                if self.source.graph_of(t.path) is not None}
+                    names = [p for p in packages if p] or names
+                for name in names:
+                    if name:
+                        self._bindings.setdefault(name, []).extend(targets)
+        return self._bindings
+
+    def definitions_named(self, path: str, name: str, depth: int = 0,
+                          seen: set[tuple[str, str]] | None = None) -> list[tuple[str, Definition]]:
+        """Where `name`, as seen from file `path`, is defined: in the file, or through its imports."""
+        seen = seen if seen is not None else set()
+        if depth > MAX_DEPTH or (path, name) in seen:
+            return []
+        seen.add((path, name))
+        graph = self.source.graph_of(path)
+        if graph is None:
+            return []
+        if name == "default":  # `export default class K`
+            found = [d for d in graph.definitions if not d.container and d.signature.startswith("export default")]
+        else:
+            found = graph.top_level(name)
+        if found:
+            return [(path, d) for d in found[:2]]
+        out: list[tuple[str, Definition]] = []
+        fanout = 0
+        for imp in graph.imports:
+            if imp.kind == "star" or imp.kind == "include" or imp.binding == name:
+                if fanout >= MAX_FANOUT:
+                    break
+                fanout += 1
+                for target in self.resolver.resolve(path, graph.language, imp):
+                    if target.name == "*":
+                        exports = self.exports_of(target.path)
+                        if exports is not None and name not in exports:
+                            continue
+                        out += self.definitions_named(target.path, name, depth + 1, seen)
+                    elif target.name:
+                        out += self.definitions_named(target.path, target.name, depth + 1, seen)
+                if out:
+                    return out
+        return out
+
+    def exports_of(self, path: str) -> tuple[str, ...] | None:
+        graph = self.source.graph_of(path)
+        return graph.exports if graph is not None else None
+
+    def module_members(self, targets: Iterable[Target]) -> list[tuple[str, Definition]]:
+        """The public top-level definitions of module targets (and what their star imports bring, one hop)."""
+        out: list[tuple[str, Definition]] = []
+        for target in list(targets)[:MAX_FANOUT]:
+            graph = self.source.graph_of(target.path)
+            if graph is None:
+                continue
+            exports = graph.exports
+            for d in graph.definitions:
+                if not d.container and _public(d, graph.language) and (exports is None or d.name in exports):
+                    out.append((target.path, d))
+            if exports is not None:  # an `__init__.py` re-exporting by `__all__`: follow the names
+                defined = {d.name for _, d in out}
+                for name in exports:
+                    if name not in defined:
+                        out += self.definitions_named(target.path, name)
+            else:
+                for imp in graph.imports[:MAX_FANOUT]:
+                    if imp.kind == "name" and target.path.rsplit("/", 1)[-1] in ("__init__.py", "index.ts",
+                                                                                  "index.js", "mod.rs", "lib.rs"):
+                        out += self.definitions_named(target.path, imp.binding)
+        return out
+
+    def resolve_type(self, dotted: str) -> list[tuple[str, Definition]]:
+        """A type written as `Foo`, `mod.Foo` or `crate::a::Foo`, as seen from the buffer."""
+        parts = [p for p in re.split(r"\.|::", dotted) if p]
+        if not parts:
+            return []
+        head, last = parts[0], parts[-1]
+        targets = self.bindings.get(head)
+        if targets is not None:
+            if len(parts) == 1:
+                return self._named_targets(targets)
+            for path, d in self.module_members(targets):
+                if d.name == last:
+                    return [(path, d)]
+            return [(p, d) for t in targets for p, d in self.definitions_named(t.path, last)][:2]
+        for path in self.resolver.package_files(self.path, self.lang) + self._star_files():
+            graph = self.source.graph_of(path)
+            if graph is not None and graph.top_level(last):
+                return [(path, d) for d in graph.top_level(last)[:1]]
+        return []
+
+    def _named_targets(self, targets: list[Target]) -> list[tuple[str, Definition]]:
+        out: list[tuple[str, Definition]] = []
+        for t in targets:
+            if t.name and t.name != "*":
+                out += self.definitions_named(t.path, t.name)
+        return out
+
+    def _star_files(self) -> list[str]:
+        out: list[str] = []
+        for imp in self.graph.imports:
+            if imp.kind in ("star", "include"):
+                out += [t.path for t in self.resolver.resolve(self.path, self.lang, imp)]
+        return out[:MAX_FANOUT]
+
+    # -- candidates ---------------------------------------------------------------------------------
+    def add(self, path: str, d: Definition, score: float, member_score: float | None = None,
+            full: bool = False) -> None:
+        """Count `d` (a top-level definition, or a member: then its container's outline) as needed."""
+        if path == self.path:
+            return  # the buffer itself: the prompt shows the code around the cursor
+        top_name = d.container.split(".")[0] if d.container else d.name
+        key = (path, top_name)
+        unit = self.units.get(key)
+        if unit is None:
+            top = d
+            if d.container:
+                graph = self.source.graph_of(path)
+                top = next((t for t in (graph.top_level(top_name) if graph else []) if _is_container(t)), None)
+                if top is None:
+                    # A method of a Go or Rust type declared elsewhere, or of a C++ class: the member alone.
+                    key = (path, d.qualified)
+                    unit = self.units.setdefault(key, _Unit(path, d))
+                    unit.score = max(unit.score, score)
+                    return
+            unit = self.units.setdefault(key, _Unit(path, top))
+        unit.score = max(unit.score, score)
+        unit.full = unit.full or full or (_is_container(unit.top) and self.mention(unit.top.name) >= 0.25)
+        if d.container:
+            unit.members[d.name] = max(unit.members.get(d.name, 0.0), member_score if member_score is not None
+                                       else score)
+
+    def run(self, limit: int) -> list[NeedSnippet]:
+        self._receiver()
+        self._imports()
+        self._package()
+        ranked = sorted(self.units.values(), key=lambda u: (-u.score, u.path, u.top.start_line))[:limit]
+        out = [snippet for unit in ranked for snippet in self._render(unit)]
+        out.sort(key=lambda s: -s.score)  # an outline's continuations rank below its first part
+        return out[:limit]
+
+    def _receiver(self) -> None:
+        """The members of what stands just before the cursor (`x.`), first of all."""
+        line_start = self.buffer.rfind("\n", 0, self.offset) + 1
+        m = _RECEIVER.search(self.buffer[line_start:self.offset])
+        if m is None:
+            return
+        chain = [p for p in re.split(r"\s*(?:\.|::|->)\s*", m.group(1)) if p]
+        partial = m.group(2)
+        for path, d in self._receiver_targets(chain)[:8]:
+            self._add_members(path, d, partial, base=100.0)
+
+    def _receiver_targets(self, chain: list[str]) -> list[tuple[str, Definition]]:
+        head = chain[0]
+        if head in _SELF:
+            found: list[tuple[str, Definition]] = []
+            enclosing = self._enclosing_type()
+            if enclosing is not None:
+                for base in _bases(enclosing):
+                    found += self.resolve_type(base)
+                if len(chain) > 1:
+                    return self._follow(found, chain[1:])
+            return found
+        if head in self.bindings:
+            targets = self.bindings[head]
+            if len(chain) == 1:
+                named = self._named_targets(targets)
+                if named:
+                    return named
+                return [(t.path, _ModuleMarker) for t in targets if not t.name or t.name == "*"]
+            return self._follow_module(targets, chain[1:])
+        local = self._local_type(head)
+        if local is not None:
+            return self._follow(self.resolve_type(local), chain[1:])
+        typed = self.resolve_type(head)
+        if typed:
+            return self._follow(typed, chain[1:])
+        return self._by_attributes(head)
+
+    def _follow_module(self, targets: list[Target], rest: list[str]) -> list[tuple[str, Definition]]:
+        """`mod.sub.Cls.` -> Cls; `mod.sub.` -> the submodule's members."""
+        name = rest[0]
+        for t in targets:
+            sub = self.resolver.resolve(t.path, self.lang, Import("name", _module_of(t.path, self.lang), name))
+            subs = [s for s in sub if not s.name]
+            if subs:
+                return [(s.path, _ModuleMarker) for s in subs] if len(rest) == 1 else \
+                    self._follow_module(subs, rest[1:])
+        members = [(p, d) for p, d in self.module_members(targets) if d.name == name]
+        return self._follow(members, rest[1:])
+
+    def _follow(self, found: list[tuple[str, Definition]], rest: list[str]) -> list[tuple[str, Definition]]:
+        """Attribute chains on a class: `Cls.Inner.`; anything else is not followed (types of fields
+        and return values are not known here)."""
+        for name in rest:
+            nxt = []
+            for path, d in found:
+                graph = self.source.graph_of(path)
+                if graph is None:
+                    continue
+                nxt += [(path, m) for m in graph.definitions if m.container == d.qualified and m.name == name
+                        and _is_container(m)]
+            found = nxt
+        return found
+
+    def _add_members(self, path: str, d: Definition, partial: str, base: float) -> None:
+        if d is _ModuleMarker:
+            for mpath, member in self.module_members([Target(path, "")]):
+                bonus = 10.0 if partial and member.name.startswith(partial) else 0.0
+                self.add(mpath, member, base + bonus + 2 * self.mention(member.name))
+            return
+        graph = self.source.graph_of(path)
+        members = [m for m in (graph.definitions if graph else []) if m.container == d.qualified]
+        self.add(path, d, base, full=True)
+        for member in members:
+            bonus = 10.0 if partial and member.name.startswith(partial) else 0.0
+            self.add(path, member, base, base + bonus + self._attributes.get(member.name, 0.0), full=True)
+        # A class's own members first, then its bases' (one level: bounded).
+        if _is_container(d):
+            for name in _bases(d)[:4]:
+                for bpath, bdef in self._resolve_from(path, name):
+                    self._add_base(bpath, bdef, base / 2)
+
+    def _add_base(self, path: str, d: Definition, score: float) -> None:
+        """A base class of a receiver: all its members, ranked by how the file uses them."""
+        graph = self.source.graph_of(path)
+        self.add(path, d, score, full=True)
+        for member in (graph.definitions if graph else []):
+            if member.container == d.qualified:
+                self.add(path, member, score, score / 10 + self._attributes.get(member.name, 0.0), full=True)
+
+    def _resolve_from(self, path: str, name: str) -> list[tuple[str, Definition]]:
+        """A base class written in file `path`, found through that file's own imports."""
+        last = re.split(r"\.|::", name)[-1]
+        return [(p, d) for p, d in self.definitions_named(path, last) if _is_container(d)][:1]
+
+    def _enclosing_type(self) -> Definition | None:
+        """The class (or the receiver type of the method) around the cursor, in the buffer."""
+        best = None
+        for d in self.graph.definitions:
+            if d.start_line <= self.cursor_line <= d.end_line:
+                if _is_container(d) and (best is None or d.start_line >= best.start_line):
+                    best = d
+                elif d.kind == "method" and d.container and best is None:
+                    owner = next((t for t in self.graph.definitions if t.qualified == d.container), None)
+                    if owner is not None and not (owner.start_line <= self.cursor_line <= owner.end_line):
+                        best = owner  # Go/Rust: a method outside its type's body
+        return best
+
+    def _local_type(self, name: str) -> str | None:
+        """The type a local variable or parameter was last given before the cursor, if the code says."""
+        window = self.buffer[max(0, self.offset - 6000):self.offset]
+        best: tuple[int, str] | None = None
+        for pattern, var_group, type_group in ((_ANNOTATED, 1, 2), (_CONSTRUCTED, 1, 2), (_DECLARED, 2, 1),
+                                               (_GO_PARAM, 1, 2)):
+            for m in pattern.finditer(window):
+                if m.group(var_group) == name and (best is None or m.start() > best[0]):
+                    best = (m.start(), m.group(type_group))
+        return best[1] if best else None
+
+    def _by_attributes(self, receiver: str) -> list[tuple[str, Definition]]:
+        """An untyped receiver: the reachable class that has most of the attributes the file uses on it."""
+        used = set(re.findall(rf"\b{re.escape(receiver)}\s*(?:\.|->)\s*([A-Za-z_]\w*)", self.buffer))
+        if len(used) < 2:
+            return []
+        best: tuple[int, str, Definition] | None = None
+        for path in self._reachable_files():
+            graph = self.source.graph_of(path)
+            if graph is None:
+                continue
+            members: dict[str, set[str]] = {}
+            for d in graph.definitions:
+                if d.container:
+                    members.setdefault(d.container, set()).add(d.name)
+            for container, names in members.items():
+                overlap = len(used & names)
+                if overlap >= 2 and (best is None or overlap > best[0]):
+                    top = next((t for t in graph.definitions if t.qualified == container), None)
+                    if top is not None:
+                        best = (overlap, path, top)
+        return [(best[1], best[2])] if best else []
+
+    def _reachable_files(self) -> list[str]:
+        files: list[str] = []
+        for targets in self.bindings.values():
+            files += [t.path for t in targets]
+        files += self.resolver.package_files(self.path, self.lang) + self._star_files()
+        return list(dict.fromkeys(files))[: MAX_FANOUT * 2]
+
+    def _imports(self) -> None:
+        """What the file imports: named imports by mention, modules' members by `mod.member` mentions."""
+        for binding, targets in self.bindings.items():
+            weight = self.mention(binding)
+            named = self._named_targets(targets)
+            for path, d in named:
+                self.add(path, d, 1.0 + 2.0 * weight)
+            if named:
+                continue
+            module_targets = [t for t in targets if not t.name or t.name == "*"]
+            if not module_targets:
+                continue
+            used = self._module_attributes(binding)
+            for path, d in self.module_members(module_targets)[:400]:
+                mentioned = used.get(d.name, 0.0)
+                self.add(path, d, (1.0 + 2.0 * mentioned) if mentioned else 0.2 + 0.1 * min(weight, 5.0))
+        for path in self._star_files():
+            self._names_in(path, 0.9, 0.05)
+
+    def _module_attributes(self, binding: str) -> dict[str, float]:
+        """`binding.member` mentions, weighted like other mentions."""
+        out: dict[str, float] = {}
+        pattern = re.compile(rf"\b{re.escape(binding)}\s*(?:\.|::)\s*([A-Za-z_]\w*)")
+        lines = self.buffer.split("\n")
+        for n, line in enumerate(lines):
+            if binding not in line:
+                continue
+            distance = abs(self.cursor_line - n)
+            weight = (1.0 if n <= self.cursor_line else 0.5) / (1.0 + distance / 8.0)
+            for m in pattern.finditer(line if n != self.cursor_line else line[: self.offset - (
+                    self.buffer.rfind("\n", 0, self.offset) + 1)]):
+                out[m.group(1)] = out.get(m.group(1), 0.0) + weight
+        return out
+
+    def _package(self) -> None:
+        """Go and Java: the other files of the package, whose names need no import."""
+        for path in self.resolver.package_files(self.path, self.lang)[:MAX_FANOUT * 4]:
+            self._names_in(path, 1.0, 0.05)
+
+    def _names_in(self, path: str, mentioned_base: float, unmentioned: float) -> None:
+        """Names a file brings without naming them (a star import, an include, the package)."""
+        graph = self.source.graph_of(path)
+        if graph is None:
+            return
+        exports = graph.exports
+        for d in graph.definitions:
+            if d.container or not _public(d, graph.language) or (exports is not None and d.name not in exports):
+                if d.container and self.mention(d.container.split(".")[0]) and self._attributes.get(d.name):
+                    self.add(path, d, mentioned_base + self.mention(d.container.split(".")[0]),
+                             mentioned_base + 2.0 * self._attributes[d.name])
+                continue
+            weight = self.mention(d.name)
+            self.add(path, d, mentioned_base + 2.0 * weight if weight else unmentioned)
+
+    # -- rendering ----------------------------------------------------------------------------------
+    def _render(self, unit: _Unit) -> list[NeedSnippet]:
+        """A signature, or an outline in one or more parts: the first holds the members that rank
+        highest (the constructor and fields come first among equals), the rest follow in parts of
+        OUTLINE_PART_MEMBERS, each under the class's header again, ranked lower."""
+        top = unit.top
+        if not _is_container(top):
+            text = top.signature
+            return [NeedSnippet(unit.path, text.rstrip() + "\n", top.start_line, top.start_line + text.count("\n"),
+                                unit.score, top.kind, top.qualified)]
+        graph = self.source.graph_of(unit.path)
+        members = [m for m in (graph.definitions if graph else []) if m.container == top.qualified]
+        ranked = sorted(members, key=lambda m: (-unit.members.get(m.name, 0.0), not _is_constructor(m),
+                                                m.kind != "field", m.start_line))
+        if unit.full:
+            parts = [ranked[i:i + OUTLINE_PART_MEMBERS] for i in range(0, len(ranked), OUTLINE_PART_MEMBERS)]
+        else:  # reached only as a name: how to make one, and what was asked of it
+            has_constructor = any(_is_constructor(m) for m in members)
+            parts = [[m for m in ranked if _is_constructor(m) or unit.members.get(m.name, 0.0) > 0
+                      or (m.kind == "field" and not has_constructor)][:OUTLINE_PART_MEMBERS]]
+        closing = ""
+        if self.lang_of(unit.path) != "python" and top.signature.rstrip().endswith("{"):
+            closing = top.signature[: len(top.signature) - len(top.signature.lstrip())] + "}"
+        out = []
+        for n, part in enumerate(parts or [[]]):
+            lines = [top.signature]
+            last_line = -1
+            for m in sorted(part, key=lambda m: m.start_line):
+                if m.start_line <= last_line and m.signature in lines[-1]:
+                    continue  # on a line already shown
+                lines.append(m.signature)
+                last_line = m.start_line + m.signature.count("\n")
+            if closing:
+                lines.append(closing)
+            score = unit.score if n == 0 else unit.score / (2 * n)
+            out.append(NeedSnippet(unit.path, "\n".join(lines).rstrip() + "\n", top.start_line, top.end_line, score,
+                                   top.kind, top.qualified if n == 0 else f"{top.qualified} ({n + 1})",
+                                   prompt_kind="outline"))
+        return out
+
+    def lang_of(self, path: str) -> str:
+        graph = self.source.graph_of(path)
+        return graph.language if graph is not None else ""
+
+
+# A stand-in definition for "the module itself" in receiver chains.
+_ModuleMarker = Definition("<module>", "", "module", 0, 0, "")
+
+
+def _is_container(d: Definition) -> bool:
+    return d.kind in ("class", "type", "namespace") and d.signature.rstrip().endswith(("{", ":"))
+
+
+def _is_constructor(d: Definition) -> bool:
+    return d.name in ("__init__", "constructor", "new") or d.name == d.container.rsplit(".", 1)[-1]
+
+
+def _public(d: Definition, language: str) -> bool:
+    if language == "python":
+        return not d.name.startswith("_") or d.name.startswith("__") and d.name.endswith("__")
+    if language == "go":
+        return d.name[:1].isupper()
+    return True
+
+
+def _bases(d: Definition) -> list[str]:
+    """The names a class header lists after its own name: bases, interfaces, traits."""
+    line = next((ln for ln in d.signature.split("\n") if d.name in ln), d.signature)
+    rest = line[line.find(d.name) + len(d.name):].split("{")[0]
+    names = re.findall(r"[A-Za-z_][\w.]*(?:::[A-Za-z_]\w*)*", rest)
+    return [n for n in names if n not in _NOT_BASES and (n[:1].isupper() or "." in n or "::" in n)][:6]
+
+
+def _module_of(path: str, language: str) -> str:
+    """A module spelled so that resolving a name in it finds its submodules (Python: relative)."""
+    if language == "python":
+        return "." if path.endswith("__init__.py") else "." + path.rsplit("/", 1)[-1].removesuffix(".py")
+    return "./" + path.rsplit("/", 1)[-1]
+

@@ -1,0 +1,286 @@
+"""The repository symbol graph and the needs probe, on small real multi-file repositories, one per
+language, with the real tree-sitter grammars (and the 16-dim hash embedder: not about embeddings)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from retrieval import CodeIndex, IndexConfig
+from retrieval.graph import MAX_DEFINITIONS, extract
+from tests.fixtures.hash_embedder import HashEmbedder
+
+CURSOR = "<|>"
+
+REPOS: dict[str, dict[str, str]] = {
+    "python": {
+        "shop/__init__.py": 'from .models import Order\n__all__ = ["Order"]\n',
+        "shop/models.py": (
+            "class Base:\n"
+            "    def save(self, force: bool = False) -> None:\n"
+            "        pass\n"
+            "\n"
+            "\n"
+            "class Order(Base):\n"
+            "    status: str = 'new'\n"
+            "\n"
+            "    def __init__(self, sku: str, quantity: int) -> None:\n"
+            "        self.sku = sku\n"
+            "        self.quantity = quantity\n"
+            "\n"
+            "    def ship(self, carrier: str) -> bool:\n"
+            "        return True\n"
+        ),
+        "shop/pricing.py": (
+            '__all__ = ["apply_discount"]\n'
+            "TAX_RATE = 0.2\n"
+            "\n"
+            "def apply_discount(amount: float, percent: float) -> float:\n"
+            "    return amount * (1 - percent / 100)\n"
+            "\n"
+            "def _internal(x):\n"
+            "    return x\n"
+        ),
+        "app.py": (
+            "from shop import Order\n"
+            "from shop.pricing import *\n"
+            "import shop.pricing as pricing\n"
+            "\n"
+            "def main():\n"
+            "    order = Order('x', 2)\n"
+            "    total = <|>\n"
+        ),
+    },
+    "javascript": {
+        "lib/index.js": "export * from './math.js';\nexport { default as Stack } from './stack.js';\n",
+        "lib/math.js": "export function addAll(values, start = 0) {\n  return values.reduce((a, b) => a + b, start);\n}\n",
+        "lib/stack.js": "export default class Stack {\n  constructor(limit) { this.items = []; }\n  push(item) { this.items.push(item); }\n}\n",
+        "app.js": "import { addAll, Stack } from './lib/index.js';\nconst s = new Stack(3);\nconst n = <|>\n",
+    },
+    "typescript": {
+        "src/shapes/index.ts": "export * from './circle';\n",
+        "src/shapes/circle.ts": (
+            "export class Circle {\n"
+            "  constructor(public radius: number) {}\n"
+            "  area(): number { return Math.PI * this.radius ** 2; }\n"
+            "}\n"
+            "export interface Shape { name: string; perimeter(): number }\n"
+        ),
+        "src/main.ts": "import { Circle } from './shapes';\nconst c = new Circle(2);\nconsole.log(c.<|>);\n",
+    },
+    "tsx": {
+        "src/theme.ts": "export const PRIMARY_COLOR = '#336699';\nexport function spacing(n: number): string { return `${n * 4}px`; }\n",
+        "src/Button.tsx": (
+            "import { PRIMARY_COLOR, spacing } from './theme';\n"
+            "export function Button() {\n"
+            "  return <button style={{ padding: <|> }} />;\n"
+            "}\n"
+        ),
+    },
+    "go": {
+        "go.mod": "module example.com/shop\n\ngo 1.21\n",
+        "cart/cart.go": (
+            "package cart\n\n"
+            "type Cart struct {\n\tItems []Item\n\tOwner string\n}\n\n"
+            "func (c *Cart) Total() float64 {\n\treturn 0\n}\n\n"
+            "func New(owner string) *Cart {\n\treturn &Cart{Owner: owner}\n}\n"
+        ),
+        "cart/item.go": "package cart\n\n// Item is one line of a cart.\ntype Item struct {\n\tSKU   string\n\tPrice float64\n}\n\nfunc Sum(items []Item) float64 {\n\treturn 0\n}\n",
+        "main.go": 'package main\n\nimport "example.com/shop/cart"\n\nfunc main() {\n\tc := cart.New("me")\n\t_ = cart.<|>\n}\n',
+    },
+    "rust": {
+        "Cargo.toml": '[package]\nname = "geo"\nversion = "0.1.0"\n',
+        "src/lib.rs": "pub mod geometry;\nuse crate::geometry::{Point, distance as dist};\n\npub fn run() {\n    let p = Point::<|>\n}\n",
+        "src/geometry/mod.rs": "pub mod point;\npub use self::point::Point;\n\npub fn distance(a: &Point, b: &Point) -> f64 {\n    0.0\n}\n",
+        "src/geometry/point.rs": (
+            "pub struct Point {\n    pub x: f64,\n    pub y: f64,\n}\n\n"
+            "impl Point {\n    pub fn new(x: f64, y: f64) -> Self {\n        Point { x, y }\n    }\n"
+            "    pub fn norm(&self) -> f64 {\n        0.0\n    }\n}\n"
+        ),
+    },
+    "java": {
+        "src/main/java/com/acme/model/User.java": (
+            "package com.acme.model;\n\n"
+            "public class User {\n"
+            "    private final String name;\n"
+            "    public User(String name) { this.name = name; }\n"
+            "    public String getName() { return name; }\n"
+            "}\n"
+        ),
+        "src/main/java/com/acme/App.java": (
+            "package com.acme;\n\nimport com.acme.model.User;\n\n"
+            "public class App {\n    public static void main(String[] args) {\n"
+            '        User u = new User("x");\n        System.out.println(u.<|>);\n    }\n}\n'
+        ),
+    },
+    "c": {
+        "include/geo.h": (
+            "#ifndef GEO_H\n#define GEO_H\n"
+            "struct point { double x; double y; };\n"
+            "double point_distance(const struct point *a, const struct point *b);\n"
+            "#endif\n"
+        ),
+        "src/geo.c": '#include "geo.h"\ndouble point_distance(const struct point *a, const struct point *b) { return 0; }\n',
+        "src/main.c": (
+            '#include <stdio.h>\n#include "../include/geo.h"\n\n'
+            "int main(void) {\n    struct point a = {0, 0}, b = {3, 4};\n    double d = <|>\n    return 0;\n}\n"
+        ),
+    },
+    "cpp": {
+        "include/shapes/circle.hpp": (
+            "#pragma once\nnamespace shapes {\n"
+            "class Circle {\n public:\n  explicit Circle(double radius);\n  double area() const;\n"
+            " private:\n  double radius_;\n};\n}  // namespace shapes\n"
+        ),
+        "src/circle.cpp": '#include "shapes/circle.hpp"\nnamespace shapes {\ndouble Circle::area() const { return 3.14 * radius_ * radius_; }\n}\n',
+        "src/main.cpp": '#include "shapes/circle.hpp"\n\nint main() {\n  shapes::Circle c(2.0);\n  return c.<|>;\n}\n',
+    },
+}
+
+# What the probe must offer at the cursor of each repository: (file, a line the prompt must show).
+EXPECTED: dict[str, list[tuple[str, str]]] = {
+    "python": [("shop/pricing.py", "def apply_discount(amount: float, percent: float) -> float: ..."),
+               ("shop/models.py", "    def ship(self, carrier: str) -> bool: ...")],
+    "javascript": [("lib/math.js", "export function addAll(values, start = 0) { ... }"),
+                   ("lib/stack.js", "  push(item) { ... }")],
+    "typescript": [("src/shapes/circle.ts", "  area(): number { ... }")],
+    "tsx": [("src/theme.ts", "export function spacing(n: number): string { ... }"),
+            ("src/theme.ts", "export const PRIMARY_COLOR = '#336699';")],
+    "go": [("cart/cart.go", "func New(owner string) *Cart { ... }"), ("cart/item.go", "func Sum(items []Item) float64 { ... }")],
+    "rust": [("src/geometry/point.rs", "    pub fn new(x: f64, y: f64) -> Self { ... }")],
+    "java": [("src/main/java/com/acme/model/User.java", "    public String getName() { ... }")],
+    "c": [("include/geo.h", "double point_distance(const struct point *a, const struct point *b);")],
+    "cpp": [("include/shapes/circle.hpp", "  double area() const;")],
+}
+CURRENT = {"python": "app.py", "javascript": "app.js", "typescript": "src/main.ts", "tsx": "src/Button.tsx",
+           "go": "main.go", "rust": "src/lib.rs", "java": "src/main/java/com/acme/App.java", "c": "src/main.c",
+           "cpp": "src/main.cpp"}
+
+
+def _repo(tmp_path: Path, files: dict[str, str]) -> tuple[CodeIndex, dict[str, str]]:
+    root = tmp_path / "repo"
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text.replace(CURSOR, ""), encoding="utf-8")
+    index = CodeIndex(root, IndexConfig(index_dir=tmp_path / "index"), embedder=HashEmbedder())
+    index.reindex()
+    return index, files
+
+
+@pytest.mark.parametrize("language", sorted(REPOS))
+def test_needs_probe_offers_the_definition_before_its_name_is_typed(tmp_path: Path, language: str):
+    index, files = _repo(tmp_path, REPOS[language])
+    current = CURRENT[language]
+    text = files[current]
+    offset = text.index(CURSOR)
+    buffer = text.replace(CURSOR, "")
+    found = index.needs_snippets(current, buffer, offset)
+    shown = {(s.path, line) for s in found for line in s.text.split("\n")}
+    for want in EXPECTED[language]:
+        assert want in shown, (want, [(s.path, s.text) for s in found])
+    assert all(s.reason == "needs" and s.prompt_kind in ("signature", "outline") for s in found)
+    assert all(s.path != current for s in found)  # the prompt shows the current file itself
+    index.close()
+
+
+def test_receiver_members_come_first_and_outlines_show_fields_and_constructor(tmp_path: Path):
+    index, files = _repo(tmp_path, REPOS["python"])
+    buffer = "from shop import Order\n\ndef main(order: Order):\n    order."
+    found = index.needs_snippets("app.py", buffer, len(buffer))
+    first = found[0]
+    assert (first.path, first.prompt_kind, first.name) == ("shop/models.py", "outline", "Order")
+    assert first.text.split("\n")[:2] == ["class Order(Base):", "    status: str = 'new'"]
+    assert "    def __init__(self, sku: str, quantity: int) -> None: ..." in first.text
+    assert "        self.sku = sku" in first.text  # a field the constructor sets
+    # The base class's members follow: `order.save()` is a call of Base.save.
+    assert any(s.name == "Base" and "def save(self, force: bool = False)" in s.text for s in found)
+    index.close()
+
+
+def test_self_reaches_the_bases_of_the_enclosing_class(tmp_path: Path):
+    files = dict(REPOS["python"])
+    files["shop/express.py"] = "from .models import Order\n\nclass Express(Order):\n    def go(self):\n        self.<|>\n"
+    index, _ = _repo(tmp_path, files)
+    text = files["shop/express.py"]
+    found = index.needs_snippets("shop/express.py", text.replace(CURSOR, ""), text.index(CURSOR))
+    assert found[0].name == "Order" and "def ship(self, carrier: str)" in found[0].text
+    index.close()
+
+
+def test_star_imports_honour_all(tmp_path: Path):
+    index, files = _repo(tmp_path, REPOS["python"])
+    buffer = "from shop.pricing import *\n\nx = "
+    names = {s.name for s in index.needs_snippets("app.py", buffer, len(buffer))}
+    assert "apply_discount" in names and "_internal" not in names and "TAX_RATE" not in names
+    index.close()
+
+
+def test_saving_a_file_updates_its_part_of_the_graph(tmp_path: Path):
+    index, files = _repo(tmp_path, REPOS["python"])
+    path = index.root / "shop/pricing.py"
+    path.write_text(path.read_text().replace("percent: float", "percent: float, cap: float = 50.0"))
+    index.update_files([path])
+    buffer = "from shop.pricing import apply_discount\n\nx = "
+    text = "".join(s.text for s in index.needs_snippets("app.py", buffer, len(buffer)))
+    assert "def apply_discount(amount: float, percent: float, cap: float = 50.0) -> float: ..." in text
+    path.unlink()
+    index.update_files([path])
+    assert index.needs_snippets("app.py", buffer, len(buffer)) == []
+    index.close()
+
+
+def test_go_files_of_one_package_see_each_other_without_imports(tmp_path: Path):
+    index, files = _repo(tmp_path, REPOS["go"])
+    buffer = files["cart/cart.go"] + "\nfunc Check() {\n\tvar i "
+    found = index.needs_snippets("cart/cart.go", buffer, len(buffer))
+    assert any(s.path == "cart/item.go" and s.name == "Item" for s in found)
+    index.close()
+
+
+def test_extraction_per_language_names_containers_and_signatures():
+    go = extract("a.go", REPOS["go"]["cart/cart.go"])
+    assert go.package == "cart"
+    assert [(d.qualified, d.kind) for d in go.definitions] == [
+        ("Cart", "type"), ("Cart.Items", "field"), ("Cart.Owner", "field"), ("Cart.Total", "method"),
+        ("New", "function")]
+    rust = extract("lib.rs", REPOS["rust"]["src/lib.rs"].replace(CURSOR, ""))
+    assert [(i.kind, i.module, i.name, i.alias) for i in rust.imports] == [
+        ("module", "self::geometry", "", ""), ("name", "crate::geometry", "Point", ""),
+        ("name", "crate::geometry", "distance", "dist")]
+    java = extract("User.java", REPOS["java"]["src/main/java/com/acme/model/User.java"])
+    assert java.package == "com.acme.model"
+    assert [d.qualified for d in java.definitions] == ["User", "User.name", "User.User", "User.getName"]
+    cpp = extract("c.hpp", REPOS["cpp"]["include/shapes/circle.hpp"])
+    assert [(d.qualified, d.kind) for d in cpp.definitions] == [
+        ("Circle", "class"), ("Circle.Circle", "method"), ("Circle.area", "method"), ("Circle.radius_", "field")]
+    ts = extract("a.ts", "import def, {a as b} from './x';\nexport * as ns from './y';\nconst r = require('./z');\n")
+    assert [(i.kind, i.module, i.binding) for i in ts.imports] == [
+        ("name", "./x", "def"), ("name", "./x", "b"), ("module", "./y", "ns"), ("module", "./z", "r")]
+    assert extract("notes.txt", "anything") is None
+
+
+def test_bad_input_gives_a_partial_graph_and_no_hang(tmp_path: Path):
+    files = {
+        # An import cycle through star imports, an import of a module that does not exist, a file
+        # that does not parse, a re-export chain 300 deep and a generated file with 6,000 exports.
+        "a.py": "from b import *\nfrom nowhere.at.all import thing\n",
+        "b.py": "from a import *\n",
+        "broken.py": "def ok(x):\n    return x\n\ndef broken(:\n  class\n",
+        **{f"chain{i}.py": f"from chain{i + 1} import deep\n" for i in range(300)},
+        "chain300.py": "def deep(): ...\n",
+        "generated.py": "".join(f"CONST_{i} = {i}\n" for i in range(6_000)),
+        "use.py": "from a import *\nfrom chain0 import deep\nimport generated\nfrom broken import ok\n\nx = ",
+    }
+    index, _ = _repo(tmp_path, files)
+    assert [d.name for d in extract("broken.py", files["broken.py"]).definitions][:1] == ["ok"]
+    assert len(extract("generated.py", files["generated.py"]).definitions) == MAX_DEFINITIONS
+    buffer = files["use.py"]
+    t0 = time.perf_counter()
+    found = index.needs_snippets("use.py", buffer, len(buffer))
+    assert time.perf_counter() - t0 < 10  # bounded: not a timing goal, a guard against a hang
+    names = {s.name for s in found}
+    assert "ok" in names and "deep" not in names  # the chain is longer than the depth followed
+    assert len(found) <= 64
+    index.close()
