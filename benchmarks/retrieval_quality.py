@@ -132,7 +132,7 @@ def source_files(root: Path, language: str) -> dict[str, str]:
     return {f.path: f.abs_path.read_text(encoding="utf-8", errors="replace")
             for f in walk(root, 1_000_000) if f.path.endswith(EXTENSIONS[language])
             and not f.path.endswith(".d.ts") and not f.path.endswith("_test.go")
-            and not re.search(r"(^|/)(tests?|examples?|docs?|benches|conftest\.py)(/|$)", f.path)}
+            and not re.search(r"(^|/)(tests?|__tests__|examples?|docs?|benches|conftest\.py)(/|$)", f.path)}
 
 
 def completion_points(root: Path, language: str, n: int, seed: int = 0, before_symbol: bool = True) -> list[Point]:

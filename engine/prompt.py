@@ -243,6 +243,18 @@ class PromptBuilder:
                 needs_room -= header_cost + len(body.tokens)
             needs_room = min(needs_room, remaining)
 
+        # A signature or outline whose whole definition a chosen snippet shows says nothing more.
+        whole = [b for _, b in chosen if b.kind in ("snippet", "recent")]
+        kept = []
+        for header, body in chosen:
+            if body.kind in NEEDS_KINDS and any(
+                    w.path == body.path and w.start_line <= body.start_line and body.end_line <= w.end_line
+                    for w in whole):
+                remaining += sum(len(h.tokens) for h in header) + len(body.tokens)
+                continue
+            kept.append((header, body))
+        chosen = kept
+
         # 3. What is left widens the view of the current file: further back, then further on.
         while p_first > 0 and cost("p", p_first - 1) <= remaining:
             p_first -= 1
