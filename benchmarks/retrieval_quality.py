@@ -358,8 +358,10 @@ def main() -> int:
                         help="hash: a 16-dim stand-in, for quick runs of the needs probe alone")
     parser.add_argument("--after", action="store_true", help="also the table with the name typed")
     parser.add_argument("--misses", type=int, default=0, help="print this many missed points at 8k")
+    parser.add_argument("--budgets", default=",".join(map(str, BUDGETS)), help="comma-separated token budgets")
     parser.add_argument("--skip-speed", action="store_true")
     args = parser.parse_args()
+    BUDGETS[:] = [int(b) for b in args.budgets.split(",")]
     logging.basicConfig(level=logging.WARNING)
     tokenizer = LlamaCppModel(vocabs.family_vocab("qwen2.5-coder", CACHE), vocab_only=True)
     embedder = SentenceTransformerEmbedder() if args.embedder == "minilm" else HashEmbedder()

@@ -138,6 +138,11 @@ class CodeIndex:
                 self._graphs.popitem(last=False)
             return graph
 
+    def containers_with(self, names: Iterable[str]) -> dict[tuple[str, str], int]:
+        """Types that have these members, and how many of them (the needs probe's GraphSource)."""
+        with self._lock:
+            return self.store.graph_containers_with(names)
+
     def resolver(self) -> ModuleResolver:
         """Import resolution over the indexed files (the needs probe's GraphSource)."""
         with self._lock:

@@ -37,9 +37,12 @@ MAX_FANOUT = 24  # star imports followed from one file
 MAX_UNITS = 64  # signatures and outlines offered for one cursor
 MAX_OUTLINE_MEMBERS = 40
 MENTION_WINDOW_LINES = 240  # mentions this far from the cursor (a quarter of it below) are not counted
-OUTLINE_PART_MEMBERS = 24  # a larger class's outline continues in further parts, ranked lower
+OUTLINE_PART_MEMBERS = 12  # a larger class's outline continues in further parts, ranked lower
+
+HINT_WEIGHT = 1.5  # a definition whose name's words all appear just before the cursor gains this
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
 # The receiver just before the cursor: `a.b.`, `pkg::`, `p->`, with a partly typed member after it.
 _RECEIVER = re.compile(r"([A-Za-z_][\w]*(?:\s*(?:\.|::|->)\s*[A-Za-z_]\w*)*)\s*(?:\?\.|\.|::|->)\s*(\w*)$")
 # Where a local's type shows: `x: Foo`, `x = Foo(`, `x := &pkg.Foo{`, `let x = Foo::new(`, `Foo x =`.
@@ -60,6 +63,8 @@ class GraphSource(Protocol):
     def graph_of(self, path: str) -> FileGraph | None: ...
 
     def resolver(self) -> ModuleResolver: ...
+
+    def containers_with(self, names: Iterable[str]) -> dict[tuple[str, str], int]: ...
 
 
 @dataclass(frozen=True)
@@ -130,6 +135,10 @@ class _Query:
         self.cursor_line = buffer.count("\n", 0, self.offset)
         self.units: dict[tuple[str, str], _Unit] = {}
         self._mentions, self._attributes = self._count_mentions()
+        line_start = buffer.rfind("\n", 0, self.offset) + 1
+        previous_start = buffer.rfind("\n", 0, max(line_start - 1, 0)) + 1
+        self._near_words = {w for ident in _IDENT.findall(buffer[previous_start:self.offset])
+                            for w in _words(ident)}
         self._bindings: dict[str, list[Target]] | None = None
 
     # -- the buffer ---------------------------------------------------------------------------------
@@ -160,6 +169,14 @@ class _Query:
 
     def mention(self, name: str) -> float:
         return self._mentions.get(name, 0.0)
+
+    def hint(self, name: str) -> float:
+        """How much a name's words echo the words just before the cursor (`url = ` before
+        `urldefragauth(`, `auth = ` before `get_netrc_auth(`): the share of its words found there."""
+        words = _words(name)
+        if not words:
+            return 0.0
+        return sum(1 for w in words if w in self._near_words) / len(words)
 
     # -- resolution ---------------------------------------------------------------------------------
     @property
@@ -285,6 +302,9 @@ class _Query:
         if path == self.path:
             return  # the buffer itself: the prompt shows the code around the cursor
         top_name = d.container.split(".")[0] if d.container else d.name
+        score += HINT_WEIGHT * self.hint(top_name if not d.container else d.name)
+        if member_score is not None:
+            member_score += HINT_WEIGHT * self.hint(d.name)
         key = (path, top_name)
         unit = self.units.get(key)
         if unit is None:
@@ -434,26 +454,27 @@ class _Query:
         return best[1] if best else None
 
     def _by_attributes(self, receiver: str) -> list[tuple[str, Definition]]:
-        """An untyped receiver: the reachable class that has most of the attributes the file uses on it."""
+        """An untyped receiver: the type in the repository that has most of the attributes the file
+        uses on it (at least two), nearest the current file among equals."""
         used = set(re.findall(rf"\b{re.escape(receiver)}\s*(?:\.|->)\s*([A-Za-z_]\w*)", self.buffer))
         if len(used) < 2:
             return []
-        best: tuple[int, str, Definition] | None = None
-        for path in self._reachable_files():
-            graph = self.source.graph_of(path)
-            if graph is None:
-                continue
-            members: dict[str, set[str]] = {}
-            for d in graph.definitions:
-                if d.container:
-                    members.setdefault(d.container, set()).add(d.name)
-            for container, names in members.items():
-                overlap = len(used & names)
-                if overlap >= 2 and (best is None or overlap > best[0]):
-                    top = next((t for t in graph.definitions if t.qualified == container), None)
-                    if top is not None:
-                        best = (overlap, path, top)
-        return [(best[1], best[2])] if best else []
+        counts = self.source.containers_with(used)
+        if not counts:
+            return []
+        here = self.path.split("/")
+
+        def key(item: tuple[tuple[str, str], int]) -> tuple[int, int]:
+            (path, _), n = item
+            shared = sum(1 for _ in zip(here, path.split("/")) if _[0] == _[1])
+            return n, shared
+
+        (path, container), n = max(counts.items(), key=key)
+        if n < 2:
+            return []
+        graph = self.source.graph_of(path)
+        top = next((t for t in (graph.definitions if graph else []) if t.qualified == container), None)
+        return [(path, top)] if top is not None else []
 
     def _reachable_files(self) -> list[str]:
         files: list[str] = []
@@ -499,16 +520,18 @@ class _Query:
     def _package(self) -> None:
         """Go and Java: the other files of the package, whose names need no import."""
         for path in self.resolver.package_files(self.path, self.lang)[:MAX_FANOUT * 4]:
-            self._names_in(path, 1.0, 0.05)
+            self._names_in(path, 1.0, 0.05, same_package=True)
 
-    def _names_in(self, path: str, mentioned_base: float, unmentioned: float) -> None:
-        """Names a file brings without naming them (a star import, an include, the package)."""
+    def _names_in(self, path: str, mentioned_base: float, unmentioned: float, same_package: bool = False) -> None:
+        """Names a file brings without naming them (a star import, an include, the package: there
+        unexported names count too)."""
         graph = self.source.graph_of(path)
         if graph is None:
             return
         exports = graph.exports
         for d in graph.definitions:
-            if d.container or not _public(d, graph.language) or (exports is not None and d.name not in exports):
+            hidden = not same_package and not _public(d, graph.language)
+            if d.container or hidden or (exports is not None and d.name not in exports):
                 if d.container and self.mention(d.container.split(".")[0]) and self._attributes.get(d.name):
                     self.add(path, d, mentioned_base + self.mention(d.container.split(".")[0]),
                              mentioned_base + 2.0 * self._attributes[d.name])
@@ -551,7 +574,11 @@ class _Query:
             if closing:
                 lines.append(closing)
             score = unit.score if n == 0 else unit.score / (2 * n)
-            out.append(NeedSnippet(unit.path, "\n".join(lines).rstrip() + "\n", top.start_line, top.end_line, score,
+            # The lines it covers: the type's, and its members' where they live outside it (Go and Rust
+            # methods, C++ methods defined out of line).
+            first = min([top.start_line] + [m.start_line for m in part])
+            last = max([top.end_line] + [m.end_line for m in part])
+            out.append(NeedSnippet(unit.path, "\n".join(lines).rstrip() + "\n", first, last, score,
                                    top.kind, top.qualified if n == 0 else f"{top.qualified} ({n + 1})",
                                    prompt_kind="outline"))
         return out
@@ -563,6 +590,11 @@ class _Query:
 
 # A stand-in definition for "the module itself" in receiver chains.
 _ModuleMarker = Definition("<module>", "", "module", 0, 0, "")
+
+
+def _words(identifier: str) -> list[str]:
+    """`get_netrc_auth` -> get, netrc, auth; `HTTPAdapter` -> http, adapter (words of 3+ letters)."""
+    return [w.lower() for w in _WORD.findall(identifier) if len(w) >= 3]
 
 
 def _is_container(d: Definition) -> bool:

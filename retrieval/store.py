@@ -352,6 +352,18 @@ class Store:
         return [Import(*r) for r in self.db.execute(
             "SELECT kind, module, name, alias, line FROM graph_imports WHERE path = ? ORDER BY rowid", (path,))]
 
+    def graph_containers_with(self, names: Iterable[str], limit: int = 5000) -> dict[tuple[str, str], int]:
+        """(path, container) -> how many of `names` it has as members: the types that could be an
+        untyped receiver, judged by the attributes the code uses on it."""
+        out: dict[tuple[str, str], int] = {}
+        for part, marks in _batches(sorted(set(names))):
+            for path, container, n in self.db.execute(
+                    "SELECT path, container, COUNT(DISTINCT name) FROM graph_definitions "
+                    f"WHERE name IN ({marks}) AND container != '' GROUP BY path, container LIMIT ?",
+                    [*part, limit]):
+                out[(path, container)] = out.get((path, container), 0) + n
+        return out
+
     def graph_packages(self, paths: Iterable[str]) -> dict[str, str]:
         """The package name each file declares (Go, Java)."""
         out: dict[str, str] = {}
