@@ -225,7 +225,7 @@ def prompt_changes(prompt, previous) -> dict:
     """What changed in the prompt since the previous request: snippets in and out (and their
     tokens) and how far the first line of the current file's prefix moved."""
     def snippets(p):
-        return {(s.path, s.start_line, s.text): len(s.tokens) for s in p.segments if s.kind in ("snippet", "signature")}
+        return {(s.path, s.start_line, s.text): len(s.tokens) for s in p.segments if s.kind in ("snippet", "signature", "outline")}
 
     def prefix_start(p):
         return next((s.start_line for s in p.segments if s.kind == "prefix"), 0)

@@ -110,6 +110,12 @@ def obtain(spec: str) -> Path:
     return target
 
 
+def sdist(spec: str) -> Path:
+    """A PyPI sdist's unpacked folder (`name==version`), for the other benchmarks."""
+    name, version = spec.split("==")
+    return obtain(f"pypi:{spec}") / f"{name}-{version}"
+
+
 @dataclass
 class Point:
     path: str

@@ -50,6 +50,7 @@ _ANNOTATED = re.compile(r"\b([A-Za-z_]\w*)\s*:\s*(?:&\s*(?:mut\s+)?)?((?:[A-Za-z
 _CONSTRUCTED = re.compile(r"\b([A-Za-z_]\w*)\s*(?::=|=)\s*(?:new\s+|&)?((?:[A-Za-z_]\w*(?:\.|::))*[A-Z]\w*)\s*(?:\(|\{|::|<)")
 _DECLARED = re.compile(r"\b((?:[A-Za-z_]\w*(?:\.|::))*[A-Z]\w*)(?:<[^<>;()]*>)?\s*[*&]?\s+([a-z_]\w*)\s*[=;,)]")
 _GO_PARAM = re.compile(r"\b([a-z_]\w*)\s+\*?((?:[A-Za-z_]\w*\.)?[A-Z]\w*)\s*[,)]")
+_INSTANCE = re.compile(r"^[^=\n]*?(?::\s*((?:\w+(?:\.|::))*[A-Z]\w*)[^=]*)?=\s*(?:new\s+)?((?:\w+(?:\.|::))*[A-Z]\w*)\s*[(<{]|:\s*((?:\w+(?:\.|::))*[A-Z]\w*)")
 _SELF = frozenset({"self", "this", "Self", "cls"})
 _NOT_BASES = frozenset({"class", "struct", "interface", "extends", "implements", "public", "private", "protected",
                         "abstract", "final", "export", "default", "object", "metaclass", "virtual", "static",
@@ -361,7 +362,8 @@ class _Query:
             if len(chain) == 1:
                 named = self._named_targets(targets)
                 if named:
-                    return named
+                    # An imported instance (`export const focusManager = new FocusManager()`): its class.
+                    return [found for path, d in named for found in self._instance_type(path, d)] or named
                 return [(t.path, _ModuleMarker) for t in targets if not t.name or t.name == "*"]
             return self._follow_module(targets, chain[1:])
         local = self._local_type(head)
@@ -371,6 +373,18 @@ class _Query:
         if typed:
             return self._follow(typed, chain[1:])
         return self._by_attributes(head)
+
+    def _instance_type(self, path: str, d: Definition) -> list[tuple[str, Definition]]:
+        """For a constant, the class it is an instance of, when its definition says (`x = Foo(...)`,
+        `x: Foo = ...`, `const x = new Foo()`), found from the constant's own file."""
+        if _is_container(d) or d.kind not in ("constant", "field"):
+            return [(path, d)]
+        m = _INSTANCE.search(d.signature)
+        if m is None:
+            return [(path, d)]
+        name = re.split(r"\.|::", m.group(1) or m.group(2) or m.group(3))[-1]
+        found = [(p, t) for p, t in self.definitions_named(path, name) if _is_container(t)]
+        return [(path, d), *found[:1]]
 
     def _follow_module(self, targets: list[Target], rest: list[str]) -> list[tuple[str, Definition]]:
         """`mod.sub.Cls.` -> Cls; `mod.sub.` -> the submodule's members."""
@@ -617,6 +631,11 @@ def _bases(d: Definition) -> list[str]:
     """The names a class header lists after its own name: bases, interfaces, traits."""
     line = next((ln for ln in d.signature.split("\n") if d.name in ln), d.signature)
     rest = line[line.find(d.name) + len(d.name):].split("{")[0]
+    while True:  # type parameters are no bases: <T extends X, U = Y>
+        stripped = re.sub(r"<[^<>]*>", "", rest)
+        if stripped == rest:
+            break
+        rest = stripped
     names = re.findall(r"[A-Za-z_][\w.]*(?:::[A-Za-z_]\w*)*", rest)
     return [n for n in names if n not in _NOT_BASES and (n[:1].isupper() or "." in n or "::" in n)][:6]
 

@@ -19,6 +19,7 @@ CURSOR = SOURCE.rindex("return ") + len("return ")
 class OneSnippet:
     path, start_line, end_line = "lib/consts.py", 0, 1
     text = "PI = 3.14159\nTAU = 2 * PI\n"
+    prompt_kind, reason = "snippet", "fixed"
 
     def snippets(self, path, source, offset, limit=None):
         return [self]
