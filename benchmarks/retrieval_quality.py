@@ -52,6 +52,7 @@ from retrieval import CodeIndex, IndexConfig, SentenceTransformerEmbedder  # noq
 from retrieval.chunking import chunk_file, language_for, parser_for  # noqa: E402
 from retrieval.files import walk  # noqa: E402
 from retrieval.graph import Definition, extract  # noqa: E402
+from retrieval.resolve import ModuleResolver  # noqa: E402
 from tests.fixtures import vocabs  # noqa: E402
 from tests.fixtures.hash_embedder import HashEmbedder  # noqa: E402
 
@@ -157,11 +158,15 @@ def completion_points(root: Path, language: str, n: int, seed: int = 0, before_s
               and k not in common}
     candidates = []
     skip = SKIP_LINES[language]
+    resolver = ModuleResolver(f.path for f in walk(root, 1_000_000))
     for path, text in sorted(files.items()):
         lines = text.split("\n")
         tree = parser_for(language_for(path)).parse(text.encode("utf-8"))
         graph = extract(path, text)
-        imported = {i.binding for i in graph.imports} | {i.name for i in graph.imports} if graph else set()
+        # Names bound by imports that resolve into the project (`use serde::de::MapAccess` names
+        # another crate's MapAccess, not the project's own struct of that name).
+        imported = {n for i in (graph.imports if graph else []) if resolver.resolve(path, graph.language, i)
+                    for n in (i.binding, i.name) if n}
         for i, line in enumerate(lines):
             stripped = line.lstrip()
             if not stripped or stripped.startswith(skip):

@@ -506,9 +506,8 @@ class _Walker:
                 self._members(body, owner)
         elif t == "mod_item":
             body = node.child_by_field_name("body")
-            if body is not None:
-                name = _name(node)
-                self._add(node, outer, name, container, "namespace", self._header(outer, body, open_body=True))
+            if body is not None:  # an inline module: its items, with it as their container
+                self._container(node, outer, _name(node), container, "namespace", body)
         elif t in ("function_item", "function_signature_item"):
             kind = "method" if container else "function"
             self._add(node, outer, _name(node), container, kind, self._header(outer, node.child_by_field_name("body")))

@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 MAX_DEPTH = 6  # re-export hops followed to find where a name is defined
 MAX_FANOUT = 24  # star imports followed from one file
-MAX_UNITS = 64  # signatures and outlines offered for one cursor
+MAX_UNITS = 160  # signatures and outlines offered for one cursor (the budget takes what fits)
 MAX_OUTLINE_MEMBERS = 40
 MENTION_WINDOW_LINES = 240  # mentions this far from the cursor (a quarter of it below) are not counted
 OUTLINE_PART_MEMBERS = 12  # a larger class's outline continues in further parts, ranked lower
