@@ -202,11 +202,19 @@ class PromptBuilder:
         # order: whole, cut at a line boundary, or as their first line (the signature) when nothing
         # more fits.
         chosen: list[tuple[list[Part], Part]] = []
-        needs_room = min(remaining, int(available * self.shares.needs))
+        needs_share = min(remaining, int(available * self.shares.needs))
+        needs_room = needs_share
+        needs_full = False  # a needed definition did not fit: the share is spent, whatever is left of it
         for snip in snippets:
             kind = snip.prompt_kind
             needed = kind in NEEDS_KINDS
-            room = needs_room if needed else remaining
+            if not needed and needs_room is not None:
+                # The needs take their share whole when they fill it, so that which of them fit
+                # (it changes as the user types) never changes the room for the snippets after
+                # them: that would swap snippets, and their KV cache, at every keystroke.
+                remaining -= needs_share if needs_full else needs_share - needs_room
+                needs_room = None
+            room = needs_room if needed and needs_room is not None else remaining
             header = self._file_header(snip.path, path)
             header_cost = sum(len(h.tokens) for h in header)
             lines = snip.text.rstrip("\n").split("\n")
@@ -221,6 +229,8 @@ class PromptBuilder:
                         break
                     take, spent = take + 1, spent + c
             if needed:
+                if take < len(lines):
+                    needs_full = True
                 if take < len(lines) and take < 2:
                     continue  # not even an outline's header and one member
             elif take < len(lines) and take < self.shares.min_snippet_lines:
@@ -238,22 +248,19 @@ class PromptBuilder:
             if shown(body):
                 continue
             chosen.append((header, body))
-            remaining -= header_cost + len(body.tokens)
-            if needed:
+            if needed and needs_room is not None:
                 needs_room -= header_cost + len(body.tokens)
-            needs_room = min(needs_room, remaining)
+            else:
+                remaining -= header_cost + len(body.tokens)
+        if needs_room is not None:  # only needs were offered
+            remaining -= needs_share if needs_full else needs_share - needs_room
 
         # A signature or outline whose whole definition a chosen snippet shows says nothing more.
+        # (Its tokens are not given to the view of the file: that would move the prefix's start
+        # with the snippets' ranking.)
         whole = [b for _, b in chosen if b.kind in ("snippet", "recent")]
-        kept = []
-        for header, body in chosen:
-            if body.kind in NEEDS_KINDS and any(
-                    w.path == body.path and w.start_line <= body.start_line and body.end_line <= w.end_line
-                    for w in whole):
-                remaining += sum(len(h.tokens) for h in header) + len(body.tokens)
-                continue
-            kept.append((header, body))
-        chosen = kept
+        chosen = [(header, body) for header, body in chosen if body.kind not in NEEDS_KINDS or not any(
+            w.path == body.path and w.start_line <= body.start_line and body.end_line <= w.end_line for w in whole)]
 
         # 3. What is left widens the view of the current file: further back, then further on.
         while p_first > 0 and cost("p", p_first - 1) <= remaining:

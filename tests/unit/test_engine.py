@@ -237,8 +237,9 @@ def test_snippets_still_relevant_stay_while_two_places_stay_open_for_new_ones():
 
     ranked = [FixedSnippet(f"lib/m{i}.py", f"x{i} = {i}\n", 0, 0) for i in range(8)]
     previous = Prompt("qwen2.5-coder", 1024, [Part("snippet", s.text, s.path, 0, 0) for s in ranked[4:8]])
-    # The previous prompt had m4..m7; with a limit of 4 two of them stay, the best two new ones join.
-    assert [s.path for s in _sticky(ranked, previous, 4)] == ["lib/m0.py", "lib/m1.py", "lib/m4.py", "lib/m5.py"]
+    # The previous prompt had m4..m7; with a limit of 4 two of them stay, the best two new ones join,
+    # offered after the kept ones (where the token budget runs out, the same ones stay out).
+    assert [s.path for s in _sticky(ranked, previous, 4)] == ["lib/m4.py", "lib/m5.py", "lib/m0.py", "lib/m1.py"]
     assert [s.path for s in _sticky(ranked, None, 3)] == ["lib/m0.py", "lib/m1.py", "lib/m2.py"]
     # Ones ranked out of the list altogether leave.
-    assert [s.path for s in _sticky(ranked[:5], previous, 4)] == ["lib/m0.py", "lib/m1.py", "lib/m2.py", "lib/m4.py"]
+    assert [s.path for s in _sticky(ranked[:5], previous, 4)] == ["lib/m4.py", "lib/m0.py", "lib/m1.py", "lib/m2.py"]
