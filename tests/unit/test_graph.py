@@ -284,3 +284,35 @@ def test_bad_input_gives_a_partial_graph_and_no_hang(tmp_path: Path):
     assert "ok" in names and "deep" not in names  # the chain is longer than the depth followed
     assert len(found) <= 160
     index.close()
+
+
+def test_prompt_puts_needed_definitions_first_within_their_share(tmp_path: Path):
+    from engine import Completer, EngineConfig
+    from engine.prompt import BudgetShares
+
+    files = dict(REPOS["python"])
+    # Definitions whose bodies are too long for the room (their signatures are not), plenty of
+    # similar code competing for it, and a buffer that calls into the package.
+    body = "".join(f"    step_{i} = amount * {i}\n" for i in range(80))
+    files["shop/pricing.py"] = files["shop/pricing.py"].replace(
+        "    return amount * (1 - percent / 100)\n", body + "    return amount * (1 - percent / 100)\n")
+    files["shop/models.py"] += "".join(f"        note_{i} = carrier * {i}\n" for i in range(80))
+    files.update({f"shop/similar{i}.py": "".join(f"def total_{i}_{j}(order, quantity):\n    return order * quantity\n\n"
+                                                for j in range(12)) for i in range(6)})
+    index, _ = _repo(tmp_path, files)
+    buffer = "from shop.pricing import apply_discount\nfrom shop import Order\n\n\ndef total(order: Order):\n    return "
+    completer = Completer(EngineConfig(budget_tokens=1024))
+    prompt, _ = completer.prompt("app.py", buffer, len(buffer), index, "repo")
+    context = [p for p in prompt.parts if p.kind not in ("prefix", "suffix")]
+    needs = [p for p in context if p.reason == "needs"]
+    assert ("outline", "shop/models.py") in {(p.kind, p.path) for p in needs}
+    assert "    def ship(self, carrier: str) -> bool: ..." in "".join(p.text for p in needs)
+    # apply_discount's signature, or the first piece of its chunk (then the signature says nothing more).
+    assert "def apply_discount(amount: float, percent: float) -> float:" in "".join(p.text for p in context)
+    assert any(p.kind == "snippet" for p in context)  # similar code still fills what is left
+    share = BudgetShares().needs * 1024
+    assert sum(len(p.tokens) for p in needs) <= share
+    assert prompt.n_tokens <= 1024
+    as_json = prompt.to_dict("app.py", 6, 12)["parts"]
+    assert {p["reason"] for p in as_json} >= {"needs", "cursor"}
+    index.close()

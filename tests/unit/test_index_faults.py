@@ -318,3 +318,35 @@ def test_an_index_folder_that_cannot_be_written_is_one_clear_error(tmp_path: Pat
                 os.setegid(0)
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_a_schema_3_index_is_upgraded_with_its_embeddings_kept(tiny_repo: Path):
+    from retrieval.store import SCHEMA_VERSION
+
+    make(tiny_repo).reindex()
+    db = sqlite3.connect(tiny_repo / ".code-kb" / "index.sqlite3")
+    with db:  # the index as the previous release wrote it: no symbol graph
+        db.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+        for table in ("graph_files", "graph_definitions", "graph_imports"):
+            db.execute(f"DROP TABLE {table}")
+    db.close()
+    index = make(tiny_repo)
+    stats = index.reindex()
+    assert index.store.meta("schema_version") == str(SCHEMA_VERSION)
+    assert stats.files_changed == stats.files_seen and stats.chunks_embedded == 0  # read again, not embedded
+    assert index.graph_of("shop/cart.py").top_level("Cart")
+    report = audit(tiny_repo, expect_complete=True)
+    assert report.consistent and report.lost_chunks == 0
+
+
+def test_a_damaged_symbol_graph_row_is_found_at_open_and_rebuilt(tiny_repo: Path):
+    make(tiny_repo).reindex()
+    db = sqlite3.connect(tiny_repo / ".code-kb" / "index.sqlite3")
+    with db:  # a line number that became text: SQLite's own checks pass
+        db.execute("UPDATE graph_definitions SET start_line = 'x' WHERE rowid = 1")
+    db.close()
+    index = make(tiny_repo)
+    index.reindex()
+    assert all(isinstance(d.start_line, int) for d in index.graph_of("shop/cart.py").definitions)
+    report = audit(tiny_repo, expect_complete=True)
+    assert report.consistent and report.lost_chunks == 0
