@@ -17,6 +17,7 @@ from retrieval.files import is_secret
 
 from . import __version__
 from .config import Settings, config_file_path
+from .paths import holds_secrets, locate
 
 log = logging.getLogger("code_kb")
 
@@ -259,12 +260,10 @@ class Session:
             file = Path.cwd() / file
         index = self.index_for(file)
         deny = self.settings.index.deny_patterns
-        named = file.absolute().relative_to(index.root).as_posix() if file.absolute().is_relative_to(index.root) \
-            else file.as_posix()
-        target = file.resolve().relative_to(index.root).as_posix() if file.resolve().is_relative_to(index.root) \
-            else file.resolve().as_posix()
-        if is_secret(named, deny) or is_secret(target, deny):  # before reading it
+        located = locate(file, index.root)
+        if holds_secrets(located, deny):  # before reading it
             raise UsageError(f"{item['path']} holds secrets: code-kb builds no prompt for it")
+        target = located.path
         if "buffer" in item:
             source = str(item["buffer"])
         else:

@@ -22,11 +22,10 @@ from pygls.workspace.text_document import TextDocument
 
 from engine import Completer, Completion, EngineConfig, EngineError
 from engine.recent import RecentEdits, WithRecentEdits
-from retrieval.files import is_secret
-
 from . import __version__
 from .config import Settings
 from .indexing import Indexes, Progress, Reporter
+from .paths import Located, holds_secrets, locate
 from .scheduler import Scheduler
 
 log = logging.getLogger(__name__)
@@ -187,11 +186,17 @@ class CodeKbServer(LanguageServer):
             self.work_done_progress.end(token, types.WorkDoneProgressEnd(message="done"))
 
     # -- completion ------------------------------------------------------------------
-    def relative_path(self, uri: str) -> tuple[Path | None, str]:
-        """The workspace root holding a document, and its path relative to that root (or absolute)."""
+    def locate(self, uri: str) -> Located:
+        """A document as named and as resolved, relative to the workspace root holding it."""
         fs_path = Path(to_fs_path(uri) or uri)
         root = self.indexes.root_for(fs_path) if self.indexes else None
-        return root, fs_path.relative_to(root).as_posix() if root else fs_path.as_posix()
+        return locate(fs_path, root)
+
+    def relative_path(self, uri: str) -> tuple[Path | None, str]:
+        """The workspace root holding a document, and its path relative to that root (or absolute).
+        A workspace opened through a symbolic link has its files under the (resolved) root."""
+        located = self.locate(uri)
+        return located.root, located.path
 
     def open_document(self, uri: str) -> TextDocument | None:
         """A document the client opened, or None. Never pygls's fallback that reads the file from
@@ -202,7 +207,7 @@ class CodeKbServer(LanguageServer):
     def private(self, uri: str, doc: TextDocument) -> bool:
         """A secret (.env, key, credential file, the deny list, a private key block): no completion,
         no warming, no recent-edit snippets, so its text never enters a prompt."""
-        return is_secret(self.relative_path(uri)[1], self.settings.index.deny_patterns, doc.source)
+        return holds_secrets(self.locate(uri), self.settings.index.deny_patterns, doc.source)
 
     def cursor(self, uri: str, position: types.Position) -> CursorRequest:
         doc = self.open_document(uri)
