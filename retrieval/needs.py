@@ -276,6 +276,9 @@ class _Query:
                 if d.name == last:
                     return [(path, d)]
             return [(p, d) for t in targets for p, d in self.definitions_named(t.path, last)][:2]
+        own = [d for d in self.graph.top_level(last) if _is_container(d)]
+        if own:  # a class of this file: its members are shown by `add` only where they live elsewhere
+            return [(self.path, own[0])]
         for path in self.resolver.package_files(self.path, self.lang) + self._star_files():
             graph = self.source.graph_of(path)
             if graph is not None and graph.top_level(last):
@@ -346,7 +349,7 @@ class _Query:
         for path, d in self._receiver_targets(chain)[:8]:
             self._add_members(path, d, partial, base=100.0)
 
-    def _receiver_targets(self, chain: list[str]) -> list[tuple[str, Definition]]:
+    def _receiver_targets(self, chain: list[str], depth: int = 0) -> list[tuple[str, Definition]]:
         head = chain[0]
         if head in _SELF:
             found: list[tuple[str, Definition]] = []
@@ -354,8 +357,8 @@ class _Query:
             if enclosing is not None:
                 for base in _bases(enclosing):
                     found += self.resolve_type(base)
-                if len(chain) > 1:
-                    return self._follow(found, chain[1:])
+                if len(chain) > 1:  # `self.app.`: through the class's own fields first
+                    return self._follow([(self.path, enclosing), *found], chain[1:])
             return found
         if head in self.bindings:
             targets = self.bindings[head]
@@ -369,6 +372,9 @@ class _Query:
         local = self._local_type(head)
         if local is not None:
             return self._follow(self.resolve_type(local), chain[1:])
+        aliased = self._local_chain(head)
+        if aliased is not None and depth < 3:  # `si = self.app.session_interface`, then `si.`
+            return self._follow(self._receiver_targets(aliased, depth + 1), chain[1:])
         typed = self.resolve_type(head)
         if typed:
             return self._follow(typed, chain[1:])
@@ -380,9 +386,19 @@ class _Query:
         if _is_container(d) or d.kind not in ("constant", "field"):
             return [(path, d)]
         m = _INSTANCE.search(d.signature)
-        if m is None:
-            return [(path, d)]
-        name = re.split(r"\.|::", m.group(1) or m.group(2) or m.group(3))[-1]
+        if m is not None:
+            written = m.group(1) or m.group(2) or m.group(3)
+        else:  # `self.app = app`: the constructor's parameter says
+            assigned = re.search(r"=\s*([a-z_]\w*)\s*$", d.signature)
+            graph = self.source.graph_of(path) if path != self.path else self.graph
+            constructor = next((c for c in (graph.definitions if graph and d.container else [])
+                                if c.container == d.container and _is_constructor(c)), None)
+            typed = re.search(rf"\b{assigned.group(1)}\s*:\s*((?:\w+\.)*[A-Z]\w*)", constructor.signature) \
+                if assigned and constructor else None
+            if typed is None:
+                return [(path, d)]
+            written = typed.group(1)
+        name = re.split(r"\.|::", written)[-1]
         found = [(p, t) for p, t in self.definitions_named(path, name) if _is_container(t)]
         return [(path, d), *found[:1]]
 
@@ -399,18 +415,31 @@ class _Query:
         return self._follow(members, rest[1:])
 
     def _follow(self, found: list[tuple[str, Definition]], rest: list[str]) -> list[tuple[str, Definition]]:
-        """Attribute chains on a class: `Cls.Inner.`; anything else is not followed (types of fields
-        and return values are not known here)."""
+        """Attribute chains: `Cls.Inner.`, and `x.field.` where the field's declaration names its
+        class (`app: App`, `self.app = app` with `app: App` in the constructor, `= Foo()`), members
+        of bases included. Return types of methods are not followed."""
         for name in rest:
-            nxt = []
-            for path, d in found:
-                graph = self.source.graph_of(path)
-                if graph is None:
-                    continue
-                nxt += [(path, m) for m in graph.definitions if m.container == d.qualified and m.name == name
-                        and _is_container(m)]
+            nxt: list[tuple[str, Definition]] = []
+            for path, d in found[:4]:
+                for mpath, member in self._members_of(path, d):
+                    if member.name != name:
+                        continue
+                    if _is_container(member):
+                        nxt.append((mpath, member))
+                    else:
+                        nxt += [(p, t) for p, t in self._instance_type(mpath, member) if _is_container(t)]
             found = nxt
         return found
+
+    def _members_of(self, path: str, d: Definition) -> list[tuple[str, Definition]]:
+        """A class's members, then its bases' (one level)."""
+        graph = self.source.graph_of(path) if path != self.path else self.graph
+        out = [(path, m) for m in (graph.definitions if graph else []) if m.container == d.qualified]
+        for base in _bases(d)[:4]:
+            for bpath, bdef in (self._resolve_from(path, base) if path != self.path else self.resolve_type(base)):
+                bgraph = self.source.graph_of(bpath)
+                out += [(bpath, m) for m in (bgraph.definitions if bgraph else []) if m.container == bdef.qualified]
+        return out
 
     def _add_members(self, path: str, d: Definition, partial: str, base: float) -> None:
         if d is _ModuleMarker:
@@ -466,6 +495,15 @@ class _Query:
                 if m.group(var_group) == name and (best is None or m.start() > best[0]):
                     best = (m.start(), m.group(type_group))
         return best[1] if best else None
+
+    def _local_chain(self, name: str) -> list[str] | None:
+        """The attribute chain a local was last assigned from before the cursor (`x = self.a.b`)."""
+        window = self.buffer[max(0, self.offset - 6000):self.offset]
+        found = None
+        for m in re.finditer(rf"\b{re.escape(name)}\s*(?::=|=)\s*([A-Za-z_]\w*(?:\s*(?:\.|::|->)\s*[A-Za-z_]\w*)+)\s*$",
+                             window, re.M):
+            found = m.group(1)
+        return [p for p in re.split(r"\s*(?:\.|::|->)\s*", found) if p] if found else None
 
     def _by_attributes(self, receiver: str) -> list[tuple[str, Definition]]:
         """An untyped receiver: the type in the repository that has most of the attributes the file

@@ -316,3 +316,26 @@ def test_prompt_puts_needed_definitions_first_within_their_share(tmp_path: Path)
     as_json = prompt.to_dict("app.py", 6, 12)["parts"]
     assert {p["reason"] for p in as_json} >= {"needs", "cursor"}
     index.close()
+
+
+def test_attribute_chains_follow_fields_whose_declaration_names_their_class(tmp_path: Path):
+    files = dict(REPOS["python"])
+    files["shop/desk.py"] = (
+        "from .models import Order\n\n"
+        "class Desk:\n"
+        "    def __init__(self, order: Order) -> None:\n"
+        "        self.order = order\n\n"
+        "def serve(desk: Desk):\n"
+        "    current = desk.order\n"
+        "    desk.order.<|>\n"
+    )
+    index, _ = _repo(tmp_path, files)
+    text = files["shop/desk.py"]
+    buffer, offset = text.replace(CURSOR, ""), text.index(CURSOR)
+    found = index.needs_snippets("shop/desk.py", buffer, offset)
+    assert found[0].name == "Order" and "def ship(self, carrier: str)" in found[0].text
+    # A local assigned from the chain reaches the same class.
+    buffer = buffer[:offset - len("desk.order.")] + "current." + buffer[offset:]
+    found = index.needs_snippets("shop/desk.py", buffer, offset - len("desk.order.") + len("current."))
+    assert found[0].name == "Order"
+    index.close()
