@@ -51,6 +51,9 @@ _CONSTRUCTED = re.compile(r"\b([A-Za-z_]\w*)\s*(?::=|=)\s*(?:new\s+|&)?((?:[A-Za
 _DECLARED = re.compile(r"\b((?:[A-Za-z_]\w*(?:\.|::))*[A-Z]\w*)(?:<[^<>;()]*>)?\s*[*&]?\s+([a-z_]\w*)\s*[=;,)]")
 _GO_PARAM = re.compile(r"\b([a-z_]\w*)\s+\*?((?:[A-Za-z_]\w*\.)?[A-Z]\w*)\s*[,)]")
 _INSTANCE = re.compile(r"^[^=\n]*?(?::\s*((?:\w+(?:\.|::))*[A-Z]\w*)[^=]*)?=\s*(?:new\s+)?((?:\w+(?:\.|::))*[A-Z]\w*)\s*[(<{]|:\s*((?:\w+(?:\.|::))*[A-Z]\w*)")
+_TYPED_FIELD = re.compile(r"^\s*\w+\s+[*&]?((?:\w+\.)?[A-Z]\w*)\s*(?:`|//|$)"
+                          r"|^\s*(?:(?:private|public|protected|static|final|const|mutable)\s+)*"
+                          r"((?:\w+(?:\.|::))*[A-Z]\w*)(?:<[^;=]*>)?\s*[*&]?\s+\w+\s*[;=]")
 _SELF = frozenset({"self", "this", "Self", "cls"})
 _NOT_BASES = frozenset({"class", "struct", "interface", "extends", "implements", "public", "private", "protected",
                         "abstract", "final", "export", "default", "object", "metaclass", "virtual", "static",
@@ -233,6 +236,12 @@ class _Query:
                         out += self.definitions_named(target.path, target.name, depth + 1, seen)
                 if out:
                     return out
+        if not out and graph.language in ("go", "java"):  # the rest of the package needs no import
+            for sibling in self.resolver.package_files(path, graph.language)[:MAX_FANOUT * 4]:
+                sibling_graph = self.source.graph_of(sibling)
+                found = sibling_graph.top_level(name) if sibling_graph is not None else []
+                if found:
+                    return [(sibling, d) for d in found[:2]]
         return out
 
     def exports_of(self, path: str) -> tuple[str, ...] | None:
@@ -370,15 +379,19 @@ class _Query:
                 return [(t.path, _ModuleMarker) for t in targets if not t.name or t.name == "*"]
             return self._follow_module(targets, chain[1:])
         local = self._local_type(head)
-        if local is not None:
-            return self._follow(self.resolve_type(local), chain[1:])
+        typed = self.resolve_type(local) if local is not None else []
+        if typed:
+            return self._follow(typed, chain[1:])
         aliased = self._local_chain(head)
         if aliased is not None and depth < 3:  # `si = self.app.session_interface`, then `si.`
-            return self._follow(self._receiver_targets(aliased, depth + 1), chain[1:])
+            followed = self._follow(self._receiver_targets(aliased, depth + 1), chain[1:])
+            if followed:
+                return followed
         typed = self.resolve_type(head)
         if typed:
             return self._follow(typed, chain[1:])
-        return self._by_attributes(head)
+        # Typed by nothing the code says here (`x := entry.Dup()`): by what the code does with it.
+        return self._follow(self._by_attributes(head), chain[1:])
 
     def _instance_type(self, path: str, d: Definition) -> list[tuple[str, Definition]]:
         """For a constant, the class it is an instance of, when its definition says (`x = Foo(...)`,
@@ -386,8 +399,11 @@ class _Query:
         if _is_container(d) or d.kind not in ("constant", "field"):
             return [(path, d)]
         m = _INSTANCE.search(d.signature)
+        typed_field = _TYPED_FIELD.search(d.signature) if d.kind == "field" else None
         if m is not None:
             written = m.group(1) or m.group(2) or m.group(3)
+        elif typed_field is not None:  # Go's `mu MutexWrap`, Java's and C++'s `Type name;`
+            written = typed_field.group(1) or typed_field.group(2)
         else:  # `self.app = app`: the constructor's parameter says
             assigned = re.search(r"=\s*([a-z_]\w*)\s*$", d.signature)
             graph = self.source.graph_of(path) if path != self.path else self.graph

@@ -339,3 +339,16 @@ def test_attribute_chains_follow_fields_whose_declaration_names_their_class(tmp_
     found = index.needs_snippets("shop/desk.py", buffer, offset - len("desk.order.") + len("current."))
     assert found[0].name == "Order"
     index.close()
+
+
+def test_go_chains_through_typed_fields_to_types_of_the_same_package(tmp_path: Path):
+    files = dict(REPOS["go"])
+    files["cart/lock.go"] = "package cart\n\ntype Guard struct {\n\tn int\n}\n\nfunc (g *Guard) Hold() {}\n"
+    files["cart/cart.go"] = files["cart/cart.go"].replace("\tOwner string\n", "\tOwner string\n\tguard Guard\n")
+    files["cart/use.go"] = "package cart\n\nfunc Use(c *Cart) {\n\tc.guard.<|>\n}\n"
+    index, _ = _repo(tmp_path, files)
+    text = files["cart/use.go"]
+    found = index.needs_snippets("cart/use.go", text.replace(CURSOR, ""), text.index(CURSOR))
+    assert (found[0].path, found[0].name) == ("cart/lock.go", "Guard")
+    assert "func (g *Guard) Hold() { ... }" in found[0].text
+    index.close()
