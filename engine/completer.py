@@ -7,7 +7,6 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Sequence
 
 from .backends import Generation
