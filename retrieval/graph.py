@@ -246,6 +246,14 @@ class _Walker:
         base = self.graph.exports or () if node.type == "augmented_assignment" else ()
         self.graph.exports = base + names
 
+    def _add_specifiers(self, clause, module: str, line: int) -> None:
+        """`{a, b as c}` of an import or an `export ... from`: each name, with its alias."""
+        for spec in clause.named_children:
+            name = spec.child_by_field_name("name")
+            alias = spec.child_by_field_name("alias")
+            if name is not None:
+                self._add_import(Import("name", module, _text(name), _text(alias) if alias is not None else "", line))
+
     def _js_top(self, node, line: int) -> None:
         t = node.type
         if t == "import_statement":
@@ -264,13 +272,7 @@ class _Walker:
                     if ident is not None:
                         self._add_import(Import("module", module, alias=_text(ident), line=line))
                 elif part.type == "named_imports":
-                    for spec in part.named_children:
-                        if spec.type == "import_specifier":
-                            name = spec.child_by_field_name("name")
-                            alias = spec.child_by_field_name("alias")
-                            if name is not None:
-                                self._add_import(Import("name", module, _text(name),
-                                                        _text(alias) if alias is not None else "", line))
+                    self._add_specifiers(part, module, line)
         elif t == "export_statement":
             source = node.child_by_field_name("source")
             if source is None:
@@ -279,12 +281,7 @@ class _Walker:
             clause = next((c for c in node.named_children if c.type == "export_clause"), None)
             namespace = next((c for c in node.named_children if c.type == "namespace_export"), None)
             if clause is not None:
-                for spec in clause.named_children:
-                    name = spec.child_by_field_name("name")
-                    alias = spec.child_by_field_name("alias")
-                    if name is not None:
-                        self._add_import(Import("name", module, _text(name),
-                                                _text(alias) if alias is not None else "", line))
+                self._add_specifiers(clause, module, line)
             elif namespace is not None:
                 ident = next((c for c in namespace.named_children if c.type in _NAME_TYPES | {"string"}), None)
                 if ident is not None:
@@ -421,7 +418,7 @@ class _Walker:
             kind = self.kinds[t]
             self._container(node, outer, _name(node), container, kind, node.child_by_field_name("body"))
         elif t == "enum_declaration":
-            self._add(node, outer, _name(node), container, "type", self._whole_or_header(outer, node))
+            self._add(node, outer, _name(node), container, "type", self._line_of(outer, node.end_byte))
         elif t in ("internal_module", "module"):
             body = node.child_by_field_name("body")
             if body is not None:
@@ -450,7 +447,7 @@ class _Walker:
             if kind == "field":
                 self._add(node, outer, _name(node), container, "field", self._line_of(outer))
             elif kind == "type":
-                self._add(node, outer, _name(node), container, "type", self._whole_or_header(outer, node))
+                self._add(node, outer, _name(node), container, "type", self._line_of(outer, node.end_byte))
             else:
                 if kind == "function" and container:
                     kind = "method"
@@ -548,7 +545,7 @@ class _Walker:
             for decl in node.children_by_field_name("declarator"):
                 name = _declarator_name(decl)
                 if name and (inner is None or _name(inner) != name or inner.child_by_field_name("body") is None):
-                    self._add(node, outer, name, container, "type", self._whole_or_header(outer, node))
+                    self._add(node, outer, name, container, "type", self._line_of(outer, node.end_byte))
         elif t == "function_definition":
             declarator = node.child_by_field_name("declarator")
             full = _declarator_name(declarator, qualified=True) if declarator is not None else ""
@@ -616,12 +613,9 @@ class _Walker:
             return header + " { ... }"
         return header + " ..."
 
-    def _whole_or_header(self, outer, node) -> str:
-        """Small type definitions whole (a struct's fields are its signature), larger ones cut."""
-        return self._clip(outer.start_byte, node.end_byte)
-
     def _line_of(self, outer, until: int | None = None) -> str:
-        """A one-statement definition (field, constant): its lines, cut at the signature limits."""
+        """A one-statement definition (field, constant, a small type whose fields are its signature):
+        its lines, cut at the signature limits."""
         return self._clip(outer.start_byte, until if until is not None else outer.end_byte)
 
 

@@ -137,10 +137,10 @@ class _Query:
         self.lang = graph.language
         self.resolver = source.resolver()
         self.cursor_line = buffer.count("\n", 0, self.offset)
+        self.line_start = buffer.rfind("\n", 0, self.offset) + 1  # of the cursor's line
         self.units: dict[tuple[str, str], _Unit] = {}
         self._mentions, self._attributes = self._count_mentions()
-        line_start = buffer.rfind("\n", 0, self.offset) + 1
-        previous_start = buffer.rfind("\n", 0, max(line_start - 1, 0)) + 1
+        previous_start = buffer.rfind("\n", 0, max(self.line_start - 1, 0)) + 1
         self._near_words = {w for ident in _IDENT.findall(buffer[previous_start:self.offset])
                             for w in _words(ident)}
         self._bindings: dict[str, list[Target]] | None = None
@@ -158,11 +158,8 @@ class _Query:
         for n in range(first, last):
             if n in import_lines:
                 continue
-            line = lines[n]
-            if n == self.cursor_line:
-                line = line[: self.offset - (self.buffer.rfind("\n", 0, self.offset) + 1)]
-            distance = abs(self.cursor_line - n)
-            weight = (1.0 if n <= self.cursor_line else 0.5) / (1.0 + distance / 8.0)
+            line = self._up_to_cursor(lines, n)
+            weight = self._weight(n)
             for m in _IDENT.finditer(line):
                 name = m.group(0)
                 mentions[name] = mentions.get(name, 0.0) + weight
@@ -170,6 +167,14 @@ class _Query:
                 if start and line[start - 1] == "." or line[max(0, start - 2):start] in ("::", "->"):
                     attributes[name] = attributes.get(name, 0.0) + weight
         return mentions, attributes
+
+    def _weight(self, n: int) -> float:
+        """A mention on line `n`: nearer the cursor weighs more, and before it more than after."""
+        return (1.0 if n <= self.cursor_line else 0.5) / (1.0 + abs(self.cursor_line - n) / 8.0)
+
+    def _up_to_cursor(self, lines: list[str], n: int) -> str:
+        """Line `n` of the buffer, cut at the cursor on the cursor's line."""
+        return lines[n][: self.offset - self.line_start] if n == self.cursor_line else lines[n]
 
     def mention(self, name: str) -> float:
         return self._mentions.get(name, 0.0)
@@ -294,6 +299,15 @@ class _Query:
                 return [(path, d) for d in graph.top_level(last)[:1]]
         return []
 
+    def _graph(self, path: str) -> FileGraph | None:
+        """A file's graph: the buffer's own for the current file, the index's for the others."""
+        return self.graph if path == self.path else self.source.graph_of(path)
+
+    def _own_members(self, path: str, d: Definition) -> list[Definition]:
+        """The members of container `d`, defined in file `path`, in source order."""
+        graph = self._graph(path)
+        return [m for m in (graph.definitions if graph else []) if m.container == d.qualified]
+
     def _named_targets(self, targets: list[Target]) -> list[tuple[str, Definition]]:
         out: list[tuple[str, Definition]] = []
         for t in targets:
@@ -349,8 +363,7 @@ class _Query:
 
     def _receiver(self) -> None:
         """The members of what stands just before the cursor (`x.`), first of all."""
-        line_start = self.buffer.rfind("\n", 0, self.offset) + 1
-        m = _RECEIVER.search(self.buffer[line_start:self.offset])
+        m = _RECEIVER.search(self.buffer[self.line_start:self.offset])
         if m is None:
             return
         chain = [p for p in re.split(r"\s*(?:\.|::|->)\s*", m.group(1)) if p]
@@ -406,7 +419,7 @@ class _Query:
             written = typed_field.group(1) or typed_field.group(2)
         else:  # `self.app = app`: the constructor's parameter says
             assigned = re.search(r"=\s*([a-z_]\w*)\s*$", d.signature)
-            graph = self.source.graph_of(path) if path != self.path else self.graph
+            graph = self._graph(path)
             constructor = next((c for c in (graph.definitions if graph and d.container else [])
                                 if c.container == d.container and _is_constructor(c)), None)
             typed = re.search(rf"\b{assigned.group(1)}\s*:\s*((?:\w+\.)*[A-Z]\w*)", constructor.signature) \
@@ -449,12 +462,10 @@ class _Query:
 
     def _members_of(self, path: str, d: Definition) -> list[tuple[str, Definition]]:
         """A class's members, then its bases' (one level)."""
-        graph = self.source.graph_of(path) if path != self.path else self.graph
-        out = [(path, m) for m in (graph.definitions if graph else []) if m.container == d.qualified]
+        out = [(path, m) for m in self._own_members(path, d)]
         for base in _bases(d)[:4]:
             for bpath, bdef in (self._resolve_from(path, base) if path != self.path else self.resolve_type(base)):
-                bgraph = self.source.graph_of(bpath)
-                out += [(bpath, m) for m in (bgraph.definitions if bgraph else []) if m.container == bdef.qualified]
+                out += [(bpath, m) for m in self._own_members(bpath, bdef)]
         return out
 
     def _add_members(self, path: str, d: Definition, partial: str, base: float) -> None:
@@ -463,10 +474,8 @@ class _Query:
                 bonus = 10.0 if partial and member.name.startswith(partial) else 0.0
                 self.add(mpath, member, base + bonus + 2 * self.mention(member.name))
             return
-        graph = self.source.graph_of(path)
-        members = [m for m in (graph.definitions if graph else []) if m.container == d.qualified]
         self.add(path, d, base, full=True)
-        for member in members:
+        for member in self._own_members(path, d):
             bonus = 10.0 if partial and member.name.startswith(partial) else 0.0
             self.add(path, member, base, base + bonus + self._attributes.get(member.name, 0.0), full=True)
         # A class's own members first, then its bases' (one level: bounded).
@@ -477,11 +486,9 @@ class _Query:
 
     def _add_base(self, path: str, d: Definition, score: float) -> None:
         """A base class of a receiver: all its members, ranked by how the file uses them."""
-        graph = self.source.graph_of(path)
         self.add(path, d, score, full=True)
-        for member in (graph.definitions if graph else []):
-            if member.container == d.qualified:
-                self.add(path, member, score, score / 10 + self._attributes.get(member.name, 0.0), full=True)
+        for member in self._own_members(path, d):
+            self.add(path, member, score, score / 10 + self._attributes.get(member.name, 0.0), full=True)
 
     def _resolve_from(self, path: str, name: str) -> list[tuple[str, Definition]]:
         """A base class written in file `path`, found through that file's own imports."""
@@ -544,13 +551,6 @@ class _Query:
         top = next((t for t in (graph.definitions if graph else []) if t.qualified == container), None)
         return [(path, top)] if top is not None else []
 
-    def _reachable_files(self) -> list[str]:
-        files: list[str] = []
-        for targets in self.bindings.values():
-            files += [t.path for t in targets]
-        files += self.resolver.package_files(self.path, self.lang) + self._star_files()
-        return list(dict.fromkeys(files))[: MAX_FANOUT * 2]
-
     def _imports(self) -> None:
         """What the file imports: named imports by mention, modules' members by `mod.member` mentions."""
         for binding, targets in self.bindings.items():
@@ -578,10 +578,8 @@ class _Query:
         for n, line in enumerate(lines):
             if binding not in line:
                 continue
-            distance = abs(self.cursor_line - n)
-            weight = (1.0 if n <= self.cursor_line else 0.5) / (1.0 + distance / 8.0)
-            for m in pattern.finditer(line if n != self.cursor_line else line[: self.offset - (
-                    self.buffer.rfind("\n", 0, self.offset) + 1)]):
+            weight = self._weight(n)
+            for m in pattern.finditer(self._up_to_cursor(lines, n)):
                 out[m.group(1)] = out.get(m.group(1), 0.0) + weight
         return out
 
@@ -617,8 +615,8 @@ class _Query:
             text = top.signature
             return [NeedSnippet(unit.path, text.rstrip() + "\n", top.start_line, top.start_line + text.count("\n"),
                                 unit.score, top.kind, top.qualified)]
-        graph = self.source.graph_of(unit.path)
-        members = [m for m in (graph.definitions if graph else []) if m.container == top.qualified]
+        graph = self._graph(unit.path)
+        members = self._own_members(unit.path, top)
         ranked = sorted(members, key=lambda m: (-unit.members.get(m.name, 0.0), not _is_constructor(m),
                                                 m.kind != "field", m.start_line))
         if unit.full:
@@ -628,7 +626,7 @@ class _Query:
             parts = [[m for m in ranked if _is_constructor(m) or unit.members.get(m.name, 0.0) > 0
                       or (m.kind == "field" and not has_constructor)][:OUTLINE_PART_MEMBERS]]
         closing = ""
-        if self.lang_of(unit.path) != "python" and top.signature.rstrip().endswith("{"):
+        if graph is not None and graph.language != "python" and top.signature.rstrip().endswith("{"):
             closing = top.signature[: len(top.signature) - len(top.signature.lstrip())] + "}"
         out = []
         for n, part in enumerate(parts or [[]]):
@@ -650,10 +648,6 @@ class _Query:
                                    top.kind, top.qualified if n == 0 else f"{top.qualified} ({n + 1})",
                                    prompt_kind="outline"))
         return out
-
-    def lang_of(self, path: str) -> str:
-        graph = self.source.graph_of(path)
-        return graph.language if graph is not None else ""
 
 
 # A stand-in definition for "the module itself" in receiver chains.
