@@ -124,7 +124,7 @@ class Completer:
         previous = self._previous.get(path)
         snippets = _sticky_needs(needs, previous) + _sticky(others, previous, limit)
         retrieval_ms = (time.perf_counter() - t0) * 1000
-        prompt = self.builder.build(path, source, offset, snippets, budget, repo_name, self._previous.get(path))
+        prompt = self.builder.build(path, source, offset, snippets, budget, repo_name, previous)
         self._previous[path] = prompt
         return prompt, retrieval_ms
 

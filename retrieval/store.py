@@ -163,7 +163,8 @@ class Store:
         try:
             with db:
                 db.executescript("BEGIN;" + _SCHEMA.replace("{tokenizer}", FTS_TOKENIZER)
-                                 + "DELETE FROM files; UPDATE meta SET value = '4' WHERE key = 'schema_version';"
+                                 + f"DELETE FROM files; UPDATE meta SET value = '{SCHEMA_VERSION}' "
+                                 + "WHERE key = 'schema_version';"
                                  + "COMMIT;")
         except sqlite3.DatabaseError as exc:
             log.warning("index at %s could not be upgraded (%s); it will be rebuilt", self.directory, exc)
@@ -317,10 +318,6 @@ class Store:
         self.db.executemany("INSERT INTO graph_imports VALUES (?, ?, ?, ?, ?, ?)",
                             [(path, i.kind, i.module, i.name, i.alias, i.line) for i in graph.imports])
 
-    def graph_paths(self) -> list[str]:
-        """Files that have a part in the symbol graph (source files of a known language)."""
-        return [r[0] for r in self.db.execute("SELECT path FROM graph_files")]
-
     def graph_file(self, path: str) -> FileGraph | None:
         """One file's graph as indexed (definitions, imports, exports, package), or None."""
         row = self.db.execute("SELECT language, package, has_exports, exports FROM graph_files WHERE path = ?",
@@ -331,10 +328,8 @@ class Store:
         return FileGraph(language, self.graph_definitions([path]).get(path, []), self.graph_imports(path),
                          tuple(exports.split()) if has_exports else None, package)
 
-    def graph_definitions(self, paths: Iterable[str], top_level_names: Iterable[str] | None = None
-                          ) -> dict[str, list[Definition]]:
-        """Definitions of these files in source order, optionally only top-level ones with these names
-        (with members of those that are containers)."""
+    def graph_definitions(self, paths: Iterable[str]) -> dict[str, list[Definition]]:
+        """Definitions of these files, in source order."""
         out: dict[str, list[Definition]] = {}
         for part, marks in _batches(list(dict.fromkeys(paths))):
             rows = self.db.execute(
@@ -342,10 +337,6 @@ class Store:
                 f"WHERE path IN ({marks}) ORDER BY rowid", part)
             for path, *fields in rows:
                 out.setdefault(path, []).append(Definition(*fields))
-        if top_level_names is not None:
-            wanted = set(top_level_names)
-            out = {p: [d for d in defs if (d.name in wanted and not d.container)
-                       or d.container.split(".")[0] in wanted] for p, defs in out.items()}
         return out
 
     def graph_imports(self, path: str) -> list[Import]:
@@ -362,13 +353,6 @@ class Store:
                     f"WHERE name IN ({marks}) AND container != '' GROUP BY path, container LIMIT ?",
                     [*part, limit]):
                 out[(path, container)] = out.get((path, container), 0) + n
-        return out
-
-    def graph_packages(self, paths: Iterable[str]) -> dict[str, str]:
-        """The package name each file declares (Go, Java)."""
-        out: dict[str, str] = {}
-        for part, marks in _batches(list(paths)):
-            out.update(self.db.execute(f"SELECT path, package FROM graph_files WHERE path IN ({marks})", part))
         return out
 
     def definitions_of(self, names: list[str]) -> list[tuple[str, int, str]]:
