@@ -22,7 +22,7 @@ import numpy as np
 from .chunking import Chunk, ChunkingConfig, chunk_file
 from .config import IndexConfig
 from .embedding import Embedder, SentenceTransformerEmbedder
-from .errors import IndexWriteError, RetrievalError
+from .errors import IndexWriteError, RetrievalError, TooManyFilesError
 from .files import SourceFile, check, walk
 from .graph import FileGraph, extract
 from .needs import NeedSnippet, NeedsProbe
@@ -168,15 +168,25 @@ class CodeIndex:
     # -- indexing -------------------------------------------------------------------
     # The thread lock is held only while the store and FAISS change or are read, never while
     # files are read, chunked or embedded: searches keep answering during a long index.
-    def reindex(self, progress: Progress | None = None) -> ReindexStats:
-        """Bring the index in line with the tree; unchanged files cost a stat() each."""
+    def reindex(self, progress: Progress | None = None, cancel: threading.Event | None = None) -> ReindexStats:
+        """Bring the index in line with the tree; unchanged files cost a stat() each. A tree with more
+        than `max_files` indexable files is refused (TooManyFilesError) before anything is written.
+        Setting `cancel` stops the walk (ReindexCancelled) or, once files are being indexed, keeps
+        what is done and returns."""
         t0 = time.perf_counter()
         with self._writing():
-            files = list(walk(self.root, self.config.max_file_bytes, list(self.config.extra_ignores),
-                              self.config.deny_patterns))
+            files = []
+            for f in walk(self.root, self.config.max_file_bytes, list(self.config.extra_ignores),
+                          self.config.deny_patterns, cancel):
+                files.append(f)
+                if len(files) > self.config.max_files:
+                    raise TooManyFilesError(
+                        f"{self.root} holds more than {self.config.max_files} files to index, the limit; "
+                        "open a smaller folder, ignore some in .code-kbignore, or raise the limit "
+                        "(--max-files, or the editor's maxFiles setting)")
             with self._lock:
                 gone = sorted(set(self.store.files()) - {f.path for f in files})
-            return self._apply(files, gone, progress, t0)
+            return self._apply(files, gone, progress, t0, cancel)
 
     def update_files(self, paths: Iterable[str | Path], progress: Progress | None = None) -> ReindexStats:
         """Bring only these files (absolute, or relative to the root) in line: changed, new or deleted."""
@@ -218,7 +228,8 @@ class CodeIndex:
         except ValueError:
             return None
 
-    def _apply(self, files: list[SourceFile], gone: list[str], progress: Progress | None, t0: float) -> ReindexStats:
+    def _apply(self, files: list[SourceFile], gone: list[str], progress: Progress | None, t0: float,
+               cancel: threading.Event | None = None) -> ReindexStats:
         stats = ReindexStats(files_seen=len(files))
         with self._lock:
             store = self.store
@@ -237,6 +248,9 @@ class CodeIndex:
         pending: list[ParsedFile] = []
         pending_chunks = 0
         for n, f in enumerate(candidates, 1):
+            if cancel is not None and cancel.is_set():  # what is committed stays; the rest waits
+                log.info("indexing of %s stopped after %d of %d files", self.root, n - 1, len(candidates))
+                break
             parsed = self._read(f)
             record = parsed.record if parsed is not None else None
             old = known.get(f.path)
