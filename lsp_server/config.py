@@ -44,6 +44,7 @@ SETTINGS: dict[str, tuple[str, str, type]] = {
     "candidates": ("engine", "candidates", int),
     "embeddingModel": ("index", "embedding_model", str),
     "maxFileBytes": ("index", "max_file_bytes", int),
+    "maxFiles": ("index", "max_files", int),
     "indexDir": ("index", "index_dir", Path),
     "denyPatterns": ("index", "deny_patterns", tuple),
     "debounceMs": ("server", "debounce_ms", int),
@@ -117,6 +118,13 @@ class Settings:
             except (TypeError, ValueError) as exc:
                 problems.append(f"setting {key}={value!r} is invalid ({exc}); using the default")
         engine = values["engine"]
+        for key, name, target in (("maxTokens", "max_tokens", engine), ("candidates", "candidates", engine),
+                                  ("maxFiles", "max_files", values["index"])):
+            if target.get(name) == 0:
+                del target[name]
+                problems.append(f"setting {key}=0 is invalid (at least 1; to turn completions off for a language, "
+                                "use disabledLanguages); using the default" if key != "maxFiles" else
+                                f"setting {key}=0 is invalid (at least 1); using the default")
         if engine.get("endpoint_api", "auto") not in ("auto", "infill", "completions"):
             problems.append(f"setting endpointApi={engine.pop('endpoint_api')!r} is invalid (use auto, infill or "
                             "completions); using the default")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import unquote
+
 from lsprotocol import types
 
 from ..server import CodeKbServer
@@ -17,7 +19,7 @@ def did_change(ls: CodeKbServer, params: types.DidChangeTextDocumentParams) -> N
     last = params.content_changes[-1] if params.content_changes else None
     if last is None:
         return
-    doc = ls.open_document(uri)
+    doc = ls.workspace.text_documents.get(unquote(uri))
     if doc is None:  # never opened: pygls has logged it; there is no text to track
         return
     if isinstance(last, types.TextDocumentContentChangePartial):

@@ -23,6 +23,7 @@ export const SERVER_KEYS = [
   "candidates",
   "embeddingModel",
   "maxFileBytes",
+  "maxFiles",
   "indexDir",
   "denyPatterns",
   "debounceMs",
