@@ -8,15 +8,10 @@ A store from another schema version or embedding model is discarded and rebuilt.
 
 from __future__ import annotations
 
-import errno
 import hashlib
-import fcntl
 import logging
 import os
 import sqlite3
-import stat
-import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -26,8 +21,9 @@ import numpy as np
 
 from .chunking import Chunk
 from .graph import Definition, FileGraph, Import
-from .errors import IndexLockedError, IndexWriteError
+from .errors import IndexWriteError
 from .lexical import FTS_TOKENIZER, identifier_tokens, match_query
+from .lock import ELSEWHERE, private_dir
 from .symbols import definitions
 
 log = logging.getLogger(__name__)
@@ -130,7 +126,7 @@ class Store:
             if db is not None:
                 return db
             raise IndexWriteError(f"cannot open the index at {self.directory} ({exc}); make the folder "
-                                  "writable, free disk space, or set codeKb.indexDir elsewhere") from exc
+                                  f"writable, free disk space, or {ELSEWHERE}") from exc
         if not found:
             return self._init_meta(db)
         if found.get("schema_version") == "3" and found.get("embedding_model") == self.embedding_model:
@@ -210,7 +206,7 @@ class Store:
     def check_writable(self) -> None:
         if self.read_only:
             raise IndexWriteError(f"the index at {self.directory} is read-only; make the folder writable "
-                                  "or set codeKb.indexDir elsewhere (searches use the index as it is)")
+                                  f"or {ELSEWHERE} (searches use the index as it is)")
 
     def _fresh_db(self, path: Path) -> sqlite3.Connection:
         for suffix in ("", "-wal", "-shm"):
@@ -639,60 +635,8 @@ def _content_check(db: sqlite3.Connection, writable: bool = True) -> None:
             db.execute("INSERT INTO lexical(lexical) VALUES ('integrity-check')")
 
 
-def private_dir(directory: Path) -> None:
-    """Create the index folder readable by the user only (it holds the code), tightening an old one."""
-    try:
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    except OSError as exc:
-        raise IndexWriteError(f"cannot create the index folder {directory} ({exc}); set codeKb.indexDir "
-                              "to a writable folder") from exc
-    mode = stat.S_IMODE(directory.stat().st_mode)
-    if mode & 0o077:
-        try:
-            os.chmod(directory, mode & 0o700)
-        except OSError as exc:
-            log.warning("cannot make %s private (mode %o): %s", directory, mode, exc)
-
-
 def _read_meta(db: sqlite3.Connection) -> dict[str, str]:
     """The meta table as a dict; empty for a new database that has none yet."""
     if db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'").fetchone() is None:
         return {}
     return dict(db.execute("SELECT key, value FROM meta").fetchall())
-
-
-@contextmanager
-def write_lock(directory: Path, wait_s: float = 30.0) -> Iterator[None]:
-    """An exclusive lock on the index directory, so a CLI reindex and a server never write at once."""
-    private_dir(directory)
-    path = directory / "lock"
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
-    except OSError as exc:
-        raise IndexWriteError(f"cannot write the index at {directory} ({exc}); make the folder writable "
-                              "or set codeKb.indexDir elsewhere (searches use the index as it is)") from exc
-    with open(fd, "a+") as fh:
-        deadline = time.monotonic() + wait_s
-        while True:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except OSError as exc:
-                if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                    raise
-                if time.monotonic() > deadline:
-                    fh.seek(0)
-                    holder = fh.read().strip() or "another process"
-                    raise IndexLockedError(
-                        f"index {directory} is being written by {holder}; wait for it to finish and retry") from exc
-                time.sleep(0.2)
-        fh.seek(0)
-        fh.truncate()
-        fh.write(f"pid {os.getpid()}\n")
-        fh.flush()
-        try:
-            yield
-        finally:
-            fh.seek(0)
-            fh.truncate()
-            fcntl.flock(fh, fcntl.LOCK_UN)
