@@ -12,26 +12,22 @@ import hashlib
 import logging
 import os
 import sqlite3
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import faiss
 import numpy as np
 
+from . import vectors
 from .chunking import Chunk
-from .graph import Definition, FileGraph, Import
 from .errors import IndexWriteError
+from .graph import Definition, FileGraph, Import
 from .lexical import FTS_TOKENIZER, identifier_tokens, match_query
 from .lock import ELSEWHERE, private_dir
 from .symbols import definitions
 
 log = logging.getLogger(__name__)
-
-# One query vector at a time gains nothing from OpenMP threads, and right after torch embedded the
-# query they contend with torch's own: measured on 2 cores, one retrieval took 23 ms with FAISS on
-# two threads and 15-17 ms on one (pip's 6,560 chunks, benchmarks/retrieval_quality.py).
-faiss.omp_set_num_threads(1)
 
 SCHEMA_VERSION = 4  # 2: the lexical (FTS5) table; 3: the symbol table; 4: the symbol graph
 
@@ -92,7 +88,6 @@ class Store:
     """One index directory. Not thread-safe by itself: `CodeIndex` serialises access."""
 
     DB_NAME = "index.sqlite3"
-    FAISS_NAME = "vectors.faiss"
 
     def __init__(self, directory: Path, embedding_model: str, ivf_threshold: int = 50_000) -> None:
         self.directory = directory
@@ -211,7 +206,7 @@ class Store:
     def _fresh_db(self, path: Path) -> sqlite3.Connection:
         for suffix in ("", "-wal", "-shm"):
             Path(str(path) + suffix).unlink(missing_ok=True)
-        (self.directory / self.FAISS_NAME).unlink(missing_ok=True)
+        vectors.vector_path(self.directory).unlink(missing_ok=True)
         return self._init_meta(self._connect(path))
 
     def _init_meta(self, db: sqlite3.Connection) -> sqlite3.Connection:
@@ -389,24 +384,15 @@ class Store:
     # -- FAISS --------------------------------------------------------------------
     def load_vectors(self, dim: int) -> faiss.Index:
         """The FAISS index, rebuilt from SQLite when missing, corrupt, inconsistent or of the wrong kind."""
-        path = self.directory / self.FAISS_NAME
+        path = vectors.vector_path(self.directory)
         ids = self._chunk_ids_sorted()
         index = None
         if path.exists():
-            # The digest recorded at the last save is checked before FAISS parses the file: a damaged
-            # header can make it allocate without bound (std::bad_alloc) rather than fail cleanly.
-            recorded = self.meta("vectors_sha1")
-            if recorded is not None and _file_sha1(path) != recorded:
-                log.warning("vector index %s does not match what was saved; rebuilding it from the cached "
-                            "embeddings", path)
-            else:
-                try:
-                    index = faiss.read_index(str(path))
-                except (RuntimeError, MemoryError) as exc:
-                    log.warning("vector index %s is unreadable (%s); rebuilding it from the cached embeddings",
-                                path, exc)
-        if index is not None and (index.d != dim or index.ntotal != len(ids)
-                                  or self.meta("vector_ids") != _digest(ids)):
+            try:
+                index = vectors.read_vectors(path, self.meta("vectors_sha1"))
+            except vectors.VectorFileError as exc:
+                log.warning("%s; rebuilding it from the cached embeddings", exc)
+        if index is not None and not vectors.holds(index, ids, self.meta("vector_ids"), dim):
             log.warning("vector index %s holds %d vectors of dim %d, expected %d of dim %d; rebuilding it",
                         path, index.ntotal, index.d, len(ids), dim)
             index = None
@@ -427,11 +413,7 @@ class Store:
 
     def wants_rebuild(self, index: faiss.Index) -> bool:
         """Exact search below the threshold; IVF above it, retrained when the index outgrew its training."""
-        n = index.ntotal
-        if _is_ivf(index):
-            trained = int(self.meta("ivf_trained_on") or 0)
-            return n < self.ivf_threshold // 2 or n > 4 * max(trained, 1)
-        return n >= self.ivf_threshold
+        return vectors.wants_rebuild(index, self.ivf_threshold, int(self.meta("ivf_trained_on") or 0))
 
     def rebuild_vectors(self) -> None:
         """Re-derive the FAISS index from the cached embeddings (no model call)."""
@@ -440,46 +422,21 @@ class Store:
         self.save_vectors()
 
     def _rebuild_vectors(self, dim: int, ids: list[int]) -> faiss.Index:
-        if len(ids) >= self.ivf_threshold:
-            # About 4 sqrt(n) lists, but at least 39 training points a list, as k-means wants.
-            nlist = max(1, min(int(4 * len(ids) ** 0.5), len(ids) // 39))
-            index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
-            sample = ids if len(ids) <= 64 * nlist else [ids[i] for i in range(0, len(ids), len(ids) // (64 * nlist))]
-            index.train(self.vectors_for(sample))
-            index.nprobe = min(nlist, max(8, nlist // 16))
+        index = vectors.build_vectors(dim, ids, self.vectors_for, self.ivf_threshold)
+        if vectors.is_ivf(index):
             self.set_meta("ivf_trained_on", str(len(ids)))
-            log.info("vector index: IVF with %d lists over %d vectors (nprobe %d)", nlist, len(ids), index.nprobe)
-        else:
-            index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
-        for i in range(0, len(ids), 4096):
-            part = ids[i:i + 4096]
-            index.add_with_ids(self.vectors_for(part), np.asarray(part, dtype=np.int64))
         return index
 
     def describe_vectors(self) -> str:
-        index = self.vectors
-        if index is not None and _is_ivf(index):
-            ivf = faiss.extract_index_ivf(index)
-            return f"IVF, {ivf.nlist} lists, nprobe {ivf.nprobe} (approximate)"
-        return "flat inner product (exact)"
+        return vectors.describe_vectors(self.vectors)
 
     def save_vectors(self) -> None:
         """Write the FAISS file whole or not at all: a temp file, then an atomic rename."""
         assert self.vectors is not None
-        path = self.directory / self.FAISS_NAME
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        try:
-            faiss.write_index(self.vectors, str(tmp))
-            os.chmod(tmp, 0o600)
-            digest = _file_sha1(tmp)
-            os.replace(tmp, path)
-        except (OSError, RuntimeError) as exc:
-            tmp.unlink(missing_ok=True)
-            raise IndexWriteError(f"cannot write the vector index {path} ({exc}); free disk space or make "
-                                  "the folder writable (the previous index is kept)") from exc
+        digest = vectors.write_vectors(self.vectors, vectors.vector_path(self.directory))
         self.set_meta("dim", str(self.vectors.d))
         # What the file holds, so a crash between a SQLite commit and this save is noticed on load.
-        self.set_meta("vector_ids", _digest(self._chunk_ids_sorted()))
+        self.set_meta("vector_ids", vectors.ids_digest(self._chunk_ids_sorted()))
         self.set_meta("vectors_sha1", digest)
 
     def close(self) -> None:
@@ -491,22 +448,6 @@ def _batches(items: list, size: int = 500) -> Iterator[tuple[list, str]]:
     for i in range(0, len(items), size):
         part = items[i:i + size]
         yield part, ",".join("?" * len(part))
-
-
-def _digest(ids: list[int]) -> str:
-    return hashlib.sha1(np.asarray(ids, dtype=np.int64).tobytes()).hexdigest()
-
-
-def _file_sha1(path: Path) -> str:
-    digest = hashlib.sha1()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _is_ivf(index: faiss.Index) -> bool:
-    return isinstance(faiss.downcast_index(index), faiss.IndexIVF)
 
 
 def check_database(db: sqlite3.Connection, writable: bool = True) -> None:
