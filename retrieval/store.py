@@ -1,14 +1,14 @@
 """On-disk index: SQLite for files, chunks and cached embeddings; FAISS for vector search.
 
-SQLite is the source of truth and is written in transactions. The FAISS file is derived
-from it and replaced atomically (temp file + rename); when it is missing, unreadable or
-out of step with SQLite it is rebuilt from the cached embeddings, which costs no model call.
-A store from another schema version or embedding model is discarded and rebuilt.
+SQLite is the source of truth and is written in transactions: its schema and rows live here. The
+FAISS file (vectors.py) is derived from it and replaced atomically (temp file + rename); when it is
+missing, unreadable or out of step with SQLite it is rebuilt from the cached embeddings, which costs
+no model call. A store from another schema version or embedding model, or one that fails the checks
+of integrity.py, is discarded and rebuilt. The folder and its write lock are lock.py's.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import sqlite3
@@ -19,7 +19,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from . import vectors
+from . import integrity, vectors
 from .chunking import Chunk
 from .errors import IndexWriteError
 from .graph import Definition, FileGraph, Import
@@ -29,6 +29,7 @@ from .symbols import definitions
 
 log = logging.getLogger(__name__)
 
+DB_NAME = "index.sqlite3"
 SCHEMA_VERSION = 4  # 2: the lexical (FTS5) table; 3: the symbol table; 4: the symbol graph
 
 _SCHEMA = """
@@ -84,10 +85,14 @@ class StoredChunk:
     text: str
 
 
+def schema_sql() -> str:
+    """The schema as this code writes it (what `integrity.schema_check` compares a stored one with)."""
+    return _SCHEMA.replace("{tokenizer}", FTS_TOKENIZER)
+
+
 class Store:
     """One index directory. Not thread-safe by itself: `CodeIndex` serialises access."""
 
-    DB_NAME = "index.sqlite3"
 
     def __init__(self, directory: Path, embedding_model: str, ivf_threshold: int = 50_000) -> None:
         self.directory = directory
@@ -106,13 +111,13 @@ class Store:
 
     # -- SQLite -----------------------------------------------------------------
     def _open_db(self) -> sqlite3.Connection:
-        path = self.directory / self.DB_NAME
+        path = self.directory / DB_NAME
         try:
             db = self._connect(path)
-            found = _read_meta(db)
+            found = read_meta(db)
         except (sqlite3.DatabaseError, UnicodeDecodeError, OSError) as exc:
             # Damage (e.g. a schema whose text no longer decodes, or names a column wrongly): rebuild.
-            if not isinstance(exc, OSError) and _damaged(exc):
+            if not isinstance(exc, OSError) and integrity.is_damage(exc):
                 log.warning("index at %s is unreadable (%s); rebuilding it", path, exc)
                 return self._fresh_db(path)
             # Cannot open or write (a read-only folder or file, no space for the journal): not damage.
@@ -126,7 +131,7 @@ class Store:
             return self._init_meta(db)
         if found.get("schema_version") == "3" and found.get("embedding_model") == self.embedding_model:
             db = self._migrate_from_3(db)
-            found = _read_meta(db)
+            found = read_meta(db)
         if found.get("schema_version") != str(SCHEMA_VERSION) or found.get("embedding_model") != self.embedding_model:
             log.warning(
                 "index at %s is schema %s with embedding model %s; this code-kb wants schema %d with %s: rebuilding",
@@ -135,10 +140,10 @@ class Store:
             db.close()
             return self._fresh_db(path)
         try:
-            _schema_check(db)
-            _content_check(db)
+            integrity.schema_check(db)
+            integrity.content_check(db)
         except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
-            if isinstance(exc, sqlite3.OperationalError) and not _damaged(exc):
+            if isinstance(exc, sqlite3.OperationalError) and not integrity.is_damage(exc):
                 # Busy past the timeout (another process writing) or the like: the checks are skipped
                 # this time rather than an intact index thrown away.
                 log.warning("index at %s could not be checked (%s); using it unchecked", path, exc)
@@ -173,7 +178,7 @@ class Store:
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
-            _integrity_check(db)
+            integrity.integrity_check(db)
         except (sqlite3.DatabaseError, UnicodeDecodeError):
             db.close()
             raise
@@ -186,8 +191,8 @@ class Store:
             return None
         try:
             db = sqlite3.connect(f"file:{path}?immutable=1", uri=True, check_same_thread=False)
-            check_database(db, writable=False)
-            found = _read_meta(db)
+            integrity.check_database(db, writable=False)
+            found = read_meta(db)
         except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
             log.warning("index at %s cannot be opened read-only either: %s", path, exc)
             return None
@@ -450,133 +455,7 @@ def _batches(items: list, size: int = 500) -> Iterator[tuple[list, str]]:
         yield part, ",".join("?" * len(part))
 
 
-def check_database(db: sqlite3.Connection, writable: bool = True) -> None:
-    """Raise sqlite3.DatabaseError (or UnicodeDecodeError) when the index database is damaged:
-    every check the store runs when it opens one (`code-kb doctor` runs them too)."""
-    _integrity_check(db)
-    _schema_check(db)
-    _content_check(db, writable)
-
-
-def _integrity_check(db: sqlite3.Connection) -> None:
-    """Raise on a damaged database (integrity_check reports damage as rows, not always as an error).
-
-    integrity_check rather than quick_check: it also finds an index that disagrees with its table
-    (the fuzz tests damaged the meta table's key index; quick_check passed and a later lookup failed).
-    It took 17-20 ms on pip's 6,560 chunks, quick_check 14."""
-    rows = db.execute("PRAGMA integrity_check(3)").fetchall()
-    if rows != [("ok",)]:
-        raise sqlite3.DatabaseError(f"integrity check failed: {'; '.join(str(r[0]) for r in rows[:3])}")
-
-
-def _reference_schema() -> dict[str, tuple[str, str, str | None]]:
-    """Every object the schema creates, as this SQLite writes it: name -> (type, table, sql)."""
-    db = sqlite3.connect(":memory:")
-    try:
-        db.executescript(_SCHEMA.replace("{tokenizer}", FTS_TOKENIZER))
-        return {name: (kind, table, sql) for kind, name, table, sql in
-                db.execute("SELECT type, name, tbl_name, sql FROM sqlite_master")}
-    finally:
-        db.close()
-
-
-def _schema_check(db: sqlite3.Connection) -> None:
-    """Raise when the stored schema differs from the one this code writes.
-
-    A changed byte in the schema's SQL can still parse (a column renamed) and pass integrity_check;
-    queries then fail later with "no such column". The full-text index's own tables are compared
-    by name only: another SQLite version may word their SQL differently, and the FTS5 check reads
-    through them."""
-    want = _reference_schema()
-    have = {name: (kind, table, sql) for kind, name, table, sql in
-            db.execute("SELECT type, name, tbl_name, sql FROM sqlite_master")}
-    if set(have) != set(want):
-        raise sqlite3.DatabaseError(f"schema objects differ: {sorted(set(have) ^ set(want))}")
-    for name, found in have.items():
-        if found != want[name] and not name.startswith("lexical_"):
-            raise sqlite3.DatabaseError(f"schema of {name!r} differs: {found[2]!r}")
-
-
-# OperationalErrors that say something about the machine (permissions, space, another process),
-# not about the index's bytes: the index is kept. Every other error reading it means damage.
-_ENVIRONMENT_ERRORS = ("unable to open", "readonly", "read-only", "locked", "busy", "disk i/o", "full",
-                       "permission", "out of memory", "interrupted")
-
-
-def _damaged(exc: Exception) -> bool:
-    """Whether an error reading the index means its bytes are damaged (rather than unwritable)."""
-    if isinstance(exc, UnicodeDecodeError) or not isinstance(exc, sqlite3.OperationalError):
-        return True
-    message = str(exc).lower()
-    return not any(word in message for word in _ENVIRONMENT_ERRORS)
-
-
-# The storage class every column must have; a changed byte in a record's header can turn a text
-# into a blob or an integer into a float without SQLite noticing.
-_COLUMN_TYPES = {
-    "meta": {"key": "text", "value": "text"},
-    "files": {"path": "text", "hash": "text", "size": "integer", "mtime_ns": "integer"},
-    "chunks": {"id": "integer", "path": "text", "start_line": "integer", "end_line": "integer",
-               "start_byte": "integer", "end_byte": "integer", "kind": "text", "name": "text",
-               "text": "text", "text_hash": "text"},
-    "symbols": {"name": "text", "qualified": "text", "kind": "text", "path": "text", "line": "integer",
-                "signature": "text", "chunk_id": "integer"},
-    "embeddings": {"model": "text", "text_hash": "text", "vector": "blob"},
-    "graph_files": {"path": "text", "language": "text", "package": "text", "has_exports": "integer",
-                    "exports": "text"},
-    "graph_definitions": {"path": "text", "name": "text", "container": "text", "kind": "text",
-                          "start_line": "integer", "end_line": "integer", "signature": "text"},
-    "graph_imports": {"path": "text", "kind": "text", "module": "text", "name": "text", "alias": "text",
-                      "line": "integer"},
-}
-
-
-_INTEGER_META = ("dim", "ivf_trained_on")  # meta values the store and index parse as integers
-_SHA1_COLUMNS = {"files": "hash", "chunks": "text_hash", "embeddings": "text_hash"}  # 40 hex digits each
-
-
-def _content_check(db: sqlite3.Connection, writable: bool = True) -> None:
-    """Raise when a stored row is damaged in a way SQLite's own checks cannot see.
-
-    SQLite keeps no checksums of its pages: a byte changed inside a row passes integrity_check (the
-    fuzz tests overwrote single bytes of chunk texts, hashes, kinds and record headers). So at open:
-    every column has its storage class, every text decodes, every chunk's text matches its sha1,
-    every stored sha1 is 40 hex digits, every cached vector has one length that matches the stored
-    dimension, numbers in meta parse, and the full-text index agrees with itself. On pip's 6,560
-    chunks this took 66 ms (median of 9), the whole open of the store 82 ms."""
-    for table, columns in _COLUMN_TYPES.items():
-        wrong = " OR ".join(f"typeof({col}) != '{kind}'" for col, kind in columns.items())
-        row = db.execute(f"SELECT rowid FROM {table} WHERE {wrong} LIMIT 1").fetchone()
-        if row is not None:
-            raise sqlite3.DatabaseError(f"a row of {table} has a column of the wrong type")
-        if table in _SHA1_COLUMNS:  # a damaged file hash would otherwise stand until the file changes
-            col = _SHA1_COLUMNS[table]
-            if db.execute(f"SELECT 1 FROM {table} WHERE length({col}) != 40 OR {col} GLOB '*[^0-9a-f]*' "
-                          "LIMIT 1").fetchone():
-                raise sqlite3.DatabaseError(f"a hash in {table} is not a sha1")
-        if table != "chunks":  # the hash pass below decodes every text of chunks
-            text_columns = [col for col, kind in columns.items() if kind == "text"]
-            for _ in db.execute(f"SELECT {', '.join(text_columns)} FROM {table}"):
-                pass  # decoding every text raises on bytes that are not UTF-8
-    for chunk_id, path, _kind, _name, text, text_hash in db.execute(
-            "SELECT id, path, kind, name, text, text_hash FROM chunks"):
-        if hashlib.sha1(text.encode("utf-8")).hexdigest() != text_hash:
-            raise sqlite3.DatabaseError(f"chunk {chunk_id} of {path!r} does not match its hash")
-    lengths = [n for (n,) in db.execute("SELECT DISTINCT length(vector) FROM embeddings")]
-    if len(lengths) > 1:
-        raise sqlite3.DatabaseError("cached vectors differ in length")
-    meta = _read_meta(db)
-    for key in _INTEGER_META:
-        if not meta.get(key, "0").isdecimal():
-            raise sqlite3.DatabaseError(f"meta {key!r} is not a number: {meta[key]!r}")
-    if "dim" in meta and lengths and lengths[0] != 4 * int(meta["dim"]):  # float32 vectors
-        raise sqlite3.DatabaseError(f"meta 'dim' {meta['dim']} does not match the cached vectors")
-    if writable:  # a command written as an INSERT; it changes nothing but needs a writable database
-        with db:  # and its own transaction: left open, it would hold the write lock against other processes
-            db.execute("INSERT INTO lexical(lexical) VALUES ('integrity-check')")
-
-
-def _read_meta(db: sqlite3.Connection) -> dict[str, str]:
+def read_meta(db: sqlite3.Connection) -> dict[str, str]:
     """The meta table as a dict; empty for a new database that has none yet."""
     if db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'").fetchone() is None:
         return {}
