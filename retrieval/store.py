@@ -448,6 +448,23 @@ class Store:
         self.db.close()
 
 
+@dataclass(frozen=True)
+class IndexCounts:
+    files: int
+    chunks: int
+
+
+def read_counts(directory: Path) -> IndexCounts:
+    """How many files and chunks the index at `directory` holds, read without changing anything."""
+    db = sqlite3.connect(f"file:{directory / DB_NAME}?mode=ro", uri=True)
+    try:
+        files = db.execute("SELECT COUNT(*) FROM files").fetchone()[0]
+        chunks = db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+    finally:
+        db.close()
+    return IndexCounts(files, chunks)
+
+
 def _batches(items: list, size: int = 500) -> Iterator[tuple[list, str]]:
     """Slices of `items` small enough for one `IN (...)`, each with its placeholders."""
     for i in range(0, len(items), size):
