@@ -25,9 +25,10 @@ from .embedding import Embedder, SentenceTransformerEmbedder
 from .errors import IndexWriteError, RetrievalError, TooManyFilesError
 from .files import SourceFile, check, walk
 from .graph import FileGraph, extract
+from .lock import write_lock
 from .needs import NeedSnippet, NeedsProbe
 from .resolve import ModuleResolver
-from .store import FileRecord, Store, write_lock
+from .store import FileRecord, Store
 from .symbols import wanted_names
 
 log = logging.getLogger(__name__)
