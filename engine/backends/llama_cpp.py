@@ -12,17 +12,18 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import io
+import itertools
 import logging
 import os
 import threading
 import time
-
-import numpy as np
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
-from ..errors import ModelLoadError, ModelNotFoundError
+import numpy as np
+
+from ..errors import GenerationError, ModelLoadError, ModelNotFoundError
 from . import Generation, interruption
 from .kv_plan import ABSENT, Plan, after, plan
 
@@ -173,7 +174,9 @@ class LlamaCppModel:
         ctx = llama_cpp.llama_init_from_model(self.llm._model.model, params)
         if not ctx:
             raise ModelLoadError(f"cannot create a {n_ctx}-token context for {self.path}: out of memory? "
-                                 "Lower the prompt budget or use kvCacheType q8_0")
+                                 "Lower the prompt budget (--budget, budget_tokens in the config file, or the "
+                                 "editor's budgetTokens setting) or use a q8_0 KV cache (kv_cache_type, or the "
+                                 "editor's kvCacheType setting)")
         self.llm._stack.callback(llama_cpp.llama_free, ctx)  # freed before the model
         self._ctx = ctx
         self._memory = llama_cpp.llama_get_memory(ctx)
@@ -222,7 +225,7 @@ class LlamaCppModel:
             if not found:
                 return tokens
             tokens = self._encode_split(text, found)
-        raise ModelLoadError(f"cannot tokenise text without special tokens for {self.path}")
+        raise GenerationError(f"cannot tokenise text without special tokens for {self.path}")
 
     def _protected(self) -> frozenset[int]:
         """Ids of control and user-defined tokens (FIM markers, end-of-text and the like)."""
@@ -248,9 +251,9 @@ class LlamaCppModel:
                     cuts.add(start + max(len(spelled) // 2, 1))
                     start = text.find(spelled, start + 1)
         if not cuts:
-            raise ModelLoadError(f"cannot tokenise text without special tokens for {self.path}")
+            raise GenerationError(f"cannot tokenise text without special tokens for {self.path}")
         bounds = [0, *sorted(cuts), len(text)]
-        return [t for a, b in zip(bounds, bounds[1:]) if a < b
+        return [t for a, b in itertools.pairwise(bounds) if a < b
                 for t in self.llm.tokenize(text[a:b].encode("utf-8"), add_bos=False, special=False)]
 
     def decode(self, tokens: list[int]) -> str:
@@ -358,8 +361,8 @@ class LlamaCppModel:
                     if status != 0:
                         llama_cpp.llama_memory_clear(mem, True)
                         self._held, self._stale = [], []
-                        raise ModelLoadError(f"llama_decode failed with status {status} (context of "
-                                             f"{self.n_ctx} tokens full?); lower the prompt budget")
+                        raise GenerationError(f"llama_decode failed with status {status} (context of "
+                                              f"{self.n_ctx} tokens full?); lower the prompt budget")
                     b = stop
         finally:
             llama_cpp.llama_set_abort_callback(self._ctx, llama_cpp.ggml_abort_callback(), None)
@@ -372,7 +375,7 @@ class LlamaCppModel:
         starts with them pays only for the rest. The plan, and why it stopped early if it did
         (the batches evaluated before a cancel stay in the cache)."""
         if self.vocab_only:
-            raise ModelLoadError(f"{self.path} was loaded for its vocabulary only; it cannot evaluate")
+            raise GenerationError(f"{self.path} was loaded for its vocabulary only; it cannot evaluate")
         with self._lock:
             p, stopped = self._evaluate(tokens, cancel, time.perf_counter() + timeout_s, self.refresh_stale_tokens)
             self.last_plan = p
@@ -386,7 +389,7 @@ class LlamaCppModel:
         With `n_candidates` > 1, further candidates start from the next most likely first tokens.
         """
         if self.vocab_only:
-            raise ModelLoadError(f"{self.path} was loaded for its vocabulary only; it cannot generate")
+            raise GenerationError(f"{self.path} was loaded for its vocabulary only; it cannot generate")
         import llama_cpp
 
         with self._lock:
@@ -442,6 +445,6 @@ class LlamaCppModel:
                 return text, stopped, len(out)
             status = self._decode([(pos + len(out) - 1, token)], want_logits=True)
             if status != 0:
-                raise ModelLoadError(f"llama_decode failed with status {status} while generating "
-                                     f"(context of {self.n_ctx} tokens full?); lower the prompt budget or max tokens")
+                raise GenerationError(f"llama_decode failed with status {status} while generating "
+                                      f"(context of {self.n_ctx} tokens full?); lower the prompt budget or max tokens")
             token = int(self._logits().argmax())

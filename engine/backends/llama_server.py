@@ -14,7 +14,8 @@ import logging
 import threading
 import time
 import urllib.error
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ..errors import EngineError
 from ..prompt import CONTEXT_KINDS
@@ -44,7 +45,7 @@ class LlamaServerInfillBackend:
             props = get_json(self.endpoint + "/props", headers, connect_timeout_s)
         except (urllib.error.URLError, OSError, ValueError) as exc:
             raise EngineError(f"cannot reach llama.cpp's server at {endpoint} ({exc}); is it running? "
-                              "Check codeKb.endpoint") from exc
+                              "Check the endpoint (--endpoint, or the editor's endpoint setting)") from exc
         settings = props.get("default_generation_settings") or {}
         self.n_ctx = int(settings.get("n_ctx") or props.get("n_ctx") or 0) or None
         model = str(props.get("model_path") or "").rsplit("/", 1)[-1]

@@ -13,7 +13,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from typing import Callable
+from collections.abc import Callable
 
 from ..errors import EngineError
 from . import Generation, interruption
@@ -58,7 +58,7 @@ class OpenAICompletionsBackend:
             return None
         except (urllib.error.URLError, OSError, ValueError) as exc:
             raise EngineError(f"cannot reach the inference server at {self.endpoint} ({exc}); is it running? "
-                              "Check codeKb.endpoint") from exc
+                              "Check the endpoint (--endpoint, or the editor's endpoint setting)") from exc
         return str(data[0]["id"]) if data and "id" in data[0] else None
 
     def generate(self, prompt: str, n_prompt: int, *, max_tokens: int, stop_texts: list[str],
