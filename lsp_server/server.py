@@ -21,6 +21,7 @@ from pygls.uris import to_fs_path
 from pygls.workspace.text_document import TextDocument
 
 from engine import Completer, Completion, EngineConfig, EngineError
+from engine.config import needs_reload
 from engine.recent import RecentEdits, WithRecentEdits
 from . import __version__
 from .config import Settings
@@ -132,9 +133,7 @@ class CodeKbServer(LanguageServer):
         """Settings changed at run time: reload only what depends on what changed."""
         old, self.settings = self.settings, new
         self.report_problems()
-        model_keys = ("model_path", "endpoint", "endpoint_api", "remote_model", "template", "n_gpu_layers",
-                      "n_threads", "flash_attn", "kv_cache_type", "budget_tokens", "max_tokens")
-        if any(getattr(old.engine, k) != getattr(new.engine, k) for k in model_keys):
+        if needs_reload(old.engine, new.engine):
             log.info("model settings changed: reloading the model")
             self.load_model()
         elif self.completer is not None and old.engine != new.engine:
