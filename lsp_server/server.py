@@ -137,9 +137,7 @@ class CodeKbServer(LanguageServer):
             log.info("model settings changed: reloading the model")
             self.load_model()
         elif self.completer is not None and old.engine != new.engine:
-            c = self.completer
-            self.completer = Completer(new.engine, model=c.model, tokenizer=c.tokenizer, template=c.template,
-                                       remote=c.remote)
+            self.completer = self.completer.reconfigured(new.engine)
             self._model_future = asyncio.get_running_loop().create_future()
             self._model_future.set_result(self.completer)
         if old.index != new.index and self.indexes is not None:
@@ -261,7 +259,7 @@ class CodeKbServer(LanguageServer):
         """Fill the KV cache for a document while the model is idle: its repository part on open
         (`offset` None), the whole prompt at the last edit after a pause."""
         completer = self.completer
-        if completer is None or completer.model is None or not self.settings.server.warm:
+        if completer is None or not completer.warms or not self.settings.server.warm:
             return
         root, path = self.relative_path(uri)
         if root is None:  # not in a workspace folder (an editor's settings file): not worth the model's time

@@ -17,14 +17,15 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import GenerationError, ModelLoadError, ModelNotFoundError
-from . import Generation, interruption
+from ..prompt import Prompt
+from . import Cut, Generation, Stops, Warmed, interruption
 from .kv_plan import ABSENT, Plan, after, plan
 
 log = logging.getLogger(__name__)
@@ -94,7 +95,11 @@ def _head_size(metadata: dict[str, str]) -> int | None:
 
 
 class LlamaCppModel:
-    """A GGUF model (or only its vocabulary, `vocab_only=True`, for counting tokens)."""
+    """A GGUF model (or only its vocabulary, `vocab_only=True`, for counting tokens).
+
+    Both a `Tokenizer` and a `Backend`: it generates from the prompt's token ids, so the prompt
+    must be built with it as the tokenizer. `generate_tokens` and `warm_tokens` are the same at the
+    level of token ids (tests and benchmarks drive the KV cache with them)."""
 
     exact = True
 
@@ -154,6 +159,7 @@ class LlamaCppModel:
         self._held: list[int] = []  # the token at each KV position (ABSENT where removed)
         self._stale: list[int] = []  # per position: tokens changed before it since it was evaluated
         self.last_plan: Plan | None = None
+        self.can_shift = False  # set by _setup_decoding: whether llama.cpp can move cached tokens
         if not vocab_only:
             self._setup_decoding(n_ctx, n_batch)
         log.info("model %s (%s) loaded in %.2f s%s, n_ctx %d, %s", path.name, self.architecture,
@@ -206,6 +212,15 @@ class LlamaCppModel:
         import llama_cpp
 
         return 0 if self.vocab_only else int(llama_cpp.llama_n_ctx(self._ctx))
+
+    @property
+    def warms(self) -> bool:
+        return not self.vocab_only
+
+    def describe(self) -> dict[str, object]:
+        return {"name": self.name, "path": str(self.path), "architecture": self.architecture,
+                "device": "gpu" if self.n_gpu_layers else "cpu", "gpu_layers": self.n_gpu_layers,
+                "context_tokens": self.n_ctx, **self.hardware.to_dict(), "kv_shift": self.can_shift}
 
     @property
     def n_ctx_train(self) -> int:
@@ -369,8 +384,18 @@ class LlamaCppModel:
             self._abort_at = (None, float("inf"))
         return p, None
 
-    def warm(self, tokens: list[int], cancel: threading.Event | None = None,
-             timeout_s: float = 60.0) -> tuple[Plan, str | None]:
+    def warm(self, prompt: Prompt, *, cancel: threading.Event | None = None, timeout_s: float = 60.0) -> Warmed:
+        tokens = prompt.tokens
+        p, stopped = self.warm_tokens(tokens, cancel, timeout_s)
+        return Warmed(len(tokens), p.n_evaluated, p.n_reused, stopped)
+
+    def generate(self, prompt: Prompt, *, max_tokens: int, stops: Stops, cut: Cut, timeout_s: float,
+                 cancel: threading.Event | None = None, n_candidates: int = 1) -> Generation:
+        return self.generate_tokens(prompt.tokens, max_tokens=max_tokens, stop_ids=stops.ids, cut=cut,
+                                    timeout_s=timeout_s, cancel=cancel, n_candidates=n_candidates)
+
+    def warm_tokens(self, tokens: list[int], cancel: threading.Event | None = None,
+                    timeout_s: float = 60.0) -> tuple[Plan, str | None]:
         """Evaluate `tokens` into the KV cache without generating, so that a later prompt that
         starts with them pays only for the rest. The plan, and why it stopped early if it did
         (the batches evaluated before a cancel stay in the cache)."""
@@ -381,9 +406,9 @@ class LlamaCppModel:
             self.last_plan = p
             return p, stopped
 
-    def generate(self, tokens: list[int], *, max_tokens: int, stop_ids: set[int],
-                 cut: Callable[[str], tuple[str, bool]], timeout_s: float,
-                 cancel: threading.Event | None = None, n_candidates: int = 1) -> Generation:
+    def generate_tokens(self, tokens: list[int], *, max_tokens: int, stop_ids: AbstractSet[int], cut: Cut,
+                        timeout_s: float, cancel: threading.Event | None = None,
+                        n_candidates: int = 1) -> Generation:
         """Greedy generation after `tokens`, ending at an end token, a stop rule, a limit or `cancel`.
 
         With `n_candidates` > 1, further candidates start from the next most likely first tokens.
@@ -418,13 +443,13 @@ class LlamaCppModel:
         return Generation(text, len(tokens), p.n_evaluated, p.n_reused, n_out, reason, ms,
                           n_moved=p.n_moved, eval_ms=eval_ms, alternatives=alternatives)
 
-    def _ends(self, token: int, stop_ids: set[int]) -> bool:
+    def _ends(self, token: int, stop_ids: AbstractSet[int]) -> bool:
         import llama_cpp
 
         return bool(llama_cpp.llama_vocab_is_eog(self._vocab, token)) or token in stop_ids
 
-    def _continue(self, pos: int, token: int, max_tokens: int, stop_ids: set[int],
-                  cut: Callable[[str], tuple[str, bool]], cancel: threading.Event | None,
+    def _continue(self, pos: int, token: int, max_tokens: int, stop_ids: AbstractSet[int],
+                  cut: Cut, cancel: threading.Event | None,
                   deadline: float) -> tuple[str, str, int]:
         """Greedy decoding from `token` at `pos`: the kept text, why it stopped, tokens generated."""
         import llama_cpp

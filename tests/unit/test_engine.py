@@ -54,15 +54,16 @@ def completer(tiny_gguf: Path) -> Completer:
 
 def test_qwen_fim_tokens_are_recognised_from_the_vocabulary(completer: Completer):
     assert completer.template.name == "qwen2.5-coder"
-    model = completer.model
-    ids = {t: model.special_id(t) for t in completer.template.specials()}
+    vocab = completer.tokenizer
+    ids = {t: vocab.special_id(t) for t in completer.template.specials()}
     assert all(i is not None for i in ids.values()) and len(set(ids.values())) == 5
-    assert completer.stop_ids >= {model.special_id("<|endoftext|>"), model.special_id("<|file_sep|>")}
+    assert completer.stops.ids >= {vocab.special_id("<|endoftext|>"), vocab.special_id("<|file_sep|>")}
+    assert completer.stops.texts[0] == "<|file_sep|>"
 
 
 def test_special_token_text_in_user_code_stays_plain_text(completer: Completer):
-    tokens = completer.model.encode("x = '<|fim_prefix|>'")
-    assert completer.model.special_id("<|fim_prefix|>") not in tokens
+    tokens = completer.tokenizer.encode("x = '<|fim_prefix|>'")
+    assert completer.tokenizer.special_id("<|fim_prefix|>") not in tokens
     assert len(tokens) > 3
 
 
@@ -80,7 +81,7 @@ def test_prompt_layout_within_budget(completer: Completer):
     assert prompt.text.startswith("<|repo_name|>demo\n<|file_sep|>lib/units.py\n")
     assert "<|file_sep|>calc/shapes.py\n<|fim_prefix|>" in prompt.text
     assert prompt.text.endswith("<|fim_middle|>")
-    assert prompt.tokens[-1] == completer.model.special_id("<|fim_middle|>")
+    assert prompt.tokens[-1] == completer.tokenizer.special_id("<|fim_middle|>")
     assert sum(len(p.tokens) for p in prompt.segments) == prompt.n_tokens == len(prompt.tokens)
 
 
