@@ -11,8 +11,9 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, Sequence
+from typing import Protocol
 
 from .templates import FimTemplate, comment_prefix
 
@@ -43,6 +44,16 @@ class ContextSource(Protocol):
 class Tokenizer(Protocol):
     exact: bool  # False for an estimate made without the model's vocabulary
 
+    @property
+    def name(self) -> str:
+        """The model whose vocabulary this is, for messages."""
+        ...
+
+    @property
+    def n_ctx_train(self) -> int | None:
+        """The context length the model was trained for; None for an estimate."""
+        ...
+
     def encode(self, text: str) -> list[int]:
         """Tokens of plain text: no BOS, special-token text is not special."""
         ...
@@ -54,6 +65,8 @@ class EstimateTokenizer:
     """Counts without a model: about 3.5 characters a token, as BPE code tokenizers average."""
 
     exact = False
+    name = "estimate"
+    n_ctx_train: int | None = None
 
     def encode(self, text: str) -> list[int]:
         return [0] * math.ceil(len(text.encode("utf-8")) / 3.5)
@@ -104,16 +117,20 @@ class Prompt:
     def tokens(self) -> list[int]:
         return [t for s in self.segments for t in s.tokens]
 
-    @property
-    def repository_tokens(self) -> list[int]:
-        """The tokens before the current file's own text: repository name, snippets, file header."""
-        out: list[int] = []
+    def repository_part(self) -> Prompt:
+        """The prompt before the current file's own text: repository name, snippets, file header
+        (what warming evaluates when a file opens, before a cursor makes the rest worth it)."""
+        head: list[Part] = []
         for s in self.segments:
             if s.kind in ("prefix", "suffix"):
                 break
-            out += s.tokens
+            head.append(s)
         # Without a repository layout the FIM prefix marker comes first; it is part of this too.
-        return out
+        return Prompt(self.template, self.budget_tokens, head)
+
+    @property
+    def repository_tokens(self) -> list[int]:
+        return self.repository_part().tokens
 
     @property
     def n_tokens(self) -> int:

@@ -20,7 +20,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
-from engine import Completer, Completion, EngineConfig
+from engine import Completer, Completion
+from engine.config import needs_reload
 from engine.prompt import ContextSource, Prompt
 from engine.recent import RecentEdits, WithRecentEdits
 
@@ -134,15 +135,6 @@ class SettingsChange:
     reindex: bool
 
 
-def _reload_keys() -> tuple[str, ...]:
-    return ("model_path", "endpoint", "endpoint_api", "remote_model", "template", "n_gpu_layers",
-            "n_threads", "flash_attn", "kv_cache_type", "budget_tokens", "max_tokens")
-
-
-def needs_reload(old: EngineConfig, new: EngineConfig) -> bool:
-    return any(getattr(old, k) != getattr(new, k) for k in _reload_keys())
-
-
 class Session:
     """Settings, the completer, the indexes and the recent edits, and the rules that join them.
 
@@ -171,9 +163,7 @@ class Session:
         old, self.settings = self.settings, new
         reload = needs_reload(old.engine, new.engine)
         if not reload and self.completer is not None and old.engine != new.engine:
-            c = self.completer
-            self.completer = Completer(new.engine, model=c.model, tokenizer=c.tokenizer, template=c.template,
-                                       remote=c.remote)
+            self.completer = self.completer.reconfigured(new.engine)
         return SettingsChange(reload_model=reload, reindex=old.index != new.index)
 
     # -- documents ---------------------------------------------------------------------
@@ -246,7 +236,7 @@ class Session:
         open (`offset` None), the whole prompt at the last edit after a pause. None where it does not
         apply: no local model, warming off, outside every root, refused."""
         completer = self.completer
-        if completer is None or completer.model is None or not self.settings.server.warm:
+        if completer is None or not completer.warms or not self.settings.server.warm:
             return None
         try:
             place = self.place(buffer)

@@ -12,18 +12,20 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import io
+import itertools
 import logging
 import os
 import threading
 import time
-
-import numpy as np
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
-from ..errors import ModelLoadError, ModelNotFoundError
-from . import Generation, interruption
+import numpy as np
+
+from ..errors import GenerationError, ModelLoadError, ModelNotFoundError
+from ..prompt import Prompt
+from . import Cut, Generation, Stops, Warmed, interruption
 from .kv_plan import ABSENT, Plan, after, plan
 
 log = logging.getLogger(__name__)
@@ -93,7 +95,11 @@ def _head_size(metadata: dict[str, str]) -> int | None:
 
 
 class LlamaCppModel:
-    """A GGUF model (or only its vocabulary, `vocab_only=True`, for counting tokens)."""
+    """A GGUF model (or only its vocabulary, `vocab_only=True`, for counting tokens).
+
+    Both a `Tokenizer` and a `Backend`: it generates from the prompt's token ids, so the prompt
+    must be built with it as the tokenizer. `generate_tokens` and `warm_tokens` are the same at the
+    level of token ids (tests and benchmarks drive the KV cache with them)."""
 
     exact = True
 
@@ -153,6 +159,7 @@ class LlamaCppModel:
         self._held: list[int] = []  # the token at each KV position (ABSENT where removed)
         self._stale: list[int] = []  # per position: tokens changed before it since it was evaluated
         self.last_plan: Plan | None = None
+        self.can_shift = False  # set by _setup_decoding: whether llama.cpp can move cached tokens
         if not vocab_only:
             self._setup_decoding(n_ctx, n_batch)
         log.info("model %s (%s) loaded in %.2f s%s, n_ctx %d, %s", path.name, self.architecture,
@@ -173,7 +180,9 @@ class LlamaCppModel:
         ctx = llama_cpp.llama_init_from_model(self.llm._model.model, params)
         if not ctx:
             raise ModelLoadError(f"cannot create a {n_ctx}-token context for {self.path}: out of memory? "
-                                 "Lower the prompt budget or use kvCacheType q8_0")
+                                 "Lower the prompt budget (--budget, budget_tokens in the config file, or the "
+                                 "editor's budgetTokens setting) or use a q8_0 KV cache (kv_cache_type, or the "
+                                 "editor's kvCacheType setting)")
         self.llm._stack.callback(llama_cpp.llama_free, ctx)  # freed before the model
         self._ctx = ctx
         self._memory = llama_cpp.llama_get_memory(ctx)
@@ -205,6 +214,15 @@ class LlamaCppModel:
         return 0 if self.vocab_only else int(llama_cpp.llama_n_ctx(self._ctx))
 
     @property
+    def warms(self) -> bool:
+        return not self.vocab_only
+
+    def describe(self) -> dict[str, object]:
+        return {"name": self.name, "path": str(self.path), "architecture": self.architecture,
+                "device": "gpu" if self.n_gpu_layers else "cpu", "gpu_layers": self.n_gpu_layers,
+                "context_tokens": self.n_ctx, **self.hardware.to_dict(), "kv_shift": self.can_shift}
+
+    @property
     def n_ctx_train(self) -> int:
         # A vocabulary-only load reports 0; the metadata has the trained length either way.
         value = self.llm.metadata.get(f"{self.architecture}.context_length")
@@ -222,7 +240,7 @@ class LlamaCppModel:
             if not found:
                 return tokens
             tokens = self._encode_split(text, found)
-        raise ModelLoadError(f"cannot tokenise text without special tokens for {self.path}")
+        raise GenerationError(f"cannot tokenise text without special tokens for {self.path}")
 
     def _protected(self) -> frozenset[int]:
         """Ids of control and user-defined tokens (FIM markers, end-of-text and the like)."""
@@ -248,9 +266,9 @@ class LlamaCppModel:
                     cuts.add(start + max(len(spelled) // 2, 1))
                     start = text.find(spelled, start + 1)
         if not cuts:
-            raise ModelLoadError(f"cannot tokenise text without special tokens for {self.path}")
+            raise GenerationError(f"cannot tokenise text without special tokens for {self.path}")
         bounds = [0, *sorted(cuts), len(text)]
-        return [t for a, b in zip(bounds, bounds[1:]) if a < b
+        return [t for a, b in itertools.pairwise(bounds) if a < b
                 for t in self.llm.tokenize(text[a:b].encode("utf-8"), add_bos=False, special=False)]
 
     def decode(self, tokens: list[int]) -> str:
@@ -358,35 +376,45 @@ class LlamaCppModel:
                     if status != 0:
                         llama_cpp.llama_memory_clear(mem, True)
                         self._held, self._stale = [], []
-                        raise ModelLoadError(f"llama_decode failed with status {status} (context of "
-                                             f"{self.n_ctx} tokens full?); lower the prompt budget")
+                        raise GenerationError(f"llama_decode failed with status {status} (context of "
+                                              f"{self.n_ctx} tokens full?); lower the prompt budget")
                     b = stop
         finally:
             llama_cpp.llama_set_abort_callback(self._ctx, llama_cpp.ggml_abort_callback(), None)
             self._abort_at = (None, float("inf"))
         return p, None
 
-    def warm(self, tokens: list[int], cancel: threading.Event | None = None,
-             timeout_s: float = 60.0) -> tuple[Plan, str | None]:
+    def warm(self, prompt: Prompt, *, cancel: threading.Event | None = None, timeout_s: float = 60.0) -> Warmed:
+        tokens = prompt.tokens
+        p, stopped = self.warm_tokens(tokens, cancel, timeout_s)
+        return Warmed(len(tokens), p.n_evaluated, p.n_reused, stopped)
+
+    def generate(self, prompt: Prompt, *, max_tokens: int, stops: Stops, cut: Cut, timeout_s: float,
+                 cancel: threading.Event | None = None, n_candidates: int = 1) -> Generation:
+        return self.generate_tokens(prompt.tokens, max_tokens=max_tokens, stop_ids=stops.ids, cut=cut,
+                                    timeout_s=timeout_s, cancel=cancel, n_candidates=n_candidates)
+
+    def warm_tokens(self, tokens: list[int], cancel: threading.Event | None = None,
+                    timeout_s: float = 60.0) -> tuple[Plan, str | None]:
         """Evaluate `tokens` into the KV cache without generating, so that a later prompt that
         starts with them pays only for the rest. The plan, and why it stopped early if it did
         (the batches evaluated before a cancel stay in the cache)."""
         if self.vocab_only:
-            raise ModelLoadError(f"{self.path} was loaded for its vocabulary only; it cannot evaluate")
+            raise GenerationError(f"{self.path} was loaded for its vocabulary only; it cannot evaluate")
         with self._lock:
             p, stopped = self._evaluate(tokens, cancel, time.perf_counter() + timeout_s, self.refresh_stale_tokens)
             self.last_plan = p
             return p, stopped
 
-    def generate(self, tokens: list[int], *, max_tokens: int, stop_ids: set[int],
-                 cut: Callable[[str], tuple[str, bool]], timeout_s: float,
-                 cancel: threading.Event | None = None, n_candidates: int = 1) -> Generation:
+    def generate_tokens(self, tokens: list[int], *, max_tokens: int, stop_ids: AbstractSet[int], cut: Cut,
+                        timeout_s: float, cancel: threading.Event | None = None,
+                        n_candidates: int = 1) -> Generation:
         """Greedy generation after `tokens`, ending at an end token, a stop rule, a limit or `cancel`.
 
         With `n_candidates` > 1, further candidates start from the next most likely first tokens.
         """
         if self.vocab_only:
-            raise ModelLoadError(f"{self.path} was loaded for its vocabulary only; it cannot generate")
+            raise GenerationError(f"{self.path} was loaded for its vocabulary only; it cannot generate")
         import llama_cpp
 
         with self._lock:
@@ -415,13 +443,13 @@ class LlamaCppModel:
         return Generation(text, len(tokens), p.n_evaluated, p.n_reused, n_out, reason, ms,
                           n_moved=p.n_moved, eval_ms=eval_ms, alternatives=alternatives)
 
-    def _ends(self, token: int, stop_ids: set[int]) -> bool:
+    def _ends(self, token: int, stop_ids: AbstractSet[int]) -> bool:
         import llama_cpp
 
         return bool(llama_cpp.llama_vocab_is_eog(self._vocab, token)) or token in stop_ids
 
-    def _continue(self, pos: int, token: int, max_tokens: int, stop_ids: set[int],
-                  cut: Callable[[str], tuple[str, bool]], cancel: threading.Event | None,
+    def _continue(self, pos: int, token: int, max_tokens: int, stop_ids: AbstractSet[int],
+                  cut: Cut, cancel: threading.Event | None,
                   deadline: float) -> tuple[str, str, int]:
         """Greedy decoding from `token` at `pos`: the kept text, why it stopped, tokens generated."""
         import llama_cpp
@@ -442,6 +470,6 @@ class LlamaCppModel:
                 return text, stopped, len(out)
             status = self._decode([(pos + len(out) - 1, token)], want_logits=True)
             if status != 0:
-                raise ModelLoadError(f"llama_decode failed with status {status} while generating "
-                                     f"(context of {self.n_ctx} tokens full?); lower the prompt budget or max tokens")
+                raise GenerationError(f"llama_decode failed with status {status} while generating "
+                                      f"(context of {self.n_ctx} tokens full?); lower the prompt budget or max tokens")
             token = int(self._logits().argmax())

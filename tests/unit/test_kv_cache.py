@@ -100,7 +100,7 @@ def model(tmp_path_factory: pytest.TempPathFactory) -> LlamaCppModel:
 
 
 def _greedy(model: LlamaCppModel, tokens: list[int], **kw):
-    return model.generate(tokens, max_tokens=12, stop_ids=set(), cut=lambda t: (t, False), timeout_s=30, **kw)
+    return model.generate_tokens(tokens, max_tokens=12, stop_ids=set(), cut=lambda t: (t, False), timeout_s=30, **kw)
 
 
 def _source_tokens(model: LlamaCppModel, n: int) -> list[int]:
@@ -173,7 +173,7 @@ def test_a_cancelled_evaluation_keeps_the_runs_it_had_moved(model: LlamaCppModel
         return status
 
     monkeypatch.setattr(model, "_decode", decode_then_cancel)
-    assert model.warm(grown, cancel)[1] == "cancelled"
+    assert model.warm_tokens(grown, cancel)[1] == "cancelled"
     monkeypatch.undo()
     resumed = _greedy(model, grown)
     # Only the snippet is evaluated again (its first tokens went in with the shift), not the 2,300
@@ -191,7 +191,7 @@ def test_requests_reuse_stale_runs_and_warming_refreshes_them(model: LlamaCppMod
     grown = base[:100] + _source_tokens(lenient, 1400)[1300:1380] + base[100:]
     typed = _greedy(lenient, grown)  # 80 tokens inserted before the run: stale, but a request keeps it
     assert typed.n_moved >= 490 and typed.n_evaluated <= 81
-    plan, stopped = lenient.warm(grown)  # the pause: past the refresh bound, the run is evaluated afresh
+    plan, stopped = lenient.warm_tokens(grown)  # the pause: past the refresh bound, the run is evaluated afresh
     assert stopped is None and plan.n_evaluated >= 490
     assert _greedy(lenient, grown).n_evaluated == 1
 
