@@ -293,9 +293,8 @@ class Request:
 
 
 def _setup(budget: int, snippet_limit: int | None):
-    from retrieval import CodeIndex, IndexConfig, SentenceTransformerEmbedder
-
     from benchmarks.retrieval_quality import sdist
+    from retrieval import CodeIndex, IndexConfig, SentenceTransformerEmbedder
 
     root = sdist(PROJECT)
     index = CodeIndex(root, IndexConfig(index_dir=CACHE / "indexes" / PROJECT), embedder=SentenceTransformerEmbedder())
@@ -503,7 +502,7 @@ def shift_cost(size: str, n_ctxs: list[int], kv: str, threads: int, n_held: int 
             decode_at(n)
         rows.append(f"| {size} | {kv} | {threads} | {llm.n_ctx()} | {statistics.median(plain):.1f} | "
                     f"{statistics.median(shifted):.1f} | {statistics.median(shifted) - statistics.median(plain):.1f} |")
-        del llm
+        llm.close()  # frees the model and its context before the next size
     return rows
 
 

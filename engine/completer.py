@@ -153,11 +153,11 @@ class Completer:
         if cached is not None and n_candidates > 1 and not cached[1]:
             cached = None  # a completion list wants candidates the cached ghost text did not compute
         if cached is not None:
-            text, alternatives, shown = cached
+            text, held, shown = cached
             prompt = shown.prompt or Prompt(self.template.name, self.budget_tokens, [])
             generation = Generation(text, 0, 0, 0, 0, "type-through", 0.0)
             completion = Completion(text, prompt, generation, 0.0, (time.perf_counter() - t0) * 1000,
-                                    list(alternatives))
+                                    list(held))
             log.info("completion %s:%d: %s", path, offset, completion.summary())
             self.last = completion
             return completion
@@ -237,7 +237,7 @@ class _SameContext:
                       for p in prompt.parts if p.kind in CONTEXT_KINDS]
 
     def snippets(self, path: str, source: str, offset: int, limit: int | None = None) -> Sequence[Snippet]:
-        return self.items
+        return list(self.items)
 
 
 # Retrieval ranks this many times the snippet limit; a snippet the previous prompt had stays

@@ -27,12 +27,18 @@ class Snippet(Protocol):
     "signature" or "outline" (a definition the code at the cursor is likely to need, its body left
     out: see NEEDS_KINDS). `reason` names the probe that brought it, for `code-kb context --json`."""
 
-    path: str
-    text: str
-    start_line: int
-    end_line: int
-    prompt_kind: str
-    reason: str
+    @property
+    def path(self) -> str: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def start_line(self) -> int: ...
+    @property
+    def end_line(self) -> int: ...
+    @property
+    def prompt_kind(self) -> str: ...
+    @property
+    def reason(self) -> str: ...
 
 
 class ContextSource(Protocol):
@@ -187,6 +193,7 @@ class PromptBuilder:
         # Fixed cost: FIM markers, repository name and the current file's header.
         head: list[Part] = []
         if tpl.has_repo_layout:
+            assert tpl.repo_name is not None
             head = [self._special(tpl.repo_name), self._plain(f"{repo_name or 'repo'}\n")]
         file_header = self._file_header(path, path)
         fixed = sum(len(p.tokens) for p in head) + sum(len(p.tokens) for p in file_header) + 3
@@ -220,7 +227,7 @@ class PromptBuilder:
         # more fits.
         chosen: list[tuple[list[Part], Part]] = []
         needs_share = min(remaining, int(available * self.shares.needs))
-        needs_room = needs_share
+        needs_room: int | None = needs_share
         needs_full = False  # a needed definition did not fit: the share is spent, whatever is left of it
         for snip in snippets:
             kind = snip.prompt_kind
@@ -275,9 +282,10 @@ class PromptBuilder:
         # A signature or outline whose whole definition a chosen snippet shows says nothing more.
         # (Its tokens are not given to the view of the file: that would move the prefix's start
         # with the snippets' ranking.)
-        whole = [b for _, b in chosen if b.kind in ("snippet", "recent")]
+        shown_whole = [b for _, b in chosen if b.kind in ("snippet", "recent")]
         chosen = [(header, body) for header, body in chosen if body.kind not in NEEDS_KINDS or not any(
-            w.path == body.path and w.start_line <= body.start_line and body.end_line <= w.end_line for w in whole)]
+            w.path == body.path and w.start_line <= body.start_line and body.end_line <= w.end_line
+            for w in shown_whole)]
 
         # 3. What is left widens the view of the current file: further back, then further on.
         while p_first > 0 and cost("p", p_first - 1) <= remaining:
@@ -317,7 +325,7 @@ class PromptBuilder:
 
     def _file_header(self, shown_path: str, current_path: str) -> list[Part]:
         """The line that names a file: a file separator token, or a comment in the current file's language."""
-        if self.template.has_repo_layout:
+        if self.template.file_sep is not None and self.template.has_repo_layout:
             return [self._special(self.template.file_sep), self._plain(f"{shown_path}\n")]
         marker = comment_prefix(current_path)
         return [self._plain(f"{marker} {shown_path}\n")] if marker else []

@@ -11,9 +11,10 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from engine import EngineConfig
 from retrieval import IndexConfig
@@ -82,7 +83,7 @@ class Settings:
     problems: tuple[str, ...] = ()  # what was invalid and ignored, for one message to the user
 
     @classmethod
-    def load(cls, options: Mapping[str, Any] | None = None, *, overrides: Mapping[str, Any] | None = None) -> "Settings":
+    def load(cls, options: Mapping[str, Any] | None = None, *, overrides: Mapping[str, Any] | None = None) -> Settings:
         """Settings from the config file, the environment, the editor's `options` and CLI `overrides` (wire keys)."""
         problems: list[str] = []
         merged: dict[str, Any] = {}
@@ -118,10 +119,10 @@ class Settings:
             except (TypeError, ValueError) as exc:
                 problems.append(f"setting {key}={value!r} is invalid ({exc}); using the default")
         engine = values["engine"]
-        for key, name, target in (("maxTokens", "max_tokens", engine), ("candidates", "candidates", engine),
-                                  ("maxFiles", "max_files", values["index"])):
-            if target.get(name) == 0:
-                del target[name]
+        for key, name, section in (("maxTokens", "max_tokens", engine), ("candidates", "candidates", engine),
+                                   ("maxFiles", "max_files", values["index"])):
+            if section.get(name) == 0:
+                del section[name]
                 problems.append(f"setting {key}=0 is invalid (at least 1; to turn completions off for a language, "
                                 "use disabledLanguages); using the default" if key != "maxFiles" else
                                 f"setting {key}=0 is invalid (at least 1); using the default")

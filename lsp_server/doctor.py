@@ -4,6 +4,7 @@ what to fix. Nothing here changes anything: indexes are opened read-only, the mo
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.metadata
 import logging
@@ -206,7 +207,7 @@ def run_checks(settings: Settings, roots: list[Path], machine: Machine, *, embed
         checks.append(Check("model", "model", FAIL, f"{type(exc).__name__}: {exc}"))
     for root in roots:
         checks.append(_guard("index", f"index of {root}", f"code-kb reindex {root}",
-                             lambda root=root: check_index(root, settings)))
+                             functools.partial(check_index, root, settings)))
     checks.extend(check_editors())
     return checks
 

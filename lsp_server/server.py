@@ -23,6 +23,7 @@ from pygls.uris import to_fs_path
 from pygls.workspace.text_document import TextDocument
 
 from engine import Completer, Completion, EngineError
+
 from . import __version__
 from .config import Settings
 from .indexing import Indexes, Reporter
@@ -80,7 +81,8 @@ class CodeKbProtocol(LanguageServerProtocol):
             if "id" not in data or "method" not in data:
                 raise
             cause = exc.__cause__
-            detail = str(cause.exceptions[0]) if getattr(cause, "exceptions", None) else str(cause or exc)
+            inner = getattr(cause, "exceptions", None)  # cattrs' validation group: the first problem
+            detail = str(inner[0]) if inner else str(cause or exc)
             error = JsonRpcInvalidParams(f"invalid params for {data['method']}: {detail}")
             self._send_response(data["id"], error=error.to_response_error())
             return _Answered()
@@ -97,7 +99,7 @@ class CodeKbServer(LanguageServer):
         self.init_options: dict[str, Any] = {}
         self.overrides: dict[str, Any] = {}  # command-line flags, above every other source
         self.scheduler = Scheduler()
-        self.progress = WorkDoneProgress(self)
+        self.progress_bars = WorkDoneProgress(self)  # not `progress`: LanguageServer has that method
         self._model_future: asyncio.Future | None = None
         self._shown: set[str] = set()
         self._pause_timers: dict[str, asyncio.TimerHandle] = {}  # uri -> warm-up after a pause
@@ -159,8 +161,9 @@ class CodeKbServer(LanguageServer):
             self.start_indexes(roots)
 
     def start_indexes(self, roots: list[Path]) -> None:
-        reporter = Reporter(self.progress.begin, self.progress.end, self.log_to_client, self.show_once)
-        self.session.indexes = indexes = Indexes(self.settings.index, reporter)
+        reporter = Reporter(self.progress_bars.begin, self.progress_bars.end, self.log_to_client, self.show_once)
+        indexes = Indexes(self.settings.index, reporter)
+        self.session.indexes = indexes
         for root in roots:
             indexes.add_root(root)
 

@@ -16,9 +16,10 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 from engine import Completer, Completion
 from engine.config import needs_reload
@@ -48,7 +49,7 @@ class IndexSource(Protocol):
 
     def root_for(self, path: Path) -> Path | None: ...
 
-    def searchable(self, root: Path | None) -> ContextSource | None: ...
+    def searchable(self, root: Path | None) -> Any: ...  # a ContextSource (retrieval's CodeIndex) or None
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,7 @@ class LastCompletion:
     context_from: list[str]
 
     @classmethod
-    def of(cls, c: Completion) -> "LastCompletion":
+    def of(cls, c: Completion) -> LastCompletion:
         g = c.generation
         return cls(round(c.total_ms, 1), round(c.retrieval_ms, 1), round(g.ms, 1), g.n_prompt, g.n_evaluated,
                    g.n_reused, round(g.n_reused / g.n_prompt, 3) if g.n_prompt else 0.0, g.n_generated,
@@ -229,7 +230,11 @@ class Session:
         if completer is None or not result.text or not self.settings.server.speculate:
             return None
         context, place = self.context_for(cursor.place), cursor.place
-        return lambda cancel: completer.speculate(place.path, context, place.repo, cancel)
+
+        def speculate(cancel: threading.Event) -> None:
+            completer.speculate(place.path, context, place.repo, cancel)
+
+        return speculate
 
     def warm_up(self, buffer: Buffer, offset: int | None) -> IdleWork | None:
         """Work that fills the KV cache for a buffer while the model is idle: its repository part on
@@ -245,8 +250,11 @@ class Session:
         if not place.in_repository:  # an editor's settings file: not worth the model's time
             return None
         context, source = self.context_for(place), buffer.source
-        return lambda cancel: completer.warm(place.path, source, offset or 0, context, place.repo, cancel,
-                                             whole=offset is not None)
+
+        def warm(cancel: threading.Event) -> None:
+            completer.warm(place.path, source, offset or 0, context, place.repo, cancel, whole=offset is not None)
+
+        return warm
 
     def _completer(self) -> Completer:
         if self.completer is None:

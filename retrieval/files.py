@@ -7,9 +7,9 @@ import logging
 import os
 import stat
 import threading
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import pathspec
 
@@ -64,8 +64,9 @@ def is_secret(rel_path: str, deny: Iterable[str] = (), head: str | bytes = "") -
     starts = [0, *range(max(1, len(parts) - _SECRET_TAILS), len(parts))]
     if any(spec.match_file("/".join(parts[i:])) for i in starts):
         return True
-    marker = _PRIVATE_KEY if isinstance(head, bytes) else _PRIVATE_KEY.decode()
-    return marker in head
+    if isinstance(head, bytes):
+        return _PRIVATE_KEY in head
+    return _PRIVATE_KEY.decode() in head
 
 
 IGNORE_FILES = (".gitignore", ".code-kbignore")  # same syntax; each applies below its own directory

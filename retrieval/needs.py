@@ -24,8 +24,9 @@ from __future__ import annotations
 import logging
 import re
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable, Protocol
+from typing import Protocol
 
 from .graph import Definition, FileGraph, Import, extract
 from .resolve import ModuleResolver, Target

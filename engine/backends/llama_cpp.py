@@ -254,7 +254,7 @@ class LlamaCppModel:
                 if llama_cpp.llama_vocab_get_attr(vocab, i) & special)
         return self._protected_ids
 
-    def _encode_split(self, text: str, found: set[int]) -> list[int]:
+    def _encode_split(self, text: str, found: frozenset[int]) -> list[int]:
         """Encode `text` in pieces cut through the middle of every spelling of the `found` tokens."""
         cuts: set[int] = set()
         for token in found:

@@ -84,7 +84,7 @@ class LlamaServerInfillBackend:
                              self.endpoint)
         out = stream_completion(events, piece=lambda e: e.get("content") or "", end=_end, cut=cut, cancel=cancel,
                                 deadline=t0 + timeout_s)
-        final = next((e for e in reversed(out.events) if e.get("stop")), {})
+        final: dict[str, Any] = next((e for e in reversed(out.events) if e.get("stop")), {})
         timings = final.get("timings") or {}
         n_prompt = int(final.get("tokens_evaluated") or prompt.n_tokens)
         evaluated = int(timings.get("prompt_n", n_prompt))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from retrieval import CodeIndex, ReindexStats
 
@@ -47,7 +48,8 @@ class Bar:
     """A tqdm bar on stderr, made on the first report (nothing when quiet)."""
 
     def __init__(self, quiet: bool, **tqdm_args) -> None:
-        self.quiet, self.tqdm_args, self.bar = quiet, tqdm_args, None
+        self.quiet, self.tqdm_args = quiet, tqdm_args
+        self.bar: Any = None  # a tqdm bar once made
 
     def update(self, done: int, total: int | None, postfix: str = "") -> None:
         if self.quiet:
@@ -57,10 +59,11 @@ class Bar:
 
             self.bar = tqdm(total=total, initial=done, file=sys.stderr, mininterval=0.2, dynamic_ncols=True,
                             **self.tqdm_args)
-        self.bar.n = done
+        bar = self.bar
+        bar.n = done
         if postfix:
-            self.bar.set_postfix_str(postfix, refresh=False)
-        self.bar.refresh()
+            bar.set_postfix_str(postfix, refresh=False)
+        bar.refresh()
 
     def close(self) -> None:
         if self.bar is not None:

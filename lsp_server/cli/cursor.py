@@ -7,8 +7,9 @@ import argparse
 import json
 import logging
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from engine import Completer, EngineError
 from retrieval import CodeIndex, RetrievalError
@@ -83,10 +84,10 @@ def _requests(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
     if not args.location:
         raise UsageError("give PATH:LINE:COL or --batch FILE.jsonl")
     path, line, col = parse_location(args.location)
-    item: dict[str, Any] = {"path": str(path), "line": line, "col": col}
+    one: dict[str, Any] = {"path": str(path), "line": line, "col": col}
     if args.buffer:
-        item["buffer"] = Path(args.buffer).read_text(encoding="utf-8")
-    yield item
+        one["buffer"] = Path(args.buffer).read_text(encoding="utf-8")
+    yield one
 
 
 def cursor_of(session: Session, item: dict[str, Any]) -> Cursor:

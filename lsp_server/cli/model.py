@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import Any
 
 from ..config import config_file_path
 from .common import Bar, add_common
@@ -43,7 +44,7 @@ def cmd_model_list(args: argparse.Namespace) -> int:
     machine = detect()
     choice = choose(machine)
     memory = (machine.vram_bytes if choice.gpu_layers == "all" else None) or machine.ram_bytes or 0
-    rows = []
+    rows: list[dict[str, Any]] = []
     for e in CATALOGUE:
         quant = choice.quant
         need = e.weights_bytes(quant) + e.kv_bytes(min(choice.budget_tokens, e.context_tokens))

@@ -24,7 +24,7 @@ async def completion(ls: CodeKbServer, params: types.CompletionParams) -> types.
         return None
     offset = doc.offset_at_position(params.position)
     line_start = doc.source.rfind("\n", 0, offset) + 1
-    word = _WORD_AT_END.search(doc.source[line_start:offset]).group(0)
+    word = _WORD_AT_END.findall(doc.source[line_start:offset])[0]
     # Positions count UTF-16 units: a word with characters beyond the BMP is longer there.
     start = types.Position(line=params.position.line,
                            character=params.position.character - len(word.encode("utf-16-le")) // 2)

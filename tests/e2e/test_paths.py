@@ -10,7 +10,6 @@ import asyncio
 from pathlib import Path
 
 import pytest
-
 import pytest_lsp
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams

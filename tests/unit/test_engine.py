@@ -5,8 +5,14 @@ from pathlib import Path
 
 import pytest
 
-from engine import (Completer, EngineConfig, ModelLoadError, ModelNotConfiguredError, ModelNotFoundError,
-                    NoFimSupportError)
+from engine import (
+    Completer,
+    EngineConfig,
+    ModelLoadError,
+    ModelNotConfiguredError,
+    ModelNotFoundError,
+    NoFimSupportError,
+)
 from engine.backends import Backend, Cut, Generation, Stops, Warmed
 from engine.backends.llama_cpp import LlamaCppModel
 from engine.config import needs_reload
@@ -22,7 +28,7 @@ def area(radius):
 
 
 def circumference(radius):
-    return 
+    return \x20
 '''
 CURSOR = SOURCE.index("    return \n") + len("    return ")
 
