@@ -22,7 +22,7 @@ from retrieval import IndexConfig
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib  # type: ignore[no-redef]
+    import tomli as tomllib
 
 log = logging.getLogger(__name__)
 

@@ -65,7 +65,7 @@ class CodeKbProtocol(LanguageServerProtocol):
     A request whose parameters fail validation (a negative position, a line past 2^31) makes pygls
     log the error and answer nothing, so the client waits for ever; here it gets InvalidParams."""
 
-    def _execute_handler(self, msg_id, handler, callback, args=None, kwargs=None):  # type: ignore[override]
+    def _execute_handler(self, msg_id, handler, callback, args=None, kwargs=None):
         def done(future, then=callback) -> None:
             if self._request_futures.get(msg_id) is future:
                 del self._request_futures[msg_id]
@@ -74,7 +74,7 @@ class CodeKbProtocol(LanguageServerProtocol):
 
         return super()._execute_handler(msg_id, handler, done, args, kwargs)
 
-    def structure_message(self, data: dict[str, Any]):  # type: ignore[override]
+    def structure_message(self, data: dict[str, Any]):
         try:
             return super().structure_message(data)
         except JsonRpcInvalidParams as exc:
@@ -87,7 +87,7 @@ class CodeKbProtocol(LanguageServerProtocol):
             self._send_response(data["id"], error=error.to_response_error())
             return _Answered()
 
-    def handle_message(self, message) -> None:  # type: ignore[override]
+    def handle_message(self, message) -> None:
         if not isinstance(message, _Answered):
             super().handle_message(message)
 

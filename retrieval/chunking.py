@@ -262,14 +262,13 @@ class _TreeChunker:
             kind = "method"
         body = definition.child_by_field_name("body")
         if last - first + 1 <= self.config.max_chunk_lines:
-            members = ()
+            names: tuple[str, ...] = ()
             if body is not None and definition.type in self.spec.containers:
-                members = tuple(f"{name}.{self._name(d)}" for c in self._members(body.children)
-                                if (d := self._definition(c)) is not None)
-            return [self._span(first, last, kind, name, (name, *members))]
+                names = tuple(f"{name}.{self._name(d)}" for c in self._members(body.children)
+                              if (d := self._definition(c)) is not None)
+            return [self._span(first, last, kind, name, (name, *names))]
         if definition.type in self.spec.containers and body is not None:
-            members = [c for c in self._members(body.children) if self._definition(c) is not None]
-            if members:
+            if any(self._definition(c) is not None for c in self._members(body.children)):
                 # The header (signature, docs, fields) and the code between members are chunks
                 # of the container's kind; each member is a chunk of its own.
                 return self._block(body.children, first, last, name + ".", kind, name, True)
