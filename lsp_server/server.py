@@ -26,6 +26,7 @@ from engine import Completer, Completion, EngineError
 
 from . import __version__
 from .config import Settings
+from .idle import Idle
 from .indexing import Indexes, Reporter
 from .progress import WorkDoneProgress
 from .scheduler import Scheduler
@@ -101,8 +102,8 @@ class CodeKbServer(LanguageServer):
         self.scheduler = Scheduler()
         self.progress_bars = WorkDoneProgress(self)  # not `progress`: LanguageServer has that method
         self._model_future: asyncio.Future | None = None
+        self.idle = Idle(self.session, self.scheduler)
         self._shown: set[str] = set()
-        self._pause_timers: dict[str, asyncio.TimerHandle] = {}  # uri -> warm-up after a pause
 
     @property
     def settings(self) -> Settings:
@@ -169,33 +170,30 @@ class CodeKbServer(LanguageServer):
 
     # -- documents -------------------------------------------------------------------
     def buffer(self, uri: str) -> Buffer | None:
-        """An open document as the session takes it, or None when the client never opened it.
-        Never pygls's fallback that reads the file from disk: a request naming any path must not make
-        the server read it (it may lie outside every workspace folder, or be a secret). Raises
-        Refused for documents that are not files or unsaved buffers (`git:`, `output:` ...)."""
+        """An open document as the session takes it, or None (logged): not opened by the client, or
+        not a file nor an unsaved buffer (`git:`, `output:` ...). Never pygls's fallback that reads the
+        file from disk: a request naming any path must not make the server read it (it may lie
+        outside every workspace folder, or be a secret)."""
         doc = self.workspace.text_documents.get(unquote(uri))
         if doc is None:
+            log.info("%s is not open: send textDocument/didOpen first", uri[:200])
             return None
         scheme = urlsplit(uri).scheme if "\0" not in uri else ""
-        if scheme == "file":
-            fs_path = to_fs_path(uri)
-            if not fs_path:
-                raise Refused(f"{uri} names no file")
+        if scheme == "file" and (fs_path := to_fs_path(uri)):
             return Buffer(Path(fs_path), doc.source, doc.language_id or "")
         if scheme == "untitled":  # VS Code's new, unsaved file: its own text is the context
             return Buffer(None, doc.source, doc.language_id or "", label=unquote(uri[len("untitled:"):]) or "untitled")
-        raise Refused(f"{uri[:80]} is not a file (scheme {scheme or 'none'!r})")
+        log.info("nothing for %s: not a file (scheme %r)", uri[:200], scheme)
+        return None
 
     def cursor(self, uri: str, position: types.Position) -> Cursor | None:
         """The cursor of a request, converted once from LSP's UTF-16 position; None (logged) when
         the document is not open or not one to complete in."""
+        buffer = self.buffer(uri)
+        if buffer is None:
+            return None
         try:
-            buffer = self.buffer(uri)
-            if buffer is None:
-                log.info("%s is not open: send textDocument/didOpen first", uri)
-                return None
-            doc = self.workspace.text_documents[unquote(uri)]
-            return self.session.cursor(buffer, doc.offset_at_position(position))
+            return self.session.cursor(buffer, self.workspace.text_documents[unquote(uri)].offset_at_position(position))
         except Refused as why:
             log.info("nothing for %s: %s", uri[:200], why)
             return None
@@ -223,53 +221,15 @@ class CodeKbServer(LanguageServer):
         if result is None or result.generation.stop_reason == "cancelled":
             return None
         if (work := session.follow_up(cursor, result)) is not None:
-            self._when_idle(work)  # while the user reads the suggestion, compute the one after it
+            self.idle.run(work)  # while the user reads the suggestion, compute the one after it
         return result
-
-    def warm(self, uri: str, offset: int | None) -> None:
-        """Fill the KV cache for a document while the model is idle: its repository part on open
-        (`offset` None), the whole prompt at the last edit after a pause."""
-        try:
-            buffer = self.buffer(uri)
-        except Refused:
-            return
-        if buffer is not None and (work := self.session.warm_up(buffer, offset)) is not None:
-            self._when_idle(work)
-
-    def edited(self, uri: str, offset: int) -> None:
-        """A didChange at `offset`: remember it as a recent edit; once the user pauses (no request for
-        a while), warm the cache there."""
-        try:
-            buffer = self.buffer(uri)
-        except Refused:
-            return
-        if buffer is None or self.session.edited(buffer, offset) is None:
-            return
-        if (handle := self._pause_timers.pop(uri, None)) is not None:
-            handle.cancel()
-        delay = max(self.settings.server.debounce_ms * 3, 300) / 1000
-        self._pause_timers[uri] = asyncio.get_running_loop().call_later(delay, self._paused, uri, offset)
-
-    def _paused(self, uri: str, offset: int) -> None:
-        self._pause_timers.pop(uri, None)
-        if self.scheduler.running is None and not self.scheduler.pending():
-            self.warm(uri, offset)
-
-    def _when_idle(self, work) -> None:
-        def guarded(cancel) -> None:
-            try:
-                work(cancel)
-            except EngineError as exc:
-                log.info("idle work skipped: %s", exc)
-
-        self.scheduler.when_idle(guarded)
 
     async def prompt_json(self, uri: str, position: types.Position) -> dict:
         """The `code-kb context --json` object for a position (the codeKb/context request)."""
+        buffer = self.buffer(uri)
+        if buffer is None:
+            raise JsonRpcInvalidParams(f"document not open (or not a file): {uri[:200]}; send textDocument/didOpen first")
         try:
-            buffer = self.buffer(uri)
-            if buffer is None:
-                raise JsonRpcInvalidParams(f"document not open: {uri}; send textDocument/didOpen first")
             doc = self.workspace.text_documents[unquote(uri)]
             cursor = self.session.cursor(buffer, doc.offset_at_position(position))
         except Refused as why:
@@ -291,6 +251,7 @@ class CodeKbServer(LanguageServer):
         return report
 
     def close(self) -> None:
+        self.idle.close()
         self.scheduler.shutdown()
         if self.indexes is not None:
             self.indexes.close()

@@ -139,8 +139,9 @@ class SettingsChange:
 class Session:
     """Settings, the completer, the indexes and the recent edits, and the rules that join them.
 
-    Thread use: `complete`, `prompt`, `warm` and `speculate` run on the caller's model thread;
-    `place`, `cursor`, `edited` and `status` are cheap and run anywhere (the server's event loop)."""
+    Thread use: `load_model`, `complete`, `prompt` and the work `warm_up` and `follow_up` return run
+    on the caller's one model thread; `place`, `cursor`, `edited`, `apply_settings` and `status` are
+    cheap and run on the caller's main thread (the server's event loop)."""
 
     def __init__(self, settings: Settings, indexes: IndexSource | None = None,
                  completer: Completer | None = None) -> None:

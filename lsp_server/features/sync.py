@@ -10,7 +10,8 @@ from ..server import CodeKbServer
 
 
 def did_open(ls: CodeKbServer, params: types.DidOpenTextDocumentParams) -> None:
-    ls.warm(params.text_document.uri, None)
+    if (buffer := ls.buffer(params.text_document.uri)) is not None:
+        ls.idle.warm(buffer, None)
 
 
 def did_change(ls: CodeKbServer, params: types.DidChangeTextDocumentParams) -> None:
@@ -30,7 +31,8 @@ def did_change(ls: CodeKbServer, params: types.DidChangeTextDocumentParams) -> N
         offset = doc.offset_at_position(position)
     else:
         offset = len(doc.source)
-    ls.edited(uri, min(offset, len(doc.source)))
+    if (buffer := ls.buffer(uri)) is not None:
+        ls.idle.edited(uri, buffer, min(offset, len(doc.source)))
 
 
 def register(server: CodeKbServer) -> None:
