@@ -116,20 +116,24 @@ def cursor_of(session: Session, item: dict[str, Any]) -> Cursor:
         raise UsageError(f"code-kb builds no prompt for {item['path']}: {why}") from None
 
 
-def _each(args: argparse.Namespace, session: Session, handle: Callable[[Cursor], None]) -> int:
-    """Run `handle` per request; in batch mode a bad request becomes an error line, not an exit."""
+def _each(args: argparse.Namespace, session: Session, indexes: TreeIndexes, handle: Callable[[Cursor], None]) -> int:
+    """Run `handle` per request, then close the indexes; in batch mode a bad request becomes an error
+    line, not an exit."""
     failures = 0
-    for item in _requests(args):
-        try:
-            if "error" in item:
-                raise UsageError(item["error"])
-            handle(cursor_of(session, item))
-        except (UsageError, EngineError, RetrievalError) as exc:
-            if not args.batch:
-                raise
-            failures += 1
-            print(json.dumps({"path": item.get("path"), "line": item.get("line"), "col": item.get("col"),
-                              "error": str(exc)}), flush=True)
+    try:
+        for item in _requests(args):
+            try:
+                if "error" in item:
+                    raise UsageError(item["error"])
+                handle(cursor_of(session, item))
+            except (UsageError, EngineError, RetrievalError) as exc:
+                if not args.batch:
+                    raise
+                failures += 1
+                print(json.dumps({"path": item.get("path"), "line": item.get("line"), "col": item.get("col"),
+                                  "error": str(exc)}), flush=True)
+    finally:
+        indexes.close()
     return 1 if failures else 0
 
 
@@ -163,10 +167,7 @@ def cmd_context(args: argparse.Namespace) -> int:
               f"{prompt.template}; retrieval {retrieval_ms:.0f} ms, assembly {prompt.build_ms:.0f} ms\n"
               f"retrieved: {', '.join(snippets) if snippets else 'nothing'}", file=sys.stderr)
 
-    try:
-        return _each(args, session, handle)
-    finally:
-        indexes.close()
+    return _each(args, session, indexes, handle)
 
 
 def cmd_complete(args: argparse.Namespace) -> int:
@@ -185,10 +186,7 @@ def cmd_complete(args: argparse.Namespace) -> int:
         print(result.text)
         print(f"-- {result.summary()}", file=sys.stderr)
 
-    try:
-        return _each(args, session, handle)
-    finally:
-        indexes.close()
+    return _each(args, session, indexes, handle)
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
