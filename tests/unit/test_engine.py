@@ -28,7 +28,7 @@ def area(radius):
 
 
 def circumference(radius):
-    return \x20
+    return\x20
 '''
 CURSOR = SOURCE.index("    return \n") + len("    return ")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import threading
 from pathlib import Path
@@ -104,7 +105,14 @@ def _greedy(model: LlamaCppModel, tokens: list[int], **kw):
 
 
 def _source_tokens(model: LlamaCppModel, n: int) -> list[int]:
-    text = (Path(__file__).parents[2] / "retrieval" / "index.py").read_text()
+    # Fixed text (the standard library's, not this repository's, which every commit changes): the
+    # random model's greedy choices hang on near-ties, so a test comparing two ways of computing
+    # them must see the same input from one commit to the next.
+    import json.decoder
+    import json.encoder
+    import textwrap
+
+    text = "\n".join(inspect.getsource(m) for m in (json.decoder, json.encoder, textwrap))
     tokens = model.encode(text)
     assert len(tokens) >= n
     return tokens[:n]
@@ -130,6 +138,7 @@ def test_moved_tokens_are_shifted_not_evaluated_and_give_the_same_completion(mod
     deleted = typed[:500] + typed[600:]
     again = _greedy(model, deleted)
     assert again.n_moved >= 800 and again.n_evaluated <= 2
+    fresh.reset()
     assert again.text == _greedy(fresh, deleted).text
 
 
@@ -180,8 +189,11 @@ def test_a_cancelled_evaluation_keeps_the_runs_it_had_moved(model: LlamaCppModel
     # moved tokens after it.
     assert resumed.n_evaluated <= len(snippet)
     assert resumed.n_reused >= 100 + 2300
-    fresh = LlamaCppModel(model.path, n_ctx=4096, n_threads=2)
-    assert resumed.text == _greedy(fresh, grown).text
+    # The cache it left is whole: asked again, the model evaluates only the last token and answers
+    # the same. (Not compared with a fresh context: the moved run kept attention computed before the
+    # 1,200 inserted tokens, by design, so a fresh evaluation may rightly choose other tokens.)
+    again = _greedy(model, grown)
+    assert again.n_evaluated <= 1 and again.text == resumed.text and resumed.n_generated == 12
 
 
 def test_requests_reuse_stale_runs_and_warming_refreshes_them(model: LlamaCppModel):
