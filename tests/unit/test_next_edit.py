@@ -1,8 +1,29 @@
-"""Next-edit engine: the edit history."""
+"""Next-edit engine: edit history, Sweep's prompt layout, edits from a rewritten window, and the
+predictor on the tiny random-weight GGUF (its output is noise: structure only)."""
 
 from __future__ import annotations
 
-from engine.next_edit import Change, EditHistory
+from pathlib import Path
+
+import pytest
+
+from engine.backends.llama_cpp import LlamaCppModel
+from engine.errors import NextEditFormatError
+from engine.next_edit import (
+    Change,
+    EditHistory,
+    NextEditRequest,
+    SweepFormat,
+    TextEdit,
+    apply_edits,
+    detect_next_edit_format,
+    format_named,
+    line_window,
+    verdict,
+    window_edits,
+)
+from engine.recent import EditSnippet
+from tests.fixtures.gguf_builder import write_tiny_gguf
 
 
 def numbered(n: int, name: str = "value") -> str:
@@ -91,3 +112,164 @@ def test_the_window_before_the_last_change():
         "line10 = value\nline11 = value\nline12 = value"
     # A text the history has not seen (no record): the window as it is.
     assert history.window_before_last_change("a.py", before, 0, 1) == "line0 = value\nline1 = value"
+
+
+# -- the prompt ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def vocab(tiny_gguf: Path) -> LlamaCppModel:
+    return LlamaCppModel(tiny_gguf, vocab_only=True)
+
+
+def test_the_prompt_has_zeds_layout_for_sweep(vocab: LlamaCppModel):
+    # The example of Zed's test_build_prompt_uses_run_model_ordering (sweep_prompt.rs).
+    window = line_window("current window", 3, 10, 10)
+    request = NextEditRequest(
+        "src/main.rs", window, "old window", [Change("src/lib.rs", "old", "new")],
+        [EditSnippet("src/context.rs", "context", 0, 0)])
+    prompt = SweepFormat().build(vocab, request, 4096)
+    assert prompt.text == (
+        "<|file_sep|>src/context.rs\n"
+        "context\n"
+        "<|file_sep|>src/lib.rs.diff\n"
+        "original:\n"
+        "old\n"
+        "updated:\n"
+        "new\n"
+        "<|file_sep|>original/src/main.rs\n"
+        "old window\n"
+        "<|file_sep|>current/src/main.rs\n"
+        "current window\n"
+        "<|file_sep|>updated/src/main.rs\n")
+    sep = vocab.special_id("<|file_sep|>")
+    assert sep is not None
+    assert prompt.tokens.count(sep) == 5
+    assert vocab.decode(prompt.tokens) == prompt.text.replace("<|file_sep|>", "")  # specials decode to nothing
+
+
+def test_the_window_is_ten_lines_either_side_of_the_cursor():
+    source = numbered(40)
+    w = line_window(source, source.index("line20"), 10, 10)
+    assert (w.start_line, w.end_line) == (10, 30)
+    assert w.text == source[w.start:w.end] == "\n".join(f"line{i} = value" for i in range(10, 31))
+    top = line_window(source, 0, 10, 10)
+    assert (top.start_line, top.end_line, top.start) == (0, 10, 0)
+    end = line_window(source, len(source), 10, 10)  # after the final newline: an empty last line
+    assert (end.start_line, end.end_line, end.end) == (30, 40, len(source))
+
+
+def test_user_text_that_spells_file_sep_never_becomes_the_token(vocab: LlamaCppModel):
+    source = 'SEP = "<|file_sep|>"\nEND = "</s>"\n'
+    window = line_window(source, 0, 10, 10)
+    request = NextEditRequest("<|file_sep|>.py", window, window.text, [Change("x.py", "<|file_sep|>", "b")],
+                              [EditSnippet("y.py", "<|file_sep|><|endoftext|>", 0, 0)])
+    fmt = SweepFormat()
+    prompt = fmt.build(vocab, request, 4096)
+    sep = vocab.special_id("<|file_sep|>")
+    eot = vocab.special_id("<|endoftext|>")
+    assert prompt.tokens.count(sep) == 5  # only the format's own
+    assert eot not in prompt.tokens
+    assert '"<|file_sep|>"' in vocab.decode(prompt.tokens)
+    # The window spells </s>: it is no stop for this request; the separator token still is.
+    stops = fmt.stops(vocab, request)
+    assert stops.texts == ("<|file_sep|>",) and sep in stops.ids and eot in stops.ids
+    plain = NextEditRequest("a.py", line_window("x = 1", 0, 10, 10), "x = 1", [], [])
+    assert fmt.cutter(fmt.stops(vocab, plain))("y = 2\n</s>junk") == ("y = 2\n", True)
+
+
+def test_the_budget_drops_related_files_then_the_oldest_changes(vocab: LlamaCppModel):
+    source = numbered(30)
+    window = line_window(source, source.index("line15"), 10, 10)
+    changes = [Change("a.py", numbered(20), numbered(20, "x")), Change("b.py", "old", "new")]
+    snippets = [EditSnippet("big.py", numbered(200), 0, 199), EditSnippet("small.py", "def f(): pass", 0, 0),
+                EditSnippet("a_window_line.py", "x", 0, 0), EditSnippet("cur.py", "line15 = value", 15, 15)]
+    fmt = SweepFormat()
+    full = fmt.build(vocab, NextEditRequest("cur.py", window, window.text, changes, snippets), 100_000)
+    assert "<|file_sep|>cur.py\n" not in full.text  # the window shows those lines already
+    windows_only = fmt.build(vocab, NextEditRequest("cur.py", window, window.text, [], []), 100_000).n_tokens
+    tight = fmt.build(vocab, NextEditRequest("cur.py", window, window.text, changes, snippets), windows_only + 40)
+    assert tight.n_tokens <= windows_only + 40
+    assert "big.py" not in tight.text and "a.py.diff" not in tight.text
+    assert "b.py.diff" in tight.text and tight.text.endswith("<|file_sep|>updated/cur.py\n")
+
+
+def test_sweep_models_are_recognised_by_name(tmp_path: Path, vocab: LlamaCppModel):
+    assert detect_next_edit_format(vocab) is None  # a plain Qwen2.5-Coder vocabulary
+    sweep = LlamaCppModel(write_tiny_gguf(tmp_path / "m.gguf", name="sweep-next-edit-1.5B"), vocab_only=True)
+    assert isinstance(detect_next_edit_format(sweep), SweepFormat)
+    assert isinstance(format_named("sweep"), SweepFormat)
+    with pytest.raises(NextEditFormatError):
+        format_named("zeta")
+
+
+# -- edits -------------------------------------------------------------------------------------------
+
+
+SOURCE = (
+    "def total(items):\n"  # 0
+    "    result = 0\n"
+    "    for item in items:\n"
+    "        result += item.price\n"
+    "    return result\n"
+    "\n"  # 5
+    "\n"
+    "def report(items):\n"
+    "    value = total(items)\n"  # 8: the cursor's line
+    "    print(value)\n"
+    "    return value\n"  # 10
+)
+CURSOR = SOURCE.index("total(items)\n    print")
+
+
+def rewritten(old: str, new: str) -> str:
+    w = line_window(SOURCE, CURSOR, 10, 10)
+    assert old in w.text
+    return w.text.replace(old, new)
+
+
+def test_an_edit_above_the_cursor_is_the_changed_characters_only():
+    w = line_window(SOURCE, CURSOR, 10, 10)
+    edits = window_edits(w, rewritten("item.price", "item.cost"))
+    start = SOURCE.index("price")
+    assert edits == [TextEdit(start, start + len("price"), "cost")]
+    assert edits[0].start < CURSOR
+    assert apply_edits(SOURCE, edits) == SOURCE.replace("item.price", "item.cost")
+
+
+def test_an_edit_below_the_cursor_and_a_new_line():
+    w = line_window(SOURCE, CURSOR, 10, 10)
+    new = rewritten("    print(value)\n", "    print(value)\n    log(value)\n")
+    edits = window_edits(w, new)
+    assert len(edits) == 1 and edits[0].start > CURSOR and edits[0].start == edits[0].end
+    assert apply_edits(SOURCE, edits) == SOURCE.replace("    print(value)\n", "    print(value)\n    log(value)\n")
+
+
+def test_several_hunks_above_and_below():
+    w = line_window(SOURCE, CURSOR, 10, 10)
+    new = w.text.replace("def total(items)", "def total(items, tax)").replace("return value", "return value * 2")
+    new = new.replace("\n\n\n", "\n\n")  # and a blank line deleted
+    edits = window_edits(w, new)
+    assert len(edits) == 3
+    assert edits[0].start < edits[1].start < CURSOR < edits[2].start
+    expected = SOURCE.replace("def total(items)", "def total(items, tax)").replace("return value", "return value * 2")
+    assert apply_edits(SOURCE, edits) == expected.replace("\n\n\n", "\n\n")
+
+
+def test_appending_after_the_windows_last_line():
+    source = "a = 1\nb = 2"
+    w = line_window(source, 0, 10, 10)
+    edits = window_edits(w, "a = 1\nb = 2\nc = 3")
+    assert edits == [TextEdit(len(source), len(source), "\nc = 3")]
+    assert window_edits(w, "b = 2") == [TextEdit(0, 6, "")]
+
+
+def test_nothing_to_suggest_unchanged_cut_off_or_undoing_the_last_change():
+    w = line_window(SOURCE, CURSOR, 10, 10)
+    before_last_change = w.text.replace("value = total(items)", "value = 0")
+    assert verdict(w, before_last_change, w.text, "eog") == "unchanged"
+    assert verdict(w, before_last_change, rewritten("price", "cost"), "max_tokens") == "max_tokens"
+    assert verdict(w, before_last_change, rewritten("price", "cost"), "timeout") == "timeout"
+    assert verdict(w, before_last_change, before_last_change, "eog") == "undo"
+    assert verdict(w, before_last_change, rewritten("price", "cost"), "rule") == "edit"
+    assert window_edits(w, w.text) == []
