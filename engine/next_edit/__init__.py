@@ -1,7 +1,8 @@
 """Next-edit prediction: the user's likely next change near the cursor, above or below it.
 
 `history` keeps recent changes per document, `formats` and `sweep` lay out prompts for next-edit
-models, `edits` turns the model's rewritten window into document edits. No LSP, no CLI here.
+models, `edits` turns the model's rewritten window into document edits, `predictor` runs it all
+on the in-process model. No LSP, no CLI here.
 """
 
 from .edits import TextEdit, Verdict, apply_edits, verdict, window_edits
@@ -14,12 +15,15 @@ from .formats import (
     line_window,
 )
 from .history import Change, EditHistory
+from .predictor import NextEdit, NextEditPredictor
 from .sweep import SweepFormat
 
 __all__ = [
     "Change",
     "EditHistory",
+    "NextEdit",
     "NextEditFormat",
+    "NextEditPredictor",
     "NextEditRequest",
     "SweepFormat",
     "TextEdit",

@@ -3,6 +3,7 @@ predictor on the tiny random-weight GGUF (its output is noise: structure only)."
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from engine.errors import NextEditFormatError
 from engine.next_edit import (
     Change,
     EditHistory,
+    NextEditPredictor,
     NextEditRequest,
     SweepFormat,
     TextEdit,
@@ -273,3 +275,74 @@ def test_nothing_to_suggest_unchanged_cut_off_or_undoing_the_last_change():
     assert verdict(w, before_last_change, before_last_change, "eog") == "undo"
     assert verdict(w, before_last_change, rewritten("price", "cost"), "rule") == "edit"
     assert window_edits(w, w.text) == []
+
+
+# -- the predictor on the tiny model ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def predictor(tiny_gguf: Path) -> NextEditPredictor:
+    model = LlamaCppModel(tiny_gguf, n_ctx=4096, n_threads=2)
+    return NextEditPredictor(model, SweepFormat(), budget_tokens=2048, max_tokens=48)
+
+
+def test_the_predictor_answers_an_edit_or_nothing_and_reports_its_tokens(predictor: NextEditPredictor):
+    history = EditHistory()
+    source = numbered(40)
+    edited = type_text(history, "shop.py", source, source.index("line20 = value") + 14, "_x", t0=0.0)
+    snippets = [EditSnippet("lib.py", "def price(item):\n    return item.cost\n", 0, 1)]
+    result = predictor.predict("shop.py", edited, edited.index("_x") + 2, history, snippets)
+    last = predictor.last
+    assert last is not None
+    assert result is None or result is last
+    assert last.verdict in ("edit", "unchanged", "undo", "max_tokens", "timeout")
+    assert (result is not None) == (last.verdict == "edit") == bool(last.edits)
+    assert last.n_prompt == len(last.prompt.tokens) == last.n_evaluated + last.n_reused
+    assert last.prompt.text.startswith("<|file_sep|>lib.py\n")
+    assert "<|file_sep|>shop.py.diff\noriginal:\n" in last.prompt.text
+    assert "line20 = value_x" in last.prompt.text
+    assert last.generation.n_generated > 0
+    for e in last.edits:
+        assert last.window.start <= e.start <= e.end <= last.window.end
+
+
+def test_a_keystroke_reuses_most_of_the_prompt(predictor: NextEditPredictor):
+    history = EditHistory()
+    snippets = [EditSnippet("lib.py", numbered(60, "library"), 0, 59)]
+    source = numbered(40)
+    at = source.index("line20 = value") + 14
+    edited = type_text(history, "shop.py", source, at, "_t", t0=0.0)
+    predictor.predict("shop.py", edited, at + 2, history, snippets)
+    first = predictor.last
+    assert first is not None
+    again = type_text(history, "shop.py", edited, at + 2, "o", t0=0.4)
+    predictor.predict("shop.py", again, at + 3, history, snippets)
+    second = predictor.last
+    assert second is not None and second is not first
+    assert second.n_reused >= 0.8 * second.n_prompt
+    assert second.n_evaluated < 0.2 * second.n_prompt
+
+
+class CancelAfter(threading.Event):
+    """Set once it has been asked `n` times (the model asks inside each decode and per token)."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.n = n
+
+    def is_set(self) -> bool:
+        self.n -= 1
+        return self.n < 0 or super().is_set()
+
+
+def test_cancelled_predictions_suggest_nothing(predictor: NextEditPredictor):
+    history = EditHistory()
+    source = numbered(40, "cancelled")
+    done = threading.Event()
+    done.set()
+    predictor.last = None
+    assert predictor.predict("c.py", source, 10, history, cancel=done) is None
+    assert predictor.last is None  # not even started
+    assert predictor.predict("c.py", source, 10, history, cancel=CancelAfter(3)) is None
+    assert predictor.last is not None and predictor.last.verdict == "cancelled"
+    assert predictor.last.edits == []
