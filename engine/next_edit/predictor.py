@@ -62,7 +62,8 @@ class NextEdit:
     def summary(self) -> str:
         g = self.generation
         return (f"{self.verdict}: {len(self.edits)} edits; prompt {g.n_prompt} tokens: {g.n_evaluated} evaluated, "
-                f"{g.n_reused} reused ({g.n_moved} moved); {g.n_generated} tokens generated ({g.stop_reason}); "
+                f"{g.n_reused} reused ({g.n_moved} moved); {g.n_generated} tokens generated ({g.stop_reason}) in "
+                f"{g.n_decodes} decodes, {g.n_draft_accepted} of {g.n_drafted} drafted accepted; "
                 f"build {self.build_ms:.0f} ms, evaluation {g.eval_ms:.0f} ms, "
                 f"generation {g.ms - g.eval_ms:.0f} ms, total {self.total_ms:.0f} ms")
 
@@ -72,10 +73,13 @@ class NextEditPredictor:
 
     `budget_tokens` bounds the prompt (related files are dropped first, then the oldest changes);
     `max_tokens` bounds the answer, which must hold the whole window: the limit used is the
-    smaller of it and twice the current window's tokens plus 64."""
+    smaller of it and twice the current window's tokens plus 64. With `speculative`, the current
+    window is the draft the model's answer is verified against in batches of up to
+    `max_draft_tokens` (the answer is mostly a copy of it); the answer is the same either way."""
 
     def __init__(self, model: LlamaCppModel, fmt: NextEditFormat | None = None, *, budget_tokens: int = 3072,
-                 max_tokens: int = 1024, timeout_s: float = 10.0) -> None:
+                 max_tokens: int = 1024, timeout_s: float = 10.0, speculative: bool = True,
+                 max_draft_tokens: int = 16) -> None:
         if fmt is None:
             fmt = detect_next_edit_format(model)
         if fmt is None:
@@ -87,6 +91,8 @@ class NextEditPredictor:
         self.budget_tokens = min(budget_tokens, max(model.n_ctx - max_tokens, 256)) if model.n_ctx else budget_tokens
         self.max_tokens = max_tokens
         self.timeout_s = timeout_s
+        self.speculative = speculative
+        self.max_draft_tokens = max_draft_tokens
         self.last: NextEdit | None = None  # the latest prediction, those with no edits included
 
     def predict(self, path: str, source: str, cursor_offset: int, history: EditHistory,
@@ -103,11 +109,12 @@ class NextEditPredictor:
         prompt = self.format.build(self.model, request, self.budget_tokens)
         build_ms = (time.perf_counter() - t0) * 1000
         stops = self.format.stops(self.model, request)
-        window_tokens = len(self.model.encode(window.text))
-        max_tokens = min(self.max_tokens, 2 * window_tokens + 64)
+        window_tokens = self.model.encode(window.text)
+        max_tokens = min(self.max_tokens, 2 * len(window_tokens) + 64)
         generation = self.model.generate_tokens(prompt.tokens, max_tokens=max_tokens, stop_ids=stops.ids,
                                                 cut=self.format.cutter(stops), timeout_s=self.timeout_s,
-                                                cancel=cancel)
+                                                cancel=cancel, draft=window_tokens if self.speculative else (),
+                                                max_draft_tokens=self.max_draft_tokens)
         new_window = self.format.parse(generation.text)
         judged = verdict(window, original, new_window, generation.stop_reason)
         edits = window_edits(window, new_window) if judged == "edit" else []

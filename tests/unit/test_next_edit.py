@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.backends.llama_cpp import LlamaCppModel
+from engine.backends.llama_cpp import LlamaCppModel, lookup
 from engine.errors import NextEditFormatError
 from engine.next_edit import (
     Change,
@@ -346,3 +346,51 @@ def test_cancelled_predictions_suggest_nothing(predictor: NextEditPredictor):
     assert predictor.predict("c.py", source, 10, history, cancel=CancelAfter(3)) is None
     assert predictor.last is not None and predictor.last.verdict == "cancelled"
     assert predictor.last.edits == []
+
+
+# -- speculative decoding with the window as the draft -------------------------------------------------
+
+
+def test_draft_lookup_follows_the_answer_through_the_draft():
+    draft = [1, 2, 3, 9, 1, 2, 4, 5]
+    assert lookup([7, 1, 2], draft, 3) == (2, [3, 9, 1])  # the longest n-gram, the first after the hint
+    assert lookup([1, 2], draft, 3, hint=6) == (6, [4, 5])  # where the previous lookup left off
+    assert lookup([9], draft, 2, hint=7) == (4, [1, 2])  # none after the hint: the last one
+    assert lookup([8], draft, 3) == (0, [])
+
+
+def test_a_draft_changes_how_many_decodes_not_the_tokens(predictor: NextEditPredictor):
+    model = predictor.model
+    prompt = model.encode(numbered(30, "drafted"))
+
+    def no_rule(text: str) -> tuple[str, bool]:
+        return text, False
+
+    def run(draft: list[int]):
+        return model.generate_tokens(prompt, max_tokens=60, stop_ids=frozenset(), cut=no_rule, timeout_s=60,
+                                     draft=draft)
+
+    plain = run([])
+    assert plain.n_drafted == 0 and plain.n_decodes == plain.n_generated - 1
+    copied = run(model.encode(plain.text))  # a draft the answer agrees with: few batched decodes
+    assert (copied.text, copied.n_generated) == (plain.text, plain.n_generated)
+    assert copied.n_draft_accepted > plain.n_generated // 2
+    assert copied.n_decodes < plain.n_decodes // 2
+    unrelated = run(model.encode(numbered(30, "unrelated") + plain.text[::-1]))  # mostly rejected drafts
+    assert (unrelated.text, unrelated.n_generated) == (plain.text, plain.n_generated)
+
+
+def test_the_predictor_gives_the_same_answer_with_and_without_the_draft(predictor: NextEditPredictor):
+    history = EditHistory()
+    source = numbered(40, "spec")
+    edited = type_text(history, "s.py", source, source.index("line12"), "new_", t0=0.0)
+    results = []
+    for speculative in (False, True):
+        predictor.speculative = speculative
+        predictor.predict("s.py", edited, edited.index("new_") + 4, history)
+        assert predictor.last is not None
+        results.append(predictor.last)
+    predictor.speculative = True
+    plain, drafted = results
+    assert (drafted.new_window, drafted.verdict, drafted.edits) == (plain.new_window, plain.verdict, plain.edits)
+    assert plain.generation.n_drafted == 0
