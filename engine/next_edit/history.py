@@ -18,6 +18,7 @@ document's history when it closes or turns out to be secret.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass
 
@@ -67,14 +68,24 @@ def cap_lines(lines: list[str], max_lines: int) -> str:
         return "\n".join(lines)
     head = max_lines // 2
     tail = max(max_lines - head - 1, 0)
-    return "\n".join([*lines[:head], "...", *(lines[len(lines) - tail:] if tail else [])])
+    return "\n".join([*lines[:head], "...", *(lines[len(lines) - tail :] if tail else [])])
 
 
 class EditHistory:
-    """Recent changes of all open documents, in the order they were made."""
+    """Recent changes of all open documents, in the order they were made.
 
-    def __init__(self, *, grouping_lines: int = 8, burst_gap_s: float = 1.0, context_lines: int = 3,
-                 max_lines: int = 40, max_blocks: int = 3, max_bursts: int = 10) -> None:
+    Thread-safe: the LSP layer records on its event loop while predictions read on the model thread."""
+
+    def __init__(
+        self,
+        *,
+        grouping_lines: int = 8,
+        burst_gap_s: float = 1.0,
+        context_lines: int = 3,
+        max_lines: int = 40,
+        max_blocks: int = 3,
+        max_bursts: int = 10,
+    ) -> None:
         self.grouping_lines = grouping_lines
         self.burst_gap_s = burst_gap_s
         self.context_lines = context_lines
@@ -82,6 +93,7 @@ class EditHistory:
         self.max_blocks = max_blocks
         self.max_bursts = max_bursts
         self._bursts: list[_Burst] = []  # oldest first
+        self._lock = threading.Lock()
 
     def record(self, path: str, old_text: str, new_text: str, now_s: float | None = None) -> None:
         """A change of `path` from `old_text` to `new_text` (full texts). `now_s`: a monotonic time
@@ -90,6 +102,12 @@ class EditHistory:
         if span is None:
             return
         now = time.monotonic() if now_s is None else now_s
+        with self._lock:
+            self._record(path, old_text, new_text, span, now)
+
+    def _record(
+        self, path: str, old_text: str, new_text: str, span: tuple[int, int, int, int], now: float
+    ) -> None:
         first, _, new_end, _ = span
         last = max(new_end - 1, first)
         latest = self._bursts[-1] if self._bursts else None
@@ -102,7 +120,7 @@ class EditHistory:
                 self._bursts.pop()
             return
         self._bursts.append(_Burst(path, old_text, new_text, first, last, now))
-        del self._bursts[:-self.max_bursts]
+        del self._bursts[: -self.max_bursts]
 
     def _joins(self, burst: _Burst, path: str, old_text: str, first: int, last: int, now: float) -> bool:
         if burst.path != path or burst.after != old_text or now - burst.at_s > self.burst_gap_s:
@@ -113,42 +131,47 @@ class EditHistory:
 
     def forget(self, path: str) -> None:
         """Drop everything recorded for `path` (closed, deleted, or found to be secret)."""
-        self._bursts = [b for b in self._bursts if b.path != path]
+        with self._lock:
+            self._bursts = [b for b in self._bursts if b.path != path]
 
     def clear(self) -> None:
-        self._bursts.clear()
+        with self._lock:
+            self._bursts.clear()
 
     def changes(self, path: str | None = None) -> list[Change]:
         """The last `max_blocks` changes, oldest first: of every document, or of `path` only."""
         out: list[Change] = []
-        for burst in reversed(self._bursts):
+        with self._lock:  # texts as they are now: a burst grows while the user types
+            bursts = [(b.path, b.before, b.after) for b in self._bursts]
+        for burst_path, before, after in reversed(bursts):
             if len(out) == self.max_blocks:
                 break
-            if path is not None and burst.path != path:
+            if path is not None and burst_path != path:
                 continue
-            change = self._hunk(burst)
+            change = self._hunk(burst_path, before, after)
             if change is not None:
                 out.append(change)
         return out[::-1]
 
-    def _hunk(self, burst: _Burst) -> Change | None:
-        span = changed_lines(burst.before, burst.after)
+    def _hunk(self, path: str, before: str, after: str) -> Change | None:
+        span = changed_lines(before, after)
         if span is None:
             return None
         first, old_end, new_end, _ = span
-        a = burst.before.split("\n")
-        b = burst.after.split("\n")
+        a = before.split("\n")
+        b = after.split("\n")
         start = max(first - self.context_lines, 0)
-        original = a[start:min(old_end + self.context_lines, len(a))]
-        updated = b[start:min(new_end + self.context_lines, len(b))]
-        return Change(burst.path, cap_lines(original, self.max_lines), cap_lines(updated, self.max_lines))
+        original = a[start : min(old_end + self.context_lines, len(a))]
+        updated = b[start : min(new_end + self.context_lines, len(b))]
+        return Change(path, cap_lines(original, self.max_lines), cap_lines(updated, self.max_lines))
 
     def last_before(self, path: str, source: str) -> str | None:
         """The text of `path` before its most recent change, if `source` is the text after it
         (the history is up to date); None otherwise."""
-        for burst in reversed(self._bursts):
-            if burst.path == path:
-                return burst.before if burst.after == source else None
+        with self._lock:
+            for burst in reversed(self._bursts):
+                if burst.path == path:
+                    return burst.before if burst.after == source else None
         return None
 
     def window_before_last_change(self, path: str, source: str, first_line: int, last_line: int) -> str:
@@ -156,7 +179,7 @@ class EditHistory:
         recent change of `path`: the same lines where the change is elsewhere, the lines it
         replaced where it is inside. The window itself when there is no such change."""
         lines = source.split("\n")
-        window = "\n".join(lines[first_line:last_line + 1])
+        window = "\n".join(lines[first_line : last_line + 1])
         before = self.last_before(path, source)
         if before is None:
             return window
@@ -177,4 +200,4 @@ class EditHistory:
         start, stop = to_old(first_line, False), to_old(last_line, True)
         if stop < start:  # the window is wholly inside an insertion: it showed nothing of it
             start, stop = first, first - 1
-        return "\n".join(old[start:stop + 1])
+        return "\n".join(old[start : stop + 1])
