@@ -39,7 +39,7 @@ def apply_edits(source: str, edits: Sequence[TextEdit]) -> str:
     out: list[str] = []
     at = 0
     for e in sorted(edits, key=lambda e: e.start):
-        out += [source[at:e.start], e.text]
+        out += [source[at : e.start], e.text]
         at = e.end
     return "".join(out) + source[at:]
 
@@ -52,7 +52,7 @@ def _narrow(start: int, old: str, new: str) -> TextEdit:
     s = 0
     while s < len(old) - p and s < len(new) - p and old[-1 - s] == new[-1 - s]:
         s += 1
-    return TextEdit(start + p, start + len(old) - s, new[p:len(new) - s])
+    return TextEdit(start + p, start + len(old) - s, new[p : len(new) - s])
 
 
 def window_edits(window: Window, new_text: str) -> list[TextEdit]:

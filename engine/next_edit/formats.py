@@ -42,7 +42,7 @@ def line_window(source: str, cursor_offset: int, above: int, below: int) -> Wind
     first = max(row - above, 0)
     last = min(row + below, len(lines) - 1)
     start = sum(len(line) + 1 for line in lines[:first])
-    end = start + sum(len(line) + 1 for line in lines[first:last + 1]) - 1
+    end = start + sum(len(line) + 1 for line in lines[first : last + 1]) - 1
     return Window(first, last, start, end, source[start:end])
 
 
@@ -88,15 +88,26 @@ class Vocabulary(Protocol):
 
 
 NEXT_EDIT_WORDS = ("next-edit", "next_edit", "nextedit", "next edit")
-_NAME_KEYS = ("general.name", "general.basename", "general.finetune", "general.base_model.0.name",
-              "general.source.url", "general.source.repo_url", "general.url", "general.tags")
+_NAME_KEYS = (
+    "general.name",
+    "general.basename",
+    "general.finetune",
+    "general.base_model.0.name",
+    "general.source.url",
+    "general.source.repo_url",
+    "general.url",
+    "general.tags",
+)
 
 
 def model_names(model: object) -> str:
     """What a model calls itself, lower case: its GGUF metadata's name fields and its file name."""
     metadata: Mapping[str, object] = getattr(model, "metadata", None) or {}
     names = [str(metadata[k]) for k in _NAME_KEYS if k in metadata]
-    names += [str(getattr(model, "name", "") or ""), str(getattr(getattr(model, "path", None), "name", "") or "")]
+    names += [
+        str(getattr(model, "name", "") or ""),
+        str(getattr(getattr(model, "path", None), "name", "") or ""),
+    ]
     return " ".join(names).lower()
 
 

@@ -61,11 +61,13 @@ class NextEdit:
 
     def summary(self) -> str:
         g = self.generation
-        return (f"{self.verdict}: {len(self.edits)} edits; prompt {g.n_prompt} tokens: {g.n_evaluated} evaluated, "
-                f"{g.n_reused} reused ({g.n_moved} moved); {g.n_generated} tokens generated ({g.stop_reason}) in "
-                f"{g.n_decodes} decodes, {g.n_draft_accepted} of {g.n_drafted} drafted accepted; "
-                f"build {self.build_ms:.0f} ms, evaluation {g.eval_ms:.0f} ms, "
-                f"generation {g.ms - g.eval_ms:.0f} ms, total {self.total_ms:.0f} ms")
+        return (
+            f"{self.verdict}: {len(self.edits)} edits; prompt {g.n_prompt} tokens: {g.n_evaluated} evaluated, "
+            f"{g.n_reused} reused ({g.n_moved} moved); {g.n_generated} tokens generated ({g.stop_reason}) in "
+            f"{g.n_decodes} decodes, {g.n_draft_accepted} of {g.n_drafted} drafted accepted; "
+            f"build {self.build_ms:.0f} ms, evaluation {g.eval_ms:.0f} ms, "
+            f"generation {g.ms - g.eval_ms:.0f} ms, total {self.total_ms:.0f} ms"
+        )
 
 
 class NextEditPredictor:
@@ -77,26 +79,44 @@ class NextEditPredictor:
     window is the draft the model's answer is verified against in batches of up to
     `max_draft_tokens` (the answer is mostly a copy of it); the answer is the same either way."""
 
-    def __init__(self, model: LlamaCppModel, fmt: NextEditFormat | None = None, *, budget_tokens: int = 3072,
-                 max_tokens: int = 1024, timeout_s: float = 10.0, speculative: bool = True,
-                 max_draft_tokens: int = 16) -> None:
+    def __init__(
+        self,
+        model: LlamaCppModel,
+        fmt: NextEditFormat | None = None,
+        *,
+        budget_tokens: int = 3072,
+        max_tokens: int = 1024,
+        timeout_s: float = 10.0,
+        speculative: bool = True,
+        max_draft_tokens: int = 16,
+    ) -> None:
         if fmt is None:
             fmt = detect_next_edit_format(model)
         if fmt is None:
             raise NextEditFormatError(
                 f"{model.name} is not recognised as a next-edit model; use sweep-next-edit-1.5b or "
-                "sweep-next-edit-0.5b, or name the format (sweep) for this model")
+                "sweep-next-edit-0.5b, or name the format (sweep) for this model"
+            )
         self.model = model
         self.format = fmt
-        self.budget_tokens = min(budget_tokens, max(model.n_ctx - max_tokens, 256)) if model.n_ctx else budget_tokens
+        self.budget_tokens = (
+            min(budget_tokens, max(model.n_ctx - max_tokens, 256)) if model.n_ctx else budget_tokens
+        )
         self.max_tokens = max_tokens
         self.timeout_s = timeout_s
         self.speculative = speculative
         self.max_draft_tokens = max_draft_tokens
         self.last: NextEdit | None = None  # the latest prediction, those with no edits included
 
-    def predict(self, path: str, source: str, cursor_offset: int, history: EditHistory,
-                context_snippets: Sequence[Snippet] = (), cancel: threading.Event | None = None) -> NextEdit | None:
+    def predict(
+        self,
+        path: str,
+        source: str,
+        cursor_offset: int,
+        history: EditHistory,
+        context_snippets: Sequence[Snippet] = (),
+        cancel: threading.Event | None = None,
+    ) -> NextEdit | None:
         """The next edit for a cursor in `source` (the document `path` as it is now, its changes
         recorded in `history`); None when the model suggests nothing worth showing (`self.last`
         says why) or `cancel` was set."""
@@ -111,17 +131,32 @@ class NextEditPredictor:
         stops = self.format.stops(self.model, request)
         window_tokens = self.model.encode(window.text)
         max_tokens = min(self.max_tokens, 2 * len(window_tokens) + 64)
-        generation = self.model.generate_tokens(prompt.tokens, max_tokens=max_tokens, stop_ids=stops.ids,
-                                                cut=self.format.cutter(stops), timeout_s=self.timeout_s,
-                                                cancel=cancel, draft=window_tokens if self.speculative else (),
-                                                max_draft_tokens=self.max_draft_tokens)
+        generation = self.model.generate_tokens(
+            prompt.tokens,
+            max_tokens=max_tokens,
+            stop_ids=stops.ids,
+            cut=self.format.cutter(stops),
+            timeout_s=self.timeout_s,
+            cancel=cancel,
+            draft=window_tokens if self.speculative else (),
+            max_draft_tokens=self.max_draft_tokens,
+        )
         new_window = self.format.parse(generation.text)
         judged = verdict(window, original, new_window, generation.stop_reason)
         edits = window_edits(window, new_window) if judged == "edit" else []
         if judged == "edit" and not edits:
             judged = "unchanged"
-        result = NextEdit(edits, judged, window, new_window, prompt, generation, build_ms,
-                          (time.perf_counter() - t0) * 1000, original)
+        result = NextEdit(
+            edits,
+            judged,
+            window,
+            new_window,
+            prompt,
+            generation,
+            build_ms,
+            (time.perf_counter() - t0) * 1000,
+            original,
+        )
         self.last = result
         log.info("next edit for %s:%d: %s", path, source.count("\n", 0, cursor_offset) + 1, result.summary())
         return result if judged == "edit" else None

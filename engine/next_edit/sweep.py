@@ -18,6 +18,10 @@ with 3 lines of context on either side, each side capped at 40 lines. The model 
 window and ends with `<|file_sep|>` (a token) or `</s>` (text: Qwen's vocabulary has no such
 token); the text before the stop, less the block's final newline, is the new window.
 
+sweepai/sweep-next-edit-v2-7B is another format (its model card: `:{start}:{end}` line ranges in the
+window headers, a `<|cursor|>` marker, the file's surroundings first); it would be a format class
+of its own.
+
 Unlike Zed, which refuses a prompt whose user text contains `<|file_sep|>` or `</s>`, we tokenise
 user text without special-token parsing, so such text is plain characters to the model; `</s>` is
 a stop only when the window itself does not contain it (HTML's strike-through tag).
@@ -62,22 +66,31 @@ class SweepFormat:
         keystroke leaves the KV cache's hold on the related files intact."""
         sep = tokenizer.special_id(FILE_SEP)
         if sep is None:
-            raise NextEditFormatError(f"{tokenizer.name} has no {FILE_SEP} token: it is no Sweep next-edit model")
+            raise NextEditFormatError(
+                f"{tokenizer.name} has no {FILE_SEP} token: it is no Sweep next-edit model"
+            )
 
-        def block(kind: str, header: str, content: str, path: str = "", start_line: int = 0,
-                  end_line: int = 0) -> list[Part]:
+        def block(
+            kind: str, header: str, content: str, path: str = "", start_line: int = 0, end_line: int = 0
+        ) -> list[Part]:
             text = block_text(header, content)
-            return [Part("template", FILE_SEP, tokens=[sep]),
-                    Part(kind, text, path, start_line, end_line, tokenizer.encode(text))]
+            return [
+                Part("template", FILE_SEP, tokens=[sep]),
+                Part(kind, text, path, start_line, end_line, tokenizer.encode(text)),
+            ]
 
         path = request.path
         w = request.window
-        windows = [*block("original", f"original/{path}", request.original_window, path, w.start_line, w.end_line),
-                   *block("current", f"current/{path}", w.text, path, w.start_line, w.end_line),
-                   Part("template", FILE_SEP, tokens=[sep]),
-                   Part("template", f"updated/{path}\n", tokens=tokenizer.encode(f"updated/{path}\n"))]
-        history = [block("history", f"{c.path}.diff", diff_body(c.original, c.updated), c.path)
-                   for c in request.changes]
+        windows = [
+            *block("original", f"original/{path}", request.original_window, path, w.start_line, w.end_line),
+            *block("current", f"current/{path}", w.text, path, w.start_line, w.end_line),
+            Part("template", FILE_SEP, tokens=[sep]),
+            Part("template", f"updated/{path}\n", tokens=tokenizer.encode(f"updated/{path}\n")),
+        ]
+        history = [
+            block("history", f"{c.path}.diff", diff_body(c.original, c.updated), c.path)
+            for c in request.changes
+        ]
         used = _count(windows) + sum(_count(h) for h in history)
         while history and used > budget_tokens:  # the oldest change goes first
             used -= _count(history.pop(0))
@@ -85,16 +98,27 @@ class SweepFormat:
         for file_path, excerpts in _related_files(request.snippets, path, w):
             for n in range(len(excerpts), 0, -1):  # the file's best excerpts that fit
                 chosen = sorted(excerpts[:n], key=lambda s: s.start_line)
-                parts = block("snippet", file_path, "\n".join(s.text.rstrip("\n") for s in chosen), file_path,
-                              chosen[0].start_line, chosen[-1].end_line)
+                parts = block(
+                    "snippet",
+                    file_path,
+                    "\n".join(s.text.rstrip("\n") for s in chosen),
+                    file_path,
+                    chosen[0].start_line,
+                    chosen[-1].end_line,
+                )
                 if used + _count(parts) <= budget_tokens:
                     context += parts
                     used += _count(parts)
                     break
         segments = context + [p for h in history for p in h] + windows
         prompt = Prompt(self.name, budget_tokens, segments)
-        log.debug("next-edit prompt %d tokens (budget %d): %d related files, %d changes",
-                  prompt.n_tokens, budget_tokens, len(context) // 2, len(history))
+        log.debug(
+            "next-edit prompt %d tokens (budget %d): %d related files, %d changes",
+            prompt.n_tokens,
+            budget_tokens,
+            len(context) // 2,
+            len(history),
+        )
         return prompt
 
     def stops(self, tokenizer: Tokenizer, request: NextEditRequest) -> Stops:
@@ -105,7 +129,7 @@ class SweepFormat:
     def cutter(self, stops: Stops) -> Cut:
         def cut(text: str) -> tuple[str, bool]:
             found = [i for t in stops.texts if (i := text.find(t)) != -1]
-            return (text[:min(found)], True) if found else (text, False)
+            return (text[: min(found)], True) if found else (text, False)
 
         return cut
 

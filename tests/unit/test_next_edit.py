@@ -32,11 +32,12 @@ def numbered(n: int, name: str = "value") -> str:
     return "".join(f"line{i} = {name}\n" for i in range(n))
 
 
-def type_text(history: EditHistory, path: str, text: str, offset: int, typed: str, t0: float,
-              step_s: float = 0.2) -> str:
+def type_text(
+    history: EditHistory, path: str, text: str, offset: int, typed: str, t0: float, step_s: float = 0.2
+) -> str:
     """Types `typed` into `text` at `offset` one character at a time, recording each change."""
     for i, ch in enumerate(typed):
-        new = text[:offset + i] + ch + text[offset + i:]
+        new = text[: offset + i] + ch + text[offset + i :]
         history.record(path, text, new, now_s=t0 + i * step_s)
         text = new
     return text
@@ -50,11 +51,14 @@ def test_a_word_typed_key_by_key_is_one_change_with_context_lines():
     text = numbered(12)
     at = text.index("line5 = value") + len("line5 = value")
     type_text(history, "a.py", text, at, "_total", t0=0.0)
-    assert history.changes() == [Change(
-        "a.py",
-        "line2 = value\nline3 = value\nline4 = value\nline5 = value\nline6 = value\nline7 = value\nline8 = value",
-        "line2 = value\nline3 = value\nline4 = value\nline5 = value_total\nline6 = value\nline7 = value\n"
-        "line8 = value")]
+    assert history.changes() == [
+        Change(
+            "a.py",
+            "line2 = value\nline3 = value\nline4 = value\nline5 = value\nline6 = value\nline7 = value\nline8 = value",
+            "line2 = value\nline3 = value\nline4 = value\nline5 = value_total\nline6 = value\nline7 = value\n"
+            "line8 = value",
+        )
+    ]
 
 
 def test_a_pause_or_a_distant_line_starts_a_new_change():
@@ -95,7 +99,7 @@ def test_typing_and_deleting_it_again_leaves_no_change():
     text = numbered(5)
     at = text.index("line2")
     typed = type_text(history, "a.py", text, at, "ab", t0=0.0)
-    without_b = typed[:at + 1] + typed[at + 2:]
+    without_b = typed[: at + 1] + typed[at + 2 :]
     history.record("a.py", typed, without_b, now_s=0.5)
     history.record("a.py", without_b, text, now_s=0.6)
     assert history.changes() == []
@@ -107,11 +111,14 @@ def test_the_window_before_the_last_change():
     after = before.replace("line12 = value", "line12 = renamed")
     history.record("a.py", before, after, now_s=0.0)
     assert history.window_before_last_change("a.py", after, 10, 14) == "\n".join(
-        f"line{i} = value" for i in range(10, 15))
+        f"line{i} = value" for i in range(10, 15)
+    )
     # Two lines inserted above the window: the window's lines were two lines higher before.
     history.record("b.py", before, "new\nnew\n" + before, now_s=1.0)
-    assert history.window_before_last_change("b.py", "new\nnew\n" + before, 12, 14) == \
-        "line10 = value\nline11 = value\nline12 = value"
+    assert (
+        history.window_before_last_change("b.py", "new\nnew\n" + before, 12, 14)
+        == "line10 = value\nline11 = value\nline12 = value"
+    )
     # A text the history has not seen (no record): the window as it is.
     assert history.window_before_last_change("a.py", before, 0, 1) == "line0 = value\nline1 = value"
 
@@ -128,8 +135,12 @@ def test_the_prompt_has_zeds_layout_for_sweep(vocab: LlamaCppModel):
     # The example of Zed's test_build_prompt_uses_run_model_ordering (sweep_prompt.rs).
     window = line_window("current window", 3, 10, 10)
     request = NextEditRequest(
-        "src/main.rs", window, "old window", [Change("src/lib.rs", "old", "new")],
-        [EditSnippet("src/context.rs", "context", 0, 0)])
+        "src/main.rs",
+        window,
+        "old window",
+        [Change("src/lib.rs", "old", "new")],
+        [EditSnippet("src/context.rs", "context", 0, 0)],
+    )
     prompt = SweepFormat().build(vocab, request, 4096)
     assert prompt.text == (
         "<|file_sep|>src/context.rs\n"
@@ -143,18 +154,21 @@ def test_the_prompt_has_zeds_layout_for_sweep(vocab: LlamaCppModel):
         "old window\n"
         "<|file_sep|>current/src/main.rs\n"
         "current window\n"
-        "<|file_sep|>updated/src/main.rs\n")
+        "<|file_sep|>updated/src/main.rs\n"
+    )
     sep = vocab.special_id("<|file_sep|>")
     assert sep is not None
     assert prompt.tokens.count(sep) == 5
-    assert vocab.decode(prompt.tokens) == prompt.text.replace("<|file_sep|>", "")  # specials decode to nothing
+    assert vocab.decode(prompt.tokens) == prompt.text.replace(
+        "<|file_sep|>", ""
+    )  # specials decode to nothing
 
 
 def test_the_window_is_ten_lines_either_side_of_the_cursor():
     source = numbered(40)
     w = line_window(source, source.index("line20"), 10, 10)
     assert (w.start_line, w.end_line) == (10, 30)
-    assert w.text == source[w.start:w.end] == "\n".join(f"line{i} = value" for i in range(10, 31))
+    assert w.text == source[w.start : w.end] == "\n".join(f"line{i} = value" for i in range(10, 31))
     top = line_window(source, 0, 10, 10)
     assert (top.start_line, top.end_line, top.start) == (0, 10, 0)
     end = line_window(source, len(source), 10, 10)  # after the final newline: an empty last line
@@ -164,8 +178,13 @@ def test_the_window_is_ten_lines_either_side_of_the_cursor():
 def test_user_text_that_spells_file_sep_never_becomes_the_token(vocab: LlamaCppModel):
     source = 'SEP = "<|file_sep|>"\nEND = "</s>"\n'
     window = line_window(source, 0, 10, 10)
-    request = NextEditRequest("<|file_sep|>.py", window, window.text, [Change("x.py", "<|file_sep|>", "b")],
-                              [EditSnippet("y.py", "<|file_sep|><|endoftext|>", 0, 0)])
+    request = NextEditRequest(
+        "<|file_sep|>.py",
+        window,
+        window.text,
+        [Change("x.py", "<|file_sep|>", "b")],
+        [EditSnippet("y.py", "<|file_sep|><|endoftext|>", 0, 0)],
+    )
     fmt = SweepFormat()
     prompt = fmt.build(vocab, request, 4096)
     sep = vocab.special_id("<|file_sep|>")
@@ -184,13 +203,19 @@ def test_the_budget_drops_related_files_then_the_oldest_changes(vocab: LlamaCppM
     source = numbered(30)
     window = line_window(source, source.index("line15"), 10, 10)
     changes = [Change("a.py", numbered(20), numbered(20, "x")), Change("b.py", "old", "new")]
-    snippets = [EditSnippet("big.py", numbered(200), 0, 199), EditSnippet("small.py", "def f(): pass", 0, 0),
-                EditSnippet("a_window_line.py", "x", 0, 0), EditSnippet("cur.py", "line15 = value", 15, 15)]
+    snippets = [
+        EditSnippet("big.py", numbered(200), 0, 199),
+        EditSnippet("small.py", "def f(): pass", 0, 0),
+        EditSnippet("a_window_line.py", "x", 0, 0),
+        EditSnippet("cur.py", "line15 = value", 15, 15),
+    ]
     fmt = SweepFormat()
     full = fmt.build(vocab, NextEditRequest("cur.py", window, window.text, changes, snippets), 100_000)
     assert "<|file_sep|>cur.py\n" not in full.text  # the window shows those lines already
     windows_only = fmt.build(vocab, NextEditRequest("cur.py", window, window.text, [], []), 100_000).n_tokens
-    tight = fmt.build(vocab, NextEditRequest("cur.py", window, window.text, changes, snippets), windows_only + 40)
+    tight = fmt.build(
+        vocab, NextEditRequest("cur.py", window, window.text, changes, snippets), windows_only + 40
+    )
     assert tight.n_tokens <= windows_only + 40
     assert "big.py" not in tight.text and "a.py.diff" not in tight.text
     assert "b.py.diff" in tight.text and tight.text.endswith("<|file_sep|>updated/cur.py\n")
@@ -244,17 +269,23 @@ def test_an_edit_below_the_cursor_and_a_new_line():
     new = rewritten("    print(value)\n", "    print(value)\n    log(value)\n")
     edits = window_edits(w, new)
     assert len(edits) == 1 and edits[0].start > CURSOR and edits[0].start == edits[0].end
-    assert apply_edits(SOURCE, edits) == SOURCE.replace("    print(value)\n", "    print(value)\n    log(value)\n")
+    assert apply_edits(SOURCE, edits) == SOURCE.replace(
+        "    print(value)\n", "    print(value)\n    log(value)\n"
+    )
 
 
 def test_several_hunks_above_and_below():
     w = line_window(SOURCE, CURSOR, 10, 10)
-    new = w.text.replace("def total(items)", "def total(items, tax)").replace("return value", "return value * 2")
+    new = w.text.replace("def total(items)", "def total(items, tax)").replace(
+        "return value", "return value * 2"
+    )
     new = new.replace("\n\n\n", "\n\n")  # and a blank line deleted
     edits = window_edits(w, new)
     assert len(edits) == 3
     assert edits[0].start < edits[1].start < CURSOR < edits[2].start
-    expected = SOURCE.replace("def total(items)", "def total(items, tax)").replace("return value", "return value * 2")
+    expected = SOURCE.replace("def total(items)", "def total(items, tax)").replace(
+        "return value", "return value * 2"
+    )
     assert apply_edits(SOURCE, edits) == expected.replace("\n\n\n", "\n\n")
 
 
@@ -367,8 +398,9 @@ def test_a_draft_changes_how_many_decodes_not_the_tokens(predictor: NextEditPred
         return text, False
 
     def run(draft: list[int]):
-        return model.generate_tokens(prompt, max_tokens=60, stop_ids=frozenset(), cut=no_rule, timeout_s=60,
-                                     draft=draft)
+        return model.generate_tokens(
+            prompt, max_tokens=60, stop_ids=frozenset(), cut=no_rule, timeout_s=60, draft=draft
+        )
 
     plain = run([])
     assert plain.n_drafted == 0 and plain.n_decodes == plain.n_generated - 1
@@ -392,5 +424,9 @@ def test_the_predictor_gives_the_same_answer_with_and_without_the_draft(predicto
         results.append(predictor.last)
     predictor.speculative = True
     plain, drafted = results
-    assert (drafted.new_window, drafted.verdict, drafted.edits) == (plain.new_window, plain.verdict, plain.edits)
+    assert (drafted.new_window, drafted.verdict, drafted.edits) == (
+        plain.new_window,
+        plain.verdict,
+        plain.edits,
+    )
     assert plain.generation.n_drafted == 0
