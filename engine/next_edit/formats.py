@@ -9,6 +9,7 @@ tokens) would be a second class with the same methods.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -87,6 +88,7 @@ class Vocabulary(Protocol):
     def special_id(self, text: str) -> int | None: ...
 
 
+V2_NAME = re.compile(r"next[-_ ]?edit[-_ ]?v\d")
 NEXT_EDIT_WORDS = ("next-edit", "next_edit", "nextedit", "next edit")
 _NAME_KEYS = (
     "general.name",
@@ -112,19 +114,27 @@ def model_names(model: object) -> str:
 
 
 def detect_next_edit_format(model: Vocabulary) -> NextEditFormat | None:
-    """The next-edit format the model was trained on, None for a model that is no next-edit model.
+    """The next-edit format the model was trained on, None for a model that is no next-edit model
+    or speaks a format we do not have.
 
     Sweep's models have Qwen2.5-Coder's vocabulary unchanged, so the vocabulary alone cannot tell
     them from a plain Qwen2.5-Coder: the GGUF's name (or file name) must say "sweep" and
-    "next-edit", and `<|file_sep|>` must be one token."""
+    "next-edit", and `<|file_sep|>` must be one token. Sweep's v2 models (sweep-next-edit-v2-7B)
+    take another layout (line ranges in the window headers, a cursor marker): not recognised."""
     from .sweep import SweepFormat
 
     names = model_names(model)
-    if "sweep" in names and any(w in names for w in NEXT_EDIT_WORDS):
-        if model.special_id("<|file_sep|>") is not None:
-            return SweepFormat()
+    if "sweep" not in names or not any(w in names for w in NEXT_EDIT_WORDS):
+        return None
+    if V2_NAME.search(names):
+        log.warning(
+            "%s: Sweep's v2 next-edit format is not supported yet; use sweep-next-edit-1.5B or -0.5B", names
+        )
+        return None
+    if model.special_id("<|file_sep|>") is None:
         log.warning("%s is named as a Sweep next-edit model but has no <|file_sep|> token", names)
-    return None
+        return None
+    return SweepFormat()
 
 
 def format_named(name: str) -> NextEditFormat:

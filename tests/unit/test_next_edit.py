@@ -225,6 +225,8 @@ def test_sweep_models_are_recognised_by_name(tmp_path: Path, vocab: LlamaCppMode
     assert detect_next_edit_format(vocab) is None  # a plain Qwen2.5-Coder vocabulary
     sweep = LlamaCppModel(write_tiny_gguf(tmp_path / "m.gguf", name="sweep-next-edit-1.5B"), vocab_only=True)
     assert isinstance(detect_next_edit_format(sweep), SweepFormat)
+    v2 = LlamaCppModel(write_tiny_gguf(tmp_path / "v2.gguf", name="sweep-next-edit-v2-7B"), vocab_only=True)
+    assert detect_next_edit_format(v2) is None  # another layout
     assert isinstance(format_named("sweep"), SweepFormat)
     with pytest.raises(NextEditFormatError):
         format_named("zeta")
