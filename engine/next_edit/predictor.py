@@ -77,7 +77,9 @@ class NextEditPredictor:
     `max_tokens` bounds the answer, which must hold the whole window: the limit used is the
     smaller of it and twice the current window's tokens plus 64. With `speculative`, the current
     window is the draft the model's answer is verified against in batches of up to
-    `max_draft_tokens` (the answer is mostly a copy of it); the answer is the same either way."""
+    `max_draft_tokens` (the answer is mostly a copy of it); the answer is greedy decoding's either
+    way, up to batched and single decodes rounding differently on some hardware (the same tokens on
+    the test model)."""
 
     def __init__(
         self,
