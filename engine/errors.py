@@ -32,3 +32,7 @@ class GenerationError(EngineError):
 
 class NoFimSupportError(EngineError):
     """The model's vocabulary has no fill-in-the-middle tokens."""
+
+
+class NextEditFormatError(EngineError):
+    """The next-edit model's prompt format is unknown or cannot be recognised."""

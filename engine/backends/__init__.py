@@ -34,6 +34,9 @@ class Generation:
     n_moved: int = 0  # of the reused tokens, those shifted to a new position in the KV cache
     eval_ms: float = 0.0  # of `ms`, spent evaluating the prompt
     alternatives: list[str] = field(default_factory=list)  # further candidates, best first
+    n_drafted: int = 0  # draft tokens verified in batches (speculative decoding from a given draft)
+    n_draft_accepted: int = 0  # of them, those the model agreed with
+    n_decodes: int = 0  # llama_decode calls while generating (0 where the backend does not say)
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from pathlib import Path
@@ -298,8 +299,9 @@ class LlamaCppModel:
 
     # -- evaluation ------------------------------------------------------------------------
 
-    def _decode(self, entries: list[tuple[int, int]], want_logits: bool) -> int:
-        """One llama_decode of (position, token) entries; logits for the last one if wanted."""
+    def _decode(self, entries: list[tuple[int, int]], want_logits: bool, all_logits: bool = False) -> int:
+        """One llama_decode of (position, token) entries; logits for the last one if wanted, or
+        for every one with `all_logits` (verifying a draft)."""
         import llama_cpp
 
         batch = self._batch
@@ -309,14 +311,15 @@ class LlamaCppModel:
             batch.pos[i] = pos
             batch.n_seq_id[i] = 1
             batch.seq_id[i][0] = 0
-            batch.logits[i] = False
-        batch.logits[len(entries) - 1] = want_logits
+            batch.logits[i] = all_logits
+        batch.logits[len(entries) - 1] = want_logits or all_logits
         return llama_cpp.llama_decode(self._ctx, batch)
 
-    def _logits(self) -> np.ndarray:
+    def _logits(self, i: int = -1) -> np.ndarray:
+        """The logits of the last decode's `i`-th batch entry (-1: the last one with logits)."""
         import llama_cpp
 
-        return np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(self._ctx, -1), shape=(self._n_vocab,))
+        return np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(self._ctx, i), shape=(self._n_vocab,))
 
     def _evaluate(self, tokens: list[int], cancel: threading.Event | None, deadline: float,
                   max_stale: int) -> tuple[Plan, str | None]:
@@ -408,10 +411,15 @@ class LlamaCppModel:
 
     def generate_tokens(self, tokens: list[int], *, max_tokens: int, stop_ids: AbstractSet[int], cut: Cut,
                         timeout_s: float, cancel: threading.Event | None = None,
-                        n_candidates: int = 1) -> Generation:
+                        n_candidates: int = 1, draft: Sequence[int] = (),
+                        max_draft_tokens: int = 16) -> Generation:
         """Greedy generation after `tokens`, ending at an end token, a stop rule, a limit or `cancel`.
 
         With `n_candidates` > 1, further candidates start from the next most likely first tokens.
+        With a `draft` (text the answer is expected to copy, such as the window a next-edit model
+        rewrites), each step looks the last generated tokens up in it and verifies up to
+        `max_draft_tokens` of what follows there in one batch (prompt lookup decoding), keeping the
+        longest run the model agrees with: the same tokens as without a draft, in fewer decodes.
         """
         if self.vocab_only:
             raise GenerationError(f"{self.path} was loaded for its vocabulary only; it cannot generate")
@@ -424,6 +432,7 @@ class LlamaCppModel:
             self.last_plan = p
             eval_ms = (time.perf_counter() - t0) * 1000
             text, reason, n_out, alternatives = "", stopped or "max_tokens", 0, []
+            counts = _DraftCounts()
             if stopped is None:
                 first = self._logits().copy()
                 order = np.argsort(-first)[:max(n_candidates, 1) * 4]
@@ -432,7 +441,7 @@ class LlamaCppModel:
                     if k and (interruption(cancel, deadline) or time.perf_counter() - t0 > timeout_s / 2):
                         break  # alternatives only while there is time to spare
                     out_text, out_reason, out_n = self._continue(len(tokens), start, max_tokens, stop_ids, cut,
-                                                                 cancel, deadline)
+                                                                 cancel, deadline, draft, max_draft_tokens, counts)
                     if k == 0:
                         text, reason, n_out = out_text, out_reason, out_n
                     elif out_text.strip() and out_text != text and out_text not in alternatives:
@@ -441,7 +450,8 @@ class LlamaCppModel:
                 llama_cpp.llama_memory_seq_rm(self._memory, 0, len(tokens), -1)
             ms = (time.perf_counter() - t0) * 1000
         return Generation(text, len(tokens), p.n_evaluated, p.n_reused, n_out, reason, ms,
-                          n_moved=p.n_moved, eval_ms=eval_ms, alternatives=alternatives)
+                          n_moved=p.n_moved, eval_ms=eval_ms, alternatives=alternatives,
+                          n_drafted=counts.drafted, n_draft_accepted=counts.accepted, n_decodes=counts.decodes)
 
     def _ends(self, token: int, stop_ids: AbstractSet[int]) -> bool:
         import llama_cpp
@@ -449,27 +459,75 @@ class LlamaCppModel:
         return bool(llama_cpp.llama_vocab_is_eog(self._vocab, token)) or token in stop_ids
 
     def _continue(self, pos: int, token: int, max_tokens: int, stop_ids: AbstractSet[int],
-                  cut: Cut, cancel: threading.Event | None,
-                  deadline: float) -> tuple[str, str, int]:
-        """Greedy decoding from `token` at `pos`: the kept text, why it stopped, tokens generated."""
+                  cut: Cut, cancel: threading.Event | None, deadline: float, draft: Sequence[int] = (),
+                  max_draft_tokens: int = 16, counts: _DraftCounts | None = None) -> tuple[str, str, int]:
+        """Greedy decoding from `token` at `pos`: the kept text, why it stopped, tokens generated.
+
+        `token` is the next token, not yet in the KV cache; each step decodes it (with the draft
+        tokens that may follow it) and picks the next one from the logits."""
         import llama_cpp
 
         llama_cpp.llama_memory_seq_rm(self._memory, 0, pos, -1)
+        counts = counts if counts is not None else _DraftCounts()
         out: list[int] = []
         text = ""
+        pending = [token]  # tokens chosen by the model, to be checked against the stops in order
+        hint = 0  # where in the draft the answer is thought to be
         while True:
-            if self._ends(token, stop_ids):
-                return text, "eog", len(out)
-            out.append(token)
-            text, stop = cut(self.decode(out))
-            if stop:
-                return text, "rule", len(out)
-            if len(out) >= max_tokens:
-                return text, "max_tokens", len(out)
+            for token in pending:
+                if self._ends(token, stop_ids):
+                    return text, "eog", len(out)
+                out.append(token)
+                text, stop = cut(self.decode(out))
+                if stop:
+                    return text, "rule", len(out)
+                if len(out) >= max_tokens:
+                    return text, "max_tokens", len(out)
             if stopped := interruption(cancel, deadline):
                 return text, stopped, len(out)
-            status = self._decode([(pos + len(out) - 1, token)], want_logits=True)
+            at = pos + len(out) - 1  # where the last chosen token goes
+            room = min(max_draft_tokens, max_tokens - len(out), self._n_batch - 1, self.n_ctx - at - 1)
+            found, guess = lookup(out, draft, room, hint) if draft and room > 0 else (0, [])
+            status = self._decode([(at + i, t) for i, t in enumerate([out[-1], *guess])], want_logits=True,
+                                  all_logits=bool(guess))
+            counts.decodes += 1
             if status != 0:
                 raise GenerationError(f"llama_decode failed with status {status} while generating "
                                       f"(context of {self.n_ctx} tokens full?); lower the prompt budget or max tokens")
-            token = int(self._logits().argmax())
+            if not guess:
+                pending = [int(self._logits().argmax())]
+                continue
+            # The model's choice after each entry; the draft holds while it agrees with them.
+            chosen = [int(self._logits(i).argmax()) for i in range(len(guess) + 1)]
+            kept = 0
+            while kept < len(guess) and chosen[kept] == guess[kept]:
+                kept += 1
+            counts.drafted += len(guess)
+            counts.accepted += kept
+            hint = found + kept + 1  # past the model's own choice, where it agreed all along
+            if kept < len(guess):  # the rejected draft tokens leave the cache
+                llama_cpp.llama_memory_seq_rm(self._memory, 0, at + 1 + kept, -1)
+            # The agreed draft tokens are in the cache; the last choice is not yet.
+            pending = [*guess[:kept], chosen[kept]]
+
+
+@dataclass
+class _DraftCounts:
+    drafted: int = 0  # draft tokens verified
+    accepted: int = 0  # of them, those the model agreed with
+    decodes: int = 0  # llama_decode calls while generating
+
+
+def lookup(out: Sequence[int], draft: Sequence[int], k: int, hint: int = 0,
+           max_ngram: int = 3) -> tuple[int, list[int]]:
+    """Where in `draft` the answer `out` goes on, and up to `k` draft tokens from there: after an
+    occurrence of the last tokens of `out` (the longest such n-gram first, down to one token),
+    the one ending at `hint` (where the previous lookup left off) if there is one, else the first
+    after it, else the last. (0, []) where they occur nowhere."""
+    for n in range(min(max_ngram, len(out)), 0, -1):
+        tail = list(out[-n:])
+        ends = [s + n for s in range(len(draft) - n) if list(draft[s:s + n]) == tail]
+        if ends:
+            at = hint if hint in ends else next((e for e in ends if e > hint), ends[-1])
+            return at, list(draft[at:at + k])
+    return 0, []
