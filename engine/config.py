@@ -54,3 +54,15 @@ def needs_reload(old: EngineConfig, new: EngineConfig) -> bool:
     changed); if not, `Completer.reconfigured(new)` keeps the loaded one."""
     marked = (f.name for f in dataclasses.fields(EngineConfig) if f.metadata.get("reload"))
     return any(getattr(old, name) != getattr(new, name) for name in marked)
+
+
+@dataclass(frozen=True)
+class NextEditConfig:
+    """Next-edit suggestions (engine/next_edit/): a second, separate model."""
+
+    enabled: bool = True  # offer next edits once a next-edit model is configured
+    model_path: str | None = None  # GGUF file or catalogue name (e.g. sweep-next-edit-1.5b); None: no next edits
+    budget_tokens: int = 3072  # prompt: related context, recent changes and the windows
+    max_tokens: int = 1024  # the rewritten window, at most
+    timeout_s: float = 10.0  # generation time limit
+    speculative: bool = True  # draft with the current window and verify in batches (prompt lookup)

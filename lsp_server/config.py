@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from engine import EngineConfig
+from engine.config import NextEditConfig
 from retrieval import IndexConfig
 
 try:
@@ -52,6 +53,8 @@ SETTINGS: dict[str, tuple[str, str, type]] = {
     "disabledLanguages": ("server", "disabled_languages", tuple),
     "warm": ("server", "warm", bool),
     "speculate": ("server", "speculate", bool),
+    "nextEdit": ("next_edit", "enabled", bool),
+    "nextEditModel": ("next_edit", "model_path", str),
 }
 
 
@@ -81,6 +84,7 @@ class Settings:
     index: IndexConfig = field(default_factory=IndexConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
     problems: tuple[str, ...] = ()  # what was invalid and ignored, for one message to the user
+    next_edit: NextEditConfig = field(default_factory=NextEditConfig)
 
     @classmethod
     def load(cls, options: Mapping[str, Any] | None = None, *, overrides: Mapping[str, Any] | None = None) -> Settings:
@@ -111,7 +115,7 @@ class Settings:
                     merged[key] = value
                 else:
                     problems.append(f"unknown setting {key!r}")
-        values: dict[str, dict[str, Any]] = {"engine": {}, "index": {}, "server": {}}
+        values: dict[str, dict[str, Any]] = {"engine": {}, "index": {}, "server": {}, "next_edit": {}}
         for key, value in merged.items():
             target, name, kind = SETTINGS[key]
             try:
@@ -132,12 +136,14 @@ class Settings:
         if engine.get("kv_cache_type", "auto") not in ("auto", "f16", "q8_0"):
             problems.append(f"setting kvCacheType={engine.pop('kv_cache_type')!r} is invalid (use auto, f16 or "
                             "q8_0); using the default")
-        if engine.get("model_path"):
-            engine["model_path"] = str(Path(engine["model_path"]).expanduser())
+        for section in (engine, values["next_edit"]):
+            if section.get("model_path"):
+                section["model_path"] = str(Path(section["model_path"]).expanduser())
         for p in problems:
             log.warning("%s", p)
         return cls(dataclasses.replace(EngineConfig(), **engine), dataclasses.replace(IndexConfig(), **values["index"]),
-                   dataclasses.replace(ServerConfig(), **values["server"]), tuple(problems))
+                   dataclasses.replace(ServerConfig(), **values["server"]), tuple(problems),
+                   dataclasses.replace(NextEditConfig(), **values["next_edit"]))
 
 
 def _convert(value: Any, kind: type) -> Any:

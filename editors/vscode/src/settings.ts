@@ -30,6 +30,8 @@ export const SERVER_KEYS = [
   "disabledLanguages",
   "warm",
   "speculate",
+  "nextEdit",
+  "nextEditModel",
 ] as const;
 
 export type ServerKey = (typeof SERVER_KEYS)[number];
