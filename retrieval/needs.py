@@ -37,6 +37,7 @@ MAX_FANOUT = 24  # star imports followed from one file
 MAX_UNITS = 160  # signatures and outlines offered for one cursor (the budget takes what fits)
 MAX_OUTLINE_MEMBERS = 40
 MENTION_WINDOW_LINES = 240  # mentions this far from the cursor (a quarter of it below) are not counted
+MAX_SIBLINGS = 64  # constants declared together that one mention of them lifts
 OUTLINE_PART_MEMBERS = 12  # a larger class's outline continues in further parts, ranked lower
 
 HINT_WEIGHT = 1.5  # a definition whose name's words all appear just before the cursor gains this
@@ -282,6 +283,8 @@ class _Query:
         if not parts:
             return []
         head, last = parts[0], parts[-1]
+        if self.lang == "rust" and head in ("crate", "super", "self") and len(parts) > 1:
+            return [(p, d) for p, d in self._rust_path(parts) if d is not _ModuleMarker]
         targets = self.bindings.get(head)
         if targets is not None:
             if len(parts) == 1:
@@ -307,6 +310,16 @@ class _Query:
         """The members of container `d`, defined in file `path`, in source order."""
         graph = self._graph(path)
         return [m for m in (graph.definitions if graph else []) if m.container == d.qualified]
+
+    def _package_members(self, path: str, d: Definition) -> list[tuple[str, Definition]]:
+        """Go: the methods of type `d` (of file `path`) declared in the other files of its package."""
+        if d.container or d.kind != "type" or not path.endswith(".go"):
+            return []
+        out = []
+        for sibling in self.resolver.package_files(path, "go")[:MAX_FANOUT * 4]:
+            graph = self._graph(sibling)
+            out += [(sibling, m) for m in (graph.definitions if graph else []) if m.container == d.name]
+        return out
 
     def _named_targets(self, targets: list[Target]) -> list[tuple[str, Definition]]:
         out: list[tuple[str, Definition]] = []
@@ -334,7 +347,7 @@ class _Query:
             member_score += HINT_WEIGHT * self.hint(d.name)
         key = (path, top_name)
         unit = self.units.get(key)
-        if unit is None:
+        if unit is None or d.container and not _is_container(unit.top):
             top = d
             if d.container:
                 graph = self.source.graph_of(path)
@@ -356,19 +369,58 @@ class _Query:
         self._receiver()
         self._imports()
         self._package()
+        self._siblings()
         ranked = sorted(self.units.values(), key=lambda u: (-u.score, u.path, u.top.start_line))[:limit]
         out = [snippet for unit in ranked for snippet in self._render(unit)]
         out.sort(key=lambda s: -s.score)  # an outline's continuations rank below its first part
         return out[:limit]
 
+    def _siblings(self) -> None:
+        """Constants declared together (a Go `const (...)` block, an enumeration written as constants)
+        are used together: one mentioned lifts its unmentioned neighbours (`case PanicLevel:` before
+        `case DebugLevel:`), most of the way to its own rank."""
+        paths = {path for (path, _), unit in self.units.items()
+                 if unit.top.kind == "constant" and not unit.top.container and self.mention(unit.top.name)}
+        for path in paths:
+            graph = self.source.graph_of(path)
+            run: list[Definition] = []
+            for d in [*(graph.definitions if graph else []), None]:
+                if d is not None and d.container:
+                    continue
+                if d is not None and d.kind == "constant" and (not run or d.start_line - run[-1].end_line <= 4):
+                    run.append(d)
+                    continue
+                self._lift(path, run)
+                run = [d] if d is not None and d.kind == "constant" else []
+
+    def _lift(self, path: str, run: list[Definition]) -> None:
+        if not 2 <= len(run) <= MAX_SIBLINGS:
+            return
+        units = [self.units.get((path, d.name)) for d in run]
+        mentioned = [u.score for d, u in zip(run, units) if u is not None and self.mention(d.name)]
+        if not mentioned:
+            return
+        top = max(mentioned)
+        for unit in units:
+            if unit is not None and unit.score < top:
+                unit.score += 0.75 * (top - unit.score)
+
     def _receiver(self) -> None:
         """The members of what stands just before the cursor (`x.`), first of all."""
-        m = _RECEIVER.search(self.buffer[self.line_start:self.offset])
+        typed = self.buffer[self.line_start:self.offset]
+        if typed.lstrip().startswith((".", "?.")) and self.line_start:  # a chain continued: `client\n  .`
+            previous = self.buffer[self.buffer.rfind("\n", 0, self.line_start - 1) + 1:self.line_start - 1]
+            typed = previous.rstrip() + typed.lstrip()
+        m = _RECEIVER.search(typed)
         if m is None:
             return
         chain = [p for p in re.split(r"\s*(?:\.|::|->)\s*", m.group(1)) if p]
         partial = m.group(2)
-        for path, d in self._receiver_targets(chain)[:8]:
+        if self.lang == "rust" and re.match(r"(?:crate|super|self)\s*::", m.group(1)):
+            targets = self._rust_path(chain)  # `crate::`, `super::ser::`, `self::value::Value::`
+        else:
+            targets = self._receiver_targets(chain)
+        for path, d in targets[:8]:
             self._add_members(path, d, partial, base=100.0)
 
     def _receiver_targets(self, chain: list[str], depth: int = 0) -> list[tuple[str, Definition]]:
@@ -406,6 +458,19 @@ class _Query:
         # Typed by nothing the code says here (`x := entry.Dup()`): by what the code does with it.
         return self._follow(self._by_attributes(head), chain[1:])
 
+    def _rust_path(self, parts: list[str]) -> list[tuple[str, Definition]]:
+        """A Rust path from the crate root or the current module: a module (its items), or an item."""
+        targets = self.resolver.resolve(self.path, self.lang, Import("module", "::".join(parts)))
+        found: list[tuple[str, Definition]] = []
+        for t in targets[:1]:
+            if not t.name:
+                found.append((t.path, _ModuleMarker))
+            elif t.name != "*":  # an item (`crate::Value::`) and the path's rest, if any, through it
+                rest = parts[parts.index(t.name) + 1:] if t.name in parts else []
+                found += self._follow([(p, d) for p, d in self.definitions_named(t.path, t.name)
+                                       if _is_container(d)][:1], rest)
+        return found
+
     def _instance_type(self, path: str, d: Definition) -> list[tuple[str, Definition]]:
         """For a constant, the class it is an instance of, when its definition says (`x = Foo(...)`,
         `x: Foo = ...`, `const x = new Foo()`), found from the constant's own file."""
@@ -428,7 +493,7 @@ class _Query:
                 return [(path, d)]
             written = typed.group(1)
         name = re.split(r"\.|::", written)[-1]
-        found = [(p, t) for p, t in self.definitions_named(path, name) if _is_container(t)]
+        found = [(p, t) for p, t in self.definitions_named(path, name) if _has_members(t)]
         return [(path, d), *found[:1]]
 
     def _follow_module(self, targets: list[Target], rest: list[str]) -> list[tuple[str, Definition]]:
@@ -456,13 +521,13 @@ class _Query:
                     if _is_container(member):
                         nxt.append((mpath, member))
                     else:
-                        nxt += [(p, t) for p, t in self._instance_type(mpath, member) if _is_container(t)]
+                        nxt += [(p, t) for p, t in self._instance_type(mpath, member) if _has_members(t)]
             found = nxt
         return found
 
     def _members_of(self, path: str, d: Definition) -> list[tuple[str, Definition]]:
         """A class's members, then its bases' (one level)."""
-        out = [(path, m) for m in self._own_members(path, d)]
+        out = [(path, m) for m in self._own_members(path, d)] + self._package_members(path, d)
         for base in _bases(d)[:4]:
             for bpath, bdef in (self._resolve_from(path, base) if path != self.path else self.resolve_type(base)):
                 out += [(bpath, m) for m in self._own_members(bpath, bdef)]
@@ -478,6 +543,9 @@ class _Query:
         for member in self._own_members(path, d):
             bonus = 10.0 if partial and member.name.startswith(partial) else 0.0
             self.add(path, member, base, base + bonus + self._attributes.get(member.name, 0.0), full=True)
+        for mpath, member in self._package_members(path, d):  # Go methods in the package's other files
+            bonus = 10.0 if partial and member.name.startswith(partial) else 0.0
+            self.add(mpath, member, base / 10 + bonus + self._attributes.get(member.name, 0.0))
         # A class's own members first, then its bases' (one level: bounded).
         if _is_container(d):
             for name in _bases(d)[:4]:
@@ -663,6 +731,11 @@ def _is_container(d: Definition) -> bool:
     return d.kind in ("class", "type", "namespace") and d.signature.rstrip().endswith(("{", ":"))
 
 
+def _has_members(d: Definition) -> bool:
+    """A class-like definition, or a named type that may have methods (Go `type M map[K]V`)."""
+    return _is_container(d) or d.kind == "type"
+
+
 def _is_constructor(d: Definition) -> bool:
     return d.name in ("__init__", "constructor", "new") or d.name == d.container.rsplit(".", 1)[-1]
 
@@ -677,13 +750,16 @@ def _public(d: Definition, language: str) -> bool:
 
 def _bases(d: Definition) -> list[str]:
     """The names a class header lists after its own name: bases, interfaces, traits."""
-    line = next((ln for ln in d.signature.split("\n") if d.name in ln), d.signature)
-    rest = line[line.find(d.name) + len(d.name):].split("{")[0]
+    # From the name to where the body opens, over the header's lines: `class K<\n  T,\n> extends B {`.
+    signature = d.signature
+    at = re.search(rf"\b{re.escape(d.name)}\b", signature)
+    rest = signature[at.end():] if at else signature
     while True:  # type parameters are no bases: <T extends X, U = Y>
         stripped = re.sub(r"<[^<>]*>", "", rest)
         if stripped == rest:
             break
         rest = stripped
+    rest = rest.split("{")[0]
     names = re.findall(r"[A-Za-z_][\w.]*(?:::[A-Za-z_]\w*)*", rest)
     return [n for n in names if n not in _NOT_BASES and (n[:1].isupper() or "." in n or "::" in n)][:6]
 

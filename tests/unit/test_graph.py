@@ -352,3 +352,118 @@ def test_go_chains_through_typed_fields_to_types_of_the_same_package(tmp_path: P
     assert (found[0].path, found[0].name) == ("cart/lock.go", "Guard")
     assert "func (g *Guard) Hold() { ... }" in found[0].text
     index.close()
+
+
+def _needs(index: CodeIndex, files: dict[str, str], current: str):
+    text = files[current]
+    return index.needs_snippets(current, text.replace(CURSOR, ""), text.index(CURSOR))
+
+
+def test_this_reaches_a_base_named_after_a_multi_line_class_header(tmp_path: Path):
+    files = {
+        "src/removable.ts": "export abstract class Removable {\n  gcTime!: number\n"
+                            "  protected scheduleGc(): void {}\n}\n",
+        "src/mutation.ts": (
+            "import { Removable } from './removable'\n\n"
+            "export class Mutation<\n  TData = unknown,\n  TError = Error,\n> extends Removable {\n"
+            "  remove(): void {\n    this.<|>\n  }\n}\n"
+        ),
+    }
+    index, _ = _repo(tmp_path, files)
+    found = _needs(index, files, "src/mutation.ts")
+    assert any(s.path == "src/removable.ts" and "  protected scheduleGc(): void { ... }" in s.text for s in found)
+    index.close()
+
+
+RUST_IO = {
+    "src/lib.rs": "pub mod io;\npub mod ser;\npub mod value;\n",
+    "src/io/mod.rs": (
+        "pub use self::imp::{Error, Write};\n\n"
+        '#[cfg(not(feature = "std"))]\n#[path = "core.rs"]\nmod imp;\n\n'
+        '#[cfg(feature = "std")]\nuse std::io as imp;\n'
+    ),
+    "src/io/core.rs": (
+        "pub struct Error;\n\n"
+        "pub trait Write {\n    fn write(&mut self, buf: &[u8]) -> Result<usize, Error>;\n}\n"
+    ),
+    "src/ser.rs": (
+        "use crate::io;\n\n"
+        "pub fn to_writer_pretty<W: io::Write>(writer: W) {}\n\n"
+        "pub struct Serializer<W> {\n    writer: W,\n}\n\n"
+        "impl<W> Serializer<W>\nwhere\n    W: io::<|>\n{\n}\n"
+    ),
+    "src/value/mod.rs": "pub enum Value {\n    Null,\n}\n\nfn show(v: &Value) {\n    super::ser::<|>\n}\n",
+}
+
+
+def test_rust_path_attribute_modules_resolve_their_reexports(tmp_path: Path):
+    index, files = _repo(tmp_path, RUST_IO)
+    io = extract("src/io/mod.rs", RUST_IO["src/io/mod.rs"])
+    assert ("self::core", "Write") in {(i.module, i.name) for i in io.imports}
+    found = _needs(index, files, "src/ser.rs")
+    assert found[0].path == "src/io/core.rs" and found[0].text.startswith("pub trait Write {")
+    index.close()
+
+
+def test_rust_receivers_spelled_as_module_paths(tmp_path: Path):
+    index, files = _repo(tmp_path, RUST_IO)
+    found = _needs(index, files, "src/value/mod.rs")
+    assert any(s.path == "src/ser.rs" and s.text.startswith("pub fn to_writer_pretty<W: io::Write>") for s in found)
+    # `crate::` reaches the crate root's modules' items through their paths, too.
+    files = dict(RUST_IO)
+    files["src/value/mod.rs"] = "fn show() {\n    let s: crate::ser::Serializer<Vec<u8>> = make();\n    s.<|>\n}\n"
+    found = _needs(index, files, "src/value/mod.rs")
+    assert found[0].path == "src/ser.rs" and found[0].name == "Serializer"
+    index.close()
+
+
+def test_go_methods_of_named_non_struct_types_and_in_other_files(tmp_path: Path):
+    files = {
+        "go.mod": "module example.com/logx\n",
+        "fields.go": (
+            "package logx\n\ntype fieldKey string\n\ntype FieldMap map[fieldKey]string\n\n"
+            "func (f FieldMap) resolve(key fieldKey) string {\n\treturn f[key]\n}\n"
+        ),
+        "text.go": (
+            "package logx\n\ntype TextFormatter struct {\n\tFieldMap FieldMap\n\tQuote bool\n}\n\n"
+            "func (f *TextFormatter) Format(k string) string {\n\treturn f.FieldMap.<|>\n}\n"
+        ),
+        "check.go": "package logx\n\nfunc (f *TextFormatter) validate() error {\n\treturn nil\n}\n",
+        "use.go": "package logx\n\nfunc use(t *TextFormatter) {\n\tt.<|>\n}\n",
+    }
+    index, _ = _repo(tmp_path, files)
+    found = _needs(index, files, "text.go")
+    assert [(s.path, s.text) for s in found[:2]] == [("fields.go", "type FieldMap map[fieldKey]string\n"), (
+        "fields.go", "func (f FieldMap) resolve(key fieldKey) string { ... }\n")]
+    found = _needs(index, files, "use.go")
+    assert any(s.path == "check.go" and "func (f *TextFormatter) validate() error { ... }" in s.text for s in found)
+    index.close()
+
+
+def test_constants_declared_together_rank_together(tmp_path: Path):
+    files = {
+        "go.mod": "module example.com/logx\n",
+        "level.go": (
+            "package logx\n\ntype Level uint32\n\nconst (\n\t// PanicLevel panics.\n\tPanicLevel Level = iota\n"
+            "\t// FatalLevel exits.\n\tFatalLevel\n\t// DebugLevel is verbose.\n\tDebugLevel\n)\n"
+        ),
+        "alpha.go": "package logx\n\n" + "".join(f"func Helper{i}() {{}}\n" for i in range(30)),
+        "writer.go": (
+            "package logx\n\nfunc pick(level Level) string {\n\tswitch level {\n\tcase PanicLevel:\n"
+            "\t\treturn \"p\"\n\tcase FatalLevel:\n\t\treturn \"f\"\n\tcase <|>\n\t}\n\treturn \"\"\n}\n"
+        ),
+    }
+    index, _ = _repo(tmp_path, files)
+    found = _needs(index, files, "writer.go")
+    ranks = {s.name: i for i, s in enumerate(found)}
+    assert ranks["DebugLevel"] < min(ranks[f"Helper{i}"] for i in range(30))
+    index.close()
+
+
+def test_a_chain_continued_on_a_new_line_keeps_its_receiver(tmp_path: Path):
+    files = dict(REPOS["typescript"])
+    files["src/main.ts"] = "import { Circle } from './shapes';\nconst c: Circle = make();\nconst a = c\n  .<|>\n"
+    index, _ = _repo(tmp_path, files)
+    found = _needs(index, files, "src/main.ts")
+    assert found[0].name == "Circle" and "  area(): number { ... }" in found[0].text
+    index.close()
