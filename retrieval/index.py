@@ -143,6 +143,13 @@ class CodeIndex:
         with self._lock:
             return self.store.graph_containers_with(names)
 
+    def usage_counts(self, names: Iterable[str]) -> dict[str, int]:
+        """How many chunks of the repository mention each name (the needs probe's GraphSource)."""
+        names = list(names)
+        with self._lock:
+            counts = self.store.token_counts(n.lower() for n in names)
+        return {n: counts[n.lower()] for n in names if n.lower() in counts}
+
     def resolver(self) -> ModuleResolver:
         """Import resolution over the indexed files (the needs probe's GraphSource)."""
         with self._lock:

@@ -22,6 +22,7 @@ and the number of results are capped.
 from __future__ import annotations
 
 import logging
+import math
 import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -40,6 +41,7 @@ MENTION_WINDOW_LINES = 240  # mentions this far from the cursor (a quarter of it
 MAX_SIBLINGS = 64  # constants declared together that one mention of them lifts
 OUTLINE_PART_MEMBERS = 12  # a larger class's outline continues in further parts, ranked lower
 
+USAGE_WEIGHT = 0.3  # times log(1 + chunks using the name): among a receiver's members, the much-used first
 HINT_WEIGHT = 1.5  # a definition whose name's words all appear just before the cursor gains this
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -70,6 +72,8 @@ class GraphSource(Protocol):
     def resolver(self) -> ModuleResolver: ...
 
     def containers_with(self, names: Iterable[str]) -> dict[tuple[str, str], int]: ...
+
+    def usage_counts(self, names: Iterable[str]) -> dict[str, int]: ...
 
 
 @dataclass(frozen=True)
@@ -145,6 +149,7 @@ class _Query:
         self._near_words = {w for ident in _IDENT.findall(buffer[previous_start:self.offset])
                             for w in _words(ident)}
         self._bindings: dict[str, list[Target]] | None = None
+        self._usage: dict[str, float] = {}
 
     # -- the buffer ---------------------------------------------------------------------------------
     def _count_mentions(self) -> tuple[dict[str, float], dict[str, float]]:
@@ -179,6 +184,18 @@ class _Query:
 
     def mention(self, name: str) -> float:
         return self._mentions.get(name, 0.0)
+
+    def usage(self, names: Iterable[str]) -> dict[str, float]:
+        """A prior for members nothing near the cursor mentions: how much the repository uses each
+        name (`c.Name()` is called all over cobra, `c.MarkZshCompPositionalArgumentFile` once),
+        looked up once per name and cursor."""
+        missing = [n for n in dict.fromkeys(names) if n not in self._usage]
+        if missing:
+            counts_of = getattr(self.source, "usage_counts", None)
+            counts = counts_of(missing) if counts_of is not None else {}
+            for name in missing:
+                self._usage[name] = USAGE_WEIGHT * math.log1p(counts.get(name, 0))
+        return self._usage
 
     def hint(self, name: str) -> float:
         """How much a name's words echo the words just before the cursor (`url = ` before
@@ -420,7 +437,10 @@ class _Query:
             targets = self._rust_path(chain)  # `crate::`, `super::ser::`, `self::value::Value::`
         else:
             targets = self._receiver_targets(chain)
-        for path, d in targets[:8]:
+        modules = [Target(path, "") for path, d in targets if d is _ModuleMarker]
+        if modules:  # a package's files, all of them (a Go package has many)
+            self._add_module_members(modules, partial, base=100.0)
+        for path, d in [(p, d) for p, d in targets if d is not _ModuleMarker][:8]:
             self._add_members(path, d, partial, base=100.0)
 
     def _receiver_targets(self, chain: list[str], depth: int = 0) -> list[tuple[str, Definition]]:
@@ -533,19 +553,25 @@ class _Query:
                 out += [(bpath, m) for m in self._own_members(bpath, bdef)]
         return out
 
+    def _add_module_members(self, modules: list[Target], partial: str, base: float) -> None:
+        members = self.module_members(modules)
+        usage = self.usage(m.name for _, m in members)
+        for mpath, member in members:
+            bonus = 10.0 if partial and member.name.startswith(partial) else 0.0
+            self.add(mpath, member, base + bonus + 2 * self.mention(member.name) + usage[member.name])
+
     def _add_members(self, path: str, d: Definition, partial: str, base: float) -> None:
-        if d is _ModuleMarker:
-            for mpath, member in self.module_members([Target(path, "")]):
-                bonus = 10.0 if partial and member.name.startswith(partial) else 0.0
-                self.add(mpath, member, base + bonus + 2 * self.mention(member.name))
-            return
         self.add(path, d, base, full=True)
-        for member in self._own_members(path, d):
+        own = self._own_members(path, d)
+        elsewhere = self._package_members(path, d)  # Go methods in the package's other files
+        usage = self.usage([m.name for m in own] + [m.name for _, m in elsewhere])
+        for member in own:
             bonus = 10.0 if partial and member.name.startswith(partial) else 0.0
-            self.add(path, member, base, base + bonus + self._attributes.get(member.name, 0.0), full=True)
-        for mpath, member in self._package_members(path, d):  # Go methods in the package's other files
+            self.add(path, member, base, base + bonus + self._attributes.get(member.name, 0.0) + usage[member.name],
+                     full=True)
+        for mpath, member in elsewhere:
             bonus = 10.0 if partial and member.name.startswith(partial) else 0.0
-            self.add(mpath, member, base / 10 + bonus + self._attributes.get(member.name, 0.0))
+            self.add(mpath, member, base / 10 + bonus + self._attributes.get(member.name, 0.0) + usage[member.name])
         # A class's own members first, then its bases' (one level: bounded).
         if _is_container(d):
             for name in _bases(d)[:4]:
@@ -555,8 +581,11 @@ class _Query:
     def _add_base(self, path: str, d: Definition, score: float) -> None:
         """A base class of a receiver: all its members, ranked by how the file uses them."""
         self.add(path, d, score, full=True)
-        for member in self._own_members(path, d):
-            self.add(path, member, score, score / 10 + self._attributes.get(member.name, 0.0), full=True)
+        members = self._own_members(path, d)
+        usage = self.usage(m.name for m in members)
+        for member in members:
+            self.add(path, member, score, score / 10 + self._attributes.get(member.name, 0.0) + usage[member.name],
+                     full=True)
 
     def _resolve_from(self, path: str, name: str) -> list[tuple[str, Definition]]:
         """A base class written in file `path`, found through that file's own imports."""

@@ -467,3 +467,35 @@ def test_a_chain_continued_on_a_new_line_keeps_its_receiver(tmp_path: Path):
     found = _needs(index, files, "src/main.ts")
     assert found[0].name == "Circle" and "  area(): number { ... }" in found[0].text
     index.close()
+
+
+def test_members_the_repository_uses_most_come_first_in_a_large_outline(tmp_path: Path):
+    methods = "".join(f"    def step{i}(self) -> int:\n        return {i}\n\n" for i in range(40))
+    files = {
+        "pkg/__init__.py": "",
+        "pkg/command.py": "class Command:\n" + methods + "    def name(self) -> str:\n        return 'c'\n",
+        **{f"pkg/use{i}.py": f"def show{i}(c):\n    return c.name() + '{i}'\n" for i in range(6)},
+        "pkg/main.py": "from .command import Command\n\ndef run(c: Command):\n    c.<|>\n",
+    }
+    index, _ = _repo(tmp_path, files)
+    found = _needs(index, files, "pkg/main.py")
+    assert found[0].name == "Command" and "    def name(self) -> str: ..." in found[0].text
+    assert "    def step39(self) -> int: ..." not in found[0].text  # never used: in a later part
+    index.close()
+
+
+def test_a_go_package_receiver_offers_the_members_of_all_its_files(tmp_path: Path):
+    files = {
+        "go.mod": "module example.com/app\n",
+        **{f"logx/a{i}.go": f"package logx\n\nfunc Helper{i}() {{}}\n" for i in range(12)},
+        "logx/level.go": "package logx\n\ntype Level uint32\n\nconst (\n\tPanicLevel Level = iota\n\tDebugLevel\n)\n",
+        "hook/hook.go": (
+            'package hook\n\nimport "example.com/app/logx"\n\nfunc pick(l logx.Level) int {\n\tswitch l {\n'
+            "\tcase logx.PanicLevel:\n\t\treturn 1\n\tcase logx.<|>\n\t}\n\treturn 0\n}\n"
+        ),
+    }
+    index, _ = _repo(tmp_path, files)
+    found = _needs(index, files, "hook/hook.go")
+    ranks = {s.name: i for i, s in enumerate(found)}
+    assert ranks["DebugLevel"] < min(ranks[f"Helper{i}"] for i in range(12))
+    index.close()
