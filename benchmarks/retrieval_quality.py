@@ -150,7 +150,7 @@ def completion_points(root: Path, language: str, n: int, seed: int = 0, before_s
     for path, text in files.items():
         graph = extract(path, text)
         for d in graph.definitions if graph else []:
-            if d.kind != "field" or language in ("go", "rust"):
+            if (d.kind != "field" or language in ("go", "rust")) and d.kind != "impl":  # impl: a trait, not a name
                 defined.setdefault(d.name, []).append((path, d))
     # Names that builtin types also have (`.items()`, `.update()`) are not cross-file references.
     common = set(dir(dict) + dir(list) + dir(str) + dir(set) + dir(bytes) + dir(int)) if language == "python" else set()

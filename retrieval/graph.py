@@ -37,7 +37,8 @@ ImportKind = Literal["module", "name", "star", "include"]
 class Definition:
     name: str
     container: str  # the enclosing type's name ("" at the top level); nested: "Outer.Inner"
-    kind: str  # function, method, class, type, constant, field, macro, namespace
+    kind: str  # function, method, class, type, constant, field, macro, namespace; impl: a Rust type's
+    # trait (named after the trait, the type as its container)
     start_line: int  # 0-based, first line of the signature (decorators and export keyword included)
     end_line: int  # last line of the whole definition
     signature: str  # header lines as in the file; a container's ends where its body opens
@@ -522,6 +523,13 @@ class _Walker:
             target = node.child_by_field_name("type")
             owner = _base_type(target) if target is not None else ""
             body = node.child_by_field_name("body")
+            trait = node.child_by_field_name("trait")
+            implementor = owner or (_text(target) if target is not None and target.type == "primitive_type" else "")
+            if trait is not None and implementor and _base_type(trait):
+                # `impl Math for Bigint`, `impl FloatErrors for u64`: the type's traits, whose provided
+                # methods it has too.
+                self._add(node, outer, _base_type(trait), implementor, "impl",
+                          self._header(outer, body, open_body=True))
             if body is not None and owner:
                 self._members(body, owner)
         elif t == "mod_item":

@@ -326,7 +326,24 @@ class _Query:
     def _own_members(self, path: str, d: Definition) -> list[Definition]:
         """The members of container `d`, defined in file `path`, in source order."""
         graph = self._graph(path)
-        return [m for m in (graph.definitions if graph else []) if m.container == d.qualified]
+        return [m for m in (graph.definitions if graph else []) if m.container == d.qualified and m.kind != "impl"]
+
+    def _bases_of(self, path: str, d: Definition) -> list[str]:
+        """What a type's header names as its bases, and the Rust traits file `path` implements for it."""
+        graph = self._graph(path)
+        traits = [m.name for m in (graph.definitions if graph else []) if m.kind == "impl" and m.container == d.qualified]
+        return list(dict.fromkeys(_bases(d) + traits))
+
+    def _implemented_for(self, type_name: str) -> list[tuple[str, Definition]]:
+        """Rust: the traits that this file, or a file it imports everything from, implements for a type
+        defined nowhere in the repository (`impl FloatErrors for u64`)."""
+        out: list[tuple[str, Definition]] = []
+        for path in [self.path, *self._star_files()]:
+            graph = self._graph(path)
+            for m in (graph.definitions if graph else []):
+                if m.kind == "impl" and m.container == type_name:
+                    out += self._resolve_from(path, m.name)
+        return out[:4]
 
     def _package_members(self, path: str, d: Definition) -> list[tuple[str, Definition]]:
         """Go: the methods of type `d` (of file `path`) declared in the other files of its package."""
@@ -393,22 +410,24 @@ class _Query:
         return out[:limit]
 
     def _siblings(self) -> None:
-        """Constants declared together (a Go `const (...)` block, an enumeration written as constants)
-        are used together: one mentioned lifts its unmentioned neighbours (`case PanicLevel:` before
-        `case DebugLevel:`), most of the way to its own rank."""
-        paths = {path for (path, _), unit in self.units.items()
-                 if unit.top.kind == "constant" and not unit.top.container and self.mention(unit.top.name)}
+        """Go constants declared in one `const (...)` block (an enumeration) are used together: one
+        mentioned lifts its unmentioned neighbours (`case PanicLevel:` before `case DebugLevel:`),
+        most of the way to its own rank. (Python's or TypeScript's consecutive module constants are
+        no such group: `current_app` does not call for `session`.)"""
+        paths = {path for (path, _), unit in self.units.items() if path.endswith(".go")
+                 and unit.top.kind == "constant" and not unit.top.container and self.mention(unit.top.name)}
         for path in paths:
             graph = self.source.graph_of(path)
             run: list[Definition] = []
             for d in [*(graph.definitions if graph else []), None]:
                 if d is not None and d.container:
                     continue
-                if d is not None and d.kind == "constant" and (not run or d.start_line - run[-1].end_line <= 4):
+                grouped = d is not None and d.kind == "constant" and d.signature[:1].isspace()  # inside `(...)`
+                if grouped and (not run or d.start_line - run[-1].end_line <= 4):
                     run.append(d)
                     continue
                 self._lift(path, run)
-                run = [d] if d is not None and d.kind == "constant" else []
+                run = [d] if grouped else []
 
     def _lift(self, path: str, run: list[Definition]) -> None:
         if not 2 <= len(run) <= MAX_SIBLINGS:
@@ -423,25 +442,71 @@ class _Query:
                 unit.score += 0.75 * (top - unit.score)
 
     def _receiver(self) -> None:
-        """The members of what stands just before the cursor (`x.`), first of all."""
+        """The members of what stands just before the cursor (`x.`, `a.b(c).`), first of all."""
         typed = self.buffer[self.line_start:self.offset]
-        if typed.lstrip().startswith((".", "?.")) and self.line_start:  # a chain continued: `client\n  .`
-            previous = self.buffer[self.buffer.rfind("\n", 0, self.line_start - 1) + 1:self.line_start - 1]
-            typed = previous.rstrip() + typed.lstrip()
-        m = _RECEIVER.search(typed)
-        if m is None:
+        start = self.line_start
+        for _ in range(4):  # a chain continued on new lines: `client\n  .getMutationCache()\n  .`
+            if not typed.lstrip().startswith((".", "?.")) or not start:
+                break
+            start = self.buffer.rfind("\n", 0, start - 1) + 1
+            typed = self.buffer[start:self.buffer.find("\n", start)].rstrip() + typed.lstrip()
+        parsed = _parse_chain(typed)
+        if parsed is None:
             return
-        chain = [p for p in re.split(r"\s*(?:\.|::|->)\s*", m.group(1)) if p]
-        partial = m.group(2)
-        if self.lang == "rust" and re.match(r"(?:crate|super|self)\s*::", m.group(1)):
-            targets = self._rust_path(chain)  # `crate::`, `super::ser::`, `self::value::Value::`
-        else:
-            targets = self._receiver_targets(chain)
+        segments, separators, partial = parsed
+        targets = self._chain_targets(segments, separators)
         modules = [Target(path, "") for path, d in targets if d is _ModuleMarker]
         if modules:  # a package's files, all of them (a Go package has many)
             self._add_module_members(modules, partial, base=100.0)
         for path, d in [(p, d) for p, d in targets if d is not _ModuleMarker][:8]:
             self._add_members(path, d, partial, base=100.0)
+
+    def _chain_targets(self, segments: list[tuple[str, bool]], separators: list[str],
+                       depth: int = 0) -> list[tuple[str, Definition]]:
+        """What a receiver chain stands for: `a.b.c` through fields and modules, and through a call
+        (`t(x).`, `self.cache.build(q).`, `Foo::new().`) what the called function is declared to return."""
+        names = [name for name, _ in segments]
+        calls = [i for i, (_, called) in enumerate(segments) if called]
+        if not calls:
+            if self.lang == "rust" and separators[:1] == ["::"] and names[0] in _RUST_PATH_HEADS:
+                return self._rust_path(names)  # `crate::`, `super::ser::`, `self::value::Value::`
+            return self._receiver_targets(names)
+        k = calls[-1]
+        name = names[k]
+        if k == 0:  # a function of this file (or of an inline module in it: Rust's `mod tests`), or imported
+            namespaces = {d.qualified for d in self.graph.definitions if d.kind == "namespace"}
+            functions = [(self.path, d) for d in self.graph.definitions
+                         if d.name == name and (not d.container or d.container in namespaces)] or \
+                self.definitions_named(self.path, name)
+        elif depth < 3:
+            functions = []
+            for path, owner in self._chain_targets(segments[:k], separators[:k], depth + 1)[:4]:
+                members = self.module_members([Target(path, "")]) if owner is _ModuleMarker else \
+                    self._members_of(path, owner)
+                functions += [(p, m) for p, m in members if m.name == name]
+        else:
+            return []
+        returned: list[tuple[str, Definition]] = []
+        for path, function in functions[:2]:
+            returned += self._returned(path, function)
+        return self._follow(returned[:2], names[k + 1:])
+
+    def _returned(self, path: str, function: Definition) -> list[tuple[str, Definition]]:
+        """The type a function is declared to return, found from the function's file (a class called
+        is its own instance; `Self` is the method's type)."""
+        if _has_members(function):
+            return [(path, function)]
+        written = _return_type(function, self._graph(path).language if self._graph(path) else self.lang)
+        if not written:
+            return []
+        if written in ("Self", "self", "this") and function.container:
+            graph = self._graph(path)
+            top = function.container.split(".")[0]
+            return [(path, d) for d in (graph.top_level(top) if graph else []) if _has_members(d)][:1]
+        last = re.split(r"\.|::", written)[-1]
+        if path == self.path:
+            return [(p, d) for p, d in self.resolve_type(written) if _has_members(d)][:1]
+        return [(p, d) for p, d in self.definitions_named(path, last) if _has_members(d)][:1]
 
     def _receiver_targets(self, chain: list[str], depth: int = 0) -> list[tuple[str, Definition]]:
         head = chain[0]
@@ -449,7 +514,7 @@ class _Query:
             found: list[tuple[str, Definition]] = []
             enclosing = self._enclosing_type()
             if enclosing is not None:
-                for base in _bases(enclosing):
+                for base in self._bases_of(self.path, enclosing):
                     found += self.resolve_type(base)
                 if len(chain) > 1:  # `self.app.`: through the class's own fields first
                     return self._follow([(self.path, enclosing), *found], chain[1:])
@@ -475,6 +540,10 @@ class _Query:
         typed = self.resolve_type(head)
         if typed:
             return self._follow(typed, chain[1:])
+        if self.lang == "rust":  # `u64::error_halfscale()`: a type of no file, with traits implemented here
+            traits = self._implemented_for(head)
+            if traits:
+                return self._follow(traits, chain[1:])
         # Typed by nothing the code says here (`x := entry.Dup()`): by what the code does with it.
         return self._follow(self._by_attributes(head), chain[1:])
 
@@ -548,7 +617,7 @@ class _Query:
     def _members_of(self, path: str, d: Definition) -> list[tuple[str, Definition]]:
         """A class's members, then its bases' (one level)."""
         out = [(path, m) for m in self._own_members(path, d)] + self._package_members(path, d)
-        for base in _bases(d)[:4]:
+        for base in self._bases_of(path, d)[:4]:
             for bpath, bdef in (self._resolve_from(path, base) if path != self.path else self.resolve_type(base)):
                 out += [(bpath, m) for m in self._own_members(bpath, bdef)]
         return out
@@ -574,7 +643,7 @@ class _Query:
             self.add(mpath, member, base / 10 + bonus + self._attributes.get(member.name, 0.0) + usage[member.name])
         # A class's own members first, then its bases' (one level: bounded).
         if _is_container(d):
-            for name in _bases(d)[:4]:
+            for name in self._bases_of(path, d)[:4]:
                 for bpath, bdef in self._resolve_from(path, name):
                     self._add_base(bpath, bdef, base / 2)
 
@@ -745,6 +814,107 @@ class _Query:
                                    top.kind, top.qualified if n == 0 else f"{top.qualified} ({n + 1})",
                                    prompt_kind="outline"))
         return out
+
+
+_RUST_PATH_HEADS = frozenset({"crate", "super", "self"})
+_SEPARATOR = re.compile(r"(\?\.|\.|::|->)\s*$")
+_CHAIN_NAME = re.compile(r"#?[A-Za-z_]\w*$")
+# After a function's parameters: `-> Hir`, `: Query<T>`, ` *Command`, ` (*Command, error)`, `-> Result<Hir>`.
+_RETURNS = re.compile(r"\s*(?:->|:)?\s*\(?\s*(?:[*&]\s*|mut\s+|'\w+\s+|readonly\s+|impl\s+)*[\"']?"
+                      r"((?:[A-Za-z_]\w*(?:\.|::))*[A-Za-z_]\w*)(?:\s*[<\[]\s*(?:[*&]\s*|mut\s+|'\w+\s*,\s*)*"
+                      r"((?:[A-Za-z_]\w*(?:\.|::))*[A-Za-z_]\w*))?")
+_WRAPPERS = frozenset({"Result", "Option", "Promise", "Box", "Rc", "Arc", "Ref", "RefMut", "Optional", "Awaitable",
+                       "Iterator", "Generator", "AsyncIterator", "Cow", "Mutex", "RwLock", "LockResult"})
+
+
+def _parse_chain(text: str) -> tuple[list[tuple[str, bool]], list[str], str] | None:
+    """The receiver chain before the cursor, read backwards: `a.b(x, y).c::d` -> [(a, False),
+    (b, True), (c, False), (d, False)], the separators after each, and the member partly typed."""
+    m = re.search(r"\w*$", text)
+    partial = m.group(0)
+    rest = text[:m.start()]
+    sep = _SEPARATOR.search(rest)
+    if sep is None:
+        return None
+    separators = [sep.group(1)]
+    rest = rest[:sep.start()].rstrip()
+    segments: list[tuple[str, bool]] = []
+    while len(segments) < 8:
+        called = rest.endswith(")")
+        opening = _opening(rest) if called else len(rest)
+        name = _CHAIN_NAME.search(rest[:opening].rstrip()) if opening >= 0 else None
+        if called and name is None and opening >= 0:  # a generic call: `build<T>(`, `parse::<T>(`
+            name = _CHAIN_NAME.search(re.sub(r"(?:::)?<[^<>()]*>$", "", rest[:opening].rstrip()).rstrip())
+        if name is None or (name.start() and (rest[name.start() - 1].isalnum() or rest[name.start() - 1] in "_$")):
+            if not segments:
+                return None
+            separators.pop()  # `) -> ft.`: what stands before the chain is no part of it
+            break
+        segments.append((name.group(0), called))
+        rest = rest[:name.start()].rstrip()
+        sep = _SEPARATOR.search(rest)
+        if sep is None:
+            break
+        separators.append(sep.group(1))
+        rest = rest[:sep.start()].rstrip()
+    else:
+        return None
+    segments.reverse()
+    separators.reverse()
+    return segments, separators, partial
+
+
+def _opening(text: str) -> int:
+    """Where the bracket that closes `text` opens (string literals skipped), or -1."""
+    depth = 0
+    i = len(text) - 1
+    stop = max(-1, len(text) - 2000)
+    while i > stop:
+        c = text[i]
+        if c in "\"`":
+            i = text.rfind(c, 0, i)
+            if i < 0:
+                return -1
+        elif c in ")]}":
+            depth += 1
+        elif c in "([{":
+            depth -= 1
+            if depth == 0:
+                return i
+        i -= 1
+    return -1
+
+
+def _return_type(function: Definition, language: str) -> str:
+    """The type a function's signature says it returns, as written (wrappers such as `Result<T>`,
+    `Promise<T>`, `Option<T>` opened); "" when it says none."""
+    signature = function.signature
+    if language in ("java", "c", "cpp"):  # the type before the name
+        m = re.search(rf"((?:\w+(?:\.|::))*[A-Za-z_]\w*)(?:<[^()]*>)?\s*[*&]?\s+{re.escape(function.name)}\s*\(",
+                      signature)
+        return m.group(1) if m else ""
+    m = re.search(rf"(?<![\w$#]){re.escape(function.name)}\s*(?:<[^()]*>)?\s*\(", signature)
+    if m is None:
+        return ""
+    depth, i = 0, m.end() - 1
+    while i < len(signature):
+        if signature[i] == "(":
+            depth += 1
+        elif signature[i] == ")":
+            depth -= 1
+            if depth == 0:
+                break
+        i += 1
+    rest = re.sub(r"\s*(?:\{ \.\.\. \}|\.\.\.|\{|;)\s*$", "", signature[i + 1:])
+    if not rest.strip() or rest.lstrip()[:1] not in ("-", ":", "*", "(", "&") and language != "go":
+        return ""
+    t = _RETURNS.match(rest)
+    if t is None:
+        return ""
+    written, inner = t.group(1), t.group(2)
+    if re.split(r"\.|::", written)[-1] in _WRAPPERS and inner:
+        written = inner
+    return written
 
 
 # A stand-in definition for "the module itself" in receiver chains.

@@ -499,3 +499,65 @@ def test_a_go_package_receiver_offers_the_members_of_all_its_files(tmp_path: Pat
     ranks = {s.name: i for i, s in enumerate(found)}
     assert ranks["DebugLevel"] < min(ranks[f"Helper{i}"] for i in range(12))
     index.close()
+
+
+def test_receivers_through_calls_reach_the_declared_return_type(tmp_path: Path):
+    files = {
+        "src/lib.rs": "pub mod hir;\npub mod translate;\n",
+        "src/hir.rs": (
+            "pub struct Hir {\n    kind: u8,\n}\n\n"
+            "impl Hir {\n    pub fn is_anchored_start(&self) -> bool {\n        true\n    }\n}\n"
+        ),
+        "src/translate.rs": (
+            "use crate::hir::Hir;\n\n"
+            "fn t(pattern: &str) -> Hir {\n    unimplemented!()\n}\n\n"
+            "fn check() {\n    assert!(t(r\"^foo|^(bar)\").<|>);\n}\n"
+        ),
+        "src/queryCache.ts": (
+            "export class Query<T> {\n  setData(data: T): T { return data }\n}\n"
+            "export class QueryCache {\n  build<T>(key: string): Query<T> { return new Query<T>() }\n}\n"
+        ),
+        "src/client.ts": (
+            "import { QueryCache } from './queryCache'\n\n"
+            "export class Client {\n  #queryCache: QueryCache\n  set(data: number) {\n"
+            "    return this.#queryCache\n      .build('k')\n      .<|>\n  }\n}\n"
+        ),
+    }
+    index, _ = _repo(tmp_path, files)
+    found = _needs(index, files, "src/translate.rs")
+    assert found[0].path == "src/hir.rs" and "    pub fn is_anchored_start(&self) -> bool { ... }" in found[0].text
+    found = _needs(index, files, "src/client.ts")
+    assert found[0].name == "Query" and "  setData(data: T): T { ... }" in found[0].text
+    index.close()
+
+
+def test_rust_types_have_the_provided_methods_of_the_traits_they_implement(tmp_path: Path):
+    files = {
+        "src/lib.rs": "mod math;\nmod bignum;\nmod errors;\nmod algorithm;\n",
+        "src/math.rs": (
+            "pub(crate) trait Math: Clone + Sized {\n    fn data(&self) -> &[u32];\n\n"
+            "    fn imul_small(&mut self, y: u32) {\n        let _ = y;\n    }\n}\n"
+        ),
+        "src/bignum.rs": (
+            "use super::math::*;\n\npub(crate) struct Bigint {\n    pub data: Vec<u32>,\n}\n\n"
+            "impl Math for Bigint {\n    fn data(&self) -> &[u32] {\n        &self.data\n    }\n}\n"
+        ),
+        "src/errors.rs": (
+            "pub(crate) trait FloatErrors {\n    fn error_halfscale() -> u32;\n}\n\n"
+            "impl FloatErrors for u64 {\n    fn error_halfscale() -> u32 {\n        1\n    }\n}\n"
+        ),
+        "src/algorithm.rs": (
+            "use super::bignum::*;\nuse super::errors::*;\n\nfn parse() {\n    let mut result = Bigint::default();\n"
+            "    result.<|>\n}\n"
+        ),
+    }
+    graph = extract("src/bignum.rs", files["src/bignum.rs"])
+    assert [(d.name, d.container, d.kind) for d in graph.definitions if d.kind == "impl"] == [("Math", "Bigint", "impl")]
+    index, _ = _repo(tmp_path, files)
+    found = _needs(index, files, "src/algorithm.rs")
+    assert any(s.path == "src/math.rs" and "    fn imul_small(&mut self, y: u32) { ... }" in s.text for s in found[:3])
+    assert not any("impl Math for Bigint" in s.text for s in found)  # a trait link, not a member to show
+    files["src/algorithm.rs"] = files["src/algorithm.rs"].replace("result.<|>", "let e = u64::<|>")
+    found = _needs(index, files, "src/algorithm.rs")
+    assert found[0].path == "src/errors.rs" and "    fn error_halfscale() -> u32;" in found[0].text
+    index.close()
