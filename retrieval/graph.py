@@ -21,6 +21,9 @@ from .chunking import LanguageSpec, language_for, parser_for
 
 log = logging.getLogger(__name__)
 
+# What extraction gives changes with this code: an index built by an older one re-extracts its
+# files' graphs once (store meta "graph_version"), without re-chunking or re-embedding anything.
+GRAPH_VERSION = "2"  # 2: Rust impl traits and #[path] modules, Go `type` keyword on named types
 MAX_DEFINITIONS = 5_000  # a generated file with more exports keeps the first ones
 MAX_IMPORTS = 1_000
 MAX_SIGNATURE_LINES = 8

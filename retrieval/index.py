@@ -24,7 +24,7 @@ from .config import IndexConfig
 from .embedding import Embedder, SentenceTransformerEmbedder
 from .errors import IndexWriteError, RetrievalError
 from .files import SourceFile, check, walk
-from .graph import FileGraph, extract
+from .graph import GRAPH_VERSION, FileGraph, extract
 from .needs import NeedSnippet, NeedsProbe
 from .resolve import ModuleResolver
 from .store import FileRecord, Store, write_lock
@@ -183,7 +183,8 @@ class CodeIndex:
                               self.config.deny_patterns))
             with self._lock:
                 gone = sorted(set(self.store.files()) - {f.path for f in files})
-            return self._apply(files, gone, progress, t0)
+                stale_graphs = self.store.meta("graph_version") != GRAPH_VERSION
+            return self._apply(files, gone, progress, t0, refresh_graphs=stale_graphs)
 
     def update_files(self, paths: Iterable[str | Path], progress: Progress | None = None) -> ReindexStats:
         """Bring only these files (absolute, or relative to the root) in line: changed, new or deleted."""
@@ -225,7 +226,10 @@ class CodeIndex:
         except ValueError:
             return None
 
-    def _apply(self, files: list[SourceFile], gone: list[str], progress: Progress | None, t0: float) -> ReindexStats:
+    def _apply(self, files: list[SourceFile], gone: list[str], progress: Progress | None, t0: float,
+               refresh_graphs: bool = False) -> ReindexStats:
+        """Index what changed; with `refresh_graphs` (graphs extracted by older code), every file is read
+        again and unchanged ones get their graph re-extracted, nothing else rewritten."""
         stats = ReindexStats(files_seen=len(files))
         with self._lock:
             store = self.store
@@ -238,7 +242,8 @@ class CodeIndex:
                     stats.changed_paths.append(path)
             if removed_ids:
                 store.vectors.remove_ids(np.asarray(removed_ids, dtype=np.int64))
-        candidates = [f for f in files if not _unchanged(known.get(f.path), f)]
+        candidates = [f for f in files if refresh_graphs or not _unchanged(known.get(f.path), f)]
+        refreshed: list[str] = []
         if progress:
             progress(0, len(candidates), "indexing")
         pending: list[ParsedFile] = []
@@ -259,6 +264,9 @@ class CodeIndex:
             elif record is not None and old is not None and old.hash == record.hash:
                 with self._lock:
                     store.touch_file(record)  # touched but identical: only the stat changes
+                    if refresh_graphs:
+                        store.replace_graph(record.path, parsed.graph)
+                        refreshed.append(record.path)
             elif parsed is not None:
                 pending.append(parsed)
                 pending_chunks += len(parsed.chunks)
@@ -275,8 +283,10 @@ class CodeIndex:
             stats.chunks_total = store.chunk_count()
             if stats.files_changed or stats.files_removed or not store.meta("updated_at"):
                 store.set_meta("updated_at", datetime.now(timezone.utc).isoformat(timespec="seconds"))
-        if stats.changed_paths:
-            self._forget_graphs(stats.changed_paths, files_changed=True)
+            if refresh_graphs:
+                store.set_meta("graph_version", GRAPH_VERSION)
+        if stats.changed_paths or refreshed:
+            self._forget_graphs(stats.changed_paths + refreshed, files_changed=bool(stats.changed_paths))
         stats.seconds = time.perf_counter() - t0
         log.info("index of %s updated: %s", self.root, stats.summary())
         return stats

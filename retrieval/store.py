@@ -283,6 +283,13 @@ class Store:
                             (record.path, record.hash, record.size, record.mtime_ns))
         return removed, added
 
+    def replace_graph(self, path: str, graph: FileGraph | None) -> None:
+        """Swap one file's part of the symbol graph alone (its chunks unchanged)."""
+        with self.db:
+            self._drop_graph(path)
+            if graph is not None:
+                self._insert_graph(path, graph)
+
     def touch_file(self, record: FileRecord) -> None:
         with self.db:
             self.db.execute("UPDATE files SET size = ?, mtime_ns = ? WHERE path = ?",

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from retrieval import CodeIndex, IndexConfig
-from retrieval.graph import MAX_DEFINITIONS, extract
+from retrieval.graph import GRAPH_VERSION, MAX_DEFINITIONS, extract
 from tests.fixtures.hash_embedder import HashEmbedder
 
 CURSOR = "<|>"
@@ -560,4 +560,22 @@ def test_rust_types_have_the_provided_methods_of_the_traits_they_implement(tmp_p
     files["src/algorithm.rs"] = files["src/algorithm.rs"].replace("result.<|>", "let e = u64::<|>")
     found = _needs(index, files, "src/algorithm.rs")
     assert found[0].path == "src/errors.rs" and "    fn error_halfscale() -> u32;" in found[0].text
+    index.close()
+
+
+def test_an_index_built_by_older_extraction_code_refreshes_its_graphs_once(tmp_path: Path):
+    index, files = _repo(tmp_path, REPOS["python"])
+    store = index.store
+    assert store.meta("graph_version") == GRAPH_VERSION
+    # As an older version left it: no graph version, and a graph that lacks what extraction now finds.
+    store.replace_graph("shop/models.py", None)
+    store.set_meta("graph_version", "1")
+    index.close()
+    index = CodeIndex(index.root, IndexConfig(index_dir=tmp_path / "index"), embedder=HashEmbedder())
+    stats = index.reindex()
+    assert stats.files_changed == 0 and stats.chunks_embedded == 0  # nothing re-chunked or re-embedded
+    assert index.store.meta("graph_version") == GRAPH_VERSION
+    assert [d.name for d in index.graph_of("shop/models.py").definitions][:2] == ["Base", "save"]
+    buffer = "from shop.models import Order\n\ndef main(order: Order):\n    order."
+    assert index.needs_snippets("app.py", buffer, len(buffer))[0].name == "Order"
     index.close()
