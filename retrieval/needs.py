@@ -54,7 +54,7 @@ _CONSTRUCTED = re.compile(r"\b([A-Za-z_]\w*)\s*(?::=|=)\s*(?:new\s+|&)?((?:[A-Za
 _DECLARED = re.compile(r"\b((?:[A-Za-z_]\w*(?:\.|::))*[A-Z]\w*)(?:<[^<>;()]*>)?\s*[*&]?\s+([a-z_]\w*)\s*[=;,)]")
 _GO_PARAM = re.compile(r"\b([a-z_]\w*)\s+\*?((?:[A-Za-z_]\w*\.)?[A-Z]\w*)\s*[,)]")
 _INSTANCE = re.compile(r"^[^=\n]*?(?::\s*((?:\w+(?:\.|::))*[A-Z]\w*)[^=]*)?=\s*(?:new\s+)?((?:\w+(?:\.|::))*[A-Z]\w*)\s*[(<{]|:\s*((?:\w+(?:\.|::))*[A-Z]\w*)")
-_TYPED_FIELD = re.compile(r"^\s*\w+\s+[*&]?((?:\w+\.)?[A-Z]\w*)\s*(?:`|//|$)"
+_TYPED_FIELD = re.compile(r"^\s*\w+\s+(?:\[\])?[*&]?((?:\w+\.)?[A-Z]\w*)\s*(?:`|//|$)"
                           r"|^\s*(?:(?:private|public|protected|static|final|const|mutable)\s+)*"
                           r"((?:\w+(?:\.|::))*[A-Z]\w*)(?:<[^;=]*>)?\s*[*&]?\s+\w+\s*[;=]")
 _SELF = frozenset({"self", "this", "Self", "cls"})
@@ -537,6 +537,11 @@ class _Query:
             followed = self._follow(self._receiver_targets(aliased, depth + 1), chain[1:])
             if followed:
                 return followed
+        iterated = _parse_chain(self._iterated(head) + ".") if depth < 3 else None
+        if iterated is not None:  # `for (const o of this.observers)`, `.forEach((o) =>`, `range c.Commands()`
+            followed = self._follow(self._chain_targets(iterated[0], iterated[1], depth + 1), chain[1:])
+            if followed:
+                return followed
         typed = self.resolve_type(head)
         if typed:
             return self._follow(typed, chain[1:])
@@ -582,6 +587,9 @@ class _Query:
                 return [(path, d)]
             written = typed.group(1)
         name = re.split(r"\.|::", written)[-1]
+        if name in _COLLECTIONS:  # `observers: Array<QueryObserver>`: what iterating it gives
+            inner = re.search(rf"\b{name}\s*[<\[]\s*(?:[*&]\s*)?((?:\w+(?:\.|::))*[A-Z]\w*)", d.signature)
+            name = re.split(r"\.|::", inner.group(1))[-1] if inner else name
         found = [(p, t) for p, t in self.definitions_named(path, name) if _has_members(t)]
         return [(path, d), *found[:1]]
 
@@ -684,6 +692,22 @@ class _Query:
                 if m.group(var_group) == name and (best is None or m.start() > best[0]):
                     best = (m.start(), m.group(type_group))
         return best[1] if best else None
+
+    def _iterated(self, name: str) -> str:
+        """The collection a loop variable or a callback's parameter last took its items from, as
+        written (`this.observers`, `cmd.Commands()`), or ""."""
+        window = self.buffer[max(0, self.offset - 6000):self.offset]
+        n = re.escape(name)
+        collection = r"((?:[#\w$]+(?:\(\))?\s*(?:\?\.|\.|::)\s*)*[#\w$]+(?:\(\))?)"
+        best: tuple[int, str] | None = None
+        for pattern in (collection + r"\s*\.\s*(?:forEach|map|filter|find|some|every|flatMap|iter\(\)\.\w+)\(\s*"
+                        rf"(?:async\s*)?[(|]?\s*{n}\b",
+                        rf"\bfor\s*\(?\s*(?:const|let|var|auto&?|final)?\s*{n}\s+(?:of|in|:)\s+&?(?:mut\s+)?" + collection,
+                        rf"\bfor\s+(?:\w+\s*,\s*)?{n}\s*:?=\s*range\s+" + collection):
+            for m in re.finditer(pattern, window):
+                if best is None or m.start() > best[0]:
+                    best = (m.start(), m.group(1))
+        return best[1] if best else ""
 
     def _local_chain(self, name: str) -> list[str] | None:
         """The attribute chain a local was last assigned from before the cursor (`x = self.a.b`)."""
@@ -820,9 +844,11 @@ _RUST_PATH_HEADS = frozenset({"crate", "super", "self"})
 _SEPARATOR = re.compile(r"(\?\.|\.|::|->)\s*$")
 _CHAIN_NAME = re.compile(r"#?[A-Za-z_]\w*$")
 # After a function's parameters: `-> Hir`, `: Query<T>`, ` *Command`, ` (*Command, error)`, `-> Result<Hir>`.
-_RETURNS = re.compile(r"\s*(?:->|:)?\s*\(?\s*(?:[*&]\s*|mut\s+|'\w+\s+|readonly\s+|impl\s+)*[\"']?"
+_RETURNS = re.compile(r"\s*(?:->|:)?\s*\(?\s*(?:[*&]\s*|\[\]\s*|mut\s+|'\w+\s+|readonly\s+|impl\s+)*[\"']?"
                       r"((?:[A-Za-z_]\w*(?:\.|::))*[A-Za-z_]\w*)(?:\s*[<\[]\s*(?:[*&]\s*|mut\s+|'\w+\s*,\s*)*"
                       r"((?:[A-Za-z_]\w*(?:\.|::))*[A-Za-z_]\w*))?")
+_COLLECTIONS = frozenset({"Array", "ReadonlyArray", "Set", "ReadonlySet", "List", "Sequence", "Iterable",
+                          "Vec", "VecDeque", "HashSet", "BTreeSet", "Slice"})
 _WRAPPERS = frozenset({"Result", "Option", "Promise", "Box", "Rc", "Arc", "Ref", "RefMut", "Optional", "Awaitable",
                        "Iterator", "Generator", "AsyncIterator", "Cow", "Mutex", "RwLock", "LockResult"})
 

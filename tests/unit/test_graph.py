@@ -579,3 +579,27 @@ def test_an_index_built_by_older_extraction_code_refreshes_its_graphs_once(tmp_p
     buffer = "from shop.models import Order\n\ndef main(order: Order):\n    order."
     assert index.needs_snippets("app.py", buffer, len(buffer))[0].name == "Order"
     index.close()
+
+
+def test_loop_variables_and_callback_parameters_take_the_collections_item_type(tmp_path: Path):
+    files = {
+        "src/observer.ts": "export class QueryObserver {\n  onQueryUpdate(): void {}\n}\n",
+        "src/query.ts": (
+            "import { QueryObserver } from './observer'\n\n"
+            "export class Query {\n  observers: Array<QueryObserver<any, any>>\n"
+            "  dispatch(): void {\n    this.observers.forEach((observer) => {\n      observer.<|>\n    })\n  }\n}\n"
+        ),
+        "go.mod": "module example.com/cli\n",
+        "cmd/command.go": (
+            "package cmd\n\ntype Command struct {\n\tcommands []*Command\n}\n\n"
+            "func (c *Command) Commands() []*Command {\n\treturn c.commands\n}\n\n"
+            "func (c *Command) Name() string {\n\treturn \"\"\n}\n"
+        ),
+        "cmd/help.go": "package cmd\n\nfunc names(cmd *Command) {\n\tfor _, sub := range cmd.Commands() {\n\t\tsub.<|>\n\t}\n}\n",
+    }
+    index, _ = _repo(tmp_path, files)
+    found = _needs(index, files, "src/query.ts")
+    assert found[0].name == "QueryObserver" and "  onQueryUpdate(): void { ... }" in found[0].text
+    found = _needs(index, files, "cmd/help.go")
+    assert found[0].name == "Command" and "func (c *Command) Name() string { ... }" in found[0].text
+    index.close()
