@@ -9,9 +9,11 @@ buffer as it is now:
   members of modules it imports whole, the names of its own Go or Java package, and what star
   imports and `#include`s bring;
 - at a receiver (`mod.`, `Cls.`, `self.`, `this.`, `x.` where `x` was annotated or constructed
-  with a known class, `pkg::`), that receiver's members first, and for `self.`/`this.` the
-  enclosing class's bases;
-- each ranked by how near the cursor and how recently it is mentioned.
+  with a known class or iterates a typed collection, `pkg::`, `crate::a::`, `f(x).` through the
+  declared return type of `f`), that receiver's members first, with its bases (and a Rust type's
+  implemented traits), and for `self.`/`this.` the enclosing class's;
+- each ranked by how near the cursor and how recently it is mentioned; a receiver's members that
+  nothing near mentions by how much the repository uses them.
 
 Functions and constants are rendered as signatures, classes, structs, traits and interfaces as
 outlines (header, fields, constructor and method signatures), so that many fit a small budget.
@@ -46,8 +48,6 @@ HINT_WEIGHT = 1.5  # a definition whose name's words all appear just before the 
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
-# The receiver just before the cursor: `a.b.`, `pkg::`, `p->`, with a partly typed member after it.
-_RECEIVER = re.compile(r"([A-Za-z_][\w]*(?:\s*(?:\.|::|->)\s*[A-Za-z_]\w*)*)\s*(?:\?\.|\.|::|->)\s*(\w*)$")
 # Where a local's type shows: `x: Foo`, `x = Foo(`, `x := &pkg.Foo{`, `let x = Foo::new(`, `Foo x =`.
 _ANNOTATED = re.compile(r"\b([A-Za-z_]\w*)\s*:\s*(?:&\s*(?:mut\s+)?)?((?:[A-Za-z_]\w*(?:\.|::))*[A-Z]\w*)")
 _CONSTRUCTED = re.compile(r"\b([A-Za-z_]\w*)\s*(?::=|=)\s*(?:new\s+|&)?((?:[A-Za-z_]\w*(?:\.|::))*[A-Z]\w*)\s*(?:\(|\{|::|<)")
