@@ -44,8 +44,13 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from engine import Completer
+    from engine.backends.llama_cpp import LlamaCppModel
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -288,9 +293,8 @@ class Request:
 
 
 def _setup(budget: int, snippet_limit: int | None):
-    from retrieval import CodeIndex, IndexConfig, SentenceTransformerEmbedder
-
     from benchmarks.retrieval_quality import sdist
+    from retrieval import CodeIndex, IndexConfig, SentenceTransformerEmbedder
 
     root = sdist(PROJECT)
     index = CodeIndex(root, IndexConfig(index_dir=CACHE / "indexes" / PROJECT), embedder=SentenceTransformerEmbedder())
@@ -320,6 +324,15 @@ def _planner_settings() -> tuple[int, int]:
     return params["min_reuse_tokens"].default, params["max_stale_tokens"].default
 
 
+def _in_process(completer: Completer) -> LlamaCppModel:
+    """The completer's backend, which here is always the in-process model: the replay reads its KV cache."""
+    from engine.backends.llama_cpp import LlamaCppModel
+
+    model = completer.backend
+    assert isinstance(model, LlamaCppModel), "the replay measures the in-process model"
+    return model
+
+
 def run_one(size: str, budget: int, kv: str, n_requests: int, snippet_limit: int | None,
             timeout_s: float, out: Path, threads: int | None = None) -> dict:
     """One configuration, in this process: the cold request, RSS, then the typing replay; the
@@ -335,7 +348,7 @@ def run_one(size: str, budget: int, kv: str, n_requests: int, snippet_limit: int
     rss_before = rss_mb()
 
     completer = Completer.load(_config(size, budget, kv, snippet_limit, timeout_s, threads))
-    model = completer.model
+    model = _in_process(completer)
     log.info("%s, budget %d, KV %s: engine loaded (n_ctx %d, %s); cold request", size, budget, kv, model.n_ctx,
              model.hardware.to_dict())
     cold = completer.complete(FILE, start.source, start.offset, index, repo)
@@ -399,10 +412,10 @@ def memory_one(size: str, budget: int, kv: str, threads: int | None) -> dict:
 
     rss_before = rss_mb()
     completer = Completer.load(_config(size, budget, kv, None, 600.0, threads))
-    model = completer.model
+    model = _in_process(completer)
     rss_loaded = rss_mb()
     text = (ROOT / "engine" / "prompt.py").read_text() * 4
-    model.warm(model.encode(text)[:1024])
+    model.warm_tokens(model.encode(text)[:1024])
     row = {"model": size, "budget_tokens": budget, "kv_cache_type": kv, "n_ctx": model.n_ctx,
            "rss_before_model_mb": rss_before, "rss_loaded_mb": rss_loaded, "rss_after_eval_mb": rss_mb(),
            "model_file_mb": model_path(size).stat().st_size / 2**20}
@@ -489,7 +502,7 @@ def shift_cost(size: str, n_ctxs: list[int], kv: str, threads: int, n_held: int 
             decode_at(n)
         rows.append(f"| {size} | {kv} | {threads} | {llm.n_ctx()} | {statistics.median(plain):.1f} | "
                     f"{statistics.median(shifted):.1f} | {statistics.median(shifted) - statistics.median(plain):.1f} |")
-        del llm
+        llm.close()  # frees the model and its context before the next size
     return rows
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine import Completer, EngineConfig  # noqa: E402
+from engine.backends.llama_cpp import LlamaCppModel  # noqa: E402
 from retrieval import CodeIndex, IndexConfig, SentenceTransformerEmbedder  # noqa: E402
 from tests.fixtures.gguf_builder import write_tiny_gguf  # noqa: E402
 
@@ -61,6 +62,8 @@ def main() -> int:
         index = CodeIndex(root, IndexConfig(index_dir=work / "index0"), embedder=embedder)
         model = write_tiny_gguf(work / "tiny.gguf")
         completer = Completer.load(EngineConfig(model_path=str(model), budget_tokens=4096, max_tokens=16))
+        llama = completer.backend
+        assert isinstance(llama, LlamaCppModel)
         target = root / "engine" / "prompt.py"
         source = target.read_text()
         offset = source.index("    def build(") + len("    def build(")
@@ -75,7 +78,7 @@ def main() -> int:
             retrieval.append(time.perf_counter() - t0)
             prompt, _ = completer.prompt(rel, source, offset, index, root.name)
             assembly.append(prompt.build_ms / 1000)
-            completer.model.llm.reset()  # cold KV cache
+            llama.reset()  # cold KV cache
             index._query_cache.clear()
             first_ms.append(completer.complete(rel, source, offset, index, root.name).total_ms / 1000)
             warm_ms.append(completer.complete(rel, source, offset, index, root.name).total_ms / 1000)

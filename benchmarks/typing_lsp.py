@@ -173,8 +173,8 @@ class LspSession:
     """One `code-kb serve` process driven as an editor drives it."""
 
     def __init__(self, log_path: Path) -> None:
-        from pygls.lsp.client import BaseLanguageClient
         from lsprotocol import types
+        from pygls.lsp.client import BaseLanguageClient
 
         self.types = types
         self.client = BaseLanguageClient("code-kb-typing-bench", "1")

@@ -2,10 +2,27 @@
 
 from .completer import Completer, Completion
 from .config import EngineConfig
-from .errors import EngineError, ModelLoadError, ModelNotConfiguredError, ModelNotFoundError, NoFimSupportError
+from .errors import (
+    EngineError,
+    GenerationError,
+    ModelLoadError,
+    ModelNotConfiguredError,
+    ModelNotFoundError,
+    NoFimSupportError,
+)
 from .prompt import ContextSource, Prompt, Snippet
 
 __all__ = [
-    "Completer", "Completion", "EngineConfig", "EngineError", "ModelLoadError", "ModelNotConfiguredError",
-    "ModelNotFoundError", "NoFimSupportError", "ContextSource", "Prompt", "Snippet",
+    "Completer",
+    "Completion",
+    "ContextSource",
+    "EngineConfig",
+    "EngineError",
+    "GenerationError",
+    "ModelLoadError",
+    "ModelNotConfiguredError",
+    "ModelNotFoundError",
+    "NoFimSupportError",
+    "Prompt",
+    "Snippet",
 ]

@@ -6,18 +6,27 @@ import dataclasses
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
-from .backends import Generation
+from .backends import Backend, Generation, Stops
 from .backends.llama_cpp import LlamaCppModel, gpu_offload_supported
+from .backends.llama_server import LlamaServerInfillBackend, is_llama_server
+from .backends.openai_compat import OpenAICompletionsBackend
 from .config import DEFAULT_BUDGET_GPU_TOKENS, EngineConfig, default_snippet_limit
 from .errors import ModelNotConfiguredError
 from .models import local_model_path
 from .postprocess import StopRules, finish
-from .prompt import CONTEXT_KINDS, NEEDS_KINDS, ContextSource, EstimateTokenizer, Prompt, PromptBuilder, Snippet, Tokenizer
-from .backends.llama_server import LlamaServerInfillBackend, is_llama_server
-from .backends.openai_compat import OpenAICompletionsBackend
+from .prompt import (
+    CONTEXT_KINDS,
+    NEEDS_KINDS,
+    ContextSource,
+    EstimateTokenizer,
+    Prompt,
+    PromptBuilder,
+    Snippet,
+    Tokenizer,
+)
 from .templates import FimTemplate, detect_template, template_named
 from .typethrough import Shown, TypeThroughCache
 
@@ -42,28 +51,32 @@ class Completion:
 
 
 class Completer:
-    """Holds the model (or only a tokenizer) and turns cursors into prompts and completions."""
+    """Turns cursors into prompts, and prompts into completions with its backend.
 
-    def __init__(self, config: EngineConfig, model: LlamaCppModel | None = None,
-                 tokenizer: Tokenizer | None = None, template: FimTemplate | None = None,
-                 remote: OpenAICompletionsBackend | LlamaServerInfillBackend | None = None) -> None:
+    `backend` generates (None: prompts only, with the model's vocabulary or estimated counts, as
+    `code-kb context` builds them); `tokenizer` counts the prompt's tokens and, for a backend that
+    takes token ids (the in-process model, which is its own tokenizer), makes them."""
+
+    def __init__(self, config: EngineConfig, backend: Backend | None = None,
+                 tokenizer: Tokenizer | None = None, template: FimTemplate | None = None) -> None:
         self.config = config
-        self.model = model
-        self.remote = remote
-        self.tokenizer: Tokenizer = model or tokenizer or EstimateTokenizer()
+        self.backend = backend
+        self.tokenizer: Tokenizer = tokenizer or EstimateTokenizer()
         if template is None and self.tokenizer.exact:
-            template = detect_template(self.tokenizer, getattr(self.tokenizer, "name", "model"))
+            template = detect_template(self.tokenizer, self.tokenizer.name)
         self.template = template or template_named(config.template)
         self.builder = PromptBuilder(self.template, self.tokenizer)
         self.last: Completion | None = None  # the latest completion, cancelled ones included
         self.shown = TypeThroughCache()
         self._previous: dict[str, Prompt] = {}  # the last prompt per file, for cache-aware snippet order
         self.budget_tokens = self._budget()
-        self.stop_ids = {i for t in self.template.stops + self.template.specials()
-                         if (i := self.tokenizer.special_id(t)) is not None} if self.tokenizer.exact else set()
+        ids = {i for t in self.template.stops + self.template.specials()
+               if (i := self.tokenizer.special_id(t)) is not None} if self.tokenizer.exact else set()
+        texts = (self.template.file_sep, *self.template.stops)
+        self.stops = Stops(frozenset(ids), tuple(t for t in texts if t))
 
     @classmethod
-    def load(cls, config: EngineConfig, *, vocab_only: bool = False) -> "Completer":
+    def load(cls, config: EngineConfig, *, vocab_only: bool = False) -> Completer:
         """Load the configured model; `vocab_only` reads only its tokenizer (for prompts, not completions)."""
         if config.model_path:
             # A catalogue name (`qwen2.5-coder-1.5b`) becomes its pulled file; one place for CLI and server.
@@ -71,7 +84,7 @@ class Completer:
         if config.endpoint and not vocab_only:
             # A remote server generates; a local GGUF, if given, only counts tokens exactly.
             tokenizer = LlamaCppModel(config.model_path, vocab_only=True) if config.model_path else None
-            return cls(config, tokenizer=tokenizer, remote=_remote_backend(config))
+            return cls(config, _remote_backend(config), tokenizer)
         if not config.model_path:
             raise ModelNotConfiguredError()
         vocab = LlamaCppModel(config.model_path, vocab_only=True)
@@ -81,34 +94,35 @@ class Completer:
         budget = _auto_budget(config, vocab.n_ctx_train)
         n_ctx = budget + config.max_tokens
         kv_type = _kv_cache_type(config, vocab, n_ctx)
-        return cls(config, model=LlamaCppModel(
+        model = LlamaCppModel(
             config.model_path, n_ctx=n_ctx, n_gpu_layers=_gpu_layers(config, vocab, n_ctx, kv_type),
-            n_threads=config.n_threads, flash_attn=config.flash_attn, kv_cache_type=kv_type))
+            n_threads=config.n_threads, flash_attn=config.flash_attn, kv_cache_type=kv_type)
+        return cls(config, model, model)  # it takes token ids: its own vocabulary makes them
 
-    def describe(self) -> dict:
+    def reconfigured(self, config: EngineConfig) -> Completer:
+        """A completer for new per-request settings (`max_lines`, `timeout_s`, `snippet_limit`, ...) on
+        the same backend, tokenizer and template; where `config.needs_reload(old, new)` says the
+        model itself changed, load a new one instead."""
+        return Completer(config, self.backend, self.tokenizer, self.template)
+
+    @property
+    def warms(self) -> bool:
+        """Whether `warm` does anything: the backend keeps a KV cache worth filling ahead."""
+        return self.backend is not None and self.backend.warms
+
+    def describe(self) -> dict[str, object]:
         """What generates, where, and with which prompt format, for status reports."""
-        if self.model is not None:
-            m = self.model
-            return {"name": m.name, "path": str(m.path), "architecture": m.architecture,
-                    "template": self.template.name, "device": "gpu" if m.n_gpu_layers else "cpu",
-                    "gpu_layers": m.n_gpu_layers, "context_tokens": m.n_ctx, "budget_tokens": self.budget_tokens,
-                    **m.hardware.to_dict(), "kv_shift": m.can_shift}
-        if self.remote is not None:
-            return {"name": self.remote.name, "template": self.template.name, "device": self.remote.device,
-                    "budget_tokens": self.budget_tokens, "exact_token_counts": self.tokenizer.exact}
-        return {"name": None, "template": self.template.name, "budget_tokens": self.budget_tokens}
+        generates = self.backend.describe() if self.backend is not None else {"name": None}
+        return {**generates, "template": self.template.name, "budget_tokens": self.budget_tokens,
+                "exact_token_counts": self.tokenizer.exact}
 
     def _budget(self) -> int:
-        return min(_auto_budget(self.config, getattr(self.tokenizer, "n_ctx_train", None)), self._budget_limit())
+        return min(_auto_budget(self.config, self.tokenizer.n_ctx_train), self._budget_limit())
 
     def _budget_limit(self) -> int:
         """The largest prompt this model can take and still generate `max_tokens`."""
-        if self.model is not None:
-            return self.model.n_ctx - self.config.max_tokens
-        if getattr(self.remote, "n_ctx", None):
-            return self.remote.n_ctx - self.config.max_tokens
-        n_ctx_train = getattr(self.tokenizer, "n_ctx_train", None)
-        return n_ctx_train - self.config.max_tokens if n_ctx_train else 1 << 30
+        n_ctx = (self.backend.n_ctx if self.backend is not None else None) or self.tokenizer.n_ctx_train
+        return n_ctx - self.config.max_tokens if n_ctx else 1 << 30
 
     def prompt(self, path: str, source: str, offset: int, context: ContextSource | None,
                repo_name: str = "", budget_tokens: int | None = None) -> tuple[Prompt, float]:
@@ -131,39 +145,27 @@ class Completer:
     def complete(self, path: str, source: str, offset: int, context: ContextSource | None,
                  repo_name: str = "", cancel: threading.Event | None = None, n_candidates: int = 1) -> Completion:
         """The completion at a cursor: from the type-through cache when the user is typing a suggestion
-        already shown (or one computed ahead), else from the model."""
-        if self.model is None and self.remote is None:
+        already shown (or one computed ahead), else from the backend. ModelNotConfiguredError without one."""
+        if self.backend is None:
             raise ModelNotConfiguredError()
         t0 = time.perf_counter()
         cached = self.shown.lookup(path, source, offset)
         if cached is not None and n_candidates > 1 and not cached[1]:
             cached = None  # a completion list wants candidates the cached ghost text did not compute
         if cached is not None:
-            text, alternatives, shown = cached
+            text, held, shown = cached
             prompt = shown.prompt or Prompt(self.template.name, self.budget_tokens, [])
             generation = Generation(text, 0, 0, 0, 0, "type-through", 0.0)
             completion = Completion(text, prompt, generation, 0.0, (time.perf_counter() - t0) * 1000,
-                                    list(alternatives))
+                                    list(held))
             log.info("completion %s:%d: %s", path, offset, completion.summary())
             self.last = completion
             return completion
         prompt, retrieval_ms = self.prompt(path, source, offset, context, repo_name)
         rules = StopRules.for_cursor(source, offset, self.config.max_lines)
-        if self.model is not None:
-            generation = self.model.generate(prompt.tokens, max_tokens=self.config.max_tokens,
-                                             stop_ids=self.stop_ids, cut=rules.cut,
-                                             timeout_s=self.config.timeout_s, cancel=cancel,
-                                             n_candidates=n_candidates)
-        elif isinstance(self.remote, LlamaServerInfillBackend):
-            # The server knows its model's end tokens; the file separator text ends a completion too.
-            generation = self.remote.generate(prompt, max_tokens=self.config.max_tokens,
-                                              stop_texts=[s for s in (self.template.file_sep,) if s], cut=rules.cut,
-                                              timeout_s=self.config.timeout_s, cancel=cancel)
-        else:
-            stops = [s for s in (self.template.file_sep, *self.template.stops) if s]
-            generation = self.remote.generate(prompt.text, prompt.n_tokens, max_tokens=self.config.max_tokens,
-                                              stop_texts=stops, cut=rules.cut, timeout_s=self.config.timeout_s,
-                                              cancel=cancel)
+        generation = self.backend.generate(prompt, max_tokens=self.config.max_tokens, stops=self.stops,
+                                           cut=rules.cut, timeout_s=self.config.timeout_s, cancel=cancel,
+                                           n_candidates=n_candidates)
         text = finish(generation.text, source, offset)
         alternatives = [a for a in dict.fromkeys(finish(a, source, offset) for a in generation.alternatives)
                         if a and a != text]
@@ -202,17 +204,18 @@ class Completer:
         """Evaluate the prompt for a cursor into the KV cache without generating, so that the next
         request pays only for what changes: the whole prompt after a pause at a known cursor, or
         (`whole` False, a file just opened) only its repository part, which does not depend on the
-        cursor as much. Returns the tokens evaluated."""
-        if self.model is None:
+        cursor as much. Returns the tokens evaluated; 0 where the backend does not warm (`warms`)."""
+        if self.backend is None or not self.backend.warms:
             return 0
         prompt, _ = self.prompt(path, source, offset, context, repo_name)
-        tokens = prompt.tokens if whole else prompt.repository_tokens
-        if not tokens:
+        part = prompt if whole else prompt.repository_part()
+        if not part.n_tokens:
             return 0
-        plan, stopped = self.model.warm(tokens, cancel, timeout_s=max(self.config.timeout_s, 60.0))
-        log.info("warmed %s:%d: %d of %d prompt tokens, %d to evaluate, %d reused%s", path, offset, len(tokens),
-                 prompt.n_tokens, plan.n_evaluated, plan.n_reused, f" ({stopped} part way)" if stopped else "")
-        return plan.n_evaluated
+        warmed = self.backend.warm(part, cancel=cancel, timeout_s=max(self.config.timeout_s, 60.0))
+        log.info("warmed %s:%d: %d of %d prompt tokens, %d to evaluate, %d reused%s", path, offset,
+                 warmed.n_tokens, prompt.n_tokens, warmed.n_evaluated, warmed.n_reused,
+                 f" ({warmed.stopped} part way)" if warmed.stopped else "")
+        return warmed.n_evaluated
 
 
 @dataclass(frozen=True)
@@ -234,7 +237,7 @@ class _SameContext:
                       for p in prompt.parts if p.kind in CONTEXT_KINDS]
 
     def snippets(self, path: str, source: str, offset: int, limit: int | None = None) -> Sequence[Snippet]:
-        return self.items
+        return list(self.items)
 
 
 # Retrieval ranks this many times the snippet limit; a snippet the previous prompt had stays
@@ -281,8 +284,9 @@ def _sticky_needs(needs: Sequence[Snippet], previous: Prompt | None) -> list[Sni
     return best + kept + [s for s in rest if (s.path, s.start_line, s.text) not in had]
 
 
-def _remote_backend(config: EngineConfig) -> OpenAICompletionsBackend | LlamaServerInfillBackend:
+def _remote_backend(config: EngineConfig) -> Backend:
     """llama.cpp's `/infill` where the endpoint is llama.cpp's server (or asked for), else `/v1/completions`."""
+    assert config.endpoint
     api = config.endpoint_api
     if api == "auto":
         api = "infill" if is_llama_server(config.endpoint) else "completions"

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, field
 
 # Prompt budget when none is set: what a CPU evaluates in a few seconds cold (and a
 # few tokens warm, thanks to the KV cache), and what a GPU takes in stride.
@@ -16,20 +17,52 @@ def default_snippet_limit(budget_tokens: int) -> int:
     return max(8, min(budget_tokens // 256, 128)) if budget_tokens > 4096 else 8
 
 
+# Marks a setting that the loaded model or backend depends on: changing it means loading again.
+# `budget_tokens` and `max_tokens` are among them because they size the in-process context window.
+RELOAD = {"reload": True}
+
+
 @dataclass(frozen=True)
 class EngineConfig:
-    model_path: str | None = None  # in-process GGUF; with `endpoint`, only its tokenizer is used
-    endpoint: str | None = None  # OpenAI-compatible server (llama.cpp server, vLLM, Ollama) instead
-    endpoint_api: str = "auto"  # infill (llama.cpp server's /infill), completions (/v1/completions), auto: probe
-    remote_model: str | None = None  # model name sent to the endpoint (default: its first model)
-    template: str | None = None  # FIM family for an endpoint without a local GGUF (default qwen2.5-coder)
-    budget_tokens: int | None = None  # None: from the model's context length and the hardware
-    max_tokens: int = 64  # generated tokens per completion
+    # in-process GGUF; with `endpoint`, only its tokenizer is used
+    model_path: str | None = field(default=None, metadata=RELOAD)
+    # OpenAI-compatible server (llama.cpp server, vLLM, Ollama) instead
+    endpoint: str | None = field(default=None, metadata=RELOAD)
+    # infill (llama.cpp server's /infill), completions (/v1/completions), auto: probe
+    endpoint_api: str = field(default="auto", metadata=RELOAD)
+    # model name sent to the endpoint (default: its first model)
+    remote_model: str | None = field(default=None, metadata=RELOAD)
+    # FIM family for an endpoint without a local GGUF (default qwen2.5-coder)
+    template: str | None = field(default=None, metadata=RELOAD)
+    # None: from the model's context length and the hardware
+    budget_tokens: int | None = field(default=None, metadata=RELOAD)
+    max_tokens: int = field(default=64, metadata=RELOAD)  # generated tokens per completion
     max_lines: int = 8  # lines of a multi-line completion
     timeout_s: float = 10.0  # generation time limit
     snippet_limit: int | None = None  # retrieved snippets offered to the prompt; None: from the budget
-    n_gpu_layers: int | None = None  # None: all layers when the build can offload, else 0
-    n_threads: int | None = None  # None: all cores
-    flash_attn: bool | None = None  # None: on (llama.cpp's CPU kernels are faster with it; q8_0 KV needs it)
-    kv_cache_type: str = "auto"  # f16, q8_0, or auto: f16 unless it would take over a quarter of RAM
+    # None: all layers when the build can offload, else 0
+    n_gpu_layers: int | None = field(default=None, metadata=RELOAD)
+    n_threads: int | None = field(default=None, metadata=RELOAD)  # None: all cores
+    # None: on (llama.cpp's CPU kernels are faster with it; q8_0 KV needs it)
+    flash_attn: bool | None = field(default=None, metadata=RELOAD)
+    # f16, q8_0, or auto: f16 unless it would take over a quarter of RAM
+    kv_cache_type: str = field(default="auto", metadata=RELOAD)
     candidates: int = 3  # completions offered in a completion list (inline ghost text shows one)
+
+def needs_reload(old: EngineConfig, new: EngineConfig) -> bool:
+    """Whether going from `old` to `new` needs the model loaded again (a setting marked RELOAD
+    changed); if not, `Completer.reconfigured(new)` keeps the loaded one."""
+    marked = (f.name for f in dataclasses.fields(EngineConfig) if f.metadata.get("reload"))
+    return any(getattr(old, name) != getattr(new, name) for name in marked)
+
+
+@dataclass(frozen=True)
+class NextEditConfig:
+    """Next-edit suggestions (engine/next_edit/): a second, separate model."""
+
+    enabled: bool = True  # offer next edits once a next-edit model is configured
+    model_path: str | None = None  # GGUF file or catalogue name (e.g. sweep-next-edit-1.5b); None: no next edits
+    budget_tokens: int = 3072  # prompt: related context, recent changes and the windows
+    max_tokens: int = 1024  # the rewritten window, at most
+    timeout_s: float = 10.0  # generation time limit
+    speculative: bool = True  # draft with the current window and verify in batches (prompt lookup)

@@ -76,7 +76,7 @@ class Machine:
     @property
     def vram_bytes(self) -> int | None:
         """Free memory of the largest GPU (llama.cpp splits layers across several; we plan for one)."""
-        sizes = [d.free_bytes or d.total_bytes for d in self.gpus if d.free_bytes or d.total_bytes]
+        sizes = [size for d in self.gpus if (size := d.free_bytes or d.total_bytes)]
         return max(sizes) if sizes else None
 
     def to_dict(self) -> dict:

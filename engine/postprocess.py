@@ -118,7 +118,7 @@ class Cursor:
     in_literal: bool  # the cursor is inside a string literal or comment
 
     @classmethod
-    def at(cls, source: str, offset: int) -> "Cursor":
+    def at(cls, source: str, offset: int) -> Cursor:
         line_start = source.rfind("\n", 0, offset) + 1
         line_end = source.find("\n", offset)
         line_end = len(source) if line_end == -1 else line_end
@@ -331,7 +331,7 @@ class StopRules:
     suffix_first_line: str  # the model repeating the code after the cursor means it is done
 
     @classmethod
-    def for_cursor(cls, source: str, offset: int, max_lines: int) -> "StopRules":
+    def for_cursor(cls, source: str, offset: int, max_lines: int) -> StopRules:
         line_start = source.rfind("\n", 0, offset) + 1
         line_end = source.find("\n", offset)
         line_end = len(source) if line_end == -1 else line_end

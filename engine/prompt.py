@@ -11,8 +11,9 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, Sequence
+from typing import Protocol
 
 from .templates import FimTemplate, comment_prefix
 
@@ -26,12 +27,18 @@ class Snippet(Protocol):
     "signature" or "outline" (a definition the code at the cursor is likely to need, its body left
     out: see NEEDS_KINDS). `reason` names the probe that brought it, for `code-kb context --json`."""
 
-    path: str
-    text: str
-    start_line: int
-    end_line: int
-    prompt_kind: str
-    reason: str
+    @property
+    def path(self) -> str: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def start_line(self) -> int: ...
+    @property
+    def end_line(self) -> int: ...
+    @property
+    def prompt_kind(self) -> str: ...
+    @property
+    def reason(self) -> str: ...
 
 
 class ContextSource(Protocol):
@@ -42,6 +49,16 @@ class ContextSource(Protocol):
 
 class Tokenizer(Protocol):
     exact: bool  # False for an estimate made without the model's vocabulary
+
+    @property
+    def name(self) -> str:
+        """The model whose vocabulary this is, for messages."""
+        ...
+
+    @property
+    def n_ctx_train(self) -> int | None:
+        """The context length the model was trained for; None for an estimate."""
+        ...
 
     def encode(self, text: str) -> list[int]:
         """Tokens of plain text: no BOS, special-token text is not special."""
@@ -54,6 +71,8 @@ class EstimateTokenizer:
     """Counts without a model: about 3.5 characters a token, as BPE code tokenizers average."""
 
     exact = False
+    name = "estimate"
+    n_ctx_train: int | None = None
 
     def encode(self, text: str) -> list[int]:
         return [0] * math.ceil(len(text.encode("utf-8")) / 3.5)
@@ -104,16 +123,20 @@ class Prompt:
     def tokens(self) -> list[int]:
         return [t for s in self.segments for t in s.tokens]
 
-    @property
-    def repository_tokens(self) -> list[int]:
-        """The tokens before the current file's own text: repository name, snippets, file header."""
-        out: list[int] = []
+    def repository_part(self) -> Prompt:
+        """The prompt before the current file's own text: repository name, snippets, file header
+        (what warming evaluates when a file opens, before a cursor makes the rest worth it)."""
+        head: list[Part] = []
         for s in self.segments:
             if s.kind in ("prefix", "suffix"):
                 break
-            out += s.tokens
+            head.append(s)
         # Without a repository layout the FIM prefix marker comes first; it is part of this too.
-        return out
+        return Prompt(self.template, self.budget_tokens, head)
+
+    @property
+    def repository_tokens(self) -> list[int]:
+        return self.repository_part().tokens
 
     @property
     def n_tokens(self) -> int:
@@ -170,6 +193,7 @@ class PromptBuilder:
         # Fixed cost: FIM markers, repository name and the current file's header.
         head: list[Part] = []
         if tpl.has_repo_layout:
+            assert tpl.repo_name is not None
             head = [self._special(tpl.repo_name), self._plain(f"{repo_name or 'repo'}\n")]
         file_header = self._file_header(path, path)
         fixed = sum(len(p.tokens) for p in head) + sum(len(p.tokens) for p in file_header) + 3
@@ -203,7 +227,7 @@ class PromptBuilder:
         # more fits.
         chosen: list[tuple[list[Part], Part]] = []
         needs_share = min(remaining, int(available * self.shares.needs))
-        needs_room = needs_share
+        needs_room: int | None = needs_share
         needs_full = False  # a needed definition did not fit: the share is spent, whatever is left of it
         for snip in snippets:
             kind = snip.prompt_kind
@@ -258,9 +282,10 @@ class PromptBuilder:
         # A signature or outline whose whole definition a chosen snippet shows says nothing more.
         # (Its tokens are not given to the view of the file: that would move the prefix's start
         # with the snippets' ranking.)
-        whole = [b for _, b in chosen if b.kind in ("snippet", "recent")]
+        shown_whole = [b for _, b in chosen if b.kind in ("snippet", "recent")]
         chosen = [(header, body) for header, body in chosen if body.kind not in NEEDS_KINDS or not any(
-            w.path == body.path and w.start_line <= body.start_line and body.end_line <= w.end_line for w in whole)]
+            w.path == body.path and w.start_line <= body.start_line and body.end_line <= w.end_line
+            for w in shown_whole)]
 
         # 3. What is left widens the view of the current file: further back, then further on.
         while p_first > 0 and cost("p", p_first - 1) <= remaining:
@@ -300,7 +325,7 @@ class PromptBuilder:
 
     def _file_header(self, shown_path: str, current_path: str) -> list[Part]:
         """The line that names a file: a file separator token, or a comment in the current file's language."""
-        if self.template.has_repo_layout:
+        if self.template.file_sep is not None and self.template.has_repo_layout:
             return [self._special(self.template.file_sep), self._plain(f"{shown_path}\n")]
         marker = comment_prefix(current_path)
         return [self._plain(f"{marker} {shown_path}\n")] if marker else []

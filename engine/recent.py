@@ -9,8 +9,8 @@ a few lines either side, ahead of retrieved ones.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from .prompt import ContextSource, Snippet
 
@@ -44,7 +44,7 @@ class RecentEdits:
 
     def snippets_for(self, path: str) -> list[EditSnippet]:
         """Around the last edit of each other recently edited file, most recent first."""
-        out = []
+        out: list[EditSnippet] = []
         for other, (source, line) in reversed(self._edits.items()):
             if other == path or len(out) == self.max_files:
                 continue
@@ -65,7 +65,7 @@ class WithRecentEdits:
         self.recent = recent
 
     def snippets(self, path: str, source: str, offset: int, limit: int | None = None) -> Sequence[Snippet]:
-        edits = self.recent.snippets_for(path)
+        edits: list[Snippet] = list(self.recent.snippets_for(path))
         found = list(self.inner.snippets(path, source, offset, limit)) if self.inner is not None else []
 
         def covered(s: Snippet) -> bool:

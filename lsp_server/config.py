@@ -11,17 +11,19 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from engine import EngineConfig
+from engine.config import NextEditConfig
 from retrieval import IndexConfig
 
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib  # type: ignore[no-redef]
+    import tomli as tomllib
 
 log = logging.getLogger(__name__)
 
@@ -44,12 +46,15 @@ SETTINGS: dict[str, tuple[str, str, type]] = {
     "candidates": ("engine", "candidates", int),
     "embeddingModel": ("index", "embedding_model", str),
     "maxFileBytes": ("index", "max_file_bytes", int),
+    "maxFiles": ("index", "max_files", int),
     "indexDir": ("index", "index_dir", Path),
     "denyPatterns": ("index", "deny_patterns", tuple),
     "debounceMs": ("server", "debounce_ms", int),
     "disabledLanguages": ("server", "disabled_languages", tuple),
     "warm": ("server", "warm", bool),
     "speculate": ("server", "speculate", bool),
+    "nextEdit": ("next_edit", "enabled", bool),
+    "nextEditModel": ("next_edit", "model_path", str),
 }
 
 
@@ -79,9 +84,10 @@ class Settings:
     index: IndexConfig = field(default_factory=IndexConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
     problems: tuple[str, ...] = ()  # what was invalid and ignored, for one message to the user
+    next_edit: NextEditConfig = field(default_factory=NextEditConfig)
 
     @classmethod
-    def load(cls, options: Mapping[str, Any] | None = None, *, overrides: Mapping[str, Any] | None = None) -> "Settings":
+    def load(cls, options: Mapping[str, Any] | None = None, *, overrides: Mapping[str, Any] | None = None) -> Settings:
         """Settings from the config file, the environment, the editor's `options` and CLI `overrides` (wire keys)."""
         problems: list[str] = []
         merged: dict[str, Any] = {}
@@ -109,7 +115,7 @@ class Settings:
                     merged[key] = value
                 else:
                     problems.append(f"unknown setting {key!r}")
-        values: dict[str, dict[str, Any]] = {"engine": {}, "index": {}, "server": {}}
+        values: dict[str, dict[str, Any]] = {"engine": {}, "index": {}, "server": {}, "next_edit": {}}
         for key, value in merged.items():
             target, name, kind = SETTINGS[key]
             try:
@@ -117,18 +123,27 @@ class Settings:
             except (TypeError, ValueError) as exc:
                 problems.append(f"setting {key}={value!r} is invalid ({exc}); using the default")
         engine = values["engine"]
+        for key, name, section in (("maxTokens", "max_tokens", engine), ("candidates", "candidates", engine),
+                                   ("maxFiles", "max_files", values["index"])):
+            if section.get(name) == 0:
+                del section[name]
+                problems.append(f"setting {key}=0 is invalid (at least 1; to turn completions off for a language, "
+                                "use disabledLanguages); using the default" if key != "maxFiles" else
+                                f"setting {key}=0 is invalid (at least 1); using the default")
         if engine.get("endpoint_api", "auto") not in ("auto", "infill", "completions"):
             problems.append(f"setting endpointApi={engine.pop('endpoint_api')!r} is invalid (use auto, infill or "
                             "completions); using the default")
         if engine.get("kv_cache_type", "auto") not in ("auto", "f16", "q8_0"):
             problems.append(f"setting kvCacheType={engine.pop('kv_cache_type')!r} is invalid (use auto, f16 or "
                             "q8_0); using the default")
-        if engine.get("model_path"):
-            engine["model_path"] = str(Path(engine["model_path"]).expanduser())
+        for section in (engine, values["next_edit"]):
+            if section.get("model_path"):
+                section["model_path"] = str(Path(section["model_path"]).expanduser())
         for p in problems:
             log.warning("%s", p)
         return cls(dataclasses.replace(EngineConfig(), **engine), dataclasses.replace(IndexConfig(), **values["index"]),
-                   dataclasses.replace(ServerConfig(), **values["server"]), tuple(problems))
+                   dataclasses.replace(ServerConfig(), **values["server"]), tuple(problems),
+                   dataclasses.replace(NextEditConfig(), **values["next_edit"]))
 
 
 def _convert(value: Any, kind: type) -> Any:

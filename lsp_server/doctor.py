@@ -4,11 +4,11 @@ what to fix. Nothing here changes anything: indexes are opened read-only, the mo
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.metadata
 import logging
 import shutil
-import sqlite3
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,7 +40,7 @@ def _guard(area: str, name: str, fix: str, probe: Callable[[], Check]) -> Check:
     """A probe that raises is a failed check, with the exception as its detail."""
     try:
         return probe()
-    except Exception as exc:  # noqa: BLE001 - doctor reports whatever breaks, it never crashes
+    except Exception as exc:  # doctor reports whatever breaks, it never crashes
         log.debug("check %s failed", name, exc_info=True)
         return Check(area, name, FAIL, f"{type(exc).__name__}: {exc}", fix)
 
@@ -62,19 +62,14 @@ def check_llama(machine: Machine) -> Check:
 
 
 def check_grammars() -> Check:
-    from retrieval.chunking import LANGUAGES, _parser
+    from retrieval.chunking import LANGUAGES
+    from retrieval.chunking import check_grammars as broken_grammars
 
-    specs = {spec.name: spec for spec in LANGUAGES.values()}
-    broken = []
-    for name, spec in sorted(specs.items()):
-        try:
-            _parser(spec.module, spec.function).parse(b"x")
-        except Exception as exc:  # noqa: BLE001
-            broken.append(f"{name} ({exc})")
+    broken = broken_grammars()
     if broken:
         return Check("install", "tree-sitter grammars", FAIL, "cannot load: " + "; ".join(broken),
                      "reinstall code-kb: pip install -e . (it pins the tree-sitter grammar packages)")
-    return Check("install", "tree-sitter grammars", OK, ", ".join(sorted(specs)))
+    return Check("install", "tree-sitter grammars", OK, ", ".join(sorted({s.name for s in LANGUAGES.values()})))
 
 
 def check_embedder(settings: Settings) -> Check:
@@ -146,55 +141,26 @@ def _pull_hint(message: str) -> str:
 
 # -- indexes ----------------------------------------------------------------------------
 def check_index(root: Path, settings: Settings) -> Check:
-    """Schema, embedding model and consistency of one index, read-only."""
-    import faiss
-
-    from retrieval.store import SCHEMA_VERSION, Store, _digest, check_database
+    """Schema, embedding model and consistency of one index, read-only: the store's own checks."""
+    from retrieval.integrity import check_index as index_problems
+    from retrieval.store import DB_NAME, SCHEMA_VERSION, read_counts
 
     directory = settings.index.directory_for(root)
-    db_path = directory / "index.sqlite3"
     name = f"index {directory}"
-    if not db_path.is_file():
+    if not (directory / DB_NAME).is_file():
         return Check("index", name, WARN, "no index yet", f"code-kb reindex {root}")
-    db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
-    try:
-        meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
-        problems = []
-        if meta.get("schema_version") != str(SCHEMA_VERSION):
-            problems.append(f"schema {meta.get('schema_version')}, this code-kb uses {SCHEMA_VERSION}")
-        if meta.get("embedding_model") != settings.index.embedding_model:
-            problems.append(f"embedded with {meta.get('embedding_model')}, configured "
-                            f"{settings.index.embedding_model}")
-        if not problems:  # another schema is rebuilt anyway; its tables are not this one's
-            try:
-                check_database(db, writable=False)
-            except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
-                problems.append(f"damaged ({exc})")
-        ids = [r[0] for r in db.execute("SELECT id FROM chunks ORDER BY id")]
-        files = db.execute("SELECT COUNT(*) FROM files").fetchone()[0]
-    except sqlite3.DatabaseError as exc:
-        return Check("index", name, FAIL, f"unreadable: {exc}", f"code-kb reindex {root} (it rebuilds it)")
-    finally:
-        db.close()
-    faiss_path = directory / Store.FAISS_NAME
-    if not faiss_path.is_file():
-        problems.append("no vector file")
-    else:
-        try:
-            vectors = faiss.read_index(str(faiss_path))
-            if vectors.ntotal != len(ids) or meta.get("vector_ids") != _digest(ids):
-                problems.append(f"{vectors.ntotal} vectors for {len(ids)} chunks")
-        except RuntimeError as exc:
-            problems.append(f"vector file unreadable ({exc})")
+    problems = index_problems(directory, settings.index.embedding_model)
     if problems:
         return Check("index", name, FAIL, "; ".join(problems), f"code-kb reindex {root} (it rebuilds what is stale)")
-    return Check("index", name, OK, f"schema {SCHEMA_VERSION}, {files} files, {len(ids)} chunks, consistent")
+    counts = read_counts(directory)
+    return Check("index", name, OK, f"schema {SCHEMA_VERSION}, {counts.files} files, {counts.chunks} chunks, "
+                 "consistent")
 
 
 # -- editors ----------------------------------------------------------------------------
 def _version(command: list[str]) -> str | None:
     try:
-        out = subprocess.run(command, capture_output=True, text=True, timeout=10)
+        out = subprocess.run(command, capture_output=True, text=True, timeout=10, check=False)
     except (OSError, subprocess.SubprocessError):
         return None
     lines = (out.stdout or out.stderr).strip().splitlines()
@@ -241,7 +207,7 @@ def run_checks(settings: Settings, roots: list[Path], machine: Machine, *, embed
         checks.append(Check("model", "model", FAIL, f"{type(exc).__name__}: {exc}"))
     for root in roots:
         checks.append(_guard("index", f"index of {root}", f"code-kb reindex {root}",
-                             lambda root=root: check_index(root, settings)))
+                             functools.partial(check_index, root, settings)))
     checks.extend(check_editors())
     return checks
 

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
+from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING
 
 from retrieval import RetrievalError
+from retrieval.errors import ReindexCancelled
 
 if TYPE_CHECKING:
     from retrieval import CodeIndex, IndexConfig, ReindexStats
@@ -48,23 +51,44 @@ class Indexes:
         self._pending: dict[Path, set[str]] = {}
         self._flush: asyncio.Task | None = None
         self._tasks: set[asyncio.Task] = set()
+        self._cancel: dict[Path, threading.Event] = {}  # root -> set when the root is removed
 
     # -- roots -----------------------------------------------------------------------
-    def add_root(self, root: Path) -> None:
+    def add_root(self, root: Path, *, explicit: bool = False) -> bool:
+        """Index a workspace folder. The file system's root, system folders and the home folder are
+        refused with one message unless `explicit` (the user asked for that folder by name, with the
+        codeKb.reindex command); their index then lives in the user's cache folder."""
         from retrieval import CodeIndex
+        from retrieval.folders import refusal
 
-        root = root.resolve()
+        try:
+            root = root.resolve()
+        except (OSError, RuntimeError, ValueError) as exc:
+            self.reporter.problem(f"cannot index {root}: {exc}")
+            return False
         if root in self.roots:
-            return
+            return True
+        why = refusal(root)
+        if why is not None and not explicit:
+            self.reporter.problem(f"not indexing {root}: {why}. Open a project folder instead, or run the "
+                                  f"command codeKb.reindex with this folder to index it anyway")
+            return False
         try:
             self.roots[root] = CodeIndex(root, self.config, embedder=self.embedder)
         except RetrievalError as exc:
             self.reporter.problem(str(exc))
-            return
+            return False
+        self._cancel[root] = threading.Event()
         self._spawn(self.reindex(root))
+        return True
 
     def remove_root(self, root: Path) -> None:
-        index = self.roots.pop(root.resolve(), None)
+        """Stop indexing a folder at once (a walk or an index pass in progress ends at its next file)."""
+        root = root.resolve()
+        index = self.roots.pop(root, None)
+        if (cancel := self._cancel.pop(root, None)) is not None:
+            cancel.set()
+        self._pending.pop(root, None)
         if index is not None:
             self._thread.submit(index.close)  # after any work already queued for it
             log.info("stopped indexing %s", root)
@@ -90,8 +114,13 @@ class Indexes:
                 continue
             title = f"code-kb: indexing {r.name}"
             progress = await self.reporter.begin(title)
+            cancel = self._cancel.get(r)
             try:
-                stats = await asyncio.get_running_loop().run_in_executor(self._thread, index.reindex, progress)
+                stats = await asyncio.get_running_loop().run_in_executor(self._thread, index.reindex, progress,
+                                                                         cancel)
+            except ReindexCancelled:
+                out[str(r)] = "stopped: the folder was removed"
+                continue
             except RetrievalError as exc:
                 self.reporter.problem(str(exc))
                 out[str(r)] = f"failed: {exc}"
@@ -145,6 +174,8 @@ class Indexes:
         return rows
 
     def close(self) -> None:
+        for cancel in self._cancel.values():
+            cancel.set()
         for task in self._tasks:
             task.cancel()
         for index in self.roots.values():

@@ -11,9 +11,9 @@ is a secret under either name (`settings.py -> .env` is `.env`).
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 from retrieval.files import is_secret
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -136,6 +137,6 @@ class Scheduler:
         self.executor.shutdown(wait=False, cancel_futures=True)
 
 
-def _log_failure(future: "asyncio.Future[Any]") -> None:
+def _log_failure(future: asyncio.Future[Any]) -> None:
     if not future.cancelled() and (exc := future.exception()) is not None:
         log.error("idle work failed", exc_info=exc)

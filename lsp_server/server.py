@@ -1,4 +1,9 @@
-"""CodeKbServer: owns the settings, the model, the indexes and the scheduler; handlers live in features/."""
+"""CodeKbServer: protocol work only (URIs and positions in, results out) around the plain-Python
+Session, which owns the settings, the model, the indexes and the rules; handlers live in features/.
+
+Threads: the event loop runs the handlers and owns `session.settings`; the scheduler's one model
+thread runs completions, prompts and idle work (and loads the model, which assigns
+`session.completer`); the index thread (indexing.py) updates the indexes."""
 
 from __future__ import annotations
 
@@ -6,27 +11,26 @@ import asyncio
 import dataclasses
 import logging
 import re
-import time
-import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 from lsprotocol import types
-from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
+from pygls.exceptions import JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
 from pygls.uris import to_fs_path
 from pygls.workspace.text_document import TextDocument
 
-from engine import Completer, Completion, EngineConfig, EngineError
-from engine.recent import RecentEdits, WithRecentEdits
+from engine import Completer, Completion, EngineError
+
 from . import __version__
 from .config import Settings
-from .indexing import Indexes, Progress, Reporter
-from .paths import Located, holds_secrets, locate
+from .idle import Idle
+from .indexing import Indexes, Reporter
+from .progress import WorkDoneProgress
 from .scheduler import Scheduler
+from .session import Buffer, Cursor, Refused, Session
 
 log = logging.getLogger(__name__)
 
@@ -44,15 +48,25 @@ def _lsp_lines(document: TextDocument) -> tuple[str, ...]:
 TextDocument.lines = property(_lsp_lines)  # type: ignore[assignment]
 
 
+class _Answered:
+    """A request already answered with an error while it was read; nothing more to do."""
+
+    jsonrpc = ""
+
+
 class CodeKbProtocol(LanguageServerProtocol):
-    """pygls's protocol, without its leak of one future per notification.
+    """pygls's protocol, without its leak of one future per notification, and answering requests
+    whose parameters do not fit the protocol's types.
 
     pygls 2.1 files the future of every generator handler (its own didOpen, didChange, didClose and
     didSave, each a generator) and of every step such a handler yields to, under a fresh id in
     `_request_futures`, and only request replies ever remove one: a server that ran for days kept a
-    Future, a lock and a uuid for every keystroke. Here each is forgotten once it is done."""
+    Future, a lock and a uuid for every keystroke. Here each is forgotten once it is done.
 
-    def _execute_handler(self, msg_id, handler, callback, args=None, kwargs=None):  # type: ignore[override]
+    A request whose parameters fail validation (a negative position, a line past 2^31) makes pygls
+    log the error and answer nothing, so the client waits for ever; here it gets InvalidParams."""
+
+    def _execute_handler(self, msg_id, handler, callback, args=None, kwargs=None):
         def done(future, then=callback) -> None:
             if self._request_futures.get(msg_id) is future:
                 del self._request_futures[msg_id]
@@ -61,36 +75,43 @@ class CodeKbProtocol(LanguageServerProtocol):
 
         return super()._execute_handler(msg_id, handler, done, args, kwargs)
 
+    def structure_message(self, data: dict[str, Any]):
+        try:
+            return super().structure_message(data)
+        except JsonRpcInvalidParams as exc:
+            if "id" not in data or "method" not in data:
+                raise
+            cause = exc.__cause__
+            inner = getattr(cause, "exceptions", None)  # cattrs' validation group: the first problem
+            detail = str(inner[0]) if inner else str(cause or exc)
+            error = JsonRpcInvalidParams(f"invalid params for {data['method']}: {detail}")
+            self._send_response(data["id"], error=error.to_response_error())
+            return _Answered()
 
-@dataclass
-class CursorRequest:
-    """A position in an open document, converted once from LSP's UTF-16 units."""
-
-    uri: str
-    root: Path | None
-    path: str  # relative to its workspace root where it lies inside one
-    source: str
-    offset: int
-    line: int  # 0-based
-    col: int  # 0-based, code points
-    language_id: str
+    def handle_message(self, message) -> None:
+        if not isinstance(message, _Answered):
+            super().handle_message(message)
 
 
 class CodeKbServer(LanguageServer):
     def __init__(self, settings: Settings | None = None) -> None:
         super().__init__("code-kb", __version__, protocol_cls=CodeKbProtocol)
-        self.settings = settings or Settings.load()
+        self.session = Session(settings or Settings.load())
         self.init_options: dict[str, Any] = {}
         self.overrides: dict[str, Any] = {}  # command-line flags, above every other source
-        self.indexes: Indexes | None = None
-        self.completer: Completer | None = None
         self.scheduler = Scheduler()
+        self.progress_bars = WorkDoneProgress(self)  # not `progress`: LanguageServer has that method
         self._model_future: asyncio.Future | None = None
+        self.idle = Idle(self.session, self.scheduler)
         self._shown: set[str] = set()
-        self._tokens: dict[str, str] = {}  # progress title -> token
-        self._pause_timers: dict[str, asyncio.TimerHandle] = {}  # uri -> warm-up after a pause
-        self.recent_edits = RecentEdits()
-        self.started = time.monotonic()
+
+    @property
+    def settings(self) -> Settings:
+        return self.session.settings
+
+    @property
+    def indexes(self) -> Indexes | None:
+        return self.session.indexes  # type: ignore[return-value]
 
     # -- messages --------------------------------------------------------------------
     def show_once(self, message: str, kind: types.MessageType = types.MessageType.Error) -> None:
@@ -104,253 +125,133 @@ class CodeKbServer(LanguageServer):
         log.info("%s", message)
         self.window_log_message(types.LogMessageParams(type=types.MessageType.Info, message=message))
 
-    def report_problems(self) -> None:
-        if self.settings.problems:
-            self.show_once("; ".join(self.settings.problems), types.MessageType.Warning)
-
     # -- start-up and settings ---------------------------------------------------------
-    def start_background(self, roots: list[Path]) -> None:
+    def start(self, settings: Settings, roots: list[Path]) -> None:
         """Called on `initialized`: load the model and index the roots without blocking the reply."""
+        self.session.settings = settings
+        if settings.problems:
+            self.show_once("; ".join(settings.problems), types.MessageType.Warning)
         self.load_model()
         self.start_indexes(roots)
 
     def load_model(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._model_future = loop.run_in_executor(self.scheduler.executor, self._load_model, self.settings.engine)
+        def load() -> Completer | None:
+            try:
+                return self.session.load_model()
+            except EngineError as exc:
+                self.show_once(str(exc))
+                return None
 
-    def _load_model(self, config: EngineConfig) -> Completer | None:
-        self.completer = None
-        try:
-            self.completer = Completer.load(config)
-        except EngineError as exc:
-            self.show_once(str(exc))
-            return None
-        log.info("model ready: %s", self.completer.describe())
-        return self.completer
+        self._model_future = asyncio.get_running_loop().run_in_executor(self.scheduler.executor, load)
 
     def apply_settings(self, new: Settings) -> None:
         """Settings changed at run time: reload only what depends on what changed."""
-        old, self.settings = self.settings, new
-        self.report_problems()
-        model_keys = ("model_path", "endpoint", "endpoint_api", "remote_model", "template", "n_gpu_layers",
-                      "n_threads", "flash_attn", "kv_cache_type", "budget_tokens", "max_tokens")
-        if any(getattr(old.engine, k) != getattr(new.engine, k) for k in model_keys):
+        if new.problems:
+            self.show_once("; ".join(new.problems), types.MessageType.Warning)
+        change = self.session.apply_settings(new)
+        if change.reload_model:
             log.info("model settings changed: reloading the model")
             self.load_model()
-        elif self.completer is not None and old.engine != new.engine:
-            c = self.completer
-            self.completer = Completer(new.engine, model=c.model, tokenizer=c.tokenizer, template=c.template,
-                                       remote=c.remote)
+        elif self.session.completer is not None:
             self._model_future = asyncio.get_running_loop().create_future()
-            self._model_future.set_result(self.completer)
-        if old.index != new.index and self.indexes is not None:
+            self._model_future.set_result(self.session.completer)
+        if change.reindex and self.indexes is not None:
             log.info("index settings changed: reindexing every root")
             roots = list(self.indexes.roots)
             self.indexes.close()
             self.start_indexes(roots)
 
     def start_indexes(self, roots: list[Path]) -> None:
-        self.indexes = Indexes(self.settings.index, Reporter(self._progress_begin, self._progress_end,
-                                                             self.log_to_client, self.show_once))
+        reporter = Reporter(self.progress_bars.begin, self.progress_bars.end, self.log_to_client, self.show_once)
+        indexes = Indexes(self.settings.index, reporter)
+        self.session.indexes = indexes
         for root in roots:
-            self.indexes.add_root(root)
+            indexes.add_root(root)
 
-    # -- progress --------------------------------------------------------------------
-    async def _progress_begin(self, title: str) -> Progress | None:
-        caps = self.client_capabilities.window
-        if not (caps and caps.work_done_progress):
+    # -- documents -------------------------------------------------------------------
+    def buffer(self, uri: str) -> Buffer | None:
+        """An open document as the session takes it, or None (logged): not opened by the client, or
+        not a file nor an unsaved buffer (`git:`, `output:` ...). Never pygls's fallback that reads the
+        file from disk: a request naming any path must not make the server read it (it may lie
+        outside every workspace folder, or be a secret)."""
+        doc = self.workspace.text_documents.get(unquote(uri))
+        if doc is None:
+            log.info("%s is not open: send textDocument/didOpen first", uri[:200])
             return None
-        token = f"code-kb-{uuid.uuid4().hex[:8]}"
+        scheme = urlsplit(uri).scheme if "\0" not in uri else ""
+        if scheme == "file" and (fs_path := to_fs_path(uri)):
+            return Buffer(Path(fs_path), doc.source, doc.language_id or "")
+        if scheme == "untitled":  # VS Code's new, unsaved file: its own text is the context
+            return Buffer(None, doc.source, doc.language_id or "", label=unquote(uri[len("untitled:"):]) or "untitled")
+        log.info("nothing for %s: not a file (scheme %r)", uri[:200], scheme)
+        return None
+
+    def cursor(self, uri: str, position: types.Position) -> Cursor | None:
+        """The cursor of a request, converted once from LSP's UTF-16 position; None (logged) when
+        the document is not open or not one to complete in."""
+        buffer = self.buffer(uri)
+        if buffer is None:
+            return None
         try:
-            await self.work_done_progress.create_async(token)
-        except (JsonRpcException, asyncio.TimeoutError) as exc:  # refused: index without a bar
-            log.info("client refused progress token: %s", exc)
+            return self.session.cursor(buffer, self.workspace.text_documents[unquote(uri)].offset_at_position(position))
+        except Refused as why:
+            log.info("nothing for %s: %s", uri[:200], why)
             return None
-        self._tokens[title] = token
-        self.work_done_progress.begin(token, types.WorkDoneProgressBegin(title=title, percentage=0, cancellable=False))
-        loop = asyncio.get_running_loop()
-        last = [-1]
-
-        def report(done: int, total: int, what: str) -> None:  # called on the index thread
-            pct = int(100 * done / total) if total else 100
-            if pct != last[0]:
-                last[0] = pct
-                loop.call_soon_threadsafe(self.work_done_progress.report, token, types.WorkDoneProgressReport(
-                    message=f"{done}/{total} {what}", percentage=pct))
-
-        return report
-
-    def _progress_end(self, title: str) -> None:
-        token = self._tokens.pop(title, None)
-        if token is not None:
-            self.work_done_progress.end(token, types.WorkDoneProgressEnd(message="done"))
 
     # -- completion ------------------------------------------------------------------
-    def locate(self, uri: str) -> Located:
-        """A document as named and as resolved, relative to the workspace root holding it."""
-        fs_path = Path(to_fs_path(uri) or uri)
-        root = self.indexes.root_for(fs_path) if self.indexes else None
-        return locate(fs_path, root)
-
-    def relative_path(self, uri: str) -> tuple[Path | None, str]:
-        """The workspace root holding a document, and its path relative to that root (or absolute).
-        A workspace opened through a symbolic link has its files under the (resolved) root."""
-        located = self.locate(uri)
-        return located.root, located.path
-
-    def open_document(self, uri: str) -> TextDocument | None:
-        """A document the client opened, or None. Never pygls's fallback that reads the file from
-        disk: a request naming any path must not make the server read it (it may lie outside every
-        workspace folder, or be a secret)."""
-        return self.workspace.text_documents.get(unquote(uri))
-
-    def private(self, uri: str, doc: TextDocument) -> bool:
-        """A secret (.env, key, credential file, the deny list, a private key block): no completion,
-        no warming, no recent-edit snippets, so its text never enters a prompt."""
-        return holds_secrets(self.locate(uri), self.settings.index.deny_patterns, doc.source)
-
-    def cursor(self, uri: str, position: types.Position) -> CursorRequest:
-        doc = self.open_document(uri)
-        if doc is None:
-            raise JsonRpcInvalidParams(f"document not open: {uri}; send textDocument/didOpen first")
-        offset = doc.offset_at_position(position)
-        root, path = self.relative_path(uri)
-        line = doc.source.count("\n", 0, offset)
-        col = offset - (doc.source.rfind("\n", 0, offset) + 1)
-        return CursorRequest(uri, root, path, doc.source, offset, line, col, doc.language_id or "")
-
     async def complete(self, uri: str, position: types.Position, n_candidates: int = 1,
                        kind: str = "inline") -> Completion | None:
-        """A completion at a cursor, or None: superseded, cancelled, disabled or no model.
+        """A completion at a cursor, or None: superseded, cancelled, refused or no model.
 
         A newer request of the same `kind` for the same document supersedes an older one; the two
         kinds do not (editors send a completion-list and a ghost-text request on one keystroke)."""
-        doc = self.open_document(uri)
-        if doc is None:
-            log.info("completion for %s skipped: the document is not open", uri)
+        cursor = self.cursor(uri, position)
+        if cursor is None or self._model_future is None:
             return None
-        if self.private(uri, doc):
-            log.info("completion for %s skipped: it holds secrets", uri)
+        if await asyncio.shield(self._model_future) is None:
             return None
-        request = self.cursor(uri, position)
-        if request.language_id in self.settings.server.disabled_languages:
-            return None
-        completer = await self._completer()
-        if completer is None:
-            return None
-        context = self.context_for(request.root)
-        repo = request.root.name if request.root else ""
-
-        def work(cancel) -> Completion:
-            return completer.complete(request.path, request.source, request.offset, context, repo, cancel=cancel,
-                                      n_candidates=n_candidates)
-
+        session = self.session
         try:
-            result = await self.scheduler.latest(f"{kind} {uri}", self.settings.server.debounce_ms / 1000, work,
-                                                 label=uri)
+            result = await self.scheduler.latest(
+                f"{kind} {uri}", self.settings.server.debounce_ms / 1000,
+                lambda cancel: session.complete(cursor, cancel, n_candidates), label=uri)
         except EngineError as exc:
             self.show_once(str(exc))
             return None
         if result is None or result.generation.stop_reason == "cancelled":
             return None
-        if result.text and self.settings.server.speculate:
-            # While the user reads the suggestion, compute the one that follows it.
-            self._when_idle(lambda cancel: completer.speculate(request.path, context, repo, cancel))
+        if (work := session.follow_up(cursor, result)) is not None:
+            self.idle.run(work)  # while the user reads the suggestion, compute the one after it
         return result
-
-    def warm(self, uri: str, offset: int | None) -> None:
-        """Fill the KV cache for a document while the model is idle: its repository part on open
-        (`offset` None), the whole prompt at the last edit after a pause."""
-        completer = self.completer
-        if completer is None or completer.model is None or not self.settings.server.warm:
-            return
-        root, path = self.relative_path(uri)
-        if root is None:  # not in a workspace folder (an editor's settings file): not worth the model's time
-            return
-        doc = self.open_document(uri)
-        if doc is None or (doc.language_id or "") in self.settings.server.disabled_languages \
-                or self.private(uri, doc):
-            return
-        context = self.context_for(root)
-        source = doc.source
-        self._when_idle(lambda cancel: completer.warm(path, source, offset or 0, context,
-                                                      root.name if root else "", cancel, whole=offset is not None))
-
-    def edited(self, uri: str, offset: int) -> None:
-        """A didChange at `offset`: remember it as a recent edit; once the user pauses (no request for
-        a while), warm the cache there."""
-        doc = self.open_document(uri)
-        if doc is None or self.private(uri, doc):
-            return
-        self.recent_edits.record(self.relative_path(uri)[1], doc.source, offset)
-        if (handle := self._pause_timers.pop(uri, None)) is not None:
-            handle.cancel()
-        delay = max(self.settings.server.debounce_ms * 3, 300) / 1000
-        self._pause_timers[uri] = asyncio.get_running_loop().call_later(delay, self._paused, uri, offset)
-
-    def _paused(self, uri: str, offset: int) -> None:
-        self._pause_timers.pop(uri, None)
-        if self.scheduler.running is None and not self.scheduler.pending():
-            self.warm(uri, offset)
-
-    def context_for(self, root: Path | None) -> WithRecentEdits:
-        """What the engine draws snippets from: recent edits, then the root's index."""
-        return WithRecentEdits(self.indexes.searchable(root) if self.indexes else None, self.recent_edits)
-
-    def _when_idle(self, work) -> None:
-        def guarded(cancel) -> None:
-            try:
-                work(cancel)
-            except EngineError as exc:
-                log.info("idle work skipped: %s", exc)
-
-        self.scheduler.when_idle(guarded)
-
-    async def _completer(self) -> Completer | None:
-        if self._model_future is None:
-            return None
-        return await asyncio.shield(self._model_future)
 
     async def prompt_json(self, uri: str, position: types.Position) -> dict:
         """The `code-kb context --json` object for a position (the codeKb/context request)."""
-        request = self.cursor(uri, position)
-        if self.private(uri, self.open_document(uri)):
-            raise JsonRpcInvalidParams(f"{request.path} holds secrets: code-kb builds no prompt for it")
-        completer = await self._completer() or Completer(self.settings.engine)  # no model: estimated counts
-        context = self.context_for(request.root)
+        buffer = self.buffer(uri)
+        if buffer is None:
+            raise JsonRpcInvalidParams(f"document not open (or not a file): {uri[:200]}; send textDocument/didOpen first")
+        try:
+            doc = self.workspace.text_documents[unquote(uri)]
+            cursor = self.session.cursor(buffer, doc.offset_at_position(position))
+        except Refused as why:
+            raise JsonRpcInvalidParams(f"code-kb builds no prompt here: {why}") from None
+        if self._model_future is not None:
+            await asyncio.shield(self._model_future)  # exact counts once the model is loaded
 
         def run() -> dict:
-            prompt, _ = completer.prompt(request.path, request.source, request.offset, context,
-                                         request.root.name if request.root else "")
-            return prompt.to_dict(request.path, request.line + 1, request.col + 1)
+            prompt, _ = self.session.prompt(cursor)
+            return prompt.to_dict(cursor.place.path, cursor.line + 1, cursor.col + 1)
 
         return await self.scheduler.offload(run)
 
     def status(self) -> dict:
-        """What codeKb.status reports: model, device, indexes, last latency and KV reuse, scheduling."""
-        completer = self.completer
-        model: dict[str, Any] = {"loaded": completer is not None, "path": self.settings.engine.model_path,
-                                 "endpoint": self.settings.engine.endpoint}
-        if completer is not None:
-            model.update(completer.describe())
-        last = None
-        if completer is not None and completer.last is not None:
-            c, g = completer.last, completer.last.generation
-            last = {"latency_ms": round(c.total_ms, 1), "retrieval_ms": round(c.retrieval_ms, 1),
-                    "generation_ms": round(g.ms, 1), "prompt_tokens": g.n_prompt, "evaluated_tokens": g.n_evaluated,
-                    "reused_tokens": g.n_reused, "kv_reuse": round(g.n_reused / g.n_prompt, 3) if g.n_prompt else 0.0,
-                    "generated_tokens": g.n_generated, "stop_reason": g.stop_reason,
-                    "context_from": c.prompt.snippet_paths()}
-        return {"version": __version__, "uptime_s": round(time.monotonic() - self.started, 1), "model": model,
-                "indexes": self.indexes.status() if self.indexes else [], "last_completion": last,
-                "scheduler": dataclasses.asdict(self.scheduler.stats), "generating": self.scheduler.running,
-                "requests_in_flight": len(self.protocol._request_futures),
-                "settings": {"debounce_ms": self.settings.server.debounce_ms,
-                             "disabled_languages": list(self.settings.server.disabled_languages),
-                             "max_tokens": self.settings.engine.max_tokens,
-                             "embedding_model": self.settings.index.embedding_model}}
+        """What codeKb.status reports: the session's status plus scheduling."""
+        report = self.session.status(self.indexes.status() if self.indexes else []).to_dict()
+        report.update(scheduler=dataclasses.asdict(self.scheduler.stats), generating=self.scheduler.running,
+                      requests_in_flight=len(self.protocol._request_futures))
+        return report
 
     def close(self) -> None:
+        self.idle.close()
         self.scheduler.shutdown()
         if self.indexes is not None:
             self.indexes.close()

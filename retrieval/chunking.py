@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +125,7 @@ def language_for(path: str) -> LanguageSpec | None:
     return LANGUAGES.get(path[dot:].lower()) if dot != -1 else None
 
 
-@lru_cache(maxsize=None)
+@cache
 def _parser(module: str, function: str):  # -> tree_sitter.Parser
     import importlib
 
@@ -136,6 +137,22 @@ def _parser(module: str, function: str):  # -> tree_sitter.Parser
 def parser_for(spec: LanguageSpec):  # -> tree_sitter.Parser
     """The tree-sitter parser of a language (one per grammar, made on first use)."""
     return _parser(spec.module, spec.function)
+
+
+def check_grammars(specs: Iterable[LanguageSpec] | None = None) -> list[str]:
+    """Each grammar that does not load or parse, with why ("rust (No module named ...)"); [] when all do.
+
+    `specs` defaults to every language indexed. A grammar fails in many ways (a missing package, a
+    native library that does not load, a language ABI this tree-sitter does not read), so any
+    exception is reported here rather than raised."""
+    broken = []
+    for spec in sorted({s.name: s for s in (LANGUAGES.values() if specs is None else specs)}.values(),
+                       key=lambda s: s.name):
+        try:
+            _parser(spec.module, spec.function).parse(b"x")
+        except Exception as exc:  # noqa: BLE001 - reported to the user, who reinstalls the grammar
+            broken.append(f"{spec.name} ({exc})")
+    return broken
 
 
 def chunk_file(path: str, text: str, config: ChunkingConfig = ChunkingConfig()) -> list[Chunk]:
@@ -245,14 +262,13 @@ class _TreeChunker:
             kind = "method"
         body = definition.child_by_field_name("body")
         if last - first + 1 <= self.config.max_chunk_lines:
-            members = ()
+            names: tuple[str, ...] = ()
             if body is not None and definition.type in self.spec.containers:
-                members = tuple(f"{name}.{self._name(d)}" for c in self._members(body.children)
-                                if (d := self._definition(c)) is not None)
-            return [self._span(first, last, kind, name, (name, *members))]
+                names = tuple(f"{name}.{self._name(d)}" for c in self._members(body.children)
+                              if (d := self._definition(c)) is not None)
+            return [self._span(first, last, kind, name, (name, *names))]
         if definition.type in self.spec.containers and body is not None:
-            members = [c for c in self._members(body.children) if self._definition(c) is not None]
-            if members:
+            if any(self._definition(c) is not None for c in self._members(body.children)):
                 # The header (signature, docs, fields) and the code between members are chunks
                 # of the container's kind; each member is a chunk of its own.
                 return self._block(body.children, first, last, name + ".", kind, name, True)

@@ -21,6 +21,14 @@ class IndexConfig:
     extra_ignores: tuple[str, ...] = ()
     deny_patterns: tuple[str, ...] = ()  # gitignore patterns treated as secrets: never indexed nor prompted
     ivf_threshold: int = 50_000  # vectors; below it search is exact, above it approximate (IVF)
+    max_files: int = 25_000  # a folder with more indexable files is refused, with a message saying so
 
     def directory_for(self, root: Path) -> Path:
-        return (self.index_dir or root / ".code-kb").resolve()
+        """ROOT/.code-kb, or the user's cache folder for a folder code-kb cannot or should not write
+        into (read-only, system or home folder), unless `index_dir` says where."""
+        if self.index_dir is not None:
+            return self.index_dir.resolve()
+        from .folders import cache_index_dir, writable_here
+
+        root = root.resolve()
+        return (root / ".code-kb").resolve() if writable_here(root) else cache_index_dir(root)

@@ -15,3 +15,11 @@ class IndexWriteError(RetrievalError):
 
 class EmbeddingModelError(RetrievalError):
     """The configured embedding model cannot be loaded."""
+
+
+class TooManyFilesError(RetrievalError):
+    """A folder brings in more files than the configured cap (maxFiles)."""
+
+
+class ReindexCancelled(Exception):
+    """Indexing stopped because its folder was removed or the index closed; not a problem to report."""

@@ -5,11 +5,15 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import stat
+import threading
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import pathspec
+
+from .errors import ReindexCancelled
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +38,7 @@ SECRET_PATTERNS = [
     ".ssh/", ".gnupg/", ".aws/", ".docker/config.json",
 ]
 _PRIVATE_KEY = b"PRIVATE KEY-----"
+_SECRET_TAILS = 32
 
 
 
@@ -52,11 +57,16 @@ def is_secret(rel_path: str, deny: Iterable[str] = (), head: str | bytes = "") -
     it matches a secret pattern or the deny list, or its text holds a private key block."""
     spec = secret_spec(deny)
     parts = rel_path.strip("/").split("/")
-    # Absolute or relative: a match on any tail of the path counts (`/home/u/app/.env`, `app/.env`).
-    if any(spec.match_file("/".join(parts[i:])) for i in range(len(parts))):
+    # Absolute or relative: a match on the whole path or on a tail of it counts (`/home/u/app/.env`,
+    # `app/.env`): patterns with a slash inside are anchored, so they match only a tail that starts
+    # where they do. Tails are tried from the deepest `_SECRET_TAILS` folders only, so a path of
+    # thousands of folders costs a bounded number of matches rather than their square.
+    starts = [0, *range(max(1, len(parts) - _SECRET_TAILS), len(parts))]
+    if any(spec.match_file("/".join(parts[i:])) for i in starts):
         return True
-    marker = _PRIVATE_KEY if isinstance(head, bytes) else _PRIVATE_KEY.decode()
-    return marker in head
+    if isinstance(head, bytes):
+        return _PRIVATE_KEY in head
+    return _PRIVATE_KEY.decode() in head
 
 
 IGNORE_FILES = (".gitignore", ".code-kbignore")  # same syntax; each applies below its own directory
@@ -132,6 +142,18 @@ class IgnoreRules:
         return False
 
 
+def _read_head(path: Path) -> bytes:
+    """The first bytes of a file, never blocking: a "regular" file of a pseudo file system (such as
+    /proc/kmsg) can wait for ever for data; opened non-blocking it answers at once."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+    try:
+        return os.read(fd, _SNIFF_BYTES)
+    except BlockingIOError:
+        return b"\0"  # no data now: not a source file
+    finally:
+        os.close(fd)
+
+
 def sniff_text(head: bytes) -> bool:
     """True when the first bytes of a file look like UTF-8 text."""
     if b"\0" in head:
@@ -145,16 +167,18 @@ def sniff_text(head: bytes) -> bool:
 
 
 def walk(root: Path, max_file_bytes: int, extra_ignores: list[str] | None = None,
-         deny: Iterable[str] = ()) -> Iterator[SourceFile]:
+         deny: Iterable[str] = (), cancel: threading.Event | None = None) -> Iterator[SourceFile]:
     """Yield the indexable files under `root` in a stable order.
 
     Directories that are symlinks are not followed (no loops, nothing outside the tree).
     Binary, non-UTF-8 and huge files are skipped with one log line each; secrets and files matching
-    the `deny` patterns (gitignore syntax) too.
+    the `deny` patterns (gitignore syntax) too. Setting `cancel` stops the walk (ReindexCancelled).
     """
     root = root.resolve()
     rules = IgnoreRules(root, extra_ignores, deny)
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        if cancel is not None and cancel.is_set():
+            raise ReindexCancelled(f"indexing of {root} stopped")
         current = Path(dirpath)
         rel_dir = current.relative_to(root).as_posix()
         rel_dir = "" if rel_dir == "." else rel_dir
@@ -195,7 +219,7 @@ def _accept(root: Path, abs_path: Path, rel: str, max_file_bytes: int, rules: Ig
     except OSError as exc:
         log.info("skipping %s: %s", rel, exc)
         return None
-    if not abs_path.is_file():
+    if not stat.S_ISREG(st.st_mode):  # a FIFO, socket or device: reading it could block for ever
         return None
     if abs_path.is_symlink():
         target = abs_path.resolve()
@@ -209,8 +233,7 @@ def _accept(root: Path, abs_path: Path, rel: str, max_file_bytes: int, rules: Ig
         log.info("skipping %s: %d bytes is over the %d-byte limit", rel, st.st_size, max_file_bytes)
         return None
     try:
-        with open(abs_path, "rb") as fh:
-            head = fh.read(_SNIFF_BYTES)
+        head = _read_head(abs_path)
     except OSError as exc:
         log.info("skipping %s: %s", rel, exc)
         return None

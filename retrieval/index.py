@@ -4,30 +4,31 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections import OrderedDict
 import logging
 import os
 import sqlite3
 import stat
-from contextlib import contextmanager
-from datetime import datetime, timezone
 import threading
 import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
 from .chunking import Chunk, ChunkingConfig, chunk_file
 from .config import IndexConfig
 from .embedding import Embedder, SentenceTransformerEmbedder
-from .errors import IndexWriteError, RetrievalError
+from .errors import IndexWriteError, RetrievalError, TooManyFilesError
 from .files import SourceFile, check, walk
 from .graph import GRAPH_VERSION, FileGraph, extract
+from .lock import write_lock
 from .needs import NeedSnippet, NeedsProbe
 from .resolve import ModuleResolver
-from .store import FileRecord, Store, write_lock
+from .store import FileRecord, Store
 from .symbols import wanted_names
 
 log = logging.getLogger(__name__)
@@ -175,16 +176,26 @@ class CodeIndex:
     # -- indexing -------------------------------------------------------------------
     # The thread lock is held only while the store and FAISS change or are read, never while
     # files are read, chunked or embedded: searches keep answering during a long index.
-    def reindex(self, progress: Progress | None = None) -> ReindexStats:
-        """Bring the index in line with the tree; unchanged files cost a stat() each."""
+    def reindex(self, progress: Progress | None = None, cancel: threading.Event | None = None) -> ReindexStats:
+        """Bring the index in line with the tree; unchanged files cost a stat() each. A tree with more
+        than `max_files` indexable files is refused (TooManyFilesError) before anything is written.
+        Setting `cancel` stops the walk (ReindexCancelled) or, once files are being indexed, keeps
+        what is done and returns."""
         t0 = time.perf_counter()
         with self._writing():
-            files = list(walk(self.root, self.config.max_file_bytes, list(self.config.extra_ignores),
-                              self.config.deny_patterns))
+            files = []
+            for f in walk(self.root, self.config.max_file_bytes, list(self.config.extra_ignores),
+                          self.config.deny_patterns, cancel):
+                files.append(f)
+                if len(files) > self.config.max_files:
+                    raise TooManyFilesError(
+                        f"{self.root} holds more than {self.config.max_files} files to index, the limit; "
+                        "open a smaller folder, ignore some in .code-kbignore, or raise the limit "
+                        "(--max-files, or the editor's maxFiles setting)")
             with self._lock:
                 gone = sorted(set(self.store.files()) - {f.path for f in files})
                 stale_graphs = self.store.meta("graph_version") != GRAPH_VERSION
-            return self._apply(files, gone, progress, t0, refresh_graphs=stale_graphs)
+            return self._apply(files, gone, progress, t0, cancel, refresh_graphs=stale_graphs)
 
     def update_files(self, paths: Iterable[str | Path], progress: Progress | None = None) -> ReindexStats:
         """Bring only these files (absolute, or relative to the root) in line: changed, new or deleted."""
@@ -227,9 +238,10 @@ class CodeIndex:
             return None
 
     def _apply(self, files: list[SourceFile], gone: list[str], progress: Progress | None, t0: float,
-               refresh_graphs: bool = False) -> ReindexStats:
+               cancel: threading.Event | None = None, refresh_graphs: bool = False) -> ReindexStats:
         """Index what changed; with `refresh_graphs` (graphs extracted by older code), every file is read
-        again and unchanged ones get their graph re-extracted, nothing else rewritten."""
+        again and unchanged ones get their graph re-extracted, nothing else rewritten. Setting `cancel`
+        stops at the next file, keeping what is committed."""
         stats = ReindexStats(files_seen=len(files))
         with self._lock:
             store = self.store
@@ -249,6 +261,9 @@ class CodeIndex:
         pending: list[ParsedFile] = []
         pending_chunks = 0
         for n, f in enumerate(candidates, 1):
+            if cancel is not None and cancel.is_set():  # what is committed stays; the rest waits
+                log.info("indexing of %s stopped after %d of %d files", self.root, n - 1, len(candidates))
+                break
             parsed = self._read(f)
             record = parsed.record if parsed is not None else None
             old = known.get(f.path)
@@ -283,7 +298,7 @@ class CodeIndex:
             stats.chunks_total = store.chunk_count()
             if stats.files_changed or stats.files_removed or not store.meta("updated_at"):
                 store.set_meta("updated_at", datetime.now(timezone.utc).isoformat(timespec="seconds"))
-            if refresh_graphs:
+            if refresh_graphs and not (cancel is not None and cancel.is_set()):  # every graph re-extracted
                 store.set_meta("graph_version", GRAPH_VERSION)
         if stats.changed_paths or refreshed:
             self._forget_graphs(stats.changed_paths + refreshed, files_changed=bool(stats.changed_paths))

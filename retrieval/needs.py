@@ -27,8 +27,9 @@ import logging
 import math
 import re
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable, Protocol
+from typing import Protocol
 
 from .graph import Definition, FileGraph, Import, extract
 from .resolve import ModuleResolver, Target

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import posixpath
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 from .graph import Import
 
@@ -224,14 +224,14 @@ class ModuleResolver:
         if not segments:
             return []
         head = segments[0]
-        base: str | None = self._rust_module_dir(path)
+        base = self._rust_module_dir(path)
         file: str | None = path
         rest = segments
         if head == "crate":
-            base = self._rust_crate_root(path)
-            if base is None:
+            crate = self._rust_crate_root(path)
+            if crate is None:
                 return []
-            file, rest = self._rust_file(base), segments[1:]
+            base, file, rest = crate, self._rust_file(crate), segments[1:]
         while rest and rest[0] in ("self", "super"):
             if rest[0] == "super":
                 base = posixpath.dirname(base)

@@ -1,42 +1,35 @@
 """On-disk index: SQLite for files, chunks and cached embeddings; FAISS for vector search.
 
-SQLite is the source of truth and is written in transactions. The FAISS file is derived
-from it and replaced atomically (temp file + rename); when it is missing, unreadable or
-out of step with SQLite it is rebuilt from the cached embeddings, which costs no model call.
-A store from another schema version or embedding model is discarded and rebuilt.
+SQLite is the source of truth and is written in transactions: its schema and rows live here. The
+FAISS file (vectors.py) is derived from it and replaced atomically (temp file + rename); when it is
+missing, unreadable or out of step with SQLite it is rebuilt from the cached embeddings, which costs
+no model call. A store from another schema version or embedding model, or one that fails the checks
+of integrity.py, is discarded and rebuilt. The folder and its write lock are lock.py's.
 """
 
 from __future__ import annotations
 
-import errno
-import hashlib
-import fcntl
 import logging
 import os
 import sqlite3
-import stat
-import time
-from contextlib import contextmanager
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import faiss
 import numpy as np
 
+from . import integrity, vectors
 from .chunking import Chunk
+from .errors import IndexWriteError
 from .graph import Definition, FileGraph, Import
-from .errors import IndexLockedError, IndexWriteError
 from .lexical import FTS_TOKENIZER, identifier_tokens, match_query
+from .lock import ELSEWHERE, private_dir
 from .symbols import definitions
 
 log = logging.getLogger(__name__)
 
-# One query vector at a time gains nothing from OpenMP threads, and right after torch embedded the
-# query they contend with torch's own: measured on 2 cores, one retrieval took 23 ms with FAISS on
-# two threads and 15-17 ms on one (pip's 6,560 chunks, benchmarks/retrieval_quality.py).
-faiss.omp_set_num_threads(1)
-
+DB_NAME = "index.sqlite3"
 SCHEMA_VERSION = 4  # 2: the lexical (FTS5) table; 3: the symbol table; 4: the symbol graph
 
 _SCHEMA = """
@@ -92,11 +85,14 @@ class StoredChunk:
     text: str
 
 
+def schema_sql() -> str:
+    """The schema as this code writes it (what `integrity.schema_check` compares a stored one with)."""
+    return _SCHEMA.replace("{tokenizer}", FTS_TOKENIZER)
+
+
 class Store:
     """One index directory. Not thread-safe by itself: `CodeIndex` serialises access."""
 
-    DB_NAME = "index.sqlite3"
-    FAISS_NAME = "vectors.faiss"
 
     def __init__(self, directory: Path, embedding_model: str, ivf_threshold: int = 50_000) -> None:
         self.directory = directory
@@ -115,13 +111,13 @@ class Store:
 
     # -- SQLite -----------------------------------------------------------------
     def _open_db(self) -> sqlite3.Connection:
-        path = self.directory / self.DB_NAME
+        path = self.directory / DB_NAME
         try:
             db = self._connect(path)
-            found = _read_meta(db)
+            found = read_meta(db)
         except (sqlite3.DatabaseError, UnicodeDecodeError, OSError) as exc:
             # Damage (e.g. a schema whose text no longer decodes, or names a column wrongly): rebuild.
-            if not isinstance(exc, OSError) and _damaged(exc):
+            if not isinstance(exc, OSError) and integrity.is_damage(exc):
                 log.warning("index at %s is unreadable (%s); rebuilding it", path, exc)
                 return self._fresh_db(path)
             # Cannot open or write (a read-only folder or file, no space for the journal): not damage.
@@ -130,12 +126,12 @@ class Store:
             if db is not None:
                 return db
             raise IndexWriteError(f"cannot open the index at {self.directory} ({exc}); make the folder "
-                                  "writable, free disk space, or set codeKb.indexDir elsewhere") from exc
+                                  f"writable, free disk space, or {ELSEWHERE}") from exc
         if not found:
             return self._init_meta(db)
         if found.get("schema_version") == "3" and found.get("embedding_model") == self.embedding_model:
             db = self._migrate_from_3(db)
-            found = _read_meta(db)
+            found = read_meta(db)
         if found.get("schema_version") != str(SCHEMA_VERSION) or found.get("embedding_model") != self.embedding_model:
             log.warning(
                 "index at %s is schema %s with embedding model %s; this code-kb wants schema %d with %s: rebuilding",
@@ -144,10 +140,10 @@ class Store:
             db.close()
             return self._fresh_db(path)
         try:
-            _schema_check(db)
-            _content_check(db)
+            integrity.schema_check(db)
+            integrity.content_check(db)
         except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
-            if isinstance(exc, sqlite3.OperationalError) and not _damaged(exc):
+            if isinstance(exc, sqlite3.OperationalError) and not integrity.is_damage(exc):
                 # Busy past the timeout (another process writing) or the like: the checks are skipped
                 # this time rather than an intact index thrown away.
                 log.warning("index at %s could not be checked (%s); using it unchecked", path, exc)
@@ -182,7 +178,7 @@ class Store:
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
-            _integrity_check(db)
+            integrity.integrity_check(db)
         except (sqlite3.DatabaseError, UnicodeDecodeError):
             db.close()
             raise
@@ -195,8 +191,8 @@ class Store:
             return None
         try:
             db = sqlite3.connect(f"file:{path}?immutable=1", uri=True, check_same_thread=False)
-            check_database(db, writable=False)
-            found = _read_meta(db)
+            integrity.check_database(db, writable=False)
+            found = read_meta(db)
         except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
             log.warning("index at %s cannot be opened read-only either: %s", path, exc)
             return None
@@ -210,12 +206,12 @@ class Store:
     def check_writable(self) -> None:
         if self.read_only:
             raise IndexWriteError(f"the index at {self.directory} is read-only; make the folder writable "
-                                  "or set codeKb.indexDir elsewhere (searches use the index as it is)")
+                                  f"or {ELSEWHERE} (searches use the index as it is)")
 
     def _fresh_db(self, path: Path) -> sqlite3.Connection:
         for suffix in ("", "-wal", "-shm"):
             Path(str(path) + suffix).unlink(missing_ok=True)
-        (self.directory / self.FAISS_NAME).unlink(missing_ok=True)
+        vectors.vector_path(self.directory).unlink(missing_ok=True)
         return self._init_meta(self._connect(path))
 
     def _init_meta(self, db: sqlite3.Connection) -> sqlite3.Connection:
@@ -421,24 +417,15 @@ class Store:
     # -- FAISS --------------------------------------------------------------------
     def load_vectors(self, dim: int) -> faiss.Index:
         """The FAISS index, rebuilt from SQLite when missing, corrupt, inconsistent or of the wrong kind."""
-        path = self.directory / self.FAISS_NAME
+        path = vectors.vector_path(self.directory)
         ids = self._chunk_ids_sorted()
         index = None
         if path.exists():
-            # The digest recorded at the last save is checked before FAISS parses the file: a damaged
-            # header can make it allocate without bound (std::bad_alloc) rather than fail cleanly.
-            recorded = self.meta("vectors_sha1")
-            if recorded is not None and _file_sha1(path) != recorded:
-                log.warning("vector index %s does not match what was saved; rebuilding it from the cached "
-                            "embeddings", path)
-            else:
-                try:
-                    index = faiss.read_index(str(path))
-                except (RuntimeError, MemoryError) as exc:
-                    log.warning("vector index %s is unreadable (%s); rebuilding it from the cached embeddings",
-                                path, exc)
-        if index is not None and (index.d != dim or index.ntotal != len(ids)
-                                  or self.meta("vector_ids") != _digest(ids)):
+            try:
+                index = vectors.read_vectors(path, self.meta("vectors_sha1"))
+            except vectors.VectorFileError as exc:
+                log.warning("%s; rebuilding it from the cached embeddings", exc)
+        if index is not None and not vectors.holds(index, ids, self.meta("vector_ids"), dim):
             log.warning("vector index %s holds %d vectors of dim %d, expected %d of dim %d; rebuilding it",
                         path, index.ntotal, index.d, len(ids), dim)
             index = None
@@ -459,11 +446,7 @@ class Store:
 
     def wants_rebuild(self, index: faiss.Index) -> bool:
         """Exact search below the threshold; IVF above it, retrained when the index outgrew its training."""
-        n = index.ntotal
-        if _is_ivf(index):
-            trained = int(self.meta("ivf_trained_on") or 0)
-            return n < self.ivf_threshold // 2 or n > 4 * max(trained, 1)
-        return n >= self.ivf_threshold
+        return vectors.wants_rebuild(index, self.ivf_threshold, int(self.meta("ivf_trained_on") or 0))
 
     def rebuild_vectors(self) -> None:
         """Re-derive the FAISS index from the cached embeddings (no model call)."""
@@ -472,50 +455,42 @@ class Store:
         self.save_vectors()
 
     def _rebuild_vectors(self, dim: int, ids: list[int]) -> faiss.Index:
-        if len(ids) >= self.ivf_threshold:
-            # About 4 sqrt(n) lists, but at least 39 training points a list, as k-means wants.
-            nlist = max(1, min(int(4 * len(ids) ** 0.5), len(ids) // 39))
-            index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
-            sample = ids if len(ids) <= 64 * nlist else [ids[i] for i in range(0, len(ids), len(ids) // (64 * nlist))]
-            index.train(self.vectors_for(sample))
-            index.nprobe = min(nlist, max(8, nlist // 16))
+        index = vectors.build_vectors(dim, ids, self.vectors_for, self.ivf_threshold)
+        if vectors.is_ivf(index):
             self.set_meta("ivf_trained_on", str(len(ids)))
-            log.info("vector index: IVF with %d lists over %d vectors (nprobe %d)", nlist, len(ids), index.nprobe)
-        else:
-            index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
-        for i in range(0, len(ids), 4096):
-            part = ids[i:i + 4096]
-            index.add_with_ids(self.vectors_for(part), np.asarray(part, dtype=np.int64))
         return index
 
     def describe_vectors(self) -> str:
-        index = self.vectors
-        if index is not None and _is_ivf(index):
-            ivf = faiss.extract_index_ivf(index)
-            return f"IVF, {ivf.nlist} lists, nprobe {ivf.nprobe} (approximate)"
-        return "flat inner product (exact)"
+        return vectors.describe_vectors(self.vectors)
 
     def save_vectors(self) -> None:
         """Write the FAISS file whole or not at all: a temp file, then an atomic rename."""
         assert self.vectors is not None
-        path = self.directory / self.FAISS_NAME
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        try:
-            faiss.write_index(self.vectors, str(tmp))
-            os.chmod(tmp, 0o600)
-            digest = _file_sha1(tmp)
-            os.replace(tmp, path)
-        except (OSError, RuntimeError) as exc:
-            tmp.unlink(missing_ok=True)
-            raise IndexWriteError(f"cannot write the vector index {path} ({exc}); free disk space or make "
-                                  "the folder writable (the previous index is kept)") from exc
+        digest = vectors.write_vectors(self.vectors, vectors.vector_path(self.directory))
         self.set_meta("dim", str(self.vectors.d))
         # What the file holds, so a crash between a SQLite commit and this save is noticed on load.
-        self.set_meta("vector_ids", _digest(self._chunk_ids_sorted()))
+        self.set_meta("vector_ids", vectors.ids_digest(self._chunk_ids_sorted()))
         self.set_meta("vectors_sha1", digest)
 
     def close(self) -> None:
         self.db.close()
+
+
+@dataclass(frozen=True)
+class IndexCounts:
+    files: int
+    chunks: int
+
+
+def read_counts(directory: Path) -> IndexCounts:
+    """How many files and chunks the index at `directory` holds, read without changing anything."""
+    db = sqlite3.connect(f"file:{directory / DB_NAME}?mode=ro", uri=True)
+    try:
+        files = db.execute("SELECT COUNT(*) FROM files").fetchone()[0]
+        chunks = db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+    finally:
+        db.close()
+    return IndexCounts(files, chunks)
 
 
 def _batches(items: list, size: int = 500) -> Iterator[tuple[list, str]]:
@@ -525,202 +500,8 @@ def _batches(items: list, size: int = 500) -> Iterator[tuple[list, str]]:
         yield part, ",".join("?" * len(part))
 
 
-def _digest(ids: list[int]) -> str:
-    return hashlib.sha1(np.asarray(ids, dtype=np.int64).tobytes()).hexdigest()
-
-
-def _file_sha1(path: Path) -> str:
-    digest = hashlib.sha1()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _is_ivf(index: faiss.Index) -> bool:
-    return isinstance(faiss.downcast_index(index), faiss.IndexIVF)
-
-
-def check_database(db: sqlite3.Connection, writable: bool = True) -> None:
-    """Raise sqlite3.DatabaseError (or UnicodeDecodeError) when the index database is damaged:
-    every check the store runs when it opens one (`code-kb doctor` runs them too)."""
-    _integrity_check(db)
-    _schema_check(db)
-    _content_check(db, writable)
-
-
-def _integrity_check(db: sqlite3.Connection) -> None:
-    """Raise on a damaged database (integrity_check reports damage as rows, not always as an error).
-
-    integrity_check rather than quick_check: it also finds an index that disagrees with its table
-    (the fuzz tests damaged the meta table's key index; quick_check passed and a later lookup failed).
-    It took 17-20 ms on pip's 6,560 chunks, quick_check 14."""
-    rows = db.execute("PRAGMA integrity_check(3)").fetchall()
-    if rows != [("ok",)]:
-        raise sqlite3.DatabaseError(f"integrity check failed: {'; '.join(str(r[0]) for r in rows[:3])}")
-
-
-def _reference_schema() -> dict[str, tuple[str, str, str | None]]:
-    """Every object the schema creates, as this SQLite writes it: name -> (type, table, sql)."""
-    db = sqlite3.connect(":memory:")
-    try:
-        db.executescript(_SCHEMA.replace("{tokenizer}", FTS_TOKENIZER))
-        return {name: (kind, table, sql) for kind, name, table, sql in
-                db.execute("SELECT type, name, tbl_name, sql FROM sqlite_master")}
-    finally:
-        db.close()
-
-
-def _schema_check(db: sqlite3.Connection) -> None:
-    """Raise when the stored schema differs from the one this code writes.
-
-    A changed byte in the schema's SQL can still parse (a column renamed) and pass integrity_check;
-    queries then fail later with "no such column". The full-text index's own tables are compared
-    by name only: another SQLite version may word their SQL differently, and the FTS5 check reads
-    through them."""
-    want = _reference_schema()
-    have = {name: (kind, table, sql) for kind, name, table, sql in
-            db.execute("SELECT type, name, tbl_name, sql FROM sqlite_master")}
-    if set(have) != set(want):
-        raise sqlite3.DatabaseError(f"schema objects differ: {sorted(set(have) ^ set(want))}")
-    for name, found in have.items():
-        if found != want[name] and not name.startswith("lexical_"):
-            raise sqlite3.DatabaseError(f"schema of {name!r} differs: {found[2]!r}")
-
-
-# OperationalErrors that say something about the machine (permissions, space, another process),
-# not about the index's bytes: the index is kept. Every other error reading it means damage.
-_ENVIRONMENT_ERRORS = ("unable to open", "readonly", "read-only", "locked", "busy", "disk i/o", "full",
-                       "permission", "out of memory", "interrupted")
-
-
-def _damaged(exc: Exception) -> bool:
-    """Whether an error reading the index means its bytes are damaged (rather than unwritable)."""
-    if isinstance(exc, UnicodeDecodeError) or not isinstance(exc, sqlite3.OperationalError):
-        return True
-    message = str(exc).lower()
-    return not any(word in message for word in _ENVIRONMENT_ERRORS)
-
-
-# The storage class every column must have; a changed byte in a record's header can turn a text
-# into a blob or an integer into a float without SQLite noticing.
-_COLUMN_TYPES = {
-    "meta": {"key": "text", "value": "text"},
-    "files": {"path": "text", "hash": "text", "size": "integer", "mtime_ns": "integer"},
-    "chunks": {"id": "integer", "path": "text", "start_line": "integer", "end_line": "integer",
-               "start_byte": "integer", "end_byte": "integer", "kind": "text", "name": "text",
-               "text": "text", "text_hash": "text"},
-    "symbols": {"name": "text", "qualified": "text", "kind": "text", "path": "text", "line": "integer",
-                "signature": "text", "chunk_id": "integer"},
-    "embeddings": {"model": "text", "text_hash": "text", "vector": "blob"},
-    "graph_files": {"path": "text", "language": "text", "package": "text", "has_exports": "integer",
-                    "exports": "text"},
-    "graph_definitions": {"path": "text", "name": "text", "container": "text", "kind": "text",
-                          "start_line": "integer", "end_line": "integer", "signature": "text"},
-    "graph_imports": {"path": "text", "kind": "text", "module": "text", "name": "text", "alias": "text",
-                      "line": "integer"},
-}
-
-
-_INTEGER_META = ("dim", "ivf_trained_on")  # meta values the store and index parse as integers
-_SHA1_COLUMNS = {"files": "hash", "chunks": "text_hash", "embeddings": "text_hash"}  # 40 hex digits each
-
-
-def _content_check(db: sqlite3.Connection, writable: bool = True) -> None:
-    """Raise when a stored row is damaged in a way SQLite's own checks cannot see.
-
-    SQLite keeps no checksums of its pages: a byte changed inside a row passes integrity_check (the
-    fuzz tests overwrote single bytes of chunk texts, hashes, kinds and record headers). So at open:
-    every column has its storage class, every text decodes, every chunk's text matches its sha1,
-    every stored sha1 is 40 hex digits, every cached vector has one length that matches the stored
-    dimension, numbers in meta parse, and the full-text index agrees with itself. On pip's 6,560
-    chunks this took 66 ms (median of 9), the whole open of the store 82 ms."""
-    for table, columns in _COLUMN_TYPES.items():
-        wrong = " OR ".join(f"typeof({col}) != '{kind}'" for col, kind in columns.items())
-        row = db.execute(f"SELECT rowid FROM {table} WHERE {wrong} LIMIT 1").fetchone()
-        if row is not None:
-            raise sqlite3.DatabaseError(f"a row of {table} has a column of the wrong type")
-        if table in _SHA1_COLUMNS:  # a damaged file hash would otherwise stand until the file changes
-            col = _SHA1_COLUMNS[table]
-            if db.execute(f"SELECT 1 FROM {table} WHERE length({col}) != 40 OR {col} GLOB '*[^0-9a-f]*' "
-                          "LIMIT 1").fetchone():
-                raise sqlite3.DatabaseError(f"a hash in {table} is not a sha1")
-        if table != "chunks":  # the hash pass below decodes every text of chunks
-            text_columns = [col for col, kind in columns.items() if kind == "text"]
-            for _ in db.execute(f"SELECT {', '.join(text_columns)} FROM {table}"):
-                pass  # decoding every text raises on bytes that are not UTF-8
-    for chunk_id, path, _kind, _name, text, text_hash in db.execute(
-            "SELECT id, path, kind, name, text, text_hash FROM chunks"):
-        if hashlib.sha1(text.encode("utf-8")).hexdigest() != text_hash:
-            raise sqlite3.DatabaseError(f"chunk {chunk_id} of {path!r} does not match its hash")
-    lengths = [n for (n,) in db.execute("SELECT DISTINCT length(vector) FROM embeddings")]
-    if len(lengths) > 1:
-        raise sqlite3.DatabaseError("cached vectors differ in length")
-    meta = _read_meta(db)
-    for key in _INTEGER_META:
-        if not meta.get(key, "0").isdecimal():
-            raise sqlite3.DatabaseError(f"meta {key!r} is not a number: {meta[key]!r}")
-    if "dim" in meta and lengths and lengths[0] != 4 * int(meta["dim"]):  # float32 vectors
-        raise sqlite3.DatabaseError(f"meta 'dim' {meta['dim']} does not match the cached vectors")
-    if writable:  # a command written as an INSERT; it changes nothing but needs a writable database
-        with db:  # and its own transaction: left open, it would hold the write lock against other processes
-            db.execute("INSERT INTO lexical(lexical) VALUES ('integrity-check')")
-
-
-def private_dir(directory: Path) -> None:
-    """Create the index folder readable by the user only (it holds the code), tightening an old one."""
-    try:
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    except OSError as exc:
-        raise IndexWriteError(f"cannot create the index folder {directory} ({exc}); set codeKb.indexDir "
-                              "to a writable folder") from exc
-    mode = stat.S_IMODE(directory.stat().st_mode)
-    if mode & 0o077:
-        try:
-            os.chmod(directory, mode & 0o700)
-        except OSError as exc:
-            log.warning("cannot make %s private (mode %o): %s", directory, mode, exc)
-
-
-def _read_meta(db: sqlite3.Connection) -> dict[str, str]:
+def read_meta(db: sqlite3.Connection) -> dict[str, str]:
     """The meta table as a dict; empty for a new database that has none yet."""
     if db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'").fetchone() is None:
         return {}
     return dict(db.execute("SELECT key, value FROM meta").fetchall())
-
-
-@contextmanager
-def write_lock(directory: Path, wait_s: float = 30.0) -> Iterator[None]:
-    """An exclusive lock on the index directory, so a CLI reindex and a server never write at once."""
-    private_dir(directory)
-    path = directory / "lock"
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
-    except OSError as exc:
-        raise IndexWriteError(f"cannot write the index at {directory} ({exc}); make the folder writable "
-                              "or set codeKb.indexDir elsewhere (searches use the index as it is)") from exc
-    with open(fd, "a+") as fh:
-        deadline = time.monotonic() + wait_s
-        while True:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except OSError as exc:
-                if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                    raise
-                if time.monotonic() > deadline:
-                    fh.seek(0)
-                    holder = fh.read().strip() or "another process"
-                    raise IndexLockedError(
-                        f"index {directory} is being written by {holder}; wait for it to finish and retry") from exc
-                time.sleep(0.2)
-        fh.seek(0)
-        fh.truncate()
-        fh.write(f"pid {os.getpid()}\n")
-        fh.flush()
-        try:
-            yield
-        finally:
-            fh.seek(0)
-            fh.truncate()
-            fcntl.flock(fh, fcntl.LOCK_UN)

@@ -16,8 +16,8 @@ Pure Python: the model applies the plan (llama_cpp.py); tests check plans direct
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 ABSENT = -1  # a position whose KV entry was removed (e.g. an aborted batch)
 

@@ -12,18 +12,21 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import io
+import itertools
 import logging
 import os
 import threading
 import time
-
-import numpy as np
+from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
-from ..errors import ModelLoadError, ModelNotFoundError
-from . import Generation, interruption
+import numpy as np
+
+from ..errors import GenerationError, ModelLoadError, ModelNotFoundError
+from ..prompt import Prompt
+from . import Cut, Generation, Stops, Warmed, interruption
 from .kv_plan import ABSENT, Plan, after, plan
 
 log = logging.getLogger(__name__)
@@ -93,7 +96,11 @@ def _head_size(metadata: dict[str, str]) -> int | None:
 
 
 class LlamaCppModel:
-    """A GGUF model (or only its vocabulary, `vocab_only=True`, for counting tokens)."""
+    """A GGUF model (or only its vocabulary, `vocab_only=True`, for counting tokens).
+
+    Both a `Tokenizer` and a `Backend`: it generates from the prompt's token ids, so the prompt
+    must be built with it as the tokenizer. `generate_tokens` and `warm_tokens` are the same at the
+    level of token ids (tests and benchmarks drive the KV cache with them)."""
 
     exact = True
 
@@ -153,6 +160,7 @@ class LlamaCppModel:
         self._held: list[int] = []  # the token at each KV position (ABSENT where removed)
         self._stale: list[int] = []  # per position: tokens changed before it since it was evaluated
         self.last_plan: Plan | None = None
+        self.can_shift = False  # set by _setup_decoding: whether llama.cpp can move cached tokens
         if not vocab_only:
             self._setup_decoding(n_ctx, n_batch)
         log.info("model %s (%s) loaded in %.2f s%s, n_ctx %d, %s", path.name, self.architecture,
@@ -173,7 +181,9 @@ class LlamaCppModel:
         ctx = llama_cpp.llama_init_from_model(self.llm._model.model, params)
         if not ctx:
             raise ModelLoadError(f"cannot create a {n_ctx}-token context for {self.path}: out of memory? "
-                                 "Lower the prompt budget or use kvCacheType q8_0")
+                                 "Lower the prompt budget (--budget, budget_tokens in the config file, or the "
+                                 "editor's budgetTokens setting) or use a q8_0 KV cache (kv_cache_type, or the "
+                                 "editor's kvCacheType setting)")
         self.llm._stack.callback(llama_cpp.llama_free, ctx)  # freed before the model
         self._ctx = ctx
         self._memory = llama_cpp.llama_get_memory(ctx)
@@ -205,6 +215,15 @@ class LlamaCppModel:
         return 0 if self.vocab_only else int(llama_cpp.llama_n_ctx(self._ctx))
 
     @property
+    def warms(self) -> bool:
+        return not self.vocab_only
+
+    def describe(self) -> dict[str, object]:
+        return {"name": self.name, "path": str(self.path), "architecture": self.architecture,
+                "device": "gpu" if self.n_gpu_layers else "cpu", "gpu_layers": self.n_gpu_layers,
+                "context_tokens": self.n_ctx, **self.hardware.to_dict(), "kv_shift": self.can_shift}
+
+    @property
     def n_ctx_train(self) -> int:
         # A vocabulary-only load reports 0; the metadata has the trained length either way.
         value = self.llm.metadata.get(f"{self.architecture}.context_length")
@@ -222,7 +241,7 @@ class LlamaCppModel:
             if not found:
                 return tokens
             tokens = self._encode_split(text, found)
-        raise ModelLoadError(f"cannot tokenise text without special tokens for {self.path}")
+        raise GenerationError(f"cannot tokenise text without special tokens for {self.path}")
 
     def _protected(self) -> frozenset[int]:
         """Ids of control and user-defined tokens (FIM markers, end-of-text and the like)."""
@@ -236,7 +255,7 @@ class LlamaCppModel:
                 if llama_cpp.llama_vocab_get_attr(vocab, i) & special)
         return self._protected_ids
 
-    def _encode_split(self, text: str, found: set[int]) -> list[int]:
+    def _encode_split(self, text: str, found: frozenset[int]) -> list[int]:
         """Encode `text` in pieces cut through the middle of every spelling of the `found` tokens."""
         cuts: set[int] = set()
         for token in found:
@@ -248,9 +267,9 @@ class LlamaCppModel:
                     cuts.add(start + max(len(spelled) // 2, 1))
                     start = text.find(spelled, start + 1)
         if not cuts:
-            raise ModelLoadError(f"cannot tokenise text without special tokens for {self.path}")
+            raise GenerationError(f"cannot tokenise text without special tokens for {self.path}")
         bounds = [0, *sorted(cuts), len(text)]
-        return [t for a, b in zip(bounds, bounds[1:]) if a < b
+        return [t for a, b in itertools.pairwise(bounds) if a < b
                 for t in self.llm.tokenize(text[a:b].encode("utf-8"), add_bos=False, special=False)]
 
     def decode(self, tokens: list[int]) -> str:
@@ -280,8 +299,9 @@ class LlamaCppModel:
 
     # -- evaluation ------------------------------------------------------------------------
 
-    def _decode(self, entries: list[tuple[int, int]], want_logits: bool) -> int:
-        """One llama_decode of (position, token) entries; logits for the last one if wanted."""
+    def _decode(self, entries: list[tuple[int, int]], want_logits: bool, all_logits: bool = False) -> int:
+        """One llama_decode of (position, token) entries; logits for the last one if wanted, or
+        for every one with `all_logits` (verifying a draft)."""
         import llama_cpp
 
         batch = self._batch
@@ -291,14 +311,15 @@ class LlamaCppModel:
             batch.pos[i] = pos
             batch.n_seq_id[i] = 1
             batch.seq_id[i][0] = 0
-            batch.logits[i] = False
-        batch.logits[len(entries) - 1] = want_logits
+            batch.logits[i] = all_logits
+        batch.logits[len(entries) - 1] = want_logits or all_logits
         return llama_cpp.llama_decode(self._ctx, batch)
 
-    def _logits(self) -> np.ndarray:
+    def _logits(self, i: int = -1) -> np.ndarray:
+        """The logits of the last decode's `i`-th batch entry (-1: the last one with logits)."""
         import llama_cpp
 
-        return np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(self._ctx, -1), shape=(self._n_vocab,))
+        return np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(self._ctx, i), shape=(self._n_vocab,))
 
     def _evaluate(self, tokens: list[int], cancel: threading.Event | None, deadline: float,
                   max_stale: int) -> tuple[Plan, str | None]:
@@ -358,35 +379,50 @@ class LlamaCppModel:
                     if status != 0:
                         llama_cpp.llama_memory_clear(mem, True)
                         self._held, self._stale = [], []
-                        raise ModelLoadError(f"llama_decode failed with status {status} (context of "
-                                             f"{self.n_ctx} tokens full?); lower the prompt budget")
+                        raise GenerationError(f"llama_decode failed with status {status} (context of "
+                                              f"{self.n_ctx} tokens full?); lower the prompt budget")
                     b = stop
         finally:
             llama_cpp.llama_set_abort_callback(self._ctx, llama_cpp.ggml_abort_callback(), None)
             self._abort_at = (None, float("inf"))
         return p, None
 
-    def warm(self, tokens: list[int], cancel: threading.Event | None = None,
-             timeout_s: float = 60.0) -> tuple[Plan, str | None]:
+    def warm(self, prompt: Prompt, *, cancel: threading.Event | None = None, timeout_s: float = 60.0) -> Warmed:
+        tokens = prompt.tokens
+        p, stopped = self.warm_tokens(tokens, cancel, timeout_s)
+        return Warmed(len(tokens), p.n_evaluated, p.n_reused, stopped)
+
+    def generate(self, prompt: Prompt, *, max_tokens: int, stops: Stops, cut: Cut, timeout_s: float,
+                 cancel: threading.Event | None = None, n_candidates: int = 1) -> Generation:
+        return self.generate_tokens(prompt.tokens, max_tokens=max_tokens, stop_ids=stops.ids, cut=cut,
+                                    timeout_s=timeout_s, cancel=cancel, n_candidates=n_candidates)
+
+    def warm_tokens(self, tokens: list[int], cancel: threading.Event | None = None,
+                    timeout_s: float = 60.0) -> tuple[Plan, str | None]:
         """Evaluate `tokens` into the KV cache without generating, so that a later prompt that
         starts with them pays only for the rest. The plan, and why it stopped early if it did
         (the batches evaluated before a cancel stay in the cache)."""
         if self.vocab_only:
-            raise ModelLoadError(f"{self.path} was loaded for its vocabulary only; it cannot evaluate")
+            raise GenerationError(f"{self.path} was loaded for its vocabulary only; it cannot evaluate")
         with self._lock:
             p, stopped = self._evaluate(tokens, cancel, time.perf_counter() + timeout_s, self.refresh_stale_tokens)
             self.last_plan = p
             return p, stopped
 
-    def generate(self, tokens: list[int], *, max_tokens: int, stop_ids: set[int],
-                 cut: Callable[[str], tuple[str, bool]], timeout_s: float,
-                 cancel: threading.Event | None = None, n_candidates: int = 1) -> Generation:
+    def generate_tokens(self, tokens: list[int], *, max_tokens: int, stop_ids: AbstractSet[int], cut: Cut,
+                        timeout_s: float, cancel: threading.Event | None = None,
+                        n_candidates: int = 1, draft: Sequence[int] = (),
+                        max_draft_tokens: int = 16) -> Generation:
         """Greedy generation after `tokens`, ending at an end token, a stop rule, a limit or `cancel`.
 
         With `n_candidates` > 1, further candidates start from the next most likely first tokens.
+        With a `draft` (text the answer is expected to copy, such as the window a next-edit model
+        rewrites), each step looks the last generated tokens up in it and verifies up to
+        `max_draft_tokens` of what follows there in one batch (prompt lookup decoding), keeping the
+        longest run the model agrees with: the same tokens as without a draft, in fewer decodes.
         """
         if self.vocab_only:
-            raise ModelLoadError(f"{self.path} was loaded for its vocabulary only; it cannot generate")
+            raise GenerationError(f"{self.path} was loaded for its vocabulary only; it cannot generate")
         import llama_cpp
 
         with self._lock:
@@ -396,6 +432,7 @@ class LlamaCppModel:
             self.last_plan = p
             eval_ms = (time.perf_counter() - t0) * 1000
             text, reason, n_out, alternatives = "", stopped or "max_tokens", 0, []
+            counts = _DraftCounts()
             if stopped is None:
                 first = self._logits().copy()
                 order = np.argsort(-first)[:max(n_candidates, 1) * 4]
@@ -404,7 +441,7 @@ class LlamaCppModel:
                     if k and (interruption(cancel, deadline) or time.perf_counter() - t0 > timeout_s / 2):
                         break  # alternatives only while there is time to spare
                     out_text, out_reason, out_n = self._continue(len(tokens), start, max_tokens, stop_ids, cut,
-                                                                 cancel, deadline)
+                                                                 cancel, deadline, draft, max_draft_tokens, counts)
                     if k == 0:
                         text, reason, n_out = out_text, out_reason, out_n
                     elif out_text.strip() and out_text != text and out_text not in alternatives:
@@ -413,35 +450,84 @@ class LlamaCppModel:
                 llama_cpp.llama_memory_seq_rm(self._memory, 0, len(tokens), -1)
             ms = (time.perf_counter() - t0) * 1000
         return Generation(text, len(tokens), p.n_evaluated, p.n_reused, n_out, reason, ms,
-                          n_moved=p.n_moved, eval_ms=eval_ms, alternatives=alternatives)
+                          n_moved=p.n_moved, eval_ms=eval_ms, alternatives=alternatives,
+                          n_drafted=counts.drafted, n_draft_accepted=counts.accepted, n_decodes=counts.decodes)
 
-    def _ends(self, token: int, stop_ids: set[int]) -> bool:
+    def _ends(self, token: int, stop_ids: AbstractSet[int]) -> bool:
         import llama_cpp
 
         return bool(llama_cpp.llama_vocab_is_eog(self._vocab, token)) or token in stop_ids
 
-    def _continue(self, pos: int, token: int, max_tokens: int, stop_ids: set[int],
-                  cut: Callable[[str], tuple[str, bool]], cancel: threading.Event | None,
-                  deadline: float) -> tuple[str, str, int]:
-        """Greedy decoding from `token` at `pos`: the kept text, why it stopped, tokens generated."""
+    def _continue(self, pos: int, token: int, max_tokens: int, stop_ids: AbstractSet[int],
+                  cut: Cut, cancel: threading.Event | None, deadline: float, draft: Sequence[int] = (),
+                  max_draft_tokens: int = 16, counts: _DraftCounts | None = None) -> tuple[str, str, int]:
+        """Greedy decoding from `token` at `pos`: the kept text, why it stopped, tokens generated.
+
+        `token` is the next token, not yet in the KV cache; each step decodes it (with the draft
+        tokens that may follow it) and picks the next one from the logits."""
         import llama_cpp
 
         llama_cpp.llama_memory_seq_rm(self._memory, 0, pos, -1)
+        counts = counts if counts is not None else _DraftCounts()
         out: list[int] = []
         text = ""
+        pending = [token]  # tokens chosen by the model, to be checked against the stops in order
+        hint = 0  # where in the draft the answer is thought to be
         while True:
-            if self._ends(token, stop_ids):
-                return text, "eog", len(out)
-            out.append(token)
-            text, stop = cut(self.decode(out))
-            if stop:
-                return text, "rule", len(out)
-            if len(out) >= max_tokens:
-                return text, "max_tokens", len(out)
+            for token in pending:
+                if self._ends(token, stop_ids):
+                    return text, "eog", len(out)
+                out.append(token)
+                text, stop = cut(self.decode(out))
+                if stop:
+                    return text, "rule", len(out)
+                if len(out) >= max_tokens:
+                    return text, "max_tokens", len(out)
             if stopped := interruption(cancel, deadline):
                 return text, stopped, len(out)
-            status = self._decode([(pos + len(out) - 1, token)], want_logits=True)
+            at = pos + len(out) - 1  # where the last chosen token goes
+            room = min(max_draft_tokens, max_tokens - len(out), self._n_batch - 1, self.n_ctx - at - 1)
+            found, guess = lookup(out, draft, room, hint) if draft and room > 0 else (0, [])
+            status = self._decode([(at + i, t) for i, t in enumerate([out[-1], *guess])], want_logits=True,
+                                  all_logits=bool(guess))
+            counts.decodes += 1
             if status != 0:
-                raise ModelLoadError(f"llama_decode failed with status {status} while generating "
-                                     f"(context of {self.n_ctx} tokens full?); lower the prompt budget or max tokens")
-            token = int(self._logits().argmax())
+                raise GenerationError(f"llama_decode failed with status {status} while generating "
+                                      f"(context of {self.n_ctx} tokens full?); lower the prompt budget or max tokens")
+            if not guess:
+                pending = [int(self._logits().argmax())]
+                continue
+            # The model's choice after each entry; the draft holds while it agrees with them.
+            chosen = [int(self._logits(i).argmax()) for i in range(len(guess) + 1)]
+            kept = 0
+            while kept < len(guess) and chosen[kept] == guess[kept]:
+                kept += 1
+            counts.drafted += len(guess)
+            counts.accepted += kept
+            hint = found + kept + 1  # past the model's own choice, where it agreed all along
+            if kept < len(guess):  # the rejected draft tokens leave the cache
+                llama_cpp.llama_memory_seq_rm(self._memory, 0, at + 1 + kept, -1)
+            # The agreed draft tokens are in the cache; the last choice is not yet.
+            pending = [*guess[:kept], chosen[kept]]
+
+
+@dataclass
+class _DraftCounts:
+    drafted: int = 0  # draft tokens verified
+    accepted: int = 0  # of them, those the model agreed with
+    decodes: int = 0  # llama_decode calls while generating
+
+
+def lookup(out: Sequence[int], draft: Sequence[int], k: int, hint: int = 0,
+           max_ngram: int = 3) -> tuple[int, list[int]]:
+    """Where in `draft` the answer `out` goes on, and up to `k` draft tokens from there: after an
+    occurrence of the last tokens of `out` (the longest such n-gram first, down to one token),
+    the one ending at `hint` (where the previous lookup left off) if there is one, else the first
+    after it, else the last. (0, []) where they occur nowhere."""
+    for n in range(min(max_ngram, len(out)), 0, -1):
+        tail = list(out[-n:])
+        ends = [s + n for s in range(len(draft) - n) if list(draft[s:s + n]) == tail]
+        if ends:
+            at = hint if hint in ends else next((e for e in ends if e > hint), ends[-1])
+            return at, list(draft[at:at + k])
+    return 0, []

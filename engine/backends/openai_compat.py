@@ -13,11 +13,12 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from typing import Callable
+from typing import Any
 
 from ..errors import EngineError
-from . import Generation, interruption
-from .sse import post_stream
+from ..prompt import Prompt
+from . import Cut, Generation, Stops, Warmed
+from .sse import headers, post_stream, stream_completion
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,17 @@ def completions_url(endpoint: str) -> str:
     return base + ("/completions" if base.endswith("/v1") else "/v1/completions")
 
 
+def _choice(event: dict[str, Any]) -> dict[str, Any]:
+    return (event.get("choices") or [{}])[0]
+
+
 class OpenAICompletionsBackend:
+    """A `Backend`: any server with `/v1/completions`. The API does not tell its context length,
+    nor what the server keeps cached (nothing for us to warm)."""
+
+    warms = False
+    n_ctx: int | None = None
+
     def __init__(self, endpoint: str, model: str | None = None, api_key: str | None = None,
                  connect_timeout_s: float = 5.0) -> None:
         self.endpoint = endpoint
@@ -40,17 +51,11 @@ class OpenAICompletionsBackend:
         self.name = f"{self.model or 'default model'} at {endpoint}"
         self.device = f"remote {endpoint}"
 
-    def _headers(self) -> dict[str, str]:
-        headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
-        if self.api_key:
-            headers["Authorization"] = f"Bearer {self.api_key}"
-        return headers
-
     def _first_model(self) -> str | None:
         """The server's first model, and proof that the endpoint answers at all."""
         url = self.url.rsplit("/completions", 1)[0] + "/models"
         try:
-            with urllib.request.urlopen(urllib.request.Request(url, headers=self._headers()),
+            with urllib.request.urlopen(urllib.request.Request(url, headers=headers(self.api_key)),
                                         timeout=self.connect_timeout_s) as response:
                 data = json.load(response).get("data") or []
         except urllib.error.HTTPError as exc:
@@ -58,40 +63,31 @@ class OpenAICompletionsBackend:
             return None
         except (urllib.error.URLError, OSError, ValueError) as exc:
             raise EngineError(f"cannot reach the inference server at {self.endpoint} ({exc}); is it running? "
-                              "Check codeKb.endpoint") from exc
+                              "Check the endpoint (--endpoint, or the editor's endpoint setting)") from exc
         return str(data[0]["id"]) if data and "id" in data[0] else None
 
-    def generate(self, prompt: str, n_prompt: int, *, max_tokens: int, stop_texts: list[str],
-                 cut: Callable[[str], tuple[str, bool]], timeout_s: float,
-                 cancel: threading.Event | None = None) -> Generation:
+    def describe(self) -> dict[str, object]:
+        return {"name": self.name, "device": self.device}
+
+    def warm(self, prompt: Prompt, *, cancel: threading.Event | None = None, timeout_s: float = 60.0) -> Warmed:
+        return Warmed()
+
+    def generate(self, prompt: Prompt, *, max_tokens: int, stops: Stops, cut: Cut, timeout_s: float,
+                 cancel: threading.Event | None = None, n_candidates: int = 1) -> Generation:
+        """Generate from the prompt's text. One candidate only."""
         t0 = time.perf_counter()
-        deadline = t0 + timeout_s
-        body = {"prompt": prompt, "max_tokens": max_tokens, "temperature": 0, "stream": True,
-                "stop": stop_texts[:4]}  # OpenAI allows four stop sequences
+        body: dict[str, Any] = {"prompt": prompt.text, "max_tokens": max_tokens, "temperature": 0, "stream": True,
+                                "stop": list(stops.texts[:4])}  # OpenAI allows four stop sequences
         if self.model:
             body["model"] = self.model
-        text, reason, pieces, usage = "", "max_tokens", 0, None
-        events = post_stream(self.url, body, self._headers(), max(timeout_s, self.connect_timeout_s), self.endpoint)
-        try:
-            for event in events:
-                usage = event.get("usage") or usage
-                choice = (event.get("choices") or [{}])[0]
-                piece = choice.get("text") or ""
-                if piece:
-                    pieces += 1
-                    text, stop = cut(text + piece)
-                    if stop:
-                        reason = "rule"
-                        break
-                if choice.get("finish_reason") == "stop":
-                    reason = "eog"
-                    break
-                if stopped := interruption(cancel, deadline):
-                    reason = stopped
-                    break
-        finally:
-            events.close()
-        n_prompt = int(usage.get("prompt_tokens", n_prompt)) if usage else n_prompt
-        generated = int(usage.get("completion_tokens", pieces)) if usage else pieces
+        events = post_stream(self.url, body, headers(self.api_key), max(timeout_s, self.connect_timeout_s),
+                             self.endpoint)
+        out = stream_completion(events, piece=lambda e: _choice(e).get("text") or "",
+                                end=lambda e: "eog" if _choice(e).get("finish_reason") == "stop" else None,
+                                cut=cut, cancel=cancel, deadline=t0 + timeout_s)
+        usage = next((e["usage"] for e in reversed(out.events) if e.get("usage")), None)
+        n_prompt = int(usage.get("prompt_tokens", prompt.n_tokens)) if usage else prompt.n_tokens
+        generated = int(usage.get("completion_tokens", out.n_pieces)) if usage else out.n_pieces
         # The API does not say how much of the prompt the server found in its cache.
-        return Generation(text, n_prompt, n_prompt, 0, generated, reason, (time.perf_counter() - t0) * 1000)
+        return Generation(out.text, n_prompt, n_prompt, 0, generated, out.stop_reason,
+                          (time.perf_counter() - t0) * 1000)

@@ -8,7 +8,7 @@ if TYPE_CHECKING:
     from ..server import CodeKbServer
 
 
-def register_all(server: "CodeKbServer") -> None:
+def register_all(server: CodeKbServer) -> None:
     from . import commands, completion, context, inline_completion, lifecycle, sync, workspace
 
     for module in (lifecycle, sync, workspace, commands, completion, inline_completion, context):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from urllib.parse import unquote
 
 from lsprotocol import types
 
@@ -18,13 +19,15 @@ async def completion(ls: CodeKbServer, params: types.CompletionParams) -> types.
         return None
     # The edit replaces the identifier being typed, so the client filters the item by what the
     # user typed (the word plus the completion) and keeps showing it while they type on.
-    doc = ls.open_document(params.text_document.uri)
+    doc = ls.workspace.text_documents.get(unquote(params.text_document.uri))
     if doc is None:  # closed while the model ran
         return None
-    line = doc.lines[params.position.line] if params.position.line < len(doc.lines) else ""
-    before = line[:params.position.character]  # UTF-16 units: identifiers here are ASCII or BMP
-    word = _WORD_AT_END.search(before).group(0)
-    start = types.Position(line=params.position.line, character=params.position.character - len(word))
+    offset = doc.offset_at_position(params.position)
+    line_start = doc.source.rfind("\n", 0, offset) + 1
+    word = _WORD_AT_END.findall(doc.source[line_start:offset])[0]
+    # Positions count UTF-16 units: a word with characters beyond the BMP is longer there.
+    start = types.Position(line=params.position.line,
+                           character=params.position.character - len(word.encode("utf-16-le")) // 2)
     sources = result.prompt.snippet_paths()
     detail = "code-kb" + (f" · context from {', '.join(sources[:3])}" if sources else " · no retrieved context")
     items = [_item(ls, word, text, start, params.position, detail, rank)

@@ -15,12 +15,10 @@ from .workspace import register_file_watcher
 def initialize(ls: CodeKbServer, params: types.InitializeParams) -> None:
     # Nothing slow here: the reply goes out at once; the model and the index load after `initialized`.
     ls.init_options = params.initialization_options if isinstance(params.initialization_options, dict) else {}
-    ls.settings = Settings.load(ls.init_options, overrides=ls.overrides)
 
 
 async def initialized(ls: CodeKbServer, params: types.InitializedParams) -> None:
-    ls.report_problems()
-    ls.start_background(workspace_roots(ls))
+    ls.start(Settings.load(ls.init_options, overrides=ls.overrides), workspace_roots(ls))
     await register_file_watcher(ls)
 
 

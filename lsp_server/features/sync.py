@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from urllib.parse import unquote
+
 from lsprotocol import types
 
 from ..server import CodeKbServer
 
 
 def did_open(ls: CodeKbServer, params: types.DidOpenTextDocumentParams) -> None:
-    ls.warm(params.text_document.uri, None)
+    if (buffer := ls.buffer(params.text_document.uri)) is not None:
+        ls.idle.warm(buffer, None)
 
 
 def did_change(ls: CodeKbServer, params: types.DidChangeTextDocumentParams) -> None:
@@ -17,7 +20,7 @@ def did_change(ls: CodeKbServer, params: types.DidChangeTextDocumentParams) -> N
     last = params.content_changes[-1] if params.content_changes else None
     if last is None:
         return
-    doc = ls.open_document(uri)
+    doc = ls.workspace.text_documents.get(unquote(uri))
     if doc is None:  # never opened: pygls has logged it; there is no text to track
         return
     if isinstance(last, types.TextDocumentContentChangePartial):
@@ -28,7 +31,8 @@ def did_change(ls: CodeKbServer, params: types.DidChangeTextDocumentParams) -> N
         offset = doc.offset_at_position(position)
     else:
         offset = len(doc.source)
-    ls.edited(uri, min(offset, len(doc.source)))
+    if (buffer := ls.buffer(uri)) is not None:
+        ls.idle.edited(uri, buffer, min(offset, len(doc.source)))
 
 
 def register(server: CodeKbServer) -> None:

@@ -20,7 +20,16 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 from pytest_lsp import ClientServerConfig, LanguageClient
 
-from .lsp_helpers import CAPABILITIES, SERVER, get, inline_params, open_file, status, track_registrations, wait_for_log
+from .lsp_helpers import (
+    CAPABILITIES,
+    SERVER,
+    get,
+    inline_params,
+    open_file,
+    status,
+    track_registrations,
+    wait_for_log,
+)
 
 
 def rss_mb(pid: int) -> float:

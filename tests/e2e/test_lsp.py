@@ -9,7 +9,8 @@ import pytest_lsp
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient
 
-from .lsp_helpers import CAPABILITIES, SERVER, get as _get, open_file, track_registrations, wait_for_log
+from .lsp_helpers import CAPABILITIES, SERVER, open_file, track_registrations, wait_for_log
+from .lsp_helpers import get as _get
 
 # shop/checkout.py, 0-based line 13 is "    return ": the cursor after it.
 CURSOR = types.Position(line=13, character=11)

@@ -17,7 +17,15 @@ import pytest
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient
 
-from .lsp_helpers import CAPABILITIES, context, get, inline_params, open_file, track_registrations, wait_for_log
+from .lsp_helpers import (
+    CAPABILITIES,
+    context,
+    get,
+    inline_params,
+    open_file,
+    track_registrations,
+    wait_for_log,
+)
 
 CURSOR = types.Position(line=13, character=11)
 SECRET = "PLANTED_SECRET_90d2e1"

@@ -97,7 +97,7 @@ def test_plugin_in_real_neovim(branch: str, tiny_repo: Path, tiny_gguf: Path, tm
 
     r = run_scenario(nvim, tiny_repo, tiny_gguf, tmp_path)
 
-    assert r["version"] == "%d.%d.%d" % version
+    assert r["version"] == ".".join(str(part) for part in version)
     assert r["api"] == expected_api(version)
     assert r["ghost"] == "plugin"
     assert r["client_name"] == "code-kb" and r["root"] == str(tiny_repo)

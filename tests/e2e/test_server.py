@@ -12,8 +12,17 @@ import pytest_lsp
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient
 
-from .lsp_helpers import (CAPABILITIES, SERVER, context, get, inline_params, open_file, status,
-                          track_registrations, wait_for_log)
+from .lsp_helpers import (
+    CAPABILITIES,
+    SERVER,
+    context,
+    get,
+    inline_params,
+    open_file,
+    status,
+    track_registrations,
+    wait_for_log,
+)
 
 CURSOR = types.Position(line=13, character=11)  # shop/checkout.py, after "    return "
 

@@ -123,3 +123,12 @@ def test_long_function_is_cut_between_statements():
     # No cut falls inside the if-block: every piece starts at a statement of the function body.
     assert all(lines[c.start_line].startswith(("def ", "    step_", "    if ")) for c in chunks)
     assert chunks[0].start_line == 0 and chunks[-1].end_line == len(lines) - 2
+
+
+def test_check_grammars_finds_every_grammar_loading_and_names_one_that_does_not():
+    from retrieval.chunking import LANGUAGES, LanguageSpec, check_grammars
+
+    assert check_grammars() == []
+    missing = LanguageSpec("klingon", "tree_sitter_klingon", "language", {})
+    [problem] = check_grammars([LANGUAGES[".py"], missing])
+    assert problem.startswith("klingon (") and "tree_sitter_klingon" in problem

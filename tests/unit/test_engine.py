@@ -5,9 +5,19 @@ from pathlib import Path
 
 import pytest
 
-from engine import (Completer, EngineConfig, ModelLoadError, ModelNotConfiguredError, ModelNotFoundError,
-                    NoFimSupportError)
+from engine import (
+    Completer,
+    EngineConfig,
+    ModelLoadError,
+    ModelNotConfiguredError,
+    ModelNotFoundError,
+    NoFimSupportError,
+)
+from engine.backends import Backend, Cut, Generation, Stops, Warmed
+from engine.backends.llama_cpp import LlamaCppModel
+from engine.config import needs_reload
 from engine.postprocess import StopRules
+from engine.prompt import Prompt
 from tests.fixtures.gguf_builder import write_tiny_gguf
 
 SOURCE = '''import math
@@ -18,7 +28,7 @@ def area(radius):
 
 
 def circumference(radius):
-    return 
+    return\x20
 '''
 CURSOR = SOURCE.index("    return \n") + len("    return ")
 
@@ -54,15 +64,16 @@ def completer(tiny_gguf: Path) -> Completer:
 
 def test_qwen_fim_tokens_are_recognised_from_the_vocabulary(completer: Completer):
     assert completer.template.name == "qwen2.5-coder"
-    model = completer.model
-    ids = {t: model.special_id(t) for t in completer.template.specials()}
+    vocab = completer.tokenizer
+    ids = {t: vocab.special_id(t) for t in completer.template.specials()}
     assert all(i is not None for i in ids.values()) and len(set(ids.values())) == 5
-    assert completer.stop_ids >= {model.special_id("<|endoftext|>"), model.special_id("<|file_sep|>")}
+    assert completer.stops.ids >= {vocab.special_id("<|endoftext|>"), vocab.special_id("<|file_sep|>")}
+    assert completer.stops.texts[0] == "<|file_sep|>"
 
 
 def test_special_token_text_in_user_code_stays_plain_text(completer: Completer):
-    tokens = completer.model.encode("x = '<|fim_prefix|>'")
-    assert completer.model.special_id("<|fim_prefix|>") not in tokens
+    tokens = completer.tokenizer.encode("x = '<|fim_prefix|>'")
+    assert completer.tokenizer.special_id("<|fim_prefix|>") not in tokens
     assert len(tokens) > 3
 
 
@@ -80,7 +91,7 @@ def test_prompt_layout_within_budget(completer: Completer):
     assert prompt.text.startswith("<|repo_name|>demo\n<|file_sep|>lib/units.py\n")
     assert "<|file_sep|>calc/shapes.py\n<|fim_prefix|>" in prompt.text
     assert prompt.text.endswith("<|fim_middle|>")
-    assert prompt.tokens[-1] == completer.model.special_id("<|fim_middle|>")
+    assert prompt.tokens[-1] == completer.tokenizer.special_id("<|fim_middle|>")
     assert sum(len(p.tokens) for p in prompt.segments) == prompt.n_tokens == len(prompt.tokens)
 
 
@@ -158,6 +169,83 @@ def test_prompt_without_a_model_uses_estimates():
     assert prompt.template == "qwen2.5-coder" and 0 < prompt.n_tokens <= 300
     with pytest.raises(ModelNotConfiguredError):
         completer.complete("calc/shapes.py", SOURCE, CURSOR, None)
+    assert completer.backend is None and not completer.warms
+    assert completer.warm("calc/shapes.py", SOURCE, CURSOR, None) == 0
+    assert completer.describe()["name"] is None
+
+
+class RecordingBackend:
+    """A real Backend that generates nothing itself: it records each prompt it is given and answers
+    with a fixed text, cut by the request's stop rule."""
+
+    warms = False
+
+    def __init__(self, text: str, n_ctx: int | None) -> None:
+        self.text = text
+        self.n_ctx = n_ctx
+        self.prompts: list[Prompt] = []
+        self.requests: list[dict] = []
+
+    def generate(self, prompt: Prompt, *, max_tokens: int, stops: Stops, cut: Cut, timeout_s: float,
+                 cancel=None, n_candidates: int = 1) -> Generation:
+        self.prompts.append(prompt)
+        self.requests.append({"max_tokens": max_tokens, "stops": stops, "timeout_s": timeout_s,
+                              "n_candidates": n_candidates})
+        text, _ = cut(self.text)
+        return Generation(text, prompt.n_tokens, prompt.n_tokens, 0, 5, "eog", 1.0)
+
+    def warm(self, prompt: Prompt, *, cancel=None, timeout_s: float = 60.0) -> Warmed:
+        self.prompts.append(prompt)  # never: `warms` is False
+        return Warmed()
+
+    def describe(self) -> dict[str, object]:
+        return {"name": "recording", "device": "test"}
+
+
+def test_any_backend_gets_the_assembled_prompt_and_the_template_stops(tiny_gguf: Path):
+    vocab = LlamaCppModel(tiny_gguf, vocab_only=True)
+    recording = RecordingBackend("2 * math.pi * radius", n_ctx=600)
+    backend: Backend = recording
+    config = EngineConfig(max_tokens=24, budget_tokens=1024, timeout_s=7.0)
+    completer = Completer(config, backend, vocab)
+    # The backend's context bounds the prompt: 600 tokens less the 24 generated.
+    assert completer.budget_tokens == 576
+    result = completer.complete("calc/shapes.py", SOURCE, CURSOR, FixedSource(GEOMETRY), "demo", n_candidates=2)
+    assert result.text == "2 * math.pi * radius" and result.generation.n_generated == 5
+    [prompt] = recording.prompts
+    assert prompt is result.prompt and prompt.n_tokens <= 576
+    # Exact token ids from the completer's tokenizer, the FIM middle marker last; the text and parts
+    # a server would be sent.
+    assert prompt.tokens[-1] == vocab.special_id("<|fim_middle|>")
+    assert prompt.tokens[0] == vocab.special_id("<|repo_name|>")
+    assert prompt.text.endswith(SOURCE[:CURSOR] + "<|fim_suffix|>" + SOURCE[CURSOR:] + "<|fim_middle|>")
+    assert [p.path for p in prompt.parts if p.kind == "snippet"] == ["lib/geometry.py"]
+    [request] = recording.requests
+    assert request["max_tokens"] == 24 and request["timeout_s"] == 7.0 and request["n_candidates"] == 2
+    stops = request["stops"]
+    assert stops.texts == ("<|file_sep|>", "<|endoftext|>", "<|fim_pad|>", "<|im_end|>")
+    assert vocab.special_id("<|endoftext|>") in stops.ids and vocab.special_id("<|file_sep|>") in stops.ids
+    # Typing through the suggestion is answered without the backend; warming does not apply to it.
+    typed = SOURCE[:CURSOR] + "2" + SOURCE[CURSOR:]
+    assert completer.complete("calc/shapes.py", typed, CURSOR + 1, None).text == " * math.pi * radius"
+    assert not completer.warms and completer.warm("calc/shapes.py", SOURCE, CURSOR, None) == 0
+    assert len(recording.prompts) == 1
+    d = completer.describe()
+    assert (d["name"], d["device"], d["template"], d["exact_token_counts"]) == ("recording", "test", "qwen2.5-coder",
+                                                                                 True)
+
+
+def test_new_request_settings_keep_the_backend_and_model_settings_reload_it():
+    recording = RecordingBackend("x", n_ctx=None)
+    completer = Completer(EngineConfig(max_lines=8), recording)
+    again = completer.reconfigured(EngineConfig(max_lines=2, timeout_s=3.0))
+    assert again.backend is recording and again.tokenizer is completer.tokenizer
+    assert again.template is completer.template and again.config.max_lines == 2
+    assert not needs_reload(completer.config, again.config)
+    for changed in ({"max_tokens": 32}, {"budget_tokens": 2048}, {"endpoint": "http://x"}, {"model_path": "m"},
+                    {"kv_cache_type": "q8_0"}, {"n_threads": 2}, {"template": "starcoder2"}):
+        assert needs_reload(EngineConfig(), EngineConfig(**changed)), changed
+    assert not needs_reload(EngineConfig(), EngineConfig(snippet_limit=4, candidates=1))
 
 
 def test_tight_budget_keeps_signatures_and_drops_what_the_prefix_shows(completer: Completer):
@@ -194,6 +282,7 @@ def test_accepting_a_suggestion_shows_the_speculated_next_one_without_the_model(
 
 def test_warming_at_a_pause_leaves_only_the_cursor_to_evaluate(tiny_gguf: Path):
     completer = Completer.load(EngineConfig(model_path=str(tiny_gguf), max_tokens=8, budget_tokens=1024))
+    assert completer.warms and completer.backend is completer.tokenizer  # the model makes its own token ids
     context = FixedSource(GEOMETRY, UNITS)
     opened = completer.warm("calc/shapes.py", SOURCE, 0, context, "demo", whole=False)
     prompt, _ = completer.prompt("calc/shapes.py", SOURCE, 0, context, "demo")

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from retrieval import CodeIndex, IndexConfig, IndexLockedError
-from retrieval.store import Store, write_lock
+from retrieval.lock import write_lock
+from retrieval.store import Store
 from tests.fixtures.hash_embedder import HashEmbedder
 
 # .gitignore, docs/notes.txt and the five shop modules; not build/, *.log, binary or huge files.

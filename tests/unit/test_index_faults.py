@@ -290,7 +290,7 @@ def test_a_write_error_is_a_retrieval_error_with_advice(tmp_path: Path):
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("a file where the index folder should be\n")
     index = CodeIndex(root, IndexConfig(index_dir=blocker / "index"), embedder=HashEmbedder())
-    with pytest.raises(IndexWriteError, match="cannot create the index folder .* set codeKb.indexDir"):
+    with pytest.raises(IndexWriteError, match="cannot create the index folder .*--index-dir, or the editor's indexDir"):
         index.reindex()
 
 
@@ -310,7 +310,7 @@ def test_an_index_folder_that_cannot_be_written_is_one_clear_error(tmp_path: Pat
             os.seteuid(65534)
         try:
             index = CodeIndex(root, IndexConfig(index_dir=locked), embedder=HashEmbedder())
-            with pytest.raises(IndexWriteError, match="codeKb.indexDir"):
+            with pytest.raises(IndexWriteError, match="--index-dir, or the editor's indexDir setting"):
                 index.reindex()
         finally:
             if as_nobody:

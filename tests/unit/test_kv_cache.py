@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import threading
 from pathlib import Path
@@ -100,11 +101,18 @@ def model(tmp_path_factory: pytest.TempPathFactory) -> LlamaCppModel:
 
 
 def _greedy(model: LlamaCppModel, tokens: list[int], **kw):
-    return model.generate(tokens, max_tokens=12, stop_ids=set(), cut=lambda t: (t, False), timeout_s=30, **kw)
+    return model.generate_tokens(tokens, max_tokens=12, stop_ids=set(), cut=lambda t: (t, False), timeout_s=30, **kw)
 
 
 def _source_tokens(model: LlamaCppModel, n: int) -> list[int]:
-    text = (Path(__file__).parents[2] / "retrieval" / "index.py").read_text()
+    # Fixed text (the standard library's, not this repository's, which every commit changes): the
+    # random model's greedy choices hang on near-ties, so a test comparing two ways of computing
+    # them must see the same input from one commit to the next.
+    import json.decoder
+    import json.encoder
+    import textwrap
+
+    text = "\n".join(inspect.getsource(m) for m in (json.decoder, json.encoder, textwrap))
     tokens = model.encode(text)
     assert len(tokens) >= n
     return tokens[:n]
@@ -130,6 +138,7 @@ def test_moved_tokens_are_shifted_not_evaluated_and_give_the_same_completion(mod
     deleted = typed[:500] + typed[600:]
     again = _greedy(model, deleted)
     assert again.n_moved >= 800 and again.n_evaluated <= 2
+    fresh.reset()
     assert again.text == _greedy(fresh, deleted).text
 
 
@@ -173,15 +182,18 @@ def test_a_cancelled_evaluation_keeps_the_runs_it_had_moved(model: LlamaCppModel
         return status
 
     monkeypatch.setattr(model, "_decode", decode_then_cancel)
-    assert model.warm(grown, cancel)[1] == "cancelled"
+    assert model.warm_tokens(grown, cancel)[1] == "cancelled"
     monkeypatch.undo()
     resumed = _greedy(model, grown)
     # Only the snippet is evaluated again (its first tokens went in with the shift), not the 2,300
     # moved tokens after it.
     assert resumed.n_evaluated <= len(snippet)
     assert resumed.n_reused >= 100 + 2300
-    fresh = LlamaCppModel(model.path, n_ctx=4096, n_threads=2)
-    assert resumed.text == _greedy(fresh, grown).text
+    # The cache it left is whole: asked again, the model evaluates only the last token and answers
+    # the same. (Not compared with a fresh context: the moved run kept attention computed before the
+    # 1,200 inserted tokens, by design, so a fresh evaluation may rightly choose other tokens.)
+    again = _greedy(model, grown)
+    assert again.n_evaluated <= 1 and again.text == resumed.text and resumed.n_generated == 12
 
 
 def test_requests_reuse_stale_runs_and_warming_refreshes_them(model: LlamaCppModel):
@@ -191,7 +203,7 @@ def test_requests_reuse_stale_runs_and_warming_refreshes_them(model: LlamaCppMod
     grown = base[:100] + _source_tokens(lenient, 1400)[1300:1380] + base[100:]
     typed = _greedy(lenient, grown)  # 80 tokens inserted before the run: stale, but a request keeps it
     assert typed.n_moved >= 490 and typed.n_evaluated <= 81
-    plan, stopped = lenient.warm(grown)  # the pause: past the refresh bound, the run is evaluated afresh
+    plan, stopped = lenient.warm_tokens(grown)  # the pause: past the refresh bound, the run is evaluated afresh
     assert stopped is None and plan.n_evaluated >= 490
     assert _greedy(lenient, grown).n_evaluated == 1
 

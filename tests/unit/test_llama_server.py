@@ -35,11 +35,11 @@ def server(tiny_gguf: Path, tmp_path_factory: pytest.TempPathFactory):
 def test_llama_server_is_recognised_and_used_through_infill(server: str, tiny_gguf: Path):
     assert is_llama_server(server)
     completer = Completer.load(EngineConfig(endpoint=server, model_path=str(tiny_gguf), max_tokens=8))
-    assert isinstance(completer.remote, LlamaServerInfillBackend)
+    assert isinstance(completer.backend, LlamaServerInfillBackend)
     assert completer.describe()["name"].endswith("(/infill)")
     assert completer.budget_tokens <= 4096 - 8  # the server's context, less the generated tokens
     forced = Completer.load(EngineConfig(endpoint=server, endpoint_api="completions", max_tokens=8))
-    assert isinstance(forced.remote, OpenAICompletionsBackend)
+    assert isinstance(forced.backend, OpenAICompletionsBackend)
 
 
 def test_infill_reports_what_the_server_found_in_its_cache(server: str, tiny_gguf: Path):

@@ -23,12 +23,15 @@ export const SERVER_KEYS = [
   "candidates",
   "embeddingModel",
   "maxFileBytes",
+  "maxFiles",
   "indexDir",
   "denyPatterns",
   "debounceMs",
   "disabledLanguages",
   "warm",
   "speculate",
+  "nextEdit",
+  "nextEditModel",
 ] as const;
 
 export type ServerKey = (typeof SERVER_KEYS)[number];

@@ -1,0 +1,287 @@
+"""The application core, plain Python: which document, which root, whether it may be completed, and
+the completer, indexes and recent edits that answer. The LSP server and the CLI both drive it.
+
+No pygls and no argparse here: positions arrive as `str` offsets, documents as `Buffer`s, and the
+work is synchronous (the server runs it on its model thread, the CLI in line).
+
+One path policy: a document on disk is located once (as named and as resolved, relative to the
+root holding it); a document outside every root, or an unsaved buffer, is completed from its own
+text only, is never warmed and never becomes another prompt's recent edit. One secret policy:
+the name, the link's target and the text (`paths.holds_secrets`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from engine import Completer, Completion
+from engine.config import needs_reload
+from engine.prompt import ContextSource, Prompt
+from engine.recent import RecentEdits, WithRecentEdits
+
+from . import __version__
+from .config import Settings
+from .paths import Located, holds_secrets, locate
+
+log = logging.getLogger(__name__)
+
+# Longer paths or names than the system takes cannot be files; refuse them before touching the disk.
+MAX_PATH_BYTES = 4096
+MAX_NAME_BYTES = 255
+
+IdleWork = Callable[[threading.Event], None]
+
+
+class Refused(Exception):
+    """A document code-kb does not complete in, build prompts for or learn from; the message says why.
+    Not an error: the server answers nothing and logs it, the CLI prints it."""
+
+
+class IndexSource(Protocol):
+    """Where the session finds the root holding a file and that root's index."""
+
+    def root_for(self, path: Path) -> Path | None: ...
+
+    def searchable(self, root: Path | None) -> Any: ...  # a ContextSource (retrieval's CodeIndex) or None
+
+
+@dataclass(frozen=True)
+class Buffer:
+    """A document's text as the editor or the command line holds it."""
+
+    path: Path | None  # absolute, as named (links not followed); None for an unsaved buffer
+    source: str
+    language_id: str = ""
+    label: str = ""  # what the prompt calls an unsaved buffer (e.g. "Untitled-1")
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where a buffer lies: the root holding it (None outside every root) and the path prompts use."""
+
+    root: Path | None
+    path: str  # relative to the root where it lies under one, else absolute (or the buffer's label)
+    in_repository: bool  # on disk under a root: repository context, recent edits and warming apply
+
+    @property
+    def repo(self) -> str:
+        return self.root.name if self.root is not None else ""
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """A position in a buffer, as a code-point offset."""
+
+    place: Place
+    source: str
+    offset: int
+
+    @property
+    def line(self) -> int:  # 0-based
+        return self.source.count("\n", 0, self.offset)
+
+    @property
+    def col(self) -> int:  # 0-based, code points
+        return self.offset - (self.source.rfind("\n", 0, self.offset) + 1)
+
+
+@dataclass(frozen=True)
+class LastCompletion:
+    latency_ms: float
+    retrieval_ms: float
+    generation_ms: float
+    prompt_tokens: int
+    evaluated_tokens: int
+    reused_tokens: int
+    kv_reuse: float
+    generated_tokens: int
+    stop_reason: str
+    context_from: list[str]
+
+    @classmethod
+    def of(cls, c: Completion) -> LastCompletion:
+        g = c.generation
+        return cls(round(c.total_ms, 1), round(c.retrieval_ms, 1), round(g.ms, 1), g.n_prompt, g.n_evaluated,
+                   g.n_reused, round(g.n_reused / g.n_prompt, 3) if g.n_prompt else 0.0, g.n_generated,
+                   g.stop_reason, c.prompt.snippet_paths())
+
+
+@dataclass(frozen=True)
+class Status:
+    """What `codeKb.status` reports (the server adds its scheduling figures)."""
+
+    version: str
+    uptime_s: float
+    model: dict[str, Any]
+    indexes: list[dict[str, Any]]
+    last_completion: LastCompletion | None
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class SettingsChange:
+    """What new settings require of whoever holds the session."""
+
+    reload_model: bool
+    reindex: bool
+
+
+class Session:
+    """Settings, the completer, the indexes and the recent edits, and the rules that join them.
+
+    Thread use: `load_model`, `complete`, `prompt` and the work `warm_up` and `follow_up` return run
+    on the caller's one model thread; `place`, `cursor`, `edited`, `apply_settings` and `status` are
+    cheap and run on the caller's main thread (the server's event loop)."""
+
+    def __init__(self, settings: Settings, indexes: IndexSource | None = None,
+                 completer: Completer | None = None) -> None:
+        self.settings = settings
+        self.indexes = indexes
+        self.completer = completer
+        self.recent_edits = RecentEdits()
+        self.started = time.monotonic()
+
+    # -- the model ---------------------------------------------------------------------
+    def load_model(self, *, vocab_only: bool = False) -> Completer:
+        """Load the configured model (raises EngineError with what to do); it replaces the old one."""
+        self.completer = None
+        self.completer = Completer.load(self.settings.engine, vocab_only=vocab_only)
+        log.info("model ready: %s", self.completer.describe())
+        return self.completer
+
+    def apply_settings(self, new: Settings) -> SettingsChange:
+        """Take new settings; say whether the model must be loaded again and the roots reindexed. A
+        change that needs no reload keeps the loaded model under the new per-request settings."""
+        old, self.settings = self.settings, new
+        reload = needs_reload(old.engine, new.engine)
+        if not reload and self.completer is not None and old.engine != new.engine:
+            self.completer = self.completer.reconfigured(new.engine)
+        return SettingsChange(reload_model=reload, reindex=old.index != new.index)
+
+    # -- documents ---------------------------------------------------------------------
+    def place(self, buffer: Buffer) -> Place:
+        """Where a buffer lies, or Refused when it may not be completed: a path no system takes, a
+        secret (by name, by link target or by its text), or a language the user turned off."""
+        if buffer.language_id and buffer.language_id in self.settings.server.disabled_languages:
+            raise Refused(f"completions are off for {buffer.language_id} (disabledLanguages)")
+        if buffer.path is None:
+            if holds_secrets(Located(None, buffer.label, buffer.label), self.settings.index.deny_patterns,
+                             buffer.source):
+                raise Refused(f"{buffer.label or 'the buffer'} holds secrets")
+            return Place(None, buffer.label or "untitled", in_repository=False)
+        _check_path(buffer.path)
+        root = self.indexes.root_for(buffer.path) if self.indexes is not None else None
+        located = locate(buffer.path, root)
+        if holds_secrets(located, self.settings.index.deny_patterns, buffer.source):
+            raise Refused(f"{located.named} holds secrets")
+        return Place(root, located.path, in_repository=root is not None)
+
+    def cursor(self, buffer: Buffer, offset: int) -> Cursor:
+        if not 0 <= offset <= len(buffer.source):
+            raise Refused(f"offset {offset} lies outside the document (0-{len(buffer.source)})")
+        return Cursor(self.place(buffer), buffer.source, offset)
+
+    def context_for(self, place: Place) -> ContextSource | None:
+        """What the engine draws snippets from: recent edits, then the root's index; nothing for a
+        buffer outside every root (its own text is the whole prompt)."""
+        if not place.in_repository:
+            return None
+        index = self.indexes.searchable(place.root) if self.indexes is not None else None
+        return WithRecentEdits(index, self.recent_edits)
+
+    def edited(self, buffer: Buffer, offset: int) -> Place | None:
+        """An edit at `offset`: remembered as a recent edit of the repository (for other files'
+        prompts). None when the buffer is not one to learn from."""
+        try:
+            place = self.place(buffer)
+        except Refused as why:
+            log.debug("edit not recorded: %s", why)
+            return None
+        if not place.in_repository:
+            return None
+        self.recent_edits.record(place.path, buffer.source, offset)
+        return place
+
+    # -- work on the model thread ------------------------------------------------------
+    def complete(self, cursor: Cursor, cancel: threading.Event | None = None, n_candidates: int = 1) -> Completion:
+        completer = self._completer()
+        return completer.complete(cursor.place.path, cursor.source, cursor.offset, self.context_for(cursor.place),
+                                  cursor.place.repo, cancel=cancel, n_candidates=n_candidates)
+
+    def prompt(self, cursor: Cursor, budget_tokens: int | None = None) -> tuple[Prompt, float]:
+        """The prompt at a cursor and the milliseconds retrieval took. Without a model the token
+        counts are estimates."""
+        completer = self.completer or Completer(self.settings.engine)
+        return completer.prompt(cursor.place.path, cursor.source, cursor.offset, self.context_for(cursor.place),
+                                cursor.place.repo, budget_tokens=budget_tokens)
+
+    def follow_up(self, cursor: Cursor, result: Completion) -> IdleWork | None:
+        """Work for when the model is idle after a completion was shown: the one that follows it."""
+        completer = self.completer
+        if completer is None or not result.text or not self.settings.server.speculate:
+            return None
+        context, place = self.context_for(cursor.place), cursor.place
+
+        def speculate(cancel: threading.Event) -> None:
+            completer.speculate(place.path, context, place.repo, cancel)
+
+        return speculate
+
+    def warm_up(self, buffer: Buffer, offset: int | None) -> IdleWork | None:
+        """Work that fills the KV cache for a buffer while the model is idle: its repository part on
+        open (`offset` None), the whole prompt at the last edit after a pause. None where it does not
+        apply: no local model, warming off, outside every root, refused."""
+        completer = self.completer
+        if completer is None or not completer.warms or not self.settings.server.warm:
+            return None
+        try:
+            place = self.place(buffer)
+        except Refused:
+            return None
+        if not place.in_repository:  # an editor's settings file: not worth the model's time
+            return None
+        context, source = self.context_for(place), buffer.source
+
+        def warm(cancel: threading.Event) -> None:
+            completer.warm(place.path, source, offset or 0, context, place.repo, cancel, whole=offset is not None)
+
+        return warm
+
+    def _completer(self) -> Completer:
+        if self.completer is None:
+            from engine.errors import ModelNotConfiguredError
+
+            raise ModelNotConfiguredError()
+        return self.completer
+
+    # -- status ------------------------------------------------------------------------
+    def status(self, indexes: list[dict[str, Any]] | None = None) -> Status:
+        completer, engine = self.completer, self.settings.engine
+        model: dict[str, Any] = {"loaded": completer is not None, "path": engine.model_path,
+                                 "endpoint": engine.endpoint}
+        if completer is not None:
+            model.update(completer.describe())
+        last = LastCompletion.of(completer.last) if completer is not None and completer.last is not None else None
+        server = self.settings.server
+        return Status(__version__, round(time.monotonic() - self.started, 1), model, indexes or [], last,
+                      {"debounce_ms": server.debounce_ms, "disabled_languages": list(server.disabled_languages),
+                       "max_tokens": engine.max_tokens, "embedding_model": self.settings.index.embedding_model})
+
+
+def _check_path(path: Path) -> None:
+    text = str(path)
+    if "\0" in text:
+        raise Refused("a document path with a NUL byte is not a file")
+    raw = os.fsencode(text)
+    if len(raw) > MAX_PATH_BYTES or any(len(part) > MAX_NAME_BYTES for part in raw.split(b"/")):
+        raise Refused(f"a document path of {len(raw)} bytes is longer than the system allows")
