@@ -51,18 +51,59 @@ _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
 # Where a local's type shows: `x: Foo`, `x = Foo(`, `x := &pkg.Foo{`, `let x = Foo::new(`, `Foo x =`.
 _ANNOTATED = re.compile(r"\b([A-Za-z_]\w*)\s*:\s*(?:&\s*(?:mut\s+)?)?((?:[A-Za-z_]\w*(?:\.|::))*[A-Z]\w*)")
-_CONSTRUCTED = re.compile(r"\b([A-Za-z_]\w*)\s*(?::=|=)\s*(?:new\s+|&)?((?:[A-Za-z_]\w*(?:\.|::))*[A-Z]\w*)\s*(?:\(|\{|::|<)")
-_DECLARED = re.compile(r"\b((?:[A-Za-z_]\w*(?:\.|::))*[A-Z]\w*)(?:<[^<>;()]*>)?\s*[*&]?\s+([a-z_]\w*)\s*[=;,)]")
+_CONSTRUCTED = re.compile(
+    r"\b([A-Za-z_]\w*)\s*(?::=|=)\s*(?:new\s+|&)?((?:[A-Za-z_]\w*(?:\.|::))*[A-Z]\w*)\s*(?:\(|\{|::|<)"
+)
+_DECLARED = re.compile(
+    r"\b((?:[A-Za-z_]\w*(?:\.|::))*[A-Z]\w*)(?:<[^<>;()]*>)?\s*[*&]?\s+([a-z_]\w*)\s*[=;,)]"
+)
 _GO_PARAM = re.compile(r"\b([a-z_]\w*)\s+\*?((?:[A-Za-z_]\w*\.)?[A-Z]\w*)\s*[,)]")
-_INSTANCE = re.compile(r"^[^=\n]*?(?::\s*((?:\w+(?:\.|::))*[A-Z]\w*)[^=]*)?=\s*(?:new\s+)?((?:\w+(?:\.|::))*[A-Z]\w*)\s*[(<{]|:\s*((?:\w+(?:\.|::))*[A-Z]\w*)")
-_TYPED_FIELD = re.compile(r"^\s*\w+\s+(?:\[\])?[*&]?((?:\w+\.)?[A-Z]\w*)\s*(?:`|//|$)"
-                          r"|^\s*(?:(?:private|public|protected|static|final|const|mutable)\s+)*"
-                          r"((?:\w+(?:\.|::))*[A-Z]\w*)(?:<[^;=]*>)?\s*[*&]?\s+\w+\s*[;=]")
+_INSTANCE = re.compile(
+    r"^[^=\n]*?(?::\s*((?:\w+(?:\.|::))*[A-Z]\w*)[^=]*)?=\s*(?:new\s+)?((?:\w+(?:\.|::))*[A-Z]\w*)\s*[(<{]|:\s*((?:\w+(?:\.|::))*[A-Z]\w*)"
+)
+_TYPED_FIELD = re.compile(
+    r"^\s*\w+\s+(?:\[\])?[*&]?((?:\w+\.)?[A-Z]\w*)\s*(?:`|//|$)"
+    r"|^\s*(?:(?:private|public|protected|static|final|const|mutable)\s+)*"
+    r"((?:\w+(?:\.|::))*[A-Z]\w*)(?:<[^;=]*>)?\s*[*&]?\s+\w+\s*[;=]"
+)
 _SELF = frozenset({"self", "this", "Self", "cls"})
-_NOT_BASES = frozenset({"class", "struct", "interface", "extends", "implements", "public", "private", "protected",
-                        "abstract", "final", "export", "default", "object", "metaclass", "virtual", "static",
-                        "sealed", "type", "pub", "trait", "impl", "for", "where", "enum", "record", "Generic",
-                        "Protocol", "ABC", "Exception", "BaseException", "Enum", "NamedTuple", "TypedDict"})
+_NOT_BASES = frozenset(
+    {
+        "class",
+        "struct",
+        "interface",
+        "extends",
+        "implements",
+        "public",
+        "private",
+        "protected",
+        "abstract",
+        "final",
+        "export",
+        "default",
+        "object",
+        "metaclass",
+        "virtual",
+        "static",
+        "sealed",
+        "type",
+        "pub",
+        "trait",
+        "impl",
+        "for",
+        "where",
+        "enum",
+        "record",
+        "Generic",
+        "Protocol",
+        "ABC",
+        "Exception",
+        "BaseException",
+        "Enum",
+        "NamedTuple",
+        "TypedDict",
+    }
+)
 
 
 class GraphSource(Protocol):
@@ -147,8 +188,9 @@ class _Query:
         self.units: dict[tuple[str, str], _Unit] = {}
         self._mentions, self._attributes = self._count_mentions()
         previous_start = buffer.rfind("\n", 0, max(self.line_start - 1, 0)) + 1
-        self._near_words = {w for ident in _IDENT.findall(buffer[previous_start:self.offset])
-                            for w in _words(ident)}
+        self._near_words = {
+            w for ident in _IDENT.findall(buffer[previous_start : self.offset]) for w in _words(ident)
+        }
         self._bindings: dict[str, list[Target]] | None = None
         self._usage: dict[str, float] = {}
 
@@ -171,7 +213,7 @@ class _Query:
                 name = m.group(0)
                 mentions[name] = mentions.get(name, 0.0) + weight
                 start = m.start()
-                if start and line[start - 1] == "." or line[max(0, start - 2):start] in ("::", "->"):
+                if start and line[start - 1] == "." or line[max(0, start - 2) : start] in ("::", "->"):
                     attributes[name] = attributes.get(name, 0.0) + weight
         return mentions, attributes
 
@@ -219,16 +261,20 @@ class _Query:
                 names = [imp.binding]
                 if self.lang == "go" and imp.kind == "module" and not imp.alias:
                     # A Go package is used by its declared name, which may differ from its folder's.
-                    packages = {self.source.graph_of(t.path).package for t in targets[:1]
-                                if self.source.graph_of(t.path) is not None}
+                    packages = {
+                        self.source.graph_of(t.path).package
+                        for t in targets[:1]
+                        if self.source.graph_of(t.path) is not None
+                    }
                     names = [p for p in packages if p] or names
                 for name in names:
                     if name:
                         self._bindings.setdefault(name, []).extend(targets)
         return self._bindings
 
-    def definitions_named(self, path: str, name: str, depth: int = 0,
-                          seen: set[tuple[str, str]] | None = None) -> list[tuple[str, Definition]]:
+    def definitions_named(
+        self, path: str, name: str, depth: int = 0, seen: set[tuple[str, str]] | None = None
+    ) -> list[tuple[str, Definition]]:
         """Where `name`, as seen from file `path`, is defined: in the file, or through its imports."""
         seen = seen if seen is not None else set()
         if depth > MAX_DEPTH or (path, name) in seen:
@@ -238,7 +284,9 @@ class _Query:
         if graph is None:
             return []
         if name == "default":  # `export default class K`
-            found = [d for d in graph.definitions if not d.container and d.signature.startswith("export default")]
+            found = [
+                d for d in graph.definitions if not d.container and d.signature.startswith("export default")
+            ]
         else:
             found = graph.top_level(name)
         if found:
@@ -261,7 +309,7 @@ class _Query:
                 if out:
                     return out
         if not out and graph.language in ("go", "java"):  # the rest of the package needs no import
-            for sibling in self.resolver.package_files(path, graph.language)[:MAX_FANOUT * 4]:
+            for sibling in self.resolver.package_files(path, graph.language)[: MAX_FANOUT * 4]:
                 sibling_graph = self.source.graph_of(sibling)
                 found = sibling_graph.top_level(name) if sibling_graph is not None else []
                 if found:
@@ -290,8 +338,13 @@ class _Query:
                         out += self.definitions_named(target.path, name)
             else:
                 for imp in graph.imports[:MAX_FANOUT]:
-                    if imp.kind == "name" and target.path.rsplit("/", 1)[-1] in ("__init__.py", "index.ts",
-                                                                                  "index.js", "mod.rs", "lib.rs"):
+                    if imp.kind == "name" and target.path.rsplit("/", 1)[-1] in (
+                        "__init__.py",
+                        "index.ts",
+                        "index.js",
+                        "mod.rs",
+                        "lib.rs",
+                    ):
                         out += self.definitions_named(target.path, imp.binding)
         return out
 
@@ -327,12 +380,18 @@ class _Query:
     def _own_members(self, path: str, d: Definition) -> list[Definition]:
         """The members of container `d`, defined in file `path`, in source order."""
         graph = self._graph(path)
-        return [m for m in (graph.definitions if graph else []) if m.container == d.qualified and m.kind != "impl"]
+        return [
+            m for m in (graph.definitions if graph else []) if m.container == d.qualified and m.kind != "impl"
+        ]
 
     def _bases_of(self, path: str, d: Definition) -> list[str]:
         """What a type's header names as its bases, and the Rust traits file `path` implements for it."""
         graph = self._graph(path)
-        traits = [m.name for m in (graph.definitions if graph else []) if m.kind == "impl" and m.container == d.qualified]
+        traits = [
+            m.name
+            for m in (graph.definitions if graph else [])
+            if m.kind == "impl" and m.container == d.qualified
+        ]
         return list(dict.fromkeys(_bases(d) + traits))
 
     def _implemented_for(self, type_name: str) -> list[tuple[str, Definition]]:
@@ -341,7 +400,7 @@ class _Query:
         out: list[tuple[str, Definition]] = []
         for path in [self.path, *self._star_files()]:
             graph = self._graph(path)
-            for m in (graph.definitions if graph else []):
+            for m in graph.definitions if graph else []:
                 if m.kind == "impl" and m.container == type_name:
                     out += self._resolve_from(path, m.name)
         return out[:4]
@@ -351,7 +410,7 @@ class _Query:
         if d.container or d.kind != "type" or not path.endswith(".go"):
             return []
         out = []
-        for sibling in self.resolver.package_files(path, "go")[:MAX_FANOUT * 4]:
+        for sibling in self.resolver.package_files(path, "go")[: MAX_FANOUT * 4]:
             graph = self._graph(sibling)
             out += [(sibling, m) for m in (graph.definitions if graph else []) if m.container == d.name]
         return out
@@ -371,8 +430,9 @@ class _Query:
         return out[:MAX_FANOUT]
 
     # -- candidates ---------------------------------------------------------------------------------
-    def add(self, path: str, d: Definition, score: float, member_score: float | None = None,
-            full: bool = False) -> None:
+    def add(
+        self, path: str, d: Definition, score: float, member_score: float | None = None, full: bool = False
+    ) -> None:
         """Count `d` (a top-level definition, or a member: then its container's outline) as needed."""
         if path == self.path:
             return  # the buffer itself: the prompt shows the code around the cursor
@@ -386,7 +446,9 @@ class _Query:
             top = d
             if d.container:
                 graph = self.source.graph_of(path)
-                top = next((t for t in (graph.top_level(top_name) if graph else []) if _is_container(t)), None)
+                top = next(
+                    (t for t in (graph.top_level(top_name) if graph else []) if _is_container(t)), None
+                )
                 if top is None:
                     # A method of a Go or Rust type declared elsewhere, or of a C++ class: the member alone.
                     key = (path, d.qualified)
@@ -397,8 +459,9 @@ class _Query:
         unit.score = max(unit.score, score)
         unit.full = unit.full or full or (_is_container(unit.top) and self.mention(unit.top.name) >= 0.25)
         if d.container:
-            unit.members[d.name] = max(unit.members.get(d.name, 0.0), member_score if member_score is not None
-                                       else score)
+            unit.members[d.name] = max(
+                unit.members.get(d.name, 0.0), member_score if member_score is not None else score
+            )
 
     def run(self, limit: int) -> list[NeedSnippet]:
         self._receiver()
@@ -415,15 +478,23 @@ class _Query:
         mentioned lifts its unmentioned neighbours (`case PanicLevel:` before `case DebugLevel:`),
         most of the way to its own rank. (Python's or TypeScript's consecutive module constants are
         no such group: `current_app` does not call for `session`.)"""
-        paths = {path for (path, _), unit in self.units.items() if path.endswith(".go")
-                 and unit.top.kind == "constant" and not unit.top.container and self.mention(unit.top.name)}
+        paths = {
+            path
+            for (path, _), unit in self.units.items()
+            if path.endswith(".go")
+            and unit.top.kind == "constant"
+            and not unit.top.container
+            and self.mention(unit.top.name)
+        }
         for path in paths:
             graph = self.source.graph_of(path)
             run: list[Definition] = []
             for d in [*(graph.definitions if graph else []), None]:
                 if d is not None and d.container:
                     continue
-                grouped = d is not None and d.kind == "constant" and d.signature[:1].isspace()  # inside `(...)`
+                grouped = (
+                    d is not None and d.kind == "constant" and d.signature[:1].isspace()
+                )  # inside `(...)`
                 if grouped and (not run or d.start_line - run[-1].end_line <= 4):
                     run.append(d)
                     continue
@@ -444,13 +515,13 @@ class _Query:
 
     def _receiver(self) -> None:
         """The members of what stands just before the cursor (`x.`, `a.b(c).`), first of all."""
-        typed = self.buffer[self.line_start:self.offset]
+        typed = self.buffer[self.line_start : self.offset]
         start = self.line_start
         for _ in range(4):  # a chain continued on new lines: `client\n  .getMutationCache()\n  .`
             if not typed.lstrip().startswith((".", "?.")) or not start:
                 break
             start = self.buffer.rfind("\n", 0, start - 1) + 1
-            typed = self.buffer[start:self.buffer.find("\n", start)].rstrip() + typed.lstrip()
+            typed = self.buffer[start : self.buffer.find("\n", start)].rstrip() + typed.lstrip()
         parsed = _parse_chain(typed)
         if parsed is None:
             return
@@ -462,8 +533,9 @@ class _Query:
         for path, d in [(p, d) for p, d in targets if d is not _ModuleMarker][:8]:
             self._add_members(path, d, partial, base=100.0)
 
-    def _chain_targets(self, segments: list[tuple[str, bool]], separators: list[str],
-                       depth: int = 0) -> list[tuple[str, Definition]]:
+    def _chain_targets(
+        self, segments: list[tuple[str, bool]], separators: list[str], depth: int = 0
+    ) -> list[tuple[str, Definition]]:
         """What a receiver chain stands for: `a.b.c` through fields and modules, and through a call
         (`t(x).`, `self.cache.build(q).`, `Foo::new().`) what the called function is declared to return."""
         names = [name for name, _ in segments]
@@ -476,21 +548,26 @@ class _Query:
         name = names[k]
         if k == 0:  # a function of this file (or of an inline module in it: Rust's `mod tests`), or imported
             namespaces = {d.qualified for d in self.graph.definitions if d.kind == "namespace"}
-            functions = [(self.path, d) for d in self.graph.definitions
-                         if d.name == name and (not d.container or d.container in namespaces)] or \
-                self.definitions_named(self.path, name)
+            functions = [
+                (self.path, d)
+                for d in self.graph.definitions
+                if d.name == name and (not d.container or d.container in namespaces)
+            ] or self.definitions_named(self.path, name)
         elif depth < 3:
             functions = []
             for path, owner in self._chain_targets(segments[:k], separators[:k], depth + 1)[:4]:
-                members = self.module_members([Target(path, "")]) if owner is _ModuleMarker else \
-                    self._members_of(path, owner)
+                members = (
+                    self.module_members([Target(path, "")])
+                    if owner is _ModuleMarker
+                    else self._members_of(path, owner)
+                )
                 functions += [(p, m) for p, m in members if m.name == name]
         else:
             return []
         returned: list[tuple[str, Definition]] = []
         for path, function in functions[:2]:
             returned += self._returned(path, function)
-        return self._follow(returned[:2], names[k + 1:])
+        return self._follow(returned[:2], names[k + 1 :])
 
     def _returned(self, path: str, function: Definition) -> list[tuple[str, Definition]]:
         """The type a function is declared to return, found from the function's file (a class called
@@ -561,9 +638,10 @@ class _Query:
             if not t.name:
                 found.append((t.path, _ModuleMarker))
             elif t.name != "*":  # an item (`crate::Value::`) and the path's rest, if any, through it
-                rest = parts[parts.index(t.name) + 1:] if t.name in parts else []
-                found += self._follow([(p, d) for p, d in self.definitions_named(t.path, t.name)
-                                       if _is_container(d)][:1], rest)
+                rest = parts[parts.index(t.name) + 1 :] if t.name in parts else []
+                found += self._follow(
+                    [(p, d) for p, d in self.definitions_named(t.path, t.name) if _is_container(d)][:1], rest
+                )
         return found
 
     def _instance_type(self, path: str, d: Definition) -> list[tuple[str, Definition]]:
@@ -580,10 +658,19 @@ class _Query:
         else:  # `self.app = app`: the constructor's parameter says
             assigned = re.search(r"=\s*([a-z_]\w*)\s*$", d.signature)
             graph = self._graph(path)
-            constructor = next((c for c in (graph.definitions if graph and d.container else [])
-                                if c.container == d.container and _is_constructor(c)), None)
-            typed = re.search(rf"\b{assigned.group(1)}\s*:\s*((?:\w+\.)*[A-Z]\w*)", constructor.signature) \
-                if assigned and constructor else None
+            constructor = next(
+                (
+                    c
+                    for c in (graph.definitions if graph and d.container else [])
+                    if c.container == d.container and _is_constructor(c)
+                ),
+                None,
+            )
+            typed = (
+                re.search(rf"\b{assigned.group(1)}\s*:\s*((?:\w+\.)*[A-Z]\w*)", constructor.signature)
+                if assigned and constructor
+                else None
+            )
             if typed is None:
                 return [(path, d)]
             written = typed.group(1)
@@ -598,11 +685,16 @@ class _Query:
         """`mod.sub.Cls.` -> Cls; `mod.sub.` -> the submodule's members."""
         name = rest[0]
         for t in targets:
-            sub = self.resolver.resolve(t.path, self.lang, Import("name", _module_of(t.path, self.lang), name))
+            sub = self.resolver.resolve(
+                t.path, self.lang, Import("name", _module_of(t.path, self.lang), name)
+            )
             subs = [s for s in sub if not s.name]
             if subs:
-                return [(s.path, _ModuleMarker) for s in subs] if len(rest) == 1 else \
-                    self._follow_module(subs, rest[1:])
+                return (
+                    [(s.path, _ModuleMarker) for s in subs]
+                    if len(rest) == 1
+                    else self._follow_module(subs, rest[1:])
+                )
         members = [(p, d) for p, d in self.module_members(targets) if d.name == name]
         return self._follow(members, rest[1:])
 
@@ -627,7 +719,9 @@ class _Query:
         """A class's members, then its bases' (one level)."""
         out = [(path, m) for m in self._own_members(path, d)] + self._package_members(path, d)
         for base in self._bases_of(path, d)[:4]:
-            for bpath, bdef in (self._resolve_from(path, base) if path != self.path else self.resolve_type(base)):
+            for bpath, bdef in (
+                self._resolve_from(path, base) if path != self.path else self.resolve_type(base)
+            ):
                 out += [(bpath, m) for m in self._own_members(bpath, bdef)]
         return out
 
@@ -645,11 +739,18 @@ class _Query:
         usage = self.usage([m.name for m in own] + [m.name for _, m in elsewhere])
         for member in own:
             bonus = 10.0 if partial and member.name.startswith(partial) else 0.0
-            self.add(path, member, base, base + bonus + self._attributes.get(member.name, 0.0) + usage[member.name],
-                     full=True)
+            self.add(
+                path,
+                member,
+                base,
+                base + bonus + self._attributes.get(member.name, 0.0) + usage[member.name],
+                full=True,
+            )
         for mpath, member in elsewhere:
             bonus = 10.0 if partial and member.name.startswith(partial) else 0.0
-            self.add(mpath, member, base / 10 + bonus + self._attributes.get(member.name, 0.0) + usage[member.name])
+            self.add(
+                mpath, member, base / 10 + bonus + self._attributes.get(member.name, 0.0) + usage[member.name]
+            )
         # A class's own members first, then its bases' (one level: bounded).
         if _is_container(d):
             for name in self._bases_of(path, d)[:4]:
@@ -662,8 +763,13 @@ class _Query:
         members = self._own_members(path, d)
         usage = self.usage(m.name for m in members)
         for member in members:
-            self.add(path, member, score, score / 10 + self._attributes.get(member.name, 0.0) + usage[member.name],
-                     full=True)
+            self.add(
+                path,
+                member,
+                score,
+                score / 10 + self._attributes.get(member.name, 0.0) + usage[member.name],
+                full=True,
+            )
 
     def _resolve_from(self, path: str, name: str) -> list[tuple[str, Definition]]:
         """A base class written in file `path`, found through that file's own imports."""
@@ -685,10 +791,14 @@ class _Query:
 
     def _local_type(self, name: str) -> str | None:
         """The type a local variable or parameter was last given before the cursor, if the code says."""
-        window = self.buffer[max(0, self.offset - 6000):self.offset]
+        window = self.buffer[max(0, self.offset - 6000) : self.offset]
         best: tuple[int, str] | None = None
-        for pattern, var_group, type_group in ((_ANNOTATED, 1, 2), (_CONSTRUCTED, 1, 2), (_DECLARED, 2, 1),
-                                               (_GO_PARAM, 1, 2)):
+        for pattern, var_group, type_group in (
+            (_ANNOTATED, 1, 2),
+            (_CONSTRUCTED, 1, 2),
+            (_DECLARED, 2, 1),
+            (_GO_PARAM, 1, 2),
+        ):
             for m in pattern.finditer(window):
                 if m.group(var_group) == name and (best is None or m.start() > best[0]):
                     best = (m.start(), m.group(type_group))
@@ -697,14 +807,17 @@ class _Query:
     def _iterated(self, name: str) -> str:
         """The collection a loop variable or a callback's parameter last took its items from, as
         written (`this.observers`, `cmd.Commands()`), or ""."""
-        window = self.buffer[max(0, self.offset - 6000):self.offset]
+        window = self.buffer[max(0, self.offset - 6000) : self.offset]
         n = re.escape(name)
         collection = r"((?:[#\w$]+(?:\(\))?\s*(?:\?\.|\.|::)\s*)*[#\w$]+(?:\(\))?)"
         best: tuple[int, str] | None = None
-        for pattern in (collection + r"\s*\.\s*(?:forEach|map|filter|find|some|every|flatMap|iter\(\)\.\w+)\(\s*"
-                        rf"(?:async\s*)?[(|]?\s*{n}\b",
-                        rf"\bfor\s*\(?\s*(?:const|let|var|auto&?|final)?\s*{n}\s+(?:of|in|:)\s+&?(?:mut\s+)?" + collection,
-                        rf"\bfor\s+(?:\w+\s*,\s*)?{n}\s*:?=\s*range\s+" + collection):
+        for pattern in (
+            collection + r"\s*\.\s*(?:forEach|map|filter|find|some|every|flatMap|iter\(\)\.\w+)\(\s*"
+            rf"(?:async\s*)?[(|]?\s*{n}\b",
+            rf"\bfor\s*\(?\s*(?:const|let|var|auto&?|final)?\s*{n}\s+(?:of|in|:)\s+&?(?:mut\s+)?"
+            + collection,
+            rf"\bfor\s+(?:\w+\s*,\s*)?{n}\s*:?=\s*range\s+" + collection,
+        ):
             for m in re.finditer(pattern, window):
                 if best is None or m.start() > best[0]:
                     best = (m.start(), m.group(1))
@@ -712,10 +825,13 @@ class _Query:
 
     def _local_chain(self, name: str) -> list[str] | None:
         """The attribute chain a local was last assigned from before the cursor (`x = self.a.b`)."""
-        window = self.buffer[max(0, self.offset - 6000):self.offset]
+        window = self.buffer[max(0, self.offset - 6000) : self.offset]
         found = None
-        for m in re.finditer(rf"\b{re.escape(name)}\s*(?::=|=)\s*([A-Za-z_]\w*(?:\s*(?:\.|::|->)\s*[A-Za-z_]\w*)+)\s*$",
-                             window, re.M):
+        for m in re.finditer(
+            rf"\b{re.escape(name)}\s*(?::=|=)\s*([A-Za-z_]\w*(?:\s*(?:\.|::|->)\s*[A-Za-z_]\w*)+)\s*$",
+            window,
+            re.M,
+        ):
             found = m.group(1)
         return [p for p in re.split(r"\s*(?:\.|::|->)\s*", found) if p] if found else None
 
@@ -776,10 +892,12 @@ class _Query:
 
     def _package(self) -> None:
         """Go and Java: the other files of the package, whose names need no import."""
-        for path in self.resolver.package_files(self.path, self.lang)[:MAX_FANOUT * 4]:
+        for path in self.resolver.package_files(self.path, self.lang)[: MAX_FANOUT * 4]:
             self._names_in(path, 1.0, 0.05, same_package=True)
 
-    def _names_in(self, path: str, mentioned_base: float, unmentioned: float, same_package: bool = False) -> None:
+    def _names_in(
+        self, path: str, mentioned_base: float, unmentioned: float, same_package: bool = False
+    ) -> None:
         """Names a file brings without naming them (a star import, an include, the package: there
         unexported names count too)."""
         graph = self.source.graph_of(path)
@@ -790,8 +908,12 @@ class _Query:
             hidden = not same_package and not _public(d, graph.language)
             if d.container or hidden or (exports is not None and d.name not in exports):
                 if d.container and self.mention(d.container.split(".")[0]) and self._attributes.get(d.name):
-                    self.add(path, d, mentioned_base + self.mention(d.container.split(".")[0]),
-                             mentioned_base + 2.0 * self._attributes[d.name])
+                    self.add(
+                        path,
+                        d,
+                        mentioned_base + self.mention(d.container.split(".")[0]),
+                        mentioned_base + 2.0 * self._attributes[d.name],
+                    )
                 continue
             weight = self.mention(d.name)
             self.add(path, d, mentioned_base + 2.0 * weight if weight else unmentioned)
@@ -804,18 +926,43 @@ class _Query:
         top = unit.top
         if not _is_container(top):
             text = top.signature
-            return [NeedSnippet(unit.path, text.rstrip() + "\n", top.start_line, top.start_line + text.count("\n"),
-                                unit.score, top.kind, top.qualified)]
+            return [
+                NeedSnippet(
+                    unit.path,
+                    text.rstrip() + "\n",
+                    top.start_line,
+                    top.start_line + text.count("\n"),
+                    unit.score,
+                    top.kind,
+                    top.qualified,
+                )
+            ]
         graph = self._graph(unit.path)
         members = self._own_members(unit.path, top)
-        ranked = sorted(members, key=lambda m: (-unit.members.get(m.name, 0.0), not _is_constructor(m),
-                                                m.kind != "field", m.start_line))
+        ranked = sorted(
+            members,
+            key=lambda m: (
+                -unit.members.get(m.name, 0.0),
+                not _is_constructor(m),
+                m.kind != "field",
+                m.start_line,
+            ),
+        )
         if unit.full:
-            parts = [ranked[i:i + OUTLINE_PART_MEMBERS] for i in range(0, len(ranked), OUTLINE_PART_MEMBERS)]
+            parts = [
+                ranked[i : i + OUTLINE_PART_MEMBERS] for i in range(0, len(ranked), OUTLINE_PART_MEMBERS)
+            ]
         else:  # reached only as a name: how to make one, and what was asked of it
             has_constructor = any(_is_constructor(m) for m in members)
-            parts = [[m for m in ranked if _is_constructor(m) or unit.members.get(m.name, 0.0) > 0
-                      or (m.kind == "field" and not has_constructor)][:OUTLINE_PART_MEMBERS]]
+            parts = [
+                [
+                    m
+                    for m in ranked
+                    if _is_constructor(m)
+                    or unit.members.get(m.name, 0.0) > 0
+                    or (m.kind == "field" and not has_constructor)
+                ][:OUTLINE_PART_MEMBERS]
+            ]
         closing = ""
         if graph is not None and graph.language != "python" and top.signature.rstrip().endswith("{"):
             closing = top.signature[: len(top.signature) - len(top.signature.lstrip())] + "}"
@@ -835,9 +982,18 @@ class _Query:
             # methods, C++ methods defined out of line).
             first = min([top.start_line] + [m.start_line for m in part])
             last = max([top.end_line] + [m.end_line for m in part])
-            out.append(NeedSnippet(unit.path, "\n".join(lines).rstrip() + "\n", first, last, score,
-                                   top.kind, top.qualified if n == 0 else f"{top.qualified} ({n + 1})",
-                                   prompt_kind="outline"))
+            out.append(
+                NeedSnippet(
+                    unit.path,
+                    "\n".join(lines).rstrip() + "\n",
+                    first,
+                    last,
+                    score,
+                    top.kind,
+                    top.qualified if n == 0 else f"{top.qualified} ({n + 1})",
+                    prompt_kind="outline",
+                )
+            )
         return out
 
 
@@ -845,13 +1001,48 @@ _RUST_PATH_HEADS = frozenset({"crate", "super", "self"})
 _SEPARATOR = re.compile(r"(\?\.|\.|::|->)\s*$")
 _CHAIN_NAME = re.compile(r"#?[A-Za-z_]\w*$")
 # After a function's parameters: `-> Hir`, `: Query<T>`, ` *Command`, ` (*Command, error)`, `-> Result<Hir>`.
-_RETURNS = re.compile(r"\s*(?:->|:)?\s*\(?\s*(?:[*&]\s*|\[\]\s*|mut\s+|'\w+\s+|readonly\s+|impl\s+)*[\"']?"
-                      r"((?:[A-Za-z_]\w*(?:\.|::))*[A-Za-z_]\w*)(?:\s*[<\[]\s*(?:[*&]\s*|mut\s+|'\w+\s*,\s*)*"
-                      r"((?:[A-Za-z_]\w*(?:\.|::))*[A-Za-z_]\w*))?")
-_COLLECTIONS = frozenset({"Array", "ReadonlyArray", "Set", "ReadonlySet", "List", "Sequence", "Iterable",
-                          "Vec", "VecDeque", "HashSet", "BTreeSet", "Slice"})
-_WRAPPERS = frozenset({"Result", "Option", "Promise", "Box", "Rc", "Arc", "Ref", "RefMut", "Optional", "Awaitable",
-                       "Iterator", "Generator", "AsyncIterator", "Cow", "Mutex", "RwLock", "LockResult"})
+_RETURNS = re.compile(
+    r"\s*(?:->|:)?\s*\(?\s*(?:[*&]\s*|\[\]\s*|mut\s+|'\w+\s+|readonly\s+|impl\s+)*[\"']?"
+    r"((?:[A-Za-z_]\w*(?:\.|::))*[A-Za-z_]\w*)(?:\s*[<\[]\s*(?:[*&]\s*|mut\s+|'\w+\s*,\s*)*"
+    r"((?:[A-Za-z_]\w*(?:\.|::))*[A-Za-z_]\w*))?"
+)
+_COLLECTIONS = frozenset(
+    {
+        "Array",
+        "ReadonlyArray",
+        "Set",
+        "ReadonlySet",
+        "List",
+        "Sequence",
+        "Iterable",
+        "Vec",
+        "VecDeque",
+        "HashSet",
+        "BTreeSet",
+        "Slice",
+    }
+)
+_WRAPPERS = frozenset(
+    {
+        "Result",
+        "Option",
+        "Promise",
+        "Box",
+        "Rc",
+        "Arc",
+        "Ref",
+        "RefMut",
+        "Optional",
+        "Awaitable",
+        "Iterator",
+        "Generator",
+        "AsyncIterator",
+        "Cow",
+        "Mutex",
+        "RwLock",
+        "LockResult",
+    }
+)
 
 
 def _parse_chain(text: str) -> tuple[list[tuple[str, bool]], list[str], str] | None:
@@ -859,12 +1050,12 @@ def _parse_chain(text: str) -> tuple[list[tuple[str, bool]], list[str], str] | N
     (b, True), (c, False), (d, False)], the separators after each, and the member partly typed."""
     m = re.search(r"\w*$", text)
     partial = m.group(0)
-    rest = text[:m.start()]
+    rest = text[: m.start()]
     sep = _SEPARATOR.search(rest)
     if sep is None:
         return None
     separators = [sep.group(1)]
-    rest = rest[:sep.start()].rstrip()
+    rest = rest[: sep.start()].rstrip()
     segments: list[tuple[str, bool]] = []
     while len(segments) < 8:
         called = rest.endswith(")")
@@ -872,18 +1063,20 @@ def _parse_chain(text: str) -> tuple[list[tuple[str, bool]], list[str], str] | N
         name = _CHAIN_NAME.search(rest[:opening].rstrip()) if opening >= 0 else None
         if called and name is None and opening >= 0:  # a generic call: `build<T>(`, `parse::<T>(`
             name = _CHAIN_NAME.search(re.sub(r"(?:::)?<[^<>()]*>$", "", rest[:opening].rstrip()).rstrip())
-        if name is None or (name.start() and (rest[name.start() - 1].isalnum() or rest[name.start() - 1] in "_$")):
+        if name is None or (
+            name.start() and (rest[name.start() - 1].isalnum() or rest[name.start() - 1] in "_$")
+        ):
             if not segments:
                 return None
             separators.pop()  # `) -> ft.`: what stands before the chain is no part of it
             break
         segments.append((name.group(0), called))
-        rest = rest[:name.start()].rstrip()
+        rest = rest[: name.start()].rstrip()
         sep = _SEPARATOR.search(rest)
         if sep is None:
             break
         separators.append(sep.group(1))
-        rest = rest[:sep.start()].rstrip()
+        rest = rest[: sep.start()].rstrip()
     else:
         return None
     segments.reverse()
@@ -898,7 +1091,7 @@ def _opening(text: str) -> int:
     stop = max(-1, len(text) - 2000)
     while i > stop:
         c = text[i]
-        if c in "\"`":
+        if c in '"`':
             i = text.rfind(c, 0, i)
             if i < 0:
                 return -1
@@ -917,8 +1110,10 @@ def _return_type(function: Definition, language: str) -> str:
     `Promise<T>`, `Option<T>` opened); "" when it says none."""
     signature = function.signature
     if language in ("java", "c", "cpp"):  # the type before the name
-        m = re.search(rf"((?:\w+(?:\.|::))*[A-Za-z_]\w*)(?:<[^()]*>)?\s*[*&]?\s+{re.escape(function.name)}\s*\(",
-                      signature)
+        m = re.search(
+            rf"((?:\w+(?:\.|::))*[A-Za-z_]\w*)(?:<[^()]*>)?\s*[*&]?\s+{re.escape(function.name)}\s*\(",
+            signature,
+        )
         return m.group(1) if m else ""
     m = re.search(rf"(?<![\w$#]){re.escape(function.name)}\s*(?:<[^()]*>)?\s*\(", signature)
     if m is None:
@@ -932,7 +1127,7 @@ def _return_type(function: Definition, language: str) -> str:
             if depth == 0:
                 break
         i += 1
-    rest = re.sub(r"\s*(?:\{ \.\.\. \}|\.\.\.|\{|;)\s*$", "", signature[i + 1:])
+    rest = re.sub(r"\s*(?:\{ \.\.\. \}|\.\.\.|\{|;)\s*$", "", signature[i + 1 :])
     if not rest.strip() or rest.lstrip()[:1] not in ("-", ":", "*", "(", "&") and language != "go":
         return ""
     t = _RETURNS.match(rest)
@@ -979,7 +1174,7 @@ def _bases(d: Definition) -> list[str]:
     # From the name to where the body opens, over the header's lines: `class K<\n  T,\n> extends B {`.
     signature = d.signature
     at = re.search(rf"\b{re.escape(d.name)}\b", signature)
-    rest = signature[at.end():] if at else signature
+    rest = signature[at.end() :] if at else signature
     while True:  # type parameters are no bases: <T extends X, U = Y>
         stripped = re.sub(r"<[^<>]*>", "", rest)
         if stripped == rest:
@@ -995,4 +1190,3 @@ def _module_of(path: str, language: str) -> str:
     if language == "python":
         return "." if path.endswith("__init__.py") else "." + path.rsplit("/", 1)[-1].removesuffix(".py")
     return "./" + path.rsplit("/", 1)[-1]
-

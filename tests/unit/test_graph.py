@@ -141,22 +141,39 @@ REPOS: dict[str, dict[str, str]] = {
 
 # What the probe must offer at the cursor of each repository: (file, a line the prompt must show).
 EXPECTED: dict[str, list[tuple[str, str]]] = {
-    "python": [("shop/pricing.py", "def apply_discount(amount: float, percent: float) -> float: ..."),
-               ("shop/models.py", "    def ship(self, carrier: str) -> bool: ...")],
-    "javascript": [("lib/math.js", "export function addAll(values, start = 0) { ... }"),
-                   ("lib/stack.js", "  push(item) { ... }")],
+    "python": [
+        ("shop/pricing.py", "def apply_discount(amount: float, percent: float) -> float: ..."),
+        ("shop/models.py", "    def ship(self, carrier: str) -> bool: ..."),
+    ],
+    "javascript": [
+        ("lib/math.js", "export function addAll(values, start = 0) { ... }"),
+        ("lib/stack.js", "  push(item) { ... }"),
+    ],
     "typescript": [("src/shapes/circle.ts", "  area(): number { ... }")],
-    "tsx": [("src/theme.ts", "export function spacing(n: number): string { ... }"),
-            ("src/theme.ts", "export const PRIMARY_COLOR = '#336699';")],
-    "go": [("cart/cart.go", "func New(owner string) *Cart { ... }"), ("cart/item.go", "func Sum(items []Item) float64 { ... }")],
+    "tsx": [
+        ("src/theme.ts", "export function spacing(n: number): string { ... }"),
+        ("src/theme.ts", "export const PRIMARY_COLOR = '#336699';"),
+    ],
+    "go": [
+        ("cart/cart.go", "func New(owner string) *Cart { ... }"),
+        ("cart/item.go", "func Sum(items []Item) float64 { ... }"),
+    ],
     "rust": [("src/geometry/point.rs", "    pub fn new(x: f64, y: f64) -> Self { ... }")],
     "java": [("src/main/java/com/acme/model/User.java", "    public String getName() { ... }")],
     "c": [("include/geo.h", "double point_distance(const struct point *a, const struct point *b);")],
     "cpp": [("include/shapes/circle.hpp", "  double area() const;")],
 }
-CURRENT = {"python": "app.py", "javascript": "app.js", "typescript": "src/main.ts", "tsx": "src/Button.tsx",
-           "go": "main.go", "rust": "src/lib.rs", "java": "src/main/java/com/acme/App.java", "c": "src/main.c",
-           "cpp": "src/main.cpp"}
+CURRENT = {
+    "python": "app.py",
+    "javascript": "app.js",
+    "typescript": "src/main.ts",
+    "tsx": "src/Button.tsx",
+    "go": "main.go",
+    "rust": "src/lib.rs",
+    "java": "src/main/java/com/acme/App.java",
+    "c": "src/main.c",
+    "cpp": "src/main.cpp",
+}
 
 
 def _repo(tmp_path: Path, files: dict[str, str]) -> tuple[CodeIndex, dict[str, str]]:
@@ -201,7 +218,9 @@ def test_receiver_members_come_first_and_outlines_show_fields_and_constructor(tm
 
 def test_self_reaches_the_bases_of_the_enclosing_class(tmp_path: Path):
     files = dict(REPOS["python"])
-    files["shop/express.py"] = "from .models import Order\n\nclass Express(Order):\n    def go(self):\n        self.<|>\n"
+    files["shop/express.py"] = (
+        "from .models import Order\n\nclass Express(Order):\n    def go(self):\n        self.<|>\n"
+    )
     index, _ = _repo(tmp_path, files)
     text = files["shop/express.py"]
     found = index.needs_snippets("shop/express.py", text.replace(CURSOR, ""), text.index(CURSOR))
@@ -243,21 +262,37 @@ def test_extraction_per_language_names_containers_and_signatures():
     go = extract("a.go", REPOS["go"]["cart/cart.go"])
     assert go.package == "cart"
     assert [(d.qualified, d.kind) for d in go.definitions] == [
-        ("Cart", "type"), ("Cart.Items", "field"), ("Cart.Owner", "field"), ("Cart.Total", "method"),
-        ("New", "function")]
+        ("Cart", "type"),
+        ("Cart.Items", "field"),
+        ("Cart.Owner", "field"),
+        ("Cart.Total", "method"),
+        ("New", "function"),
+    ]
     rust = extract("lib.rs", REPOS["rust"]["src/lib.rs"].replace(CURSOR, ""))
     assert [(i.kind, i.module, i.name, i.alias) for i in rust.imports] == [
-        ("module", "self::geometry", "", ""), ("name", "crate::geometry", "Point", ""),
-        ("name", "crate::geometry", "distance", "dist")]
+        ("module", "self::geometry", "", ""),
+        ("name", "crate::geometry", "Point", ""),
+        ("name", "crate::geometry", "distance", "dist"),
+    ]
     java = extract("User.java", REPOS["java"]["src/main/java/com/acme/model/User.java"])
     assert java.package == "com.acme.model"
     assert [d.qualified for d in java.definitions] == ["User", "User.name", "User.User", "User.getName"]
     cpp = extract("c.hpp", REPOS["cpp"]["include/shapes/circle.hpp"])
     assert [(d.qualified, d.kind) for d in cpp.definitions] == [
-        ("Circle", "class"), ("Circle.Circle", "method"), ("Circle.area", "method"), ("Circle.radius_", "field")]
-    ts = extract("a.ts", "import def, {a as b} from './x';\nexport * as ns from './y';\nconst r = require('./z');\n")
+        ("Circle", "class"),
+        ("Circle.Circle", "method"),
+        ("Circle.area", "method"),
+        ("Circle.radius_", "field"),
+    ]
+    ts = extract(
+        "a.ts", "import def, {a as b} from './x';\nexport * as ns from './y';\nconst r = require('./z');\n"
+    )
     assert [(i.kind, i.module, i.binding) for i in ts.imports] == [
-        ("name", "./x", "def"), ("name", "./x", "b"), ("module", "./y", "ns"), ("module", "./z", "r")]
+        ("name", "./x", "def"),
+        ("name", "./x", "b"),
+        ("module", "./y", "ns"),
+        ("module", "./z", "r"),
+    ]
     assert extract("notes.txt", "anything") is None
 
 
@@ -295,10 +330,17 @@ def test_prompt_puts_needed_definitions_first_within_their_share(tmp_path: Path)
     # similar code competing for it, and a buffer that calls into the package.
     body = "".join(f"    step_{i} = amount * {i}\n" for i in range(80))
     files["shop/pricing.py"] = files["shop/pricing.py"].replace(
-        "    return amount * (1 - percent / 100)\n", body + "    return amount * (1 - percent / 100)\n")
+        "    return amount * (1 - percent / 100)\n", body + "    return amount * (1 - percent / 100)\n"
+    )
     files["shop/models.py"] += "".join(f"        note_{i} = carrier * {i}\n" for i in range(80))
-    files.update({f"shop/similar{i}.py": "".join(f"def total_{i}_{j}(order, quantity):\n    return order * quantity\n\n"
-                                                for j in range(12)) for i in range(6)})
+    files.update(
+        {
+            f"shop/similar{i}.py": "".join(
+                f"def total_{i}_{j}(order, quantity):\n    return order * quantity\n\n" for j in range(12)
+            )
+            for i in range(6)
+        }
+    )
     index, _ = _repo(tmp_path, files)
     buffer = "from shop.pricing import apply_discount\nfrom shop import Order\n\n\ndef total(order: Order):\n    return "
     completer = Completer(EngineConfig(budget_tokens=1024))
@@ -335,7 +377,7 @@ def test_attribute_chains_follow_fields_whose_declaration_names_their_class(tmp_
     found = index.needs_snippets("shop/desk.py", buffer, offset)
     assert found[0].name == "Order" and "def ship(self, carrier: str)" in found[0].text
     # A local assigned from the chain reaches the same class.
-    buffer = buffer[:offset - len("desk.order.")] + "current." + buffer[offset:]
+    buffer = buffer[: offset - len("desk.order.")] + "current." + buffer[offset:]
     found = index.needs_snippets("shop/desk.py", buffer, offset - len("desk.order.") + len("current."))
     assert found[0].name == "Order"
     index.close()
@@ -344,7 +386,9 @@ def test_attribute_chains_follow_fields_whose_declaration_names_their_class(tmp_
 def test_go_chains_through_typed_fields_to_types_of_the_same_package(tmp_path: Path):
     files = dict(REPOS["go"])
     files["cart/lock.go"] = "package cart\n\ntype Guard struct {\n\tn int\n}\n\nfunc (g *Guard) Hold() {}\n"
-    files["cart/cart.go"] = files["cart/cart.go"].replace("\tOwner string\n", "\tOwner string\n\tguard Guard\n")
+    files["cart/cart.go"] = files["cart/cart.go"].replace(
+        "\tOwner string\n", "\tOwner string\n\tguard Guard\n"
+    )
     files["cart/use.go"] = "package cart\n\nfunc Use(c *Cart) {\n\tc.guard.<|>\n}\n"
     index, _ = _repo(tmp_path, files)
     text = files["cart/use.go"]
@@ -362,7 +406,7 @@ def _needs(index: CodeIndex, files: dict[str, str], current: str):
 def test_this_reaches_a_base_named_after_a_multi_line_class_header(tmp_path: Path):
     files = {
         "src/removable.ts": "export abstract class Removable {\n  gcTime!: number\n"
-                            "  protected scheduleGc(): void {}\n}\n",
+        "  protected scheduleGc(): void {}\n}\n",
         "src/mutation.ts": (
             "import { Removable } from './removable'\n\n"
             "export class Mutation<\n  TData = unknown,\n  TError = Error,\n> extends Removable {\n"
@@ -371,7 +415,9 @@ def test_this_reaches_a_base_named_after_a_multi_line_class_header(tmp_path: Pat
     }
     index, _ = _repo(tmp_path, files)
     found = _needs(index, files, "src/mutation.ts")
-    assert any(s.path == "src/removable.ts" and "  protected scheduleGc(): void { ... }" in s.text for s in found)
+    assert any(
+        s.path == "src/removable.ts" and "  protected scheduleGc(): void { ... }" in s.text for s in found
+    )
     index.close()
 
 
@@ -408,10 +454,14 @@ def test_rust_path_attribute_modules_resolve_their_reexports(tmp_path: Path):
 def test_rust_receivers_spelled_as_module_paths(tmp_path: Path):
     index, files = _repo(tmp_path, RUST_IO)
     found = _needs(index, files, "src/value/mod.rs")
-    assert any(s.path == "src/ser.rs" and s.text.startswith("pub fn to_writer_pretty<W: io::Write>") for s in found)
+    assert any(
+        s.path == "src/ser.rs" and s.text.startswith("pub fn to_writer_pretty<W: io::Write>") for s in found
+    )
     # `crate::` reaches the crate root's modules' items through their paths, too.
     files = dict(RUST_IO)
-    files["src/value/mod.rs"] = "fn show() {\n    let s: crate::ser::Serializer<Vec<u8>> = make();\n    s.<|>\n}\n"
+    files["src/value/mod.rs"] = (
+        "fn show() {\n    let s: crate::ser::Serializer<Vec<u8>> = make();\n    s.<|>\n}\n"
+    )
     found = _needs(index, files, "src/value/mod.rs")
     assert found[0].path == "src/ser.rs" and found[0].name == "Serializer"
     index.close()
@@ -433,10 +483,14 @@ def test_go_methods_of_named_non_struct_types_and_in_other_files(tmp_path: Path)
     }
     index, _ = _repo(tmp_path, files)
     found = _needs(index, files, "text.go")
-    assert [(s.path, s.text) for s in found[:2]] == [("fields.go", "type FieldMap map[fieldKey]string\n"), (
-        "fields.go", "func (f FieldMap) resolve(key fieldKey) string { ... }\n")]
+    assert [(s.path, s.text) for s in found[:2]] == [
+        ("fields.go", "type FieldMap map[fieldKey]string\n"),
+        ("fields.go", "func (f FieldMap) resolve(key fieldKey) string { ... }\n"),
+    ]
     found = _needs(index, files, "use.go")
-    assert any(s.path == "check.go" and "func (f *TextFormatter) validate() error { ... }" in s.text for s in found)
+    assert any(
+        s.path == "check.go" and "func (f *TextFormatter) validate() error { ... }" in s.text for s in found
+    )
     index.close()
 
 
@@ -450,7 +504,7 @@ def test_constants_declared_together_rank_together(tmp_path: Path):
         "alpha.go": "package logx\n\n" + "".join(f"func Helper{i}() {{}}\n" for i in range(30)),
         "writer.go": (
             "package logx\n\nfunc pick(level Level) string {\n\tswitch level {\n\tcase PanicLevel:\n"
-            "\t\treturn \"p\"\n\tcase FatalLevel:\n\t\treturn \"f\"\n\tcase <|>\n\t}\n\treturn \"\"\n}\n"
+            '\t\treturn "p"\n\tcase FatalLevel:\n\t\treturn "f"\n\tcase <|>\n\t}\n\treturn ""\n}\n'
         ),
     }
     index, _ = _repo(tmp_path, files)
@@ -462,7 +516,9 @@ def test_constants_declared_together_rank_together(tmp_path: Path):
 
 def test_a_chain_continued_on_a_new_line_keeps_its_receiver(tmp_path: Path):
     files = dict(REPOS["typescript"])
-    files["src/main.ts"] = "import { Circle } from './shapes';\nconst c: Circle = make();\nconst a = c\n  .<|>\n"
+    files["src/main.ts"] = (
+        "import { Circle } from './shapes';\nconst c: Circle = make();\nconst a = c\n  .<|>\n"
+    )
     index, _ = _repo(tmp_path, files)
     found = _needs(index, files, "src/main.ts")
     assert found[0].name == "Circle" and "  area(): number { ... }" in found[0].text
@@ -511,7 +567,7 @@ def test_receivers_through_calls_reach_the_declared_return_type(tmp_path: Path):
         "src/translate.rs": (
             "use crate::hir::Hir;\n\n"
             "fn t(pattern: &str) -> Hir {\n    unimplemented!()\n}\n\n"
-            "fn check() {\n    assert!(t(r\"^foo|^(bar)\").<|>);\n}\n"
+            'fn check() {\n    assert!(t(r"^foo|^(bar)").<|>);\n}\n'
         ),
         "src/queryCache.ts": (
             "export class Query<T> {\n  setData(data: T): T { return data }\n}\n"
@@ -525,7 +581,10 @@ def test_receivers_through_calls_reach_the_declared_return_type(tmp_path: Path):
     }
     index, _ = _repo(tmp_path, files)
     found = _needs(index, files, "src/translate.rs")
-    assert found[0].path == "src/hir.rs" and "    pub fn is_anchored_start(&self) -> bool { ... }" in found[0].text
+    assert (
+        found[0].path == "src/hir.rs"
+        and "    pub fn is_anchored_start(&self) -> bool { ... }" in found[0].text
+    )
     found = _needs(index, files, "src/client.ts")
     assert found[0].name == "Query" and "  setData(data: T): T { ... }" in found[0].text
     index.close()
@@ -552,10 +611,15 @@ def test_rust_types_have_the_provided_methods_of_the_traits_they_implement(tmp_p
         ),
     }
     graph = extract("src/bignum.rs", files["src/bignum.rs"])
-    assert [(d.name, d.container, d.kind) for d in graph.definitions if d.kind == "impl"] == [("Math", "Bigint", "impl")]
+    assert [(d.name, d.container, d.kind) for d in graph.definitions if d.kind == "impl"] == [
+        ("Math", "Bigint", "impl")
+    ]
     index, _ = _repo(tmp_path, files)
     found = _needs(index, files, "src/algorithm.rs")
-    assert any(s.path == "src/math.rs" and "    fn imul_small(&mut self, y: u32) { ... }" in s.text for s in found[:3])
+    assert any(
+        s.path == "src/math.rs" and "    fn imul_small(&mut self, y: u32) { ... }" in s.text
+        for s in found[:3]
+    )
     assert not any("impl Math for Bigint" in s.text for s in found)  # a trait link, not a member to show
     files["src/algorithm.rs"] = files["src/algorithm.rs"].replace("result.<|>", "let e = u64::<|>")
     found = _needs(index, files, "src/algorithm.rs")
@@ -593,7 +657,7 @@ def test_loop_variables_and_callback_parameters_take_the_collections_item_type(t
         "cmd/command.go": (
             "package cmd\n\ntype Command struct {\n\tcommands []*Command\n}\n\n"
             "func (c *Command) Commands() []*Command {\n\treturn c.commands\n}\n\n"
-            "func (c *Command) Name() string {\n\treturn \"\"\n}\n"
+            'func (c *Command) Name() string {\n\treturn ""\n}\n'
         ),
         "cmd/help.go": "package cmd\n\nfunc names(cmd *Command) {\n\tfor _, sub := range cmd.Commands() {\n\t\tsub.<|>\n\t}\n}\n",
     }
