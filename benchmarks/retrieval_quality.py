@@ -207,7 +207,9 @@ def completion_points(
     for path, text in files.items():
         graph = extract(path, text)
         for d in graph.definitions if graph else []:
-            if d.kind != "field" or language in ("go", "rust"):
+            if (
+                d.kind != "field" or language in ("go", "rust")
+            ) and d.kind != "impl":  # impl: a trait, not a name
                 defined.setdefault(d.name, []).append((path, d))
     # Names that builtin types also have (`.items()`, `.update()`) are not cross-file references.
     common = (

@@ -22,6 +22,9 @@ from .chunking import LanguageSpec, language_for, parser_for
 
 log = logging.getLogger(__name__)
 
+# What extraction gives changes with this code: an index built by an older one re-extracts its
+# files' graphs once (store meta "graph_version"), without re-chunking or re-embedding anything.
+GRAPH_VERSION = "2"  # 2: Rust impl traits and #[path] modules, Go `type` keyword on named types
 MAX_DEFINITIONS = 5_000  # a generated file with more exports keeps the first ones
 MAX_IMPORTS = 1_000
 MAX_SIGNATURE_LINES = 8
@@ -38,7 +41,8 @@ ImportKind = Literal["module", "name", "star", "include"]
 class Definition:
     name: str
     container: str  # the enclosing type's name ("" at the top level); nested: "Outer.Inner"
-    kind: str  # function, method, class, type, constant, field, macro, namespace
+    kind: str  # function, method, class, type, constant, field, macro, namespace; impl: a Rust type's
+    # trait (named after the trait, the type as its container)
     start_line: int  # 0-based, first line of the signature (decorators and export keyword included)
     end_line: int  # last line of the whole definition
     signature: str  # header lines as in the file; a container's ends where its body opens
@@ -89,7 +93,7 @@ def extract(path: str, text: str) -> FileGraph | None:
         return None
     data = text.encode("utf-8")
     tree = parser_for(spec).parse(data)
-    walker = _Walker(spec, data)
+    walker = _Walker(spec, data, path)
     try:
         walker.run(tree.root_node)
     except RecursionError:  # absurdly deep nesting: keep what was found
@@ -244,8 +248,10 @@ _FUNCTION_VALUES = frozenset({"arrow_function", "function_expression", "function
 
 
 class _Walker:
-    def __init__(self, spec: LanguageSpec, data: bytes) -> None:
+    def __init__(self, spec: LanguageSpec, data: bytes, path: str = "") -> None:
         self.spec = spec
+        self.path = path
+        self.rust_paths: dict[str, str] = {}  # Rust `#[path = "x.rs"] mod m;`: m -> the module path of x.rs
         self.lang = spec.name
         self.kinds = _KINDS[self.lang]
         self.data = data
@@ -254,6 +260,8 @@ class _Walker:
     def run(self, root) -> None:
         for child in _opened(root):
             self._top(child)
+        if self.rust_paths:
+            self.graph.imports = [_rust_repathed(imp, self.rust_paths) for imp in self.graph.imports]
         self._members(root, "", top=True)
 
     # -- imports ------------------------------------------------------------------------------
@@ -306,7 +314,12 @@ class _Walker:
             if t == "mod_item" and node.child_by_field_name("body") is None:
                 name = node.child_by_field_name("name")
                 if name is not None:
-                    self._add_import(Import("module", "self::" + _text(name), line=line))
+                    module = self._rust_path_module(node)
+                    if module:  # `#[path = "core.rs"] mod imp;`: `use self::imp::X` means core.rs's X
+                        self.rust_paths[_text(name)] = module
+                        self._add_import(Import("module", module, alias=_text(name), line=line))
+                    else:
+                        self._add_import(Import("module", "self::" + _text(name), line=line))
             elif t == "use_declaration":
                 argument = node.child_by_field_name("argument")
                 if argument is not None:
@@ -349,6 +362,19 @@ class _Walker:
             ):
                 for child in node.named_children:
                     self._top(child)
+
+    def _rust_path_module(self, mod_item) -> str:
+        """The module path, as `use` would spell it, of the file a `#[path = "..."]` attribute gives a
+        `mod` declaration, when that file is a sibling (`x.rs`, `x/mod.rs`); "" otherwise."""
+        sibling = mod_item.prev_named_sibling
+        while sibling is not None and sibling.type == "attribute_item":
+            m = re.fullmatch(rb'#\[\s*path\s*=\s*"([A-Za-z_]\w*)(\.rs|/mod\.rs)"\s*\]', sibling.text or b"")
+            if m:
+                # Relative to the declaring file's folder: its own children for mod.rs and crate roots.
+                own = self.path.rsplit("/", 1)[-1] in ("mod.rs", "lib.rs", "main.rs")
+                return ("self::" if own else "super::") + m.group(1).decode()
+            sibling = sibling.prev_named_sibling
+        return ""
 
     def _python_all(self, node) -> None:
         """`__all__ = [...]` / `(...)` and `__all__ += [...]`, when literal."""
@@ -664,8 +690,9 @@ class _Walker:
                                         "field" if member.type == "field_declaration" else "method",
                                         self._line_of(member),
                                     )
-                else:
-                    self._add(spec, spec, name, container, "type", self._line_of(spec))
+                else:  # `type FieldMap map[K]V`, with its keyword when it stands alone
+                    start = outer if node.named_child_count == 1 else spec
+                    self._add(spec, start, name, container, "type", self._line_of(start))
         elif t in ("const_declaration", "var_declaration"):
             for spec in _descendants(node, ("const_spec", "var_spec")):
                 for name in spec.children_by_field_name("name"):
@@ -680,6 +707,21 @@ class _Walker:
             target = node.child_by_field_name("type")
             owner = _base_type(target) if target is not None else ""
             body = node.child_by_field_name("body")
+            trait = node.child_by_field_name("trait")
+            implementor = owner or (
+                _text(target) if target is not None and target.type == "primitive_type" else ""
+            )
+            if trait is not None and implementor and _base_type(trait):
+                # `impl Math for Bigint`, `impl FloatErrors for u64`: the type's traits, whose provided
+                # methods it has too.
+                self._add(
+                    node,
+                    outer,
+                    _base_type(trait),
+                    implementor,
+                    "impl",
+                    self._header(outer, body, open_body=True),
+                )
             if body is not None and owner:
                 self._members(body, owner)
         elif t == "mod_item":
@@ -989,6 +1031,14 @@ def _rust_uses(node, prefix: str, line: int) -> Iterator[Import]:
         full = join(prefix, _text(node).replace(" ", ""))
         module, _, name = full.rpartition("::")
         yield _rust_item(module, name, "", line)
+
+
+def _rust_repathed(imp: Import, paths: dict[str, str]) -> Import:
+    """A `use` through a `#[path]` module (`self::imp::X`, `imp::X`), spelled through its file's module."""
+    head, _, rest = imp.module.removeprefix("self::").partition("::")
+    if head not in paths or imp.kind == "module" and imp.module == paths[head]:
+        return imp
+    return Import(imp.kind, f"{paths[head]}::{rest}" if rest else paths[head], imp.name, imp.alias, imp.line)
 
 
 def _rust_item(module: str, name: str, alias: str, line: int) -> Import:

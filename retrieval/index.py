@@ -24,7 +24,7 @@ from .config import IndexConfig
 from .embedding import Embedder, SentenceTransformerEmbedder
 from .errors import IndexWriteError, RetrievalError, TooManyFilesError
 from .files import SourceFile, check, walk
-from .graph import FileGraph, extract
+from .graph import GRAPH_VERSION, FileGraph, extract
 from .lock import write_lock
 from .needs import NeedSnippet, NeedsProbe
 from .resolve import ModuleResolver
@@ -155,6 +155,13 @@ class CodeIndex:
         with self._lock:
             return self.store.graph_containers_with(names)
 
+    def usage_counts(self, names: Iterable[str]) -> dict[str, int]:
+        """How many chunks of the repository mention each name (the needs probe's GraphSource)."""
+        names = list(names)
+        with self._lock:
+            counts = self.store.token_counts(n.lower() for n in names)
+        return {n: counts[n.lower()] for n in names if n.lower() in counts}
+
     def resolver(self) -> ModuleResolver:
         """Import resolution over the indexed files (the needs probe's GraphSource)."""
         with self._lock:
@@ -206,7 +213,8 @@ class CodeIndex:
                     )
             with self._lock:
                 gone = sorted(set(self.store.files()) - {f.path for f in files})
-            return self._apply(files, gone, progress, t0, cancel)
+                stale_graphs = self.store.meta("graph_version") != GRAPH_VERSION
+            return self._apply(files, gone, progress, t0, cancel, refresh_graphs=stale_graphs)
 
     def update_files(self, paths: Iterable[str | Path], progress: Progress | None = None) -> ReindexStats:
         """Bring only these files (absolute, or relative to the root) in line: changed, new or deleted."""
@@ -268,7 +276,11 @@ class CodeIndex:
         progress: Progress | None,
         t0: float,
         cancel: threading.Event | None = None,
+        refresh_graphs: bool = False,
     ) -> ReindexStats:
+        """Index what changed; with `refresh_graphs` (graphs extracted by older code), every file is read
+        again and unchanged ones get their graph re-extracted, nothing else rewritten. Setting `cancel`
+        stops at the next file, keeping what is committed."""
         stats = ReindexStats(files_seen=len(files))
         with self._lock:
             store = self.store
@@ -281,7 +293,8 @@ class CodeIndex:
                     stats.changed_paths.append(path)
             if removed_ids:
                 store.vectors.remove_ids(np.asarray(removed_ids, dtype=np.int64))
-        candidates = [f for f in files if not _unchanged(known.get(f.path), f)]
+        candidates = [f for f in files if refresh_graphs or not _unchanged(known.get(f.path), f)]
+        refreshed: list[str] = []
         if progress:
             progress(0, len(candidates), "indexing")
         pending: list[ParsedFile] = []
@@ -305,6 +318,9 @@ class CodeIndex:
             elif record is not None and old is not None and old.hash == record.hash:
                 with self._lock:
                     store.touch_file(record)  # touched but identical: only the stat changes
+                    if refresh_graphs:
+                        store.replace_graph(record.path, parsed.graph)
+                        refreshed.append(record.path)
             elif parsed is not None:
                 pending.append(parsed)
                 pending_chunks += len(parsed.chunks)
@@ -321,8 +337,10 @@ class CodeIndex:
             stats.chunks_total = store.chunk_count()
             if stats.files_changed or stats.files_removed or not store.meta("updated_at"):
                 store.set_meta("updated_at", datetime.now(timezone.utc).isoformat(timespec="seconds"))
-        if stats.changed_paths:
-            self._forget_graphs(stats.changed_paths, files_changed=True)
+            if refresh_graphs and not (cancel is not None and cancel.is_set()):  # every graph re-extracted
+                store.set_meta("graph_version", GRAPH_VERSION)
+        if stats.changed_paths or refreshed:
+            self._forget_graphs(stats.changed_paths + refreshed, files_changed=bool(stats.changed_paths))
         stats.seconds = time.perf_counter() - t0
         log.info("index of %s updated: %s", self.root, stats.summary())
         return stats

@@ -9,9 +9,11 @@ buffer as it is now:
   members of modules it imports whole, the names of its own Go or Java package, and what star
   imports and `#include`s bring;
 - at a receiver (`mod.`, `Cls.`, `self.`, `this.`, `x.` where `x` was annotated or constructed
-  with a known class, `pkg::`), that receiver's members first, and for `self.`/`this.` the
-  enclosing class's bases;
-- each ranked by how near the cursor and how recently it is mentioned.
+  with a known class or iterates a typed collection, `pkg::`, `crate::a::`, `f(x).` through the
+  declared return type of `f`), that receiver's members first, with its bases (and a Rust type's
+  implemented traits), and for `self.`/`this.` the enclosing class's;
+- each ranked by how near the cursor and how recently it is mentioned; a receiver's members that
+  nothing near mentions by how much the repository uses them.
 
 Functions and constants are rendered as signatures, classes, structs, traits and interfaces as
 outlines (header, fields, constructor and method signatures), so that many fit a small budget.
@@ -22,6 +24,7 @@ and the number of results are capped.
 from __future__ import annotations
 
 import logging
+import math
 import re
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -38,14 +41,14 @@ MAX_FANOUT = 24  # star imports followed from one file
 MAX_UNITS = 160  # signatures and outlines offered for one cursor (the budget takes what fits)
 MAX_OUTLINE_MEMBERS = 40
 MENTION_WINDOW_LINES = 240  # mentions this far from the cursor (a quarter of it below) are not counted
+MAX_SIBLINGS = 64  # constants declared together that one mention of them lifts
 OUTLINE_PART_MEMBERS = 12  # a larger class's outline continues in further parts, ranked lower
 
+USAGE_WEIGHT = 0.3  # times log(1 + chunks using the name): among a receiver's members, the much-used first
 HINT_WEIGHT = 1.5  # a definition whose name's words all appear just before the cursor gains this
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
-# The receiver just before the cursor: `a.b.`, `pkg::`, `p->`, with a partly typed member after it.
-_RECEIVER = re.compile(r"([A-Za-z_][\w]*(?:\s*(?:\.|::|->)\s*[A-Za-z_]\w*)*)\s*(?:\?\.|\.|::|->)\s*(\w*)$")
 # Where a local's type shows: `x: Foo`, `x = Foo(`, `x := &pkg.Foo{`, `let x = Foo::new(`, `Foo x =`.
 _ANNOTATED = re.compile(r"\b([A-Za-z_]\w*)\s*:\s*(?:&\s*(?:mut\s+)?)?((?:[A-Za-z_]\w*(?:\.|::))*[A-Z]\w*)")
 _CONSTRUCTED = re.compile(
@@ -59,7 +62,7 @@ _INSTANCE = re.compile(
     r"^[^=\n]*?(?::\s*((?:\w+(?:\.|::))*[A-Z]\w*)[^=]*)?=\s*(?:new\s+)?((?:\w+(?:\.|::))*[A-Z]\w*)\s*[(<{]|:\s*((?:\w+(?:\.|::))*[A-Z]\w*)"
 )
 _TYPED_FIELD = re.compile(
-    r"^\s*\w+\s+[*&]?((?:\w+\.)?[A-Z]\w*)\s*(?:`|//|$)"
+    r"^\s*\w+\s+(?:\[\])?[*&]?((?:\w+\.)?[A-Z]\w*)\s*(?:`|//|$)"
     r"|^\s*(?:(?:private|public|protected|static|final|const|mutable)\s+)*"
     r"((?:\w+(?:\.|::))*[A-Z]\w*)(?:<[^;=]*>)?\s*[*&]?\s+\w+\s*[;=]"
 )
@@ -111,6 +114,8 @@ class GraphSource(Protocol):
     def resolver(self) -> ModuleResolver: ...
 
     def containers_with(self, names: Iterable[str]) -> dict[tuple[str, str], int]: ...
+
+    def usage_counts(self, names: Iterable[str]) -> dict[str, int]: ...
 
 
 @dataclass(frozen=True)
@@ -187,6 +192,7 @@ class _Query:
             w for ident in _IDENT.findall(buffer[previous_start : self.offset]) for w in _words(ident)
         }
         self._bindings: dict[str, list[Target]] | None = None
+        self._usage: dict[str, float] = {}
 
     # -- the buffer ---------------------------------------------------------------------------------
     def _count_mentions(self) -> tuple[dict[str, float], dict[str, float]]:
@@ -221,6 +227,18 @@ class _Query:
 
     def mention(self, name: str) -> float:
         return self._mentions.get(name, 0.0)
+
+    def usage(self, names: Iterable[str]) -> dict[str, float]:
+        """A prior for members nothing near the cursor mentions: how much the repository uses each
+        name (`c.Name()` is called all over cobra, `c.MarkZshCompPositionalArgumentFile` once),
+        looked up once per name and cursor."""
+        missing = [n for n in dict.fromkeys(names) if n not in self._usage]
+        if missing:
+            counts_of = getattr(self.source, "usage_counts", None)
+            counts = counts_of(missing) if counts_of is not None else {}
+            for name in missing:
+                self._usage[name] = USAGE_WEIGHT * math.log1p(counts.get(name, 0))
+        return self._usage
 
     def hint(self, name: str) -> float:
         """How much a name's words echo the words just before the cursor (`url = ` before
@@ -336,6 +354,8 @@ class _Query:
         if not parts:
             return []
         head, last = parts[0], parts[-1]
+        if self.lang == "rust" and head in ("crate", "super", "self") and len(parts) > 1:
+            return [(p, d) for p, d in self._rust_path(parts) if d is not _ModuleMarker]
         targets = self.bindings.get(head)
         if targets is not None:
             if len(parts) == 1:
@@ -360,7 +380,40 @@ class _Query:
     def _own_members(self, path: str, d: Definition) -> list[Definition]:
         """The members of container `d`, defined in file `path`, in source order."""
         graph = self._graph(path)
-        return [m for m in (graph.definitions if graph else []) if m.container == d.qualified]
+        return [
+            m for m in (graph.definitions if graph else []) if m.container == d.qualified and m.kind != "impl"
+        ]
+
+    def _bases_of(self, path: str, d: Definition) -> list[str]:
+        """What a type's header names as its bases, and the Rust traits file `path` implements for it."""
+        graph = self._graph(path)
+        traits = [
+            m.name
+            for m in (graph.definitions if graph else [])
+            if m.kind == "impl" and m.container == d.qualified
+        ]
+        return list(dict.fromkeys(_bases(d) + traits))
+
+    def _implemented_for(self, type_name: str) -> list[tuple[str, Definition]]:
+        """Rust: the traits that this file, or a file it imports everything from, implements for a type
+        defined nowhere in the repository (`impl FloatErrors for u64`)."""
+        out: list[tuple[str, Definition]] = []
+        for path in [self.path, *self._star_files()]:
+            graph = self._graph(path)
+            for m in graph.definitions if graph else []:
+                if m.kind == "impl" and m.container == type_name:
+                    out += self._resolve_from(path, m.name)
+        return out[:4]
+
+    def _package_members(self, path: str, d: Definition) -> list[tuple[str, Definition]]:
+        """Go: the methods of type `d` (of file `path`) declared in the other files of its package."""
+        if d.container or d.kind != "type" or not path.endswith(".go"):
+            return []
+        out = []
+        for sibling in self.resolver.package_files(path, "go")[: MAX_FANOUT * 4]:
+            graph = self._graph(sibling)
+            out += [(sibling, m) for m in (graph.definitions if graph else []) if m.container == d.name]
+        return out
 
     def _named_targets(self, targets: list[Target]) -> list[tuple[str, Definition]]:
         out: list[tuple[str, Definition]] = []
@@ -389,7 +442,7 @@ class _Query:
             member_score += HINT_WEIGHT * self.hint(d.name)
         key = (path, top_name)
         unit = self.units.get(key)
-        if unit is None:
+        if unit is None or d.container and not _is_container(unit.top):
             top = d
             if d.container:
                 graph = self.source.graph_of(path)
@@ -414,20 +467,124 @@ class _Query:
         self._receiver()
         self._imports()
         self._package()
+        self._siblings()
         ranked = sorted(self.units.values(), key=lambda u: (-u.score, u.path, u.top.start_line))[:limit]
         out = [snippet for unit in ranked for snippet in self._render(unit)]
         out.sort(key=lambda s: -s.score)  # an outline's continuations rank below its first part
         return out[:limit]
 
-    def _receiver(self) -> None:
-        """The members of what stands just before the cursor (`x.`), first of all."""
-        m = _RECEIVER.search(self.buffer[self.line_start : self.offset])
-        if m is None:
+    def _siblings(self) -> None:
+        """Go constants declared in one `const (...)` block (an enumeration) are used together: one
+        mentioned lifts its unmentioned neighbours (`case PanicLevel:` before `case DebugLevel:`),
+        most of the way to its own rank. (Python's or TypeScript's consecutive module constants are
+        no such group: `current_app` does not call for `session`.)"""
+        paths = {
+            path
+            for (path, _), unit in self.units.items()
+            if path.endswith(".go")
+            and unit.top.kind == "constant"
+            and not unit.top.container
+            and self.mention(unit.top.name)
+        }
+        for path in paths:
+            graph = self.source.graph_of(path)
+            run: list[Definition] = []
+            for d in [*(graph.definitions if graph else []), None]:
+                if d is not None and d.container:
+                    continue
+                grouped = (
+                    d is not None and d.kind == "constant" and d.signature[:1].isspace()
+                )  # inside `(...)`
+                if grouped and (not run or d.start_line - run[-1].end_line <= 4):
+                    run.append(d)
+                    continue
+                self._lift(path, run)
+                run = [d] if grouped else []
+
+    def _lift(self, path: str, run: list[Definition]) -> None:
+        if not 2 <= len(run) <= MAX_SIBLINGS:
             return
-        chain = [p for p in re.split(r"\s*(?:\.|::|->)\s*", m.group(1)) if p]
-        partial = m.group(2)
-        for path, d in self._receiver_targets(chain)[:8]:
+        units = [self.units.get((path, d.name)) for d in run]
+        mentioned = [u.score for d, u in zip(run, units) if u is not None and self.mention(d.name)]
+        if not mentioned:
+            return
+        top = max(mentioned)
+        for unit in units:
+            if unit is not None and unit.score < top:
+                unit.score += 0.75 * (top - unit.score)
+
+    def _receiver(self) -> None:
+        """The members of what stands just before the cursor (`x.`, `a.b(c).`), first of all."""
+        typed = self.buffer[self.line_start : self.offset]
+        start = self.line_start
+        for _ in range(4):  # a chain continued on new lines: `client\n  .getMutationCache()\n  .`
+            if not typed.lstrip().startswith((".", "?.")) or not start:
+                break
+            start = self.buffer.rfind("\n", 0, start - 1) + 1
+            typed = self.buffer[start : self.buffer.find("\n", start)].rstrip() + typed.lstrip()
+        parsed = _parse_chain(typed)
+        if parsed is None:
+            return
+        segments, separators, partial = parsed
+        targets = self._chain_targets(segments, separators)
+        modules = [Target(path, "") for path, d in targets if d is _ModuleMarker]
+        if modules:  # a package's files, all of them (a Go package has many)
+            self._add_module_members(modules, partial, base=100.0)
+        for path, d in [(p, d) for p, d in targets if d is not _ModuleMarker][:8]:
             self._add_members(path, d, partial, base=100.0)
+
+    def _chain_targets(
+        self, segments: list[tuple[str, bool]], separators: list[str], depth: int = 0
+    ) -> list[tuple[str, Definition]]:
+        """What a receiver chain stands for: `a.b.c` through fields and modules, and through a call
+        (`t(x).`, `self.cache.build(q).`, `Foo::new().`) what the called function is declared to return."""
+        names = [name for name, _ in segments]
+        calls = [i for i, (_, called) in enumerate(segments) if called]
+        if not calls:
+            if self.lang == "rust" and separators[:1] == ["::"] and names[0] in _RUST_PATH_HEADS:
+                return self._rust_path(names)  # `crate::`, `super::ser::`, `self::value::Value::`
+            return self._receiver_targets(names)
+        k = calls[-1]
+        name = names[k]
+        if k == 0:  # a function of this file (or of an inline module in it: Rust's `mod tests`), or imported
+            namespaces = {d.qualified for d in self.graph.definitions if d.kind == "namespace"}
+            functions = [
+                (self.path, d)
+                for d in self.graph.definitions
+                if d.name == name and (not d.container or d.container in namespaces)
+            ] or self.definitions_named(self.path, name)
+        elif depth < 3:
+            functions = []
+            for path, owner in self._chain_targets(segments[:k], separators[:k], depth + 1)[:4]:
+                members = (
+                    self.module_members([Target(path, "")])
+                    if owner is _ModuleMarker
+                    else self._members_of(path, owner)
+                )
+                functions += [(p, m) for p, m in members if m.name == name]
+        else:
+            return []
+        returned: list[tuple[str, Definition]] = []
+        for path, function in functions[:2]:
+            returned += self._returned(path, function)
+        return self._follow(returned[:2], names[k + 1 :])
+
+    def _returned(self, path: str, function: Definition) -> list[tuple[str, Definition]]:
+        """The type a function is declared to return, found from the function's file (a class called
+        is its own instance; `Self` is the method's type)."""
+        if _has_members(function):
+            return [(path, function)]
+        written = _return_type(function, self._graph(path).language if self._graph(path) else self.lang)
+        if not written:
+            return []
+        if written in ("Self", "self", "this") and function.container:
+            graph = self._graph(path)
+            top = function.container.split(".")[0]
+            return [(path, d) for d in (graph.top_level(top) if graph else []) if _has_members(d)][:1]
+        last = re.split(r"\.|::", written)[-1]
+        if path == self.path:
+            return [(p, d) for p, d in self.resolve_type(written) if _has_members(d)][:1]
+        return [(p, d) for p, d in self.definitions_named(path, last) if _has_members(d)][:1]
 
     def _receiver_targets(self, chain: list[str], depth: int = 0) -> list[tuple[str, Definition]]:
         head = chain[0]
@@ -435,7 +592,7 @@ class _Query:
             found: list[tuple[str, Definition]] = []
             enclosing = self._enclosing_type()
             if enclosing is not None:
-                for base in _bases(enclosing):
+                for base in self._bases_of(self.path, enclosing):
                     found += self.resolve_type(base)
                 if len(chain) > 1:  # `self.app.`: through the class's own fields first
                     return self._follow([(self.path, enclosing), *found], chain[1:])
@@ -458,11 +615,34 @@ class _Query:
             followed = self._follow(self._receiver_targets(aliased, depth + 1), chain[1:])
             if followed:
                 return followed
+        iterated = _parse_chain(self._iterated(head) + ".") if depth < 3 else None
+        if iterated is not None:  # `for (const o of this.observers)`, `.forEach((o) =>`, `range c.Commands()`
+            followed = self._follow(self._chain_targets(iterated[0], iterated[1], depth + 1), chain[1:])
+            if followed:
+                return followed
         typed = self.resolve_type(head)
         if typed:
             return self._follow(typed, chain[1:])
+        if self.lang == "rust":  # `u64::error_halfscale()`: a type of no file, with traits implemented here
+            traits = self._implemented_for(head)
+            if traits:
+                return self._follow(traits, chain[1:])
         # Typed by nothing the code says here (`x := entry.Dup()`): by what the code does with it.
         return self._follow(self._by_attributes(head), chain[1:])
+
+    def _rust_path(self, parts: list[str]) -> list[tuple[str, Definition]]:
+        """A Rust path from the crate root or the current module: a module (its items), or an item."""
+        targets = self.resolver.resolve(self.path, self.lang, Import("module", "::".join(parts)))
+        found: list[tuple[str, Definition]] = []
+        for t in targets[:1]:
+            if not t.name:
+                found.append((t.path, _ModuleMarker))
+            elif t.name != "*":  # an item (`crate::Value::`) and the path's rest, if any, through it
+                rest = parts[parts.index(t.name) + 1 :] if t.name in parts else []
+                found += self._follow(
+                    [(p, d) for p, d in self.definitions_named(t.path, t.name) if _is_container(d)][:1], rest
+                )
+        return found
 
     def _instance_type(self, path: str, d: Definition) -> list[tuple[str, Definition]]:
         """For a constant, the class it is an instance of, when its definition says (`x = Foo(...)`,
@@ -495,7 +675,10 @@ class _Query:
                 return [(path, d)]
             written = typed.group(1)
         name = re.split(r"\.|::", written)[-1]
-        found = [(p, t) for p, t in self.definitions_named(path, name) if _is_container(t)]
+        if name in _COLLECTIONS:  # `observers: Array<QueryObserver>`: what iterating it gives
+            inner = re.search(rf"\b{name}\s*[<\[]\s*(?:[*&]\s*)?((?:\w+(?:\.|::))*[A-Z]\w*)", d.signature)
+            name = re.split(r"\.|::", inner.group(1))[-1] if inner else name
+        found = [(p, t) for p, t in self.definitions_named(path, name) if _has_members(t)]
         return [(path, d), *found[:1]]
 
     def _follow_module(self, targets: list[Target], rest: list[str]) -> list[tuple[str, Definition]]:
@@ -528,41 +711,65 @@ class _Query:
                     if _is_container(member):
                         nxt.append((mpath, member))
                     else:
-                        nxt += [(p, t) for p, t in self._instance_type(mpath, member) if _is_container(t)]
+                        nxt += [(p, t) for p, t in self._instance_type(mpath, member) if _has_members(t)]
             found = nxt
         return found
 
     def _members_of(self, path: str, d: Definition) -> list[tuple[str, Definition]]:
         """A class's members, then its bases' (one level)."""
-        out = [(path, m) for m in self._own_members(path, d)]
-        for base in _bases(d)[:4]:
+        out = [(path, m) for m in self._own_members(path, d)] + self._package_members(path, d)
+        for base in self._bases_of(path, d)[:4]:
             for bpath, bdef in (
                 self._resolve_from(path, base) if path != self.path else self.resolve_type(base)
             ):
                 out += [(bpath, m) for m in self._own_members(bpath, bdef)]
         return out
 
-    def _add_members(self, path: str, d: Definition, partial: str, base: float) -> None:
-        if d is _ModuleMarker:
-            for mpath, member in self.module_members([Target(path, "")]):
-                bonus = 10.0 if partial and member.name.startswith(partial) else 0.0
-                self.add(mpath, member, base + bonus + 2 * self.mention(member.name))
-            return
-        self.add(path, d, base, full=True)
-        for member in self._own_members(path, d):
+    def _add_module_members(self, modules: list[Target], partial: str, base: float) -> None:
+        members = self.module_members(modules)
+        usage = self.usage(m.name for _, m in members)
+        for mpath, member in members:
             bonus = 10.0 if partial and member.name.startswith(partial) else 0.0
-            self.add(path, member, base, base + bonus + self._attributes.get(member.name, 0.0), full=True)
+            self.add(mpath, member, base + bonus + 2 * self.mention(member.name) + usage[member.name])
+
+    def _add_members(self, path: str, d: Definition, partial: str, base: float) -> None:
+        self.add(path, d, base, full=True)
+        own = self._own_members(path, d)
+        elsewhere = self._package_members(path, d)  # Go methods in the package's other files
+        usage = self.usage([m.name for m in own] + [m.name for _, m in elsewhere])
+        for member in own:
+            bonus = 10.0 if partial and member.name.startswith(partial) else 0.0
+            self.add(
+                path,
+                member,
+                base,
+                base + bonus + self._attributes.get(member.name, 0.0) + usage[member.name],
+                full=True,
+            )
+        for mpath, member in elsewhere:
+            bonus = 10.0 if partial and member.name.startswith(partial) else 0.0
+            self.add(
+                mpath, member, base / 10 + bonus + self._attributes.get(member.name, 0.0) + usage[member.name]
+            )
         # A class's own members first, then its bases' (one level: bounded).
         if _is_container(d):
-            for name in _bases(d)[:4]:
+            for name in self._bases_of(path, d)[:4]:
                 for bpath, bdef in self._resolve_from(path, name):
                     self._add_base(bpath, bdef, base / 2)
 
     def _add_base(self, path: str, d: Definition, score: float) -> None:
         """A base class of a receiver: all its members, ranked by how the file uses them."""
         self.add(path, d, score, full=True)
-        for member in self._own_members(path, d):
-            self.add(path, member, score, score / 10 + self._attributes.get(member.name, 0.0), full=True)
+        members = self._own_members(path, d)
+        usage = self.usage(m.name for m in members)
+        for member in members:
+            self.add(
+                path,
+                member,
+                score,
+                score / 10 + self._attributes.get(member.name, 0.0) + usage[member.name],
+                full=True,
+            )
 
     def _resolve_from(self, path: str, name: str) -> list[tuple[str, Definition]]:
         """A base class written in file `path`, found through that file's own imports."""
@@ -596,6 +803,25 @@ class _Query:
                 if m.group(var_group) == name and (best is None or m.start() > best[0]):
                     best = (m.start(), m.group(type_group))
         return best[1] if best else None
+
+    def _iterated(self, name: str) -> str:
+        """The collection a loop variable or a callback's parameter last took its items from, as
+        written (`this.observers`, `cmd.Commands()`), or ""."""
+        window = self.buffer[max(0, self.offset - 6000) : self.offset]
+        n = re.escape(name)
+        collection = r"((?:[#\w$]+(?:\(\))?\s*(?:\?\.|\.|::)\s*)*[#\w$]+(?:\(\))?)"
+        best: tuple[int, str] | None = None
+        for pattern in (
+            collection + r"\s*\.\s*(?:forEach|map|filter|find|some|every|flatMap|iter\(\)\.\w+)\(\s*"
+            rf"(?:async\s*)?[(|]?\s*{n}\b",
+            rf"\bfor\s*\(?\s*(?:const|let|var|auto&?|final)?\s*{n}\s+(?:of|in|:)\s+&?(?:mut\s+)?"
+            + collection,
+            rf"\bfor\s+(?:\w+\s*,\s*)?{n}\s*:?=\s*range\s+" + collection,
+        ):
+            for m in re.finditer(pattern, window):
+                if best is None or m.start() > best[0]:
+                    best = (m.start(), m.group(1))
+        return best[1] if best else ""
 
     def _local_chain(self, name: str) -> list[str] | None:
         """The attribute chain a local was last assigned from before the cursor (`x = self.a.b`)."""
@@ -771,6 +997,148 @@ class _Query:
         return out
 
 
+_RUST_PATH_HEADS = frozenset({"crate", "super", "self"})
+_SEPARATOR = re.compile(r"(\?\.|\.|::|->)\s*$")
+_CHAIN_NAME = re.compile(r"#?[A-Za-z_]\w*$")
+# After a function's parameters: `-> Hir`, `: Query<T>`, ` *Command`, ` (*Command, error)`, `-> Result<Hir>`.
+_RETURNS = re.compile(
+    r"\s*(?:->|:)?\s*\(?\s*(?:[*&]\s*|\[\]\s*|mut\s+|'\w+\s+|readonly\s+|impl\s+)*[\"']?"
+    r"((?:[A-Za-z_]\w*(?:\.|::))*[A-Za-z_]\w*)(?:\s*[<\[]\s*(?:[*&]\s*|mut\s+|'\w+\s*,\s*)*"
+    r"((?:[A-Za-z_]\w*(?:\.|::))*[A-Za-z_]\w*))?"
+)
+_COLLECTIONS = frozenset(
+    {
+        "Array",
+        "ReadonlyArray",
+        "Set",
+        "ReadonlySet",
+        "List",
+        "Sequence",
+        "Iterable",
+        "Vec",
+        "VecDeque",
+        "HashSet",
+        "BTreeSet",
+        "Slice",
+    }
+)
+_WRAPPERS = frozenset(
+    {
+        "Result",
+        "Option",
+        "Promise",
+        "Box",
+        "Rc",
+        "Arc",
+        "Ref",
+        "RefMut",
+        "Optional",
+        "Awaitable",
+        "Iterator",
+        "Generator",
+        "AsyncIterator",
+        "Cow",
+        "Mutex",
+        "RwLock",
+        "LockResult",
+    }
+)
+
+
+def _parse_chain(text: str) -> tuple[list[tuple[str, bool]], list[str], str] | None:
+    """The receiver chain before the cursor, read backwards: `a.b(x, y).c::d` -> [(a, False),
+    (b, True), (c, False), (d, False)], the separators after each, and the member partly typed."""
+    m = re.search(r"\w*$", text)
+    partial = m.group(0)
+    rest = text[: m.start()]
+    sep = _SEPARATOR.search(rest)
+    if sep is None:
+        return None
+    separators = [sep.group(1)]
+    rest = rest[: sep.start()].rstrip()
+    segments: list[tuple[str, bool]] = []
+    while len(segments) < 8:
+        called = rest.endswith(")")
+        opening = _opening(rest) if called else len(rest)
+        name = _CHAIN_NAME.search(rest[:opening].rstrip()) if opening >= 0 else None
+        if called and name is None and opening >= 0:  # a generic call: `build<T>(`, `parse::<T>(`
+            name = _CHAIN_NAME.search(re.sub(r"(?:::)?<[^<>()]*>$", "", rest[:opening].rstrip()).rstrip())
+        if name is None or (
+            name.start() and (rest[name.start() - 1].isalnum() or rest[name.start() - 1] in "_$")
+        ):
+            if not segments:
+                return None
+            separators.pop()  # `) -> ft.`: what stands before the chain is no part of it
+            break
+        segments.append((name.group(0), called))
+        rest = rest[: name.start()].rstrip()
+        sep = _SEPARATOR.search(rest)
+        if sep is None:
+            break
+        separators.append(sep.group(1))
+        rest = rest[: sep.start()].rstrip()
+    else:
+        return None
+    segments.reverse()
+    separators.reverse()
+    return segments, separators, partial
+
+
+def _opening(text: str) -> int:
+    """Where the bracket that closes `text` opens (string literals skipped), or -1."""
+    depth = 0
+    i = len(text) - 1
+    stop = max(-1, len(text) - 2000)
+    while i > stop:
+        c = text[i]
+        if c in '"`':
+            i = text.rfind(c, 0, i)
+            if i < 0:
+                return -1
+        elif c in ")]}":
+            depth += 1
+        elif c in "([{":
+            depth -= 1
+            if depth == 0:
+                return i
+        i -= 1
+    return -1
+
+
+def _return_type(function: Definition, language: str) -> str:
+    """The type a function's signature says it returns, as written (wrappers such as `Result<T>`,
+    `Promise<T>`, `Option<T>` opened); "" when it says none."""
+    signature = function.signature
+    if language in ("java", "c", "cpp"):  # the type before the name
+        m = re.search(
+            rf"((?:\w+(?:\.|::))*[A-Za-z_]\w*)(?:<[^()]*>)?\s*[*&]?\s+{re.escape(function.name)}\s*\(",
+            signature,
+        )
+        return m.group(1) if m else ""
+    m = re.search(rf"(?<![\w$#]){re.escape(function.name)}\s*(?:<[^()]*>)?\s*\(", signature)
+    if m is None:
+        return ""
+    depth, i = 0, m.end() - 1
+    while i < len(signature):
+        if signature[i] == "(":
+            depth += 1
+        elif signature[i] == ")":
+            depth -= 1
+            if depth == 0:
+                break
+        i += 1
+    rest = re.sub(r"\s*(?:\{ \.\.\. \}|\.\.\.|\{|;)\s*$", "", signature[i + 1 :])
+    if not rest.strip() or rest.lstrip()[:1] not in ("-", ":", "*", "(", "&") and language != "go":
+        return ""
+    t = _RETURNS.match(rest)
+    if t is None:
+        return ""
+    written, inner = t.group(1), t.group(2)
+    if re.split(r"\.|::", written)[-1] in _WRAPPERS and inner:
+        written = inner
+    return written
+
+
 # A stand-in definition for "the module itself" in receiver chains.
 _ModuleMarker = Definition("<module>", "", "module", 0, 0, "")
 
@@ -782,6 +1150,11 @@ def _words(identifier: str) -> list[str]:
 
 def _is_container(d: Definition) -> bool:
     return d.kind in ("class", "type", "namespace") and d.signature.rstrip().endswith(("{", ":"))
+
+
+def _has_members(d: Definition) -> bool:
+    """A class-like definition, or a named type that may have methods (Go `type M map[K]V`)."""
+    return _is_container(d) or d.kind == "type"
 
 
 def _is_constructor(d: Definition) -> bool:
@@ -798,13 +1171,16 @@ def _public(d: Definition, language: str) -> bool:
 
 def _bases(d: Definition) -> list[str]:
     """The names a class header lists after its own name: bases, interfaces, traits."""
-    line = next((ln for ln in d.signature.split("\n") if d.name in ln), d.signature)
-    rest = line[line.find(d.name) + len(d.name) :].split("{")[0]
+    # From the name to where the body opens, over the header's lines: `class K<\n  T,\n> extends B {`.
+    signature = d.signature
+    at = re.search(rf"\b{re.escape(d.name)}\b", signature)
+    rest = signature[at.end() :] if at else signature
     while True:  # type parameters are no bases: <T extends X, U = Y>
         stripped = re.sub(r"<[^<>]*>", "", rest)
         if stripped == rest:
             break
         rest = stripped
+    rest = rest.split("{")[0]
     names = re.findall(r"[A-Za-z_][\w.]*(?:::[A-Za-z_]\w*)*", rest)
     return [n for n in names if n not in _NOT_BASES and (n[:1].isupper() or "." in n or "::" in n)][:6]
 

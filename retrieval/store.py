@@ -324,6 +324,13 @@ class Store:
             )
         return removed, added
 
+    def replace_graph(self, path: str, graph: FileGraph | None) -> None:
+        """Swap one file's part of the symbol graph alone (its chunks unchanged)."""
+        with self.db:
+            self._drop_graph(path)
+            if graph is not None:
+                self._insert_graph(path, graph)
+
     def touch_file(self, record: FileRecord) -> None:
         with self.db:
             self.db.execute(
@@ -430,6 +437,32 @@ class Store:
             order = {n: j for j, n in enumerate(part)}
             out += sorted(rows, key=lambda r: order[r[0]])
         return out
+
+    def token_counts(self, tokens: Iterable[str]) -> dict[str, int]:
+        """How many chunks hold each of these lexical tokens (lowercased identifiers): how much the
+        repository uses a name. Read from FTS5's own term statistics, through a per-connection
+        fts5vocab table (nothing is stored for it)."""
+        wanted = sorted({t for t in tokens if t})
+        if not wanted:
+            return {}
+        try:
+            if getattr(self, "_vocab_db", None) is not self.db:
+                self.db.execute(
+                    "CREATE VIRTUAL TABLE IF NOT EXISTS temp.lexical_vocab "
+                    "USING fts5vocab(main, lexical, row)"
+                )
+                self._vocab_db = self.db
+            out: dict[str, int] = {}
+            for part, marks in _batches(wanted):
+                out.update(
+                    self.db.execute(
+                        f"SELECT term, doc FROM temp.lexical_vocab WHERE term IN ({marks})", part
+                    ).fetchall()
+                )
+            return out
+        except sqlite3.Error as e:  # an SQLite without fts5vocab: no usage counts, nothing else lost
+            log.debug("token counts unavailable: %s", e)
+            return {}
 
     def lexical_search(self, text: str, limit: int) -> list[tuple[int, float]]:
         """(chunk id, BM25 score; higher is better) for chunks sharing identifiers with `text`."""

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from retrieval import CodeIndex, IndexConfig
-from retrieval.graph import MAX_DEFINITIONS, extract
+from retrieval.graph import GRAPH_VERSION, MAX_DEFINITIONS, extract
 from tests.fixtures.hash_embedder import HashEmbedder
 
 CURSOR = "<|>"
@@ -395,4 +395,275 @@ def test_go_chains_through_typed_fields_to_types_of_the_same_package(tmp_path: P
     found = index.needs_snippets("cart/use.go", text.replace(CURSOR, ""), text.index(CURSOR))
     assert (found[0].path, found[0].name) == ("cart/lock.go", "Guard")
     assert "func (g *Guard) Hold() { ... }" in found[0].text
+    index.close()
+
+
+def _needs(index: CodeIndex, files: dict[str, str], current: str):
+    text = files[current]
+    return index.needs_snippets(current, text.replace(CURSOR, ""), text.index(CURSOR))
+
+
+def test_this_reaches_a_base_named_after_a_multi_line_class_header(tmp_path: Path):
+    files = {
+        "src/removable.ts": "export abstract class Removable {\n  gcTime!: number\n"
+        "  protected scheduleGc(): void {}\n}\n",
+        "src/mutation.ts": (
+            "import { Removable } from './removable'\n\n"
+            "export class Mutation<\n  TData = unknown,\n  TError = Error,\n> extends Removable {\n"
+            "  remove(): void {\n    this.<|>\n  }\n}\n"
+        ),
+    }
+    index, _ = _repo(tmp_path, files)
+    found = _needs(index, files, "src/mutation.ts")
+    assert any(
+        s.path == "src/removable.ts" and "  protected scheduleGc(): void { ... }" in s.text for s in found
+    )
+    index.close()
+
+
+RUST_IO = {
+    "src/lib.rs": "pub mod io;\npub mod ser;\npub mod value;\n",
+    "src/io/mod.rs": (
+        "pub use self::imp::{Error, Write};\n\n"
+        '#[cfg(not(feature = "std"))]\n#[path = "core.rs"]\nmod imp;\n\n'
+        '#[cfg(feature = "std")]\nuse std::io as imp;\n'
+    ),
+    "src/io/core.rs": (
+        "pub struct Error;\n\n"
+        "pub trait Write {\n    fn write(&mut self, buf: &[u8]) -> Result<usize, Error>;\n}\n"
+    ),
+    "src/ser.rs": (
+        "use crate::io;\n\n"
+        "pub fn to_writer_pretty<W: io::Write>(writer: W) {}\n\n"
+        "pub struct Serializer<W> {\n    writer: W,\n}\n\n"
+        "impl<W> Serializer<W>\nwhere\n    W: io::<|>\n{\n}\n"
+    ),
+    "src/value/mod.rs": "pub enum Value {\n    Null,\n}\n\nfn show(v: &Value) {\n    super::ser::<|>\n}\n",
+}
+
+
+def test_rust_path_attribute_modules_resolve_their_reexports(tmp_path: Path):
+    index, files = _repo(tmp_path, RUST_IO)
+    io = extract("src/io/mod.rs", RUST_IO["src/io/mod.rs"])
+    assert ("self::core", "Write") in {(i.module, i.name) for i in io.imports}
+    found = _needs(index, files, "src/ser.rs")
+    assert found[0].path == "src/io/core.rs" and found[0].text.startswith("pub trait Write {")
+    index.close()
+
+
+def test_rust_receivers_spelled_as_module_paths(tmp_path: Path):
+    index, files = _repo(tmp_path, RUST_IO)
+    found = _needs(index, files, "src/value/mod.rs")
+    assert any(
+        s.path == "src/ser.rs" and s.text.startswith("pub fn to_writer_pretty<W: io::Write>") for s in found
+    )
+    # `crate::` reaches the crate root's modules' items through their paths, too.
+    files = dict(RUST_IO)
+    files["src/value/mod.rs"] = (
+        "fn show() {\n    let s: crate::ser::Serializer<Vec<u8>> = make();\n    s.<|>\n}\n"
+    )
+    found = _needs(index, files, "src/value/mod.rs")
+    assert found[0].path == "src/ser.rs" and found[0].name == "Serializer"
+    index.close()
+
+
+def test_go_methods_of_named_non_struct_types_and_in_other_files(tmp_path: Path):
+    files = {
+        "go.mod": "module example.com/logx\n",
+        "fields.go": (
+            "package logx\n\ntype fieldKey string\n\ntype FieldMap map[fieldKey]string\n\n"
+            "func (f FieldMap) resolve(key fieldKey) string {\n\treturn f[key]\n}\n"
+        ),
+        "text.go": (
+            "package logx\n\ntype TextFormatter struct {\n\tFieldMap FieldMap\n\tQuote bool\n}\n\n"
+            "func (f *TextFormatter) Format(k string) string {\n\treturn f.FieldMap.<|>\n}\n"
+        ),
+        "check.go": "package logx\n\nfunc (f *TextFormatter) validate() error {\n\treturn nil\n}\n",
+        "use.go": "package logx\n\nfunc use(t *TextFormatter) {\n\tt.<|>\n}\n",
+    }
+    index, _ = _repo(tmp_path, files)
+    found = _needs(index, files, "text.go")
+    assert [(s.path, s.text) for s in found[:2]] == [
+        ("fields.go", "type FieldMap map[fieldKey]string\n"),
+        ("fields.go", "func (f FieldMap) resolve(key fieldKey) string { ... }\n"),
+    ]
+    found = _needs(index, files, "use.go")
+    assert any(
+        s.path == "check.go" and "func (f *TextFormatter) validate() error { ... }" in s.text for s in found
+    )
+    index.close()
+
+
+def test_constants_declared_together_rank_together(tmp_path: Path):
+    files = {
+        "go.mod": "module example.com/logx\n",
+        "level.go": (
+            "package logx\n\ntype Level uint32\n\nconst (\n\t// PanicLevel panics.\n\tPanicLevel Level = iota\n"
+            "\t// FatalLevel exits.\n\tFatalLevel\n\t// DebugLevel is verbose.\n\tDebugLevel\n)\n"
+        ),
+        "alpha.go": "package logx\n\n" + "".join(f"func Helper{i}() {{}}\n" for i in range(30)),
+        "writer.go": (
+            "package logx\n\nfunc pick(level Level) string {\n\tswitch level {\n\tcase PanicLevel:\n"
+            '\t\treturn "p"\n\tcase FatalLevel:\n\t\treturn "f"\n\tcase <|>\n\t}\n\treturn ""\n}\n'
+        ),
+    }
+    index, _ = _repo(tmp_path, files)
+    found = _needs(index, files, "writer.go")
+    ranks = {s.name: i for i, s in enumerate(found)}
+    assert ranks["DebugLevel"] < min(ranks[f"Helper{i}"] for i in range(30))
+    index.close()
+
+
+def test_a_chain_continued_on_a_new_line_keeps_its_receiver(tmp_path: Path):
+    files = dict(REPOS["typescript"])
+    files["src/main.ts"] = (
+        "import { Circle } from './shapes';\nconst c: Circle = make();\nconst a = c\n  .<|>\n"
+    )
+    index, _ = _repo(tmp_path, files)
+    found = _needs(index, files, "src/main.ts")
+    assert found[0].name == "Circle" and "  area(): number { ... }" in found[0].text
+    index.close()
+
+
+def test_members_the_repository_uses_most_come_first_in_a_large_outline(tmp_path: Path):
+    methods = "".join(f"    def step{i}(self) -> int:\n        return {i}\n\n" for i in range(40))
+    files = {
+        "pkg/__init__.py": "",
+        "pkg/command.py": "class Command:\n" + methods + "    def name(self) -> str:\n        return 'c'\n",
+        **{f"pkg/use{i}.py": f"def show{i}(c):\n    return c.name() + '{i}'\n" for i in range(6)},
+        "pkg/main.py": "from .command import Command\n\ndef run(c: Command):\n    c.<|>\n",
+    }
+    index, _ = _repo(tmp_path, files)
+    found = _needs(index, files, "pkg/main.py")
+    assert found[0].name == "Command" and "    def name(self) -> str: ..." in found[0].text
+    assert "    def step39(self) -> int: ..." not in found[0].text  # never used: in a later part
+    index.close()
+
+
+def test_a_go_package_receiver_offers_the_members_of_all_its_files(tmp_path: Path):
+    files = {
+        "go.mod": "module example.com/app\n",
+        **{f"logx/a{i}.go": f"package logx\n\nfunc Helper{i}() {{}}\n" for i in range(12)},
+        "logx/level.go": "package logx\n\ntype Level uint32\n\nconst (\n\tPanicLevel Level = iota\n\tDebugLevel\n)\n",
+        "hook/hook.go": (
+            'package hook\n\nimport "example.com/app/logx"\n\nfunc pick(l logx.Level) int {\n\tswitch l {\n'
+            "\tcase logx.PanicLevel:\n\t\treturn 1\n\tcase logx.<|>\n\t}\n\treturn 0\n}\n"
+        ),
+    }
+    index, _ = _repo(tmp_path, files)
+    found = _needs(index, files, "hook/hook.go")
+    ranks = {s.name: i for i, s in enumerate(found)}
+    assert ranks["DebugLevel"] < min(ranks[f"Helper{i}"] for i in range(12))
+    index.close()
+
+
+def test_receivers_through_calls_reach_the_declared_return_type(tmp_path: Path):
+    files = {
+        "src/lib.rs": "pub mod hir;\npub mod translate;\n",
+        "src/hir.rs": (
+            "pub struct Hir {\n    kind: u8,\n}\n\n"
+            "impl Hir {\n    pub fn is_anchored_start(&self) -> bool {\n        true\n    }\n}\n"
+        ),
+        "src/translate.rs": (
+            "use crate::hir::Hir;\n\n"
+            "fn t(pattern: &str) -> Hir {\n    unimplemented!()\n}\n\n"
+            'fn check() {\n    assert!(t(r"^foo|^(bar)").<|>);\n}\n'
+        ),
+        "src/queryCache.ts": (
+            "export class Query<T> {\n  setData(data: T): T { return data }\n}\n"
+            "export class QueryCache {\n  build<T>(key: string): Query<T> { return new Query<T>() }\n}\n"
+        ),
+        "src/client.ts": (
+            "import { QueryCache } from './queryCache'\n\n"
+            "export class Client {\n  #queryCache: QueryCache\n  set(data: number) {\n"
+            "    return this.#queryCache\n      .build('k')\n      .<|>\n  }\n}\n"
+        ),
+    }
+    index, _ = _repo(tmp_path, files)
+    found = _needs(index, files, "src/translate.rs")
+    assert (
+        found[0].path == "src/hir.rs"
+        and "    pub fn is_anchored_start(&self) -> bool { ... }" in found[0].text
+    )
+    found = _needs(index, files, "src/client.ts")
+    assert found[0].name == "Query" and "  setData(data: T): T { ... }" in found[0].text
+    index.close()
+
+
+def test_rust_types_have_the_provided_methods_of_the_traits_they_implement(tmp_path: Path):
+    files = {
+        "src/lib.rs": "mod math;\nmod bignum;\nmod errors;\nmod algorithm;\n",
+        "src/math.rs": (
+            "pub(crate) trait Math: Clone + Sized {\n    fn data(&self) -> &[u32];\n\n"
+            "    fn imul_small(&mut self, y: u32) {\n        let _ = y;\n    }\n}\n"
+        ),
+        "src/bignum.rs": (
+            "use super::math::*;\n\npub(crate) struct Bigint {\n    pub data: Vec<u32>,\n}\n\n"
+            "impl Math for Bigint {\n    fn data(&self) -> &[u32] {\n        &self.data\n    }\n}\n"
+        ),
+        "src/errors.rs": (
+            "pub(crate) trait FloatErrors {\n    fn error_halfscale() -> u32;\n}\n\n"
+            "impl FloatErrors for u64 {\n    fn error_halfscale() -> u32 {\n        1\n    }\n}\n"
+        ),
+        "src/algorithm.rs": (
+            "use super::bignum::*;\nuse super::errors::*;\n\nfn parse() {\n    let mut result = Bigint::default();\n"
+            "    result.<|>\n}\n"
+        ),
+    }
+    graph = extract("src/bignum.rs", files["src/bignum.rs"])
+    assert [(d.name, d.container, d.kind) for d in graph.definitions if d.kind == "impl"] == [
+        ("Math", "Bigint", "impl")
+    ]
+    index, _ = _repo(tmp_path, files)
+    found = _needs(index, files, "src/algorithm.rs")
+    assert any(
+        s.path == "src/math.rs" and "    fn imul_small(&mut self, y: u32) { ... }" in s.text
+        for s in found[:3]
+    )
+    assert not any("impl Math for Bigint" in s.text for s in found)  # a trait link, not a member to show
+    files["src/algorithm.rs"] = files["src/algorithm.rs"].replace("result.<|>", "let e = u64::<|>")
+    found = _needs(index, files, "src/algorithm.rs")
+    assert found[0].path == "src/errors.rs" and "    fn error_halfscale() -> u32;" in found[0].text
+    index.close()
+
+
+def test_an_index_built_by_older_extraction_code_refreshes_its_graphs_once(tmp_path: Path):
+    index, files = _repo(tmp_path, REPOS["python"])
+    store = index.store
+    assert store.meta("graph_version") == GRAPH_VERSION
+    # As an older version left it: no graph version, and a graph that lacks what extraction now finds.
+    store.replace_graph("shop/models.py", None)
+    store.set_meta("graph_version", "1")
+    index.close()
+    index = CodeIndex(index.root, IndexConfig(index_dir=tmp_path / "index"), embedder=HashEmbedder())
+    stats = index.reindex()
+    assert stats.files_changed == 0 and stats.chunks_embedded == 0  # nothing re-chunked or re-embedded
+    assert index.store.meta("graph_version") == GRAPH_VERSION
+    assert [d.name for d in index.graph_of("shop/models.py").definitions][:2] == ["Base", "save"]
+    buffer = "from shop.models import Order\n\ndef main(order: Order):\n    order."
+    assert index.needs_snippets("app.py", buffer, len(buffer))[0].name == "Order"
+    index.close()
+
+
+def test_loop_variables_and_callback_parameters_take_the_collections_item_type(tmp_path: Path):
+    files = {
+        "src/observer.ts": "export class QueryObserver {\n  onQueryUpdate(): void {}\n}\n",
+        "src/query.ts": (
+            "import { QueryObserver } from './observer'\n\n"
+            "export class Query {\n  observers: Array<QueryObserver<any, any>>\n"
+            "  dispatch(): void {\n    this.observers.forEach((observer) => {\n      observer.<|>\n    })\n  }\n}\n"
+        ),
+        "go.mod": "module example.com/cli\n",
+        "cmd/command.go": (
+            "package cmd\n\ntype Command struct {\n\tcommands []*Command\n}\n\n"
+            "func (c *Command) Commands() []*Command {\n\treturn c.commands\n}\n\n"
+            'func (c *Command) Name() string {\n\treturn ""\n}\n'
+        ),
+        "cmd/help.go": "package cmd\n\nfunc names(cmd *Command) {\n\tfor _, sub := range cmd.Commands() {\n\t\tsub.<|>\n\t}\n}\n",
+    }
+    index, _ = _repo(tmp_path, files)
+    found = _needs(index, files, "src/query.ts")
+    assert found[0].name == "QueryObserver" and "  onQueryUpdate(): void { ... }" in found[0].text
+    found = _needs(index, files, "cmd/help.go")
+    assert found[0].name == "Command" and "func (c *Command) Name() string { ... }" in found[0].text
     index.close()
