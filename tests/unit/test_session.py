@@ -17,7 +17,6 @@ from lsp_server.next_edits import GB, MemoryNeed, NextEditMemoryError, check_mem
 from lsp_server.session import Buffer, Refused, Session
 from retrieval import CodeIndex, IndexConfig
 from tests.conftest import FIXTURES
-from tests.fixtures.gguf_builder import write_tiny_gguf
 from tests.fixtures.hash_embedder import HashEmbedder
 
 CHECKOUT = "shop/checkout.py"
@@ -157,12 +156,6 @@ def test_idle_work_follows_a_shown_completion_and_warms_only_repository_files(se
 
 
 # -- next edits -------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def sweep_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny model under Sweep's name: recognised as a next-edit model; its output is noise."""
-    return write_tiny_gguf(tmp_path_factory.mktemp("models") / "sweep-tiny.gguf", name="sweep-next-edit-1.5B")
 
 
 @pytest.fixture
