@@ -57,8 +57,19 @@ class LastNextEdit:
     @classmethod
     def of(cls, n: NextEdit) -> LastNextEdit:
         g = n.generation
-        return cls(n.verdict, len(n.edits), g.n_prompt, g.n_evaluated, g.n_reused, g.n_generated, g.n_drafted,
-                   g.n_draft_accepted, g.stop_reason, round(n.build_ms, 1), round(n.total_ms, 1))
+        return cls(
+            n.verdict,
+            len(n.edits),
+            g.n_prompt,
+            g.n_evaluated,
+            g.n_reused,
+            g.n_generated,
+            g.n_drafted,
+            g.n_draft_accepted,
+            g.stop_reason,
+            round(n.build_ms, 1),
+            round(n.total_ms, 1),
+        )
 
 
 @dataclass
@@ -119,7 +130,8 @@ def check_memory(need: MemoryNeed) -> None:
         f"{need.completion_bytes / GB:.1f} GB and the next-edit model {need.next_edit_bytes / GB:.1f} GB "
         f"(weights and cache), {total / GB:.1f} GB together, more than the {need.capacity_bytes / GB:.1f} GB "
         "they may use here; next edits are off. Set nextEditModel to a smaller model (sweep-next-edit-0.5b), "
-        "or modelPath to a smaller completion model, or nextEdit to false to stop this message")
+        "or modelPath to a smaller completion model, or nextEdit to false to stop this message"
+    )
 
 
 class NextEdits:
@@ -144,27 +156,40 @@ class NextEdits:
         the old one. `completion_bytes`: what the completion model takes, for the memory check."""
         self.unload()
         if not config.model_path:
-            raise EngineError("no next-edit model configured; set nextEditModel to sweep-next-edit-1.5b "
-                              "(`code-kb model pull sweep-next-edit-1.5b`) or to a GGUF file")
+            raise EngineError(
+                "no next-edit model configured; set nextEditModel to sweep-next-edit-1.5b "
+                "(`code-kb model pull sweep-next-edit-1.5b`) or to a GGUF file"
+            )
         path = local_model_path(config.model_path)
         vocab = LlamaCppModel(path, vocab_only=True)
         fmt = detect_next_edit_format(vocab)
         if fmt is None:
             raise NextEditFormatError(
                 f"{vocab.name} ({path}) is not a next-edit model code-kb knows; set nextEditModel to "
-                "sweep-next-edit-1.5b or sweep-next-edit-0.5b")
+                "sweep-next-edit-1.5b or sweep-next-edit-0.5b"
+            )
         n_ctx = config.budget_tokens + config.max_tokens
         if vocab.n_ctx_train:
             n_ctx = min(n_ctx, vocab.n_ctx_train)
         need = MemoryNeed(completion_bytes, model_bytes(vocab, n_ctx), capacity_bytes())
         check_memory(need)
         model = LlamaCppModel(path, n_ctx=n_ctx, n_threads=engine.n_threads, flash_attn=engine.flash_attn)
-        self.predictor = NextEditPredictor(model, fmt, budget_tokens=config.budget_tokens,
-                                           max_tokens=config.max_tokens, timeout_s=config.timeout_s,
-                                           speculative=config.speculative)
+        self.predictor = NextEditPredictor(
+            model,
+            fmt,
+            budget_tokens=config.budget_tokens,
+            max_tokens=config.max_tokens,
+            timeout_s=config.timeout_s,
+            speculative=config.speculative,
+        )
         self.model_bytes = need.next_edit_bytes
-        log.info("next-edit model ready: %s (%s format), %.1f MB with its %d-token cache", model.name,
-                 fmt.name, self.model_bytes / 2**20, n_ctx)
+        log.info(
+            "next-edit model ready: %s (%s format), %.1f MB with its %d-token cache",
+            model.name,
+            fmt.name,
+            self.model_bytes / 2**20,
+            n_ctx,
+        )
         return self.predictor
 
     def unload(self) -> None:
@@ -177,14 +202,22 @@ class NextEdits:
         predictor = self.predictor
         if predictor is None:
             return {"loaded": False}
-        return {"loaded": True, "name": predictor.model.name, "path": str(predictor.model.path),
-                "format": predictor.format.name, "memory_bytes": self.model_bytes,
-                "context_tokens": predictor.model.n_ctx, "budget_tokens": predictor.budget_tokens,
-                "speculative": predictor.speculative}
+        return {
+            "loaded": True,
+            "name": predictor.model.name,
+            "path": str(predictor.model.path),
+            "format": predictor.format.name,
+            "memory_bytes": self.model_bytes,
+            "context_tokens": predictor.model.n_ctx,
+            "budget_tokens": predictor.budget_tokens,
+            "speculative": predictor.speculative,
+        }
 
     def last(self) -> LastNextEdit | None:
         predictor = self.predictor
-        return LastNextEdit.of(predictor.last) if predictor is not None and predictor.last is not None else None
+        return (
+            LastNextEdit.of(predictor.last) if predictor is not None and predictor.last is not None else None
+        )
 
     # -- the history (the session decides what may be recorded) ---------------------------
     def opened(self, file: Path, path: str, text: str) -> None:
@@ -211,15 +244,23 @@ class NextEdits:
         return sorted(t.path for t in self._tracked.values())
 
     # -- predictions (on the model thread) ---------------------------------------------
-    def predict(self, path: str, source: str, offset: int, history: EditHistory,
-                snippets: Sequence[Snippet], cancel: threading.Event | None = None) -> NextEdit | None:
+    def predict(
+        self,
+        path: str,
+        source: str,
+        offset: int,
+        history: EditHistory,
+        snippets: Sequence[Snippet],
+        cancel: threading.Event | None = None,
+    ) -> NextEdit | None:
         """The next edit at a cursor, or None. The same document and cursor as the previous request
         (a client asking again, or the inline-completion fallback after copilotInlineEdit) get the
         same answer without running the model."""
         predictor = self.predictor
         if predictor is None:
-            raise EngineError("no next-edit model loaded; set nextEditModel (the server's messages say "
-                              "why loading failed)")
+            raise EngineError(
+                "no next-edit model loaded; set nextEditModel (the server's messages say why loading failed)"
+            )
         with self._lock:
             last = self._last
         if last is not None and last[0] == path and last[2] == offset and last[1] == source:
@@ -257,6 +298,10 @@ class NextEdits:
         offered = self._offered.pop(suggestion_id, None)
         if offered is not None:
             self.counts.accepted += 1
-            log.info("next edit accepted in %s: %d characters replaced by %d", offered.path,
-                     offered.edit.end - offered.edit.start, len(offered.edit.text))
+            log.info(
+                "next edit accepted in %s: %d characters replaced by %d",
+                offered.path,
+                offered.edit.end - offered.edit.start,
+                len(offered.edit.text),
+            )
         return offered

@@ -27,8 +27,7 @@ COPILOT_INLINE_EDIT = "textDocument/copilotInlineEdit"
 DID_SHOW_INLINE_EDIT = "textDocument/didShowInlineEdit"
 DID_FOCUS = "textDocument/didFocus"
 ACCEPT_NEXT_EDIT = "codeKb.acceptNextEdit"
-_SHAPE = ('{"textDocument": {"uri": "file:///...", "version": 3}, '
-          '"position": {"line": 0, "character": 0}}')
+_SHAPE = '{"textDocument": {"uri": "file:///...", "version": 3}, "position": {"line": 0, "character": 0}}'
 
 
 def _position(pos: types.Position) -> dict[str, int]:
@@ -40,19 +39,24 @@ def accept_command(suggestion_id: str) -> dict[str, Any]:
 
 
 def _wire(uri: str, edit: OfferedEdit) -> dict[str, Any]:
-    return {"text": edit.text, "textDocument": {"uri": uri, "version": edit.version},
-            "range": {"start": _position(edit.range.start), "end": _position(edit.range.end)},
-            "command": accept_command(edit.id)}
+    return {
+        "text": edit.text,
+        "textDocument": {"uri": uri, "version": edit.version},
+        "range": {"start": _position(edit.range.start), "end": _position(edit.range.end)},
+        "command": accept_command(edit.id),
+    }
 
 
 async def copilot_inline_edit(ls: CodeKbServer, params: Any) -> dict[str, Any]:
     uri = read.uri(params, COPILOT_INLINE_EDIT, _SHAPE)
     version = read.optional(read.field(params, "textDocument", COPILOT_INLINE_EDIT, _SHAPE), "version")
     if version is not None and (not isinstance(version, int) or isinstance(version, bool)):
-        raise JsonRpcInvalidParams(f"{COPILOT_INLINE_EDIT}: textDocument.version must be an integer, "
-                                   f"got {version!r}")
-    position = read.position(read.field(params, "position", COPILOT_INLINE_EDIT, _SHAPE), COPILOT_INLINE_EDIT,
-                             _SHAPE)
+        raise JsonRpcInvalidParams(
+            f"{COPILOT_INLINE_EDIT}: textDocument.version must be an integer, got {version!r}"
+        )
+    position = read.position(
+        read.field(params, "position", COPILOT_INLINE_EDIT, _SHAPE), COPILOT_INLINE_EDIT, _SHAPE
+    )
     edits = await ls.next_edit(uri, position, version)
     return {"edits": [_wire(uri, e) for e in edits]}
 
@@ -68,7 +72,9 @@ def did_show_inline_edit(ls: CodeKbServer, params: Any) -> None:
     suggestion_id = _suggestion_id(read.optional(params, "item"))
     offered = ls.session.next_edits.shown(suggestion_id) if suggestion_id is not None else None
     if offered is None:
-        log.info("%s for a suggestion not offered (or long forgotten): %s", DID_SHOW_INLINE_EDIT, suggestion_id)
+        log.info(
+            "%s for a suggestion not offered (or long forgotten): %s", DID_SHOW_INLINE_EDIT, suggestion_id
+        )
         return
     log.info("next edit shown in %s at %d-%d", offered.path, offered.edit.start, offered.edit.end)
 

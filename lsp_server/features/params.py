@@ -24,8 +24,10 @@ def optional(obj: Any, key: str) -> Any:
 def position(pos: Any, method: str, shape: str) -> types.Position:
     line, character = field(pos, "line", method, shape), field(pos, "character", method, shape)
     if not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**31 for v in (line, character)):
-        raise JsonRpcInvalidParams(f"{method}: position needs line and character as integers "
-                                   f"from 0 to 2^31-1, got {line!r} and {character!r}")
+        raise JsonRpcInvalidParams(
+            f"{method}: position needs line and character as integers "
+            f"from 0 to 2^31-1, got {line!r} and {character!r}"
+        )
     return types.Position(line=line, character=character)
 
 

@@ -36,16 +36,26 @@ def env(**hook: str) -> dict[str, str]:
 
 
 async def ask(client: LanguageClient, uri: str, version: int, line: int, character: int) -> Any:
-    return await client.protocol.send_request_async(INLINE_EDIT, {
-        "textDocument": {"uri": uri, "version": version}, "position": {"line": line, "character": character},
-        "context": {"triggerKind": 2}})  # as sidekick.nvim sends it
+    return await client.protocol.send_request_async(
+        INLINE_EDIT,
+        {
+            "textDocument": {"uri": uri, "version": version},
+            "position": {"line": line, "character": character},
+            "context": {"triggerKind": 2},
+        },
+    )  # as sidekick.nvim sends it
 
 
 def change(client: LanguageClient, uri: str, version: int, line: int, character: int, text: str) -> None:
     at = types.Position(line=line, character=character)
-    client.text_document_did_change(types.DidChangeTextDocumentParams(
-        text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
-        content_changes=[types.TextDocumentContentChangePartial(range=types.Range(start=at, end=at), text=text)]))
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
+            content_changes=[
+                types.TextDocumentContentChangePartial(range=types.Range(start=at, end=at), text=text)
+            ],
+        )
+    )
 
 
 def offset(text: str, line: int, character: int) -> int:
@@ -63,8 +73,9 @@ def errors(client: LanguageClient) -> list[str]:
     return [m.message for m in client.log_messages if m.type == types.MessageType.Error]
 
 
-async def test_an_edit_round_trip_ranges_versions_shown_and_accepted(tiny_repo: Path, tiny_gguf: Path,
-                                                                     sweep_gguf: Path):
+async def test_an_edit_round_trip_ranges_versions_shown_and_accepted(
+    tiny_repo: Path, tiny_gguf: Path, sweep_gguf: Path
+):
     (tiny_repo / "shop" / "labels.py").write_text(EMOJI)
     options = {"modelPath": str(tiny_gguf), "maxTokens": 8, "nextEditModel": str(sweep_gguf)}
     client = await start_client(tiny_repo, options, env(find="total", text="grand_total"))
@@ -89,14 +100,26 @@ async def test_an_edit_round_trip_ranges_versions_shown_and_accepted(tiny_repo: 
         assert get(command, "command") == ACCEPT and len(get(command, "arguments")) == 1
         # A version the document has left answers nothing.
         assert get(await ask(client, uri, 1, 1, 24), "edits") == []
-        client.protocol.notify("textDocument/didShowInlineEdit", {"item": {"command": {
-            "title": get(command, "title"), "command": ACCEPT, "arguments": list(get(command, "arguments"))}}})
+        client.protocol.notify(
+            "textDocument/didShowInlineEdit",
+            {
+                "item": {
+                    "command": {
+                        "title": get(command, "title"),
+                        "command": ACCEPT,
+                        "arguments": list(get(command, "arguments")),
+                    }
+                }
+            },
+        )
         client.protocol.notify("textDocument/didFocus", {"textDocument": {"uri": uri}})
-        accepted = await client.workspace_execute_command_async(types.ExecuteCommandParams(
-            command=ACCEPT, arguments=list(get(command, "arguments"))))
+        accepted = await client.workspace_execute_command_async(
+            types.ExecuteCommandParams(command=ACCEPT, arguments=list(get(command, "arguments")))
+        )
         assert get(accepted, "accepted") is True
-        again = await client.workspace_execute_command_async(types.ExecuteCommandParams(
-            command=ACCEPT, arguments=list(get(command, "arguments"))))
+        again = await client.workspace_execute_command_async(
+            types.ExecuteCommandParams(command=ACCEPT, arguments=list(get(command, "arguments")))
+        )
         assert get(again, "accepted") is False
         report = get(await status(client), "next_edit")
         assert (get(report, "suggested"), get(report, "shown"), get(report, "accepted")) == (1, 1, 1)
@@ -106,7 +129,8 @@ async def test_an_edit_round_trip_ranges_versions_shown_and_accepted(tiny_repo: 
 
 
 async def test_the_models_answers_are_well_formed_and_turning_it_off_answers_empty(
-        tiny_repo: Path, tiny_gguf: Path, sweep_gguf: Path):
+    tiny_repo: Path, tiny_gguf: Path, sweep_gguf: Path
+):
     options = {"modelPath": str(tiny_gguf), "maxTokens": 8, "nextEditModel": str(sweep_gguf)}
     client = await start_client(tiny_repo, options, env())
     try:
@@ -122,10 +146,15 @@ async def test_the_models_answers_are_well_formed_and_turning_it_off_answers_emp
                 document = get(edit, "textDocument")
                 assert (get(document, "uri"), get(document, "version")) == (uri, 2)
                 start, end = get(get(edit, "range"), "start"), get(get(edit, "range"), "end")
-                assert (get(start, "line"), get(start, "character")) <= (get(end, "line"), get(end, "character"))
+                assert (get(start, "line"), get(start, "character")) <= (
+                    get(end, "line"),
+                    get(end, "character"),
+                )
                 for pos in (start, end):
                     assert get(pos, "line") <= len(lines)
-                    assert get(pos, "line") == len(lines) or get(pos, "character") <= units(lines[get(pos, "line")])
+                    assert get(pos, "line") == len(lines) or get(pos, "character") <= units(
+                        lines[get(pos, "line")]
+                    )
                 assert isinstance(get(edit, "text"), str)
                 assert get(get(edit, "command"), "command") == ACCEPT
         report = await status(client)
@@ -134,10 +163,16 @@ async def test_the_models_answers_are_well_formed_and_turning_it_off_answers_emp
         assert get(model, "path") == str(sweep_gguf) and get(model, "memory_bytes") > 0
         last = get(report, "last_next_edit")
         assert get(last, "prompt_tokens") > 0 and get(last, "verdict") in (
-            "edit", "unchanged", "undo", "max_tokens", "timeout")
+            "edit",
+            "unchanged",
+            "undo",
+            "max_tokens",
+            "timeout",
+        )
         # Next edits turned off: empty answers, and why in the log once.
-        client.workspace_did_change_configuration(types.DidChangeConfigurationParams(
-            settings={"codeKb": {"nextEdit": False}}))
+        client.workspace_did_change_configuration(
+            types.DidChangeConfigurationParams(settings={"codeKb": {"nextEdit": False}})
+        )
         await wait_for_log(client, "next edits are off")
         for _ in range(2):
             assert get(await ask(client, uri, 2, 6, 13), "edits") == []
@@ -150,7 +185,8 @@ async def test_the_models_answers_are_well_formed_and_turning_it_off_answers_emp
 
 
 async def test_a_plain_insertion_at_the_cursor_is_ghost_text_without_a_completion_model(
-        tiny_repo: Path, sweep_gguf: Path):
+    tiny_repo: Path, sweep_gguf: Path
+):
     client = await start_client(tiny_repo, {"nextEditModel": str(sweep_gguf)}, env(insert="  # checked"))
     try:
         await wait_for_log(client, "index ready")
@@ -162,14 +198,17 @@ async def test_a_plain_insertion_at_the_cursor_is_ghost_text_without_a_completio
         (item,) = inline.items
         assert item.insert_text == "  # checked" and item.range == types.Range(start=at, end=at)
         assert item.command is not None and item.command.command == ACCEPT
-        accepted = await client.workspace_execute_command_async(types.ExecuteCommandParams(
-            command=ACCEPT, arguments=item.command.arguments))
+        accepted = await client.workspace_execute_command_async(
+            types.ExecuteCommandParams(command=ACCEPT, arguments=item.command.arguments)
+        )
         assert get(accepted, "accepted") is True
     finally:
         await client.shutdown_session()
 
 
-async def test_without_a_next_edit_model_the_answer_is_empty_and_says_why_once(tiny_repo: Path, tiny_gguf: Path):
+async def test_without_a_next_edit_model_the_answer_is_empty_and_says_why_once(
+    tiny_repo: Path, tiny_gguf: Path
+):
     client = await start_client(tiny_repo, {"modelPath": str(tiny_gguf), "maxTokens": 4}, env())
     try:
         uri = open_file(client, tiny_repo / "shop" / "checkout.py")
