@@ -240,6 +240,12 @@ class NextEdits:
         if tracked is not None:
             self.history.forget(tracked.path)
 
+    def clear(self) -> None:
+        """Next edits turned off: no history, and no texts to compare a later change with (they would
+        be stale by then)."""
+        self.history.clear()
+        self._tracked.clear()
+
     def tracked(self) -> list[str]:
         return sorted(t.path for t in self._tracked.values())
 

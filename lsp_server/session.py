@@ -196,7 +196,7 @@ class Session:
     def unload_next_edit_model(self) -> None:
         self.next_edits.unload()
         if not self.next_edit_wanted:
-            self.next_edits.history.clear()
+            self.next_edits.clear()
 
     # -- documents ---------------------------------------------------------------------
     def place(self, buffer: Buffer) -> Place:

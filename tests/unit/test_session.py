@@ -244,6 +244,8 @@ def test_without_next_edits_nothing_is_tracked_and_asking_says_what_to_set(sessi
 
 
 def test_settings_changes_reload_or_drop_the_next_edit_model(nes: Session, repo: Path):
+    checkout = repo / CHECKOUT
+    type_into(nes, checkout, checkout.read_text(), "    total", "_due")
     change = nes.apply_settings(dataclasses.replace(
         nes.settings, next_edit=dataclasses.replace(nes.settings.next_edit, max_tokens=32)))
     assert change.reload_next_edit and not change.reload_model
@@ -252,6 +254,7 @@ def test_settings_changes_reload_or_drop_the_next_edit_model(nes: Session, repo:
     assert change.reload_next_edit and not nes.next_edit_wanted
     nes.unload_next_edit_model()
     assert nes.next_edits.predictor is None and nes.status().next_edit["loaded"] is False
+    assert nes.next_edits.history.changes() == [] and nes.next_edits.tracked() == []
 
 
 def test_a_machine_that_cannot_hold_both_models_is_told_which_setting_to_change():
