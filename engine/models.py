@@ -59,22 +59,97 @@ class CatalogueEntry:
 
 
 CATALOGUE: tuple[CatalogueEntry, ...] = (
-    CatalogueEntry("qwen2.5-coder-0.5b", "Qwen2.5-Coder 0.5B", "qwen2.5-coder", 0.49,
-                   "Qwen/Qwen2.5-Coder-0.5B-GGUF", 24, 2, 64, 32768, "fastest; for slow CPUs"),
-    CatalogueEntry("qwen2.5-coder-1.5b", "Qwen2.5-Coder 1.5B", "qwen2.5-coder", 1.54,
-                   "Qwen/Qwen2.5-Coder-1.5B-GGUF", 28, 2, 128, 32768, "recommended on a laptop CPU"),
-    CatalogueEntry("qwen2.5-coder-3b", "Qwen2.5-Coder 3B", "qwen2.5-coder", 3.09,
-                   "Qwen/Qwen2.5-Coder-3B-GGUF", 36, 2, 128, 32768),
-    CatalogueEntry("qwen2.5-coder-7b", "Qwen2.5-Coder 7B", "qwen2.5-coder", 7.62,
-                   "Qwen/Qwen2.5-Coder-7B-GGUF", 28, 4, 128, 32768, "best quality; wants a GPU"),
-    CatalogueEntry("deepseek-coder-1.3b", "DeepSeek-Coder 1.3B base", "deepseek-coder", 1.35,
-                   "TheBloke/deepseek-coder-1.3b-base-GGUF", 24, 16, 128, 16384),
-    CatalogueEntry("deepseek-coder-6.7b", "DeepSeek-Coder 6.7B base", "deepseek-coder", 6.74,
-                   "TheBloke/deepseek-coder-6.7B-base-GGUF", 32, 32, 128, 16384),
-    CatalogueEntry("starcoder2-3b", "StarCoder2 3B", "starcoder2", 3.03,
-                   "second-state/StarCoder2-3B-GGUF", 30, 2, 128, 16384),
-    CatalogueEntry("starcoder2-7b", "StarCoder2 7B", "starcoder2", 7.17,
-                   "second-state/StarCoder2-7B-GGUF", 32, 4, 128, 16384),
+    CatalogueEntry(
+        "qwen2.5-coder-0.5b",
+        "Qwen2.5-Coder 0.5B",
+        "qwen2.5-coder",
+        0.49,
+        "Qwen/Qwen2.5-Coder-0.5B-GGUF",
+        24,
+        2,
+        64,
+        32768,
+        "fastest; for slow CPUs",
+    ),
+    CatalogueEntry(
+        "qwen2.5-coder-1.5b",
+        "Qwen2.5-Coder 1.5B",
+        "qwen2.5-coder",
+        1.54,
+        "Qwen/Qwen2.5-Coder-1.5B-GGUF",
+        28,
+        2,
+        128,
+        32768,
+        "recommended on a laptop CPU",
+    ),
+    CatalogueEntry(
+        "qwen2.5-coder-3b",
+        "Qwen2.5-Coder 3B",
+        "qwen2.5-coder",
+        3.09,
+        "Qwen/Qwen2.5-Coder-3B-GGUF",
+        36,
+        2,
+        128,
+        32768,
+    ),
+    CatalogueEntry(
+        "qwen2.5-coder-7b",
+        "Qwen2.5-Coder 7B",
+        "qwen2.5-coder",
+        7.62,
+        "Qwen/Qwen2.5-Coder-7B-GGUF",
+        28,
+        4,
+        128,
+        32768,
+        "best quality; wants a GPU",
+    ),
+    CatalogueEntry(
+        "deepseek-coder-1.3b",
+        "DeepSeek-Coder 1.3B base",
+        "deepseek-coder",
+        1.35,
+        "TheBloke/deepseek-coder-1.3b-base-GGUF",
+        24,
+        16,
+        128,
+        16384,
+    ),
+    CatalogueEntry(
+        "deepseek-coder-6.7b",
+        "DeepSeek-Coder 6.7B base",
+        "deepseek-coder",
+        6.74,
+        "TheBloke/deepseek-coder-6.7B-base-GGUF",
+        32,
+        32,
+        128,
+        16384,
+    ),
+    CatalogueEntry(
+        "starcoder2-3b",
+        "StarCoder2 3B",
+        "starcoder2",
+        3.03,
+        "second-state/StarCoder2-3B-GGUF",
+        30,
+        2,
+        128,
+        16384,
+    ),
+    CatalogueEntry(
+        "starcoder2-7b",
+        "StarCoder2 7B",
+        "starcoder2",
+        7.17,
+        "second-state/StarCoder2-7B-GGUF",
+        32,
+        4,
+        128,
+        16384,
+    ),
 )
 BY_NAME = {e.name: e for e in CATALOGUE}
 
@@ -185,8 +260,10 @@ def resolve_pull(spec: str, quant: str | None = None, *, sha256: str | None = No
         return PullPlan(spec, (RemoteFile(spec, models_dir() / name, size, sha256),), None, spec)
     parsed = parse_name(spec)
     if parsed is None:
-        raise DownloadError(f"unknown model {spec!r}; give a catalogue name ({', '.join(BY_NAME)}) or a URL "
-                            "of a .gguf file; `code-kb model list` shows the catalogue")
+        raise DownloadError(
+            f"unknown model {spec!r}; give a catalogue name ({', '.join(BY_NAME)}) or a URL "
+            "of a .gguf file; `code-kb model list` shows the catalogue"
+        )
     entry, named_quant = parsed
     quant = (quant or named_quant or "").upper() or None
     if quant is None:
@@ -210,8 +287,9 @@ def _hub_files(entry: CatalogueEntry, quant: str) -> list[RemoteFile]:
     try:
         info = HfApi(endpoint=endpoint).model_info(entry.repo, files_metadata=True)
     except OfflineModeIsEnabled as exc:
-        raise DownloadError("HF_HUB_OFFLINE is set: pulling from Hugging Face needs the network; unset it "
-                            "for this command") from exc
+        raise DownloadError(
+            "HF_HUB_OFFLINE is set: pulling from Hugging Face needs the network; unset it for this command"
+        ) from exc
     except HfHubHTTPError as exc:
         raise DownloadError(f"cannot list {entry.repo} on {endpoint}: {exc}") from exc
     except OSError as exc:  # httpx's connection errors are not OSErrors; see below
@@ -221,12 +299,21 @@ def _hub_files(entry: CatalogueEntry, quant: str) -> list[RemoteFile]:
             raise DownloadError(f"cannot reach {endpoint}: {exc}") from exc
         raise
     pattern = _quant_pattern(quant)
-    siblings = sorted((s for s in info.siblings or [] if pattern.search(s.rfilename)), key=lambda s: s.rfilename)
+    siblings = sorted(
+        (s for s in info.siblings or [] if pattern.search(s.rfilename)), key=lambda s: s.rfilename
+    )
     if not siblings:
-        available = sorted({m.group(1).upper() for s in info.siblings or []
-                            if (m := re.search(r"[-._]([a-z0-9_]+?)(?:-\d{5}-of-\d{5})?\.gguf$", s.rfilename, re.I))})
-        raise DownloadError(f"{entry.repo} has no {quant} GGUF; it has {', '.join(available) or 'none'} "
-                            f"(pull {entry.name}:QUANT)")
+        available = sorted(
+            {
+                m.group(1).upper()
+                for s in info.siblings or []
+                if (m := re.search(r"[-._]([a-z0-9_]+?)(?:-\d{5}-of-\d{5})?\.gguf$", s.rfilename, re.I))
+            }
+        )
+        raise DownloadError(
+            f"{entry.repo} has no {quant} GGUF; it has {', '.join(available) or 'none'} "
+            f"(pull {entry.name}:QUANT)"
+        )
     folder = models_dir() / entry.name
     files = []
     for s in siblings:

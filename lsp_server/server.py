@@ -239,8 +239,10 @@ class CodeKbServer(LanguageServer):
             self._model_future = asyncio.get_running_loop().create_future()
             self._model_future.set_result(self.session.completer)
         if change.reload_next_edit:
-            self.log_to_client("next-edit settings changed: " + (
-                "reloading the next-edit model" if self.session.next_edit_wanted else "next edits are off"))
+            self.log_to_client(
+                "next-edit settings changed: "
+                + ("reloading the next-edit model" if self.session.next_edit_wanted else "next edits are off")
+            )
             self.load_next_edit_model()
         if change.reindex and self.indexes is not None:
             log.info("index settings changed: reindexing every root")
@@ -249,7 +251,9 @@ class CodeKbServer(LanguageServer):
             self.start_indexes(roots)
 
     def start_indexes(self, roots: list[Path]) -> None:
-        reporter = Reporter(self.progress_bars.begin, self.progress_bars.end, self.log_to_client, self.show_once)
+        reporter = Reporter(
+            self.progress_bars.begin, self.progress_bars.end, self.log_to_client, self.show_once
+        )
         indexes = Indexes(self.settings.index, reporter)
         self.session.indexes = indexes
         for root in roots:
@@ -269,7 +273,9 @@ class CodeKbServer(LanguageServer):
         if scheme == "file" and (fs_path := to_fs_path(uri)):
             return Buffer(Path(fs_path), doc.source, doc.language_id or "")
         if scheme == "untitled":  # VS Code's new, unsaved file: its own text is the context
-            return Buffer(None, doc.source, doc.language_id or "", label=unquote(uri[len("untitled:"):]) or "untitled")
+            return Buffer(
+                None, doc.source, doc.language_id or "", label=unquote(uri[len("untitled:") :]) or "untitled"
+            )
         log.info("nothing for %s: not a file (scheme %r)", uri[:200], scheme)
         return None
 
@@ -280,14 +286,17 @@ class CodeKbServer(LanguageServer):
         if buffer is None:
             return None
         try:
-            return self.session.cursor(buffer, self.workspace.text_documents[unquote(uri)].offset_at_position(position))
+            return self.session.cursor(
+                buffer, self.workspace.text_documents[unquote(uri)].offset_at_position(position)
+            )
         except Refused as why:
             log.info("nothing for %s: %s", uri[:200], why)
             return None
 
     # -- completion ------------------------------------------------------------------
-    async def complete(self, uri: str, position: types.Position, n_candidates: int = 1,
-                       kind: str = "inline") -> Completion | None:
+    async def complete(
+        self, uri: str, position: types.Position, n_candidates: int = 1, kind: str = "inline"
+    ) -> Completion | None:
         """A completion at a cursor, or None: superseded, cancelled, refused or no model.
 
         A newer request of the same `kind` for the same document supersedes an older one; the two
@@ -300,8 +309,11 @@ class CodeKbServer(LanguageServer):
         session = self.session
         try:
             result = await self.scheduler.latest(
-                f"{kind} {uri}", self.settings.server.debounce_ms / 1000,
-                lambda cancel: session.complete(cursor, cancel, n_candidates), label=uri)
+                f"{kind} {uri}",
+                self.settings.server.debounce_ms / 1000,
+                lambda cancel: session.complete(cursor, cancel, n_candidates),
+                label=uri,
+            )
         except EngineError as exc:
             self.show_once(str(exc))
             return None
@@ -316,9 +328,12 @@ class CodeKbServer(LanguageServer):
         """Whether a next-edit model is loaded; if not, why goes to the client's log once."""
         session = self.session
         if not session.next_edit_wanted:
-            self.log_once("no next edits: nextEdit is false" if session.settings.next_edit.model_path else
-                          "no next edits: no next-edit model; set nextEditModel to sweep-next-edit-1.5b "
-                          "(`code-kb model pull sweep-next-edit-1.5b`) or to a GGUF file")
+            self.log_once(
+                "no next edits: nextEdit is false"
+                if session.settings.next_edit.model_path
+                else "no next edits: no next-edit model; set nextEditModel to sweep-next-edit-1.5b "
+                "(`code-kb model pull sweep-next-edit-1.5b`) or to a GGUF file"
+            )
             return False
         if self._next_edit_future is None or not await asyncio.shield(self._next_edit_future):
             self.log_once("no next edits: the next-edit model did not load (the server's messages say why)")
@@ -344,14 +359,19 @@ class CodeKbServer(LanguageServer):
             return None
         return self._offer(doc, asked, cursor, edits)[0]
 
-    async def _next_edits(self, uri: str, position: types.Position, version: int | None,
-                          kind: str) -> tuple[TextDocument, int, Cursor, list[TextEdit]] | None:
+    async def _next_edits(
+        self, uri: str, position: types.Position, version: int | None, kind: str
+    ) -> tuple[TextDocument, int, Cursor, list[TextEdit]] | None:
         """The predicted edits with the document and version they apply to. A newer request of the same
         `kind` for the same document supersedes an older one."""
         doc = self.workspace.text_documents.get(unquote(uri))
         if doc is None or (version is not None and doc.version != version):
-            log.info("no next edit for %s: version %s is not the document's (%s)", uri[:200], version,
-                     doc.version if doc is not None else "not open")
+            log.info(
+                "no next edit for %s: version %s is not the document's (%s)",
+                uri[:200],
+                version,
+                doc.version if doc is not None else "not open",
+            )
             return None
         asked = doc.version if doc.version is not None else 0
         cursor = self.cursor(uri, position)
@@ -359,8 +379,12 @@ class CodeKbServer(LanguageServer):
             return None
         session = self.session
         try:
-            result = await self.scheduler.latest(f"{kind} {uri}", self.settings.server.debounce_ms / 1000,
-                                                 lambda cancel: session.next_edit(cursor, cancel), label=uri)
+            result = await self.scheduler.latest(
+                f"{kind} {uri}",
+                self.settings.server.debounce_ms / 1000,
+                lambda cancel: session.next_edit(cursor, cancel),
+                label=uri,
+            )
         except EngineError as exc:
             self.show_once(str(exc))
             return None
@@ -372,17 +396,28 @@ class CodeKbServer(LanguageServer):
             edits = _test_edits(self._test_next_edit, cursor.source, cursor.offset)
         return doc, asked, cursor, edits
 
-    def _offer(self, doc: TextDocument, version: int, cursor: Cursor, edits: list[TextEdit]) -> list[OfferedEdit]:
+    def _offer(
+        self, doc: TextDocument, version: int, cursor: Cursor, edits: list[TextEdit]
+    ) -> list[OfferedEdit]:
         """Edits converted once to the client's units, each under the id its accept command carries."""
         ids = self.session.next_edits.offer(cursor.place.path, edits)
-        return [OfferedEdit(i, types.Range(start=lsp_position(doc, e.start), end=lsp_position(doc, e.end)),
-                            e.text, version) for i, e in zip(ids, edits)]
+        return [
+            OfferedEdit(
+                i,
+                types.Range(start=lsp_position(doc, e.start), end=lsp_position(doc, e.end)),
+                e.text,
+                version,
+            )
+            for i, e in zip(ids, edits)
+        ]
 
     async def prompt_json(self, uri: str, position: types.Position) -> dict:
         """The `code-kb context --json` object for a position (the codeKb/context request)."""
         buffer = self.buffer(uri)
         if buffer is None:
-            raise JsonRpcInvalidParams(f"document not open (or not a file): {uri[:200]}; send textDocument/didOpen first")
+            raise JsonRpcInvalidParams(
+                f"document not open (or not a file): {uri[:200]}; send textDocument/didOpen first"
+            )
         try:
             doc = self.workspace.text_documents[unquote(uri)]
             cursor = self.session.cursor(buffer, doc.offset_at_position(position))
@@ -400,8 +435,11 @@ class CodeKbServer(LanguageServer):
     def status(self) -> dict:
         """What codeKb.status reports: the session's status plus scheduling."""
         report = self.session.status(self.indexes.status() if self.indexes else []).to_dict()
-        report.update(scheduler=dataclasses.asdict(self.scheduler.stats), generating=self.scheduler.running,
-                      requests_in_flight=len(self.protocol._request_futures))
+        report.update(
+            scheduler=dataclasses.asdict(self.scheduler.stats),
+            generating=self.scheduler.running,
+            requests_in_flight=len(self.protocol._request_futures),
+        )
         return report
 
     def close(self) -> None:

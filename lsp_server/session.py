@@ -111,9 +111,18 @@ class LastCompletion:
     @classmethod
     def of(cls, c: Completion) -> LastCompletion:
         g = c.generation
-        return cls(round(c.total_ms, 1), round(c.retrieval_ms, 1), round(g.ms, 1), g.n_prompt, g.n_evaluated,
-                   g.n_reused, round(g.n_reused / g.n_prompt, 3) if g.n_prompt else 0.0, g.n_generated,
-                   g.stop_reason, c.prompt.snippet_paths())
+        return cls(
+            round(c.total_ms, 1),
+            round(c.retrieval_ms, 1),
+            round(g.ms, 1),
+            g.n_prompt,
+            g.n_evaluated,
+            g.n_reused,
+            round(g.n_reused / g.n_prompt, 3) if g.n_prompt else 0.0,
+            g.n_generated,
+            g.stop_reason,
+            c.prompt.snippet_paths(),
+        )
 
 
 @dataclass(frozen=True)
@@ -150,8 +159,9 @@ class Session:
     `edited`, `closed`, `apply_settings` and `status` are cheap and run on the caller's main thread
     (the server's event loop)."""
 
-    def __init__(self, settings: Settings, indexes: IndexSource | None = None,
-                 completer: Completer | None = None) -> None:
+    def __init__(
+        self, settings: Settings, indexes: IndexSource | None = None, completer: Completer | None = None
+    ) -> None:
         self.settings = settings
         self.indexes = indexes
         self.completer = completer
@@ -174,8 +184,11 @@ class Session:
         reload = needs_reload(old.engine, new.engine)
         if not reload and self.completer is not None and old.engine != new.engine:
             self.completer = self.completer.reconfigured(new.engine)
-        return SettingsChange(reload_model=reload, reindex=old.index != new.index,
-                              reload_next_edit=old.next_edit != new.next_edit)
+        return SettingsChange(
+            reload_model=reload,
+            reindex=old.index != new.index,
+            reload_next_edit=old.next_edit != new.next_edit,
+        )
 
     # -- the next-edit model -----------------------------------------------------------
     @property
@@ -189,8 +202,11 @@ class Session:
         model thread, after the completion model, whose size the memory check counts."""
         completer = self.completer
         backend = completer.backend if completer is not None else None
-        held = model_bytes(backend, backend.n_ctx, backend.hardware.kv_cache_type) if (
-            isinstance(backend, LlamaCppModel) and not backend.vocab_only) else 0
+        held = (
+            model_bytes(backend, backend.n_ctx, backend.hardware.kv_cache_type)
+            if (isinstance(backend, LlamaCppModel) and not backend.vocab_only)
+            else 0
+        )
         self.next_edits.load(self.settings.next_edit, self.settings.engine, held)
 
     def unload_next_edit_model(self) -> None:
@@ -205,8 +221,9 @@ class Session:
         if buffer.language_id and buffer.language_id in self.settings.server.disabled_languages:
             raise Refused(f"completions are off for {buffer.language_id} (disabledLanguages)")
         if buffer.path is None:
-            if holds_secrets(Located(None, buffer.label, buffer.label), self.settings.index.deny_patterns,
-                             buffer.source):
+            if holds_secrets(
+                Located(None, buffer.label, buffer.label), self.settings.index.deny_patterns, buffer.source
+            ):
                 raise Refused(f"{buffer.label or 'the buffer'} holds secrets")
             return Place(None, buffer.label or "untitled", in_repository=False)
         _check_path(buffer.path)
@@ -265,17 +282,32 @@ class Session:
         self.next_edits.closed(path)
 
     # -- work on the model thread ------------------------------------------------------
-    def complete(self, cursor: Cursor, cancel: threading.Event | None = None, n_candidates: int = 1) -> Completion:
+    def complete(
+        self, cursor: Cursor, cancel: threading.Event | None = None, n_candidates: int = 1
+    ) -> Completion:
         completer = self._completer()
-        return completer.complete(cursor.place.path, cursor.source, cursor.offset, self.context_for(cursor.place),
-                                  cursor.place.repo, cancel=cancel, n_candidates=n_candidates)
+        return completer.complete(
+            cursor.place.path,
+            cursor.source,
+            cursor.offset,
+            self.context_for(cursor.place),
+            cursor.place.repo,
+            cancel=cancel,
+            n_candidates=n_candidates,
+        )
 
     def prompt(self, cursor: Cursor, budget_tokens: int | None = None) -> tuple[Prompt, float]:
         """The prompt at a cursor and the milliseconds retrieval took. Without a model the token
         counts are estimates."""
         completer = self.completer or Completer(self.settings.engine)
-        return completer.prompt(cursor.place.path, cursor.source, cursor.offset, self.context_for(cursor.place),
-                                cursor.place.repo, budget_tokens=budget_tokens)
+        return completer.prompt(
+            cursor.place.path,
+            cursor.source,
+            cursor.offset,
+            self.context_for(cursor.place),
+            cursor.place.repo,
+            budget_tokens=budget_tokens,
+        )
 
     def next_edit(self, cursor: Cursor, cancel: threading.Event | None = None) -> NextEdit | None:
         """The user's likely next edit near a cursor, or None (nothing worth showing, or cancelled).
@@ -284,8 +316,9 @@ class Session:
         next-edit model."""
         place = cursor.place
         history = self.next_edits.history if place.in_repository else EditHistory()
-        return self.next_edits.predict(place.path, cursor.source, cursor.offset, history, self._related(cursor),
-                                       cancel)
+        return self.next_edits.predict(
+            place.path, cursor.source, cursor.offset, history, self._related(cursor), cancel
+        )
 
     def _related(self, cursor: Cursor) -> list[Any]:
         """Related context for a next-edit prompt from the root's index (the format's budget drops what
@@ -326,7 +359,9 @@ class Session:
         context, source = self.context_for(place), buffer.source
 
         def warm(cancel: threading.Event) -> None:
-            completer.warm(place.path, source, offset or 0, context, place.repo, cancel, whole=offset is not None)
+            completer.warm(
+                place.path, source, offset or 0, context, place.repo, cancel, whole=offset is not None
+            )
 
         return warm
 
@@ -340,19 +375,42 @@ class Session:
     # -- status ------------------------------------------------------------------------
     def status(self, indexes: list[dict[str, Any]] | None = None) -> Status:
         completer, engine = self.completer, self.settings.engine
-        model: dict[str, Any] = {"loaded": completer is not None, "path": engine.model_path,
-                                 "endpoint": engine.endpoint}
+        model: dict[str, Any] = {
+            "loaded": completer is not None,
+            "path": engine.model_path,
+            "endpoint": engine.endpoint,
+        }
         if completer is not None:
             model.update(completer.describe())
-        last = LastCompletion.of(completer.last) if completer is not None and completer.last is not None else None
+        last = (
+            LastCompletion.of(completer.last)
+            if completer is not None and completer.last is not None
+            else None
+        )
         server, wanted = self.settings.server, self.settings.next_edit
         next_edits = self.next_edits
-        next_edit = {"enabled": wanted.enabled, "model_setting": wanted.model_path, **next_edits.describe(),
-                     "documents_tracked": len(next_edits.tracked()), **asdict(next_edits.counts)}
-        return Status(__version__, round(time.monotonic() - self.started, 1), model, indexes or [], last,
-                      {"debounce_ms": server.debounce_ms, "disabled_languages": list(server.disabled_languages),
-                       "max_tokens": engine.max_tokens, "embedding_model": self.settings.index.embedding_model},
-                      next_edit, next_edits.last())
+        next_edit = {
+            "enabled": wanted.enabled,
+            "model_setting": wanted.model_path,
+            **next_edits.describe(),
+            "documents_tracked": len(next_edits.tracked()),
+            **asdict(next_edits.counts),
+        }
+        return Status(
+            __version__,
+            round(time.monotonic() - self.started, 1),
+            model,
+            indexes or [],
+            last,
+            {
+                "debounce_ms": server.debounce_ms,
+                "disabled_languages": list(server.disabled_languages),
+                "max_tokens": engine.max_tokens,
+                "embedding_model": self.settings.index.embedding_model,
+            },
+            next_edit,
+            next_edits.last(),
+        )
 
 
 def _check_path(path: Path) -> None:

@@ -14,8 +14,9 @@ _SHAPE = '{"textDocument": {"uri": "file:///..."}, "position": {"line": 0, "char
 async def context(ls: CodeKbServer, params: Any) -> dict:
     """params: {"textDocument": {"uri": ...}, "position": {"line": ..., "character": ...}} (LSP units)."""
     uri = read.uri(params, CONTEXT_METHOD, _SHAPE)
-    return await ls.prompt_json(uri, read.position(read.field(params, "position", CONTEXT_METHOD, _SHAPE),
-                                                   CONTEXT_METHOD, _SHAPE))
+    return await ls.prompt_json(
+        uri, read.position(read.field(params, "position", CONTEXT_METHOD, _SHAPE), CONTEXT_METHOD, _SHAPE)
+    )
 
 
 def register(server: CodeKbServer) -> None:

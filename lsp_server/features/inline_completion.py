@@ -13,19 +13,24 @@ from ..server import CodeKbServer
 from .next_edit import ACCEPT_NEXT_EDIT
 
 
-async def inline_completion(ls: CodeKbServer, params: types.InlineCompletionParams) -> types.InlineCompletionList | None:
+async def inline_completion(
+    ls: CodeKbServer, params: types.InlineCompletionParams
+) -> types.InlineCompletionList | None:
     here = types.Range(start=params.position, end=params.position)
     result = await ls.complete(params.text_document.uri, params.position)
     if result is not None and result.text:
-        return types.InlineCompletionList(items=[types.InlineCompletionItem(insert_text=result.text, range=here)])
+        return types.InlineCompletionList(
+            items=[types.InlineCompletionItem(insert_text=result.text, range=here)]
+        )
     if result is None and ls.session.completer is not None:
         return None  # superseded, cancelled or refused: not a completion model that had nothing to say
     edit = await ls.next_edit_insertion(params.text_document.uri, params.position)
     if edit is None:
         return None
     accept = types.Command(title="Accept next edit", command=ACCEPT_NEXT_EDIT, arguments=[edit.id])
-    return types.InlineCompletionList(items=[types.InlineCompletionItem(insert_text=edit.text, range=here,
-                                                                        command=accept)])
+    return types.InlineCompletionList(
+        items=[types.InlineCompletionItem(insert_text=edit.text, range=here, command=accept)]
+    )
 
 
 def register(server: CodeKbServer) -> None:

@@ -13,11 +13,18 @@ def test_form_feeds_and_unicode_separators_do_not_break_lines():
     assert doc.offset_at_position(types.Position(line=2, character=2)) == source.index("c = 3") + 2
     assert len(source.splitlines()) == 8  # what pygls's own splitting made of it
     # An incremental edit after the form feed lands where the client meant it.
-    doc.apply_change(types.TextDocumentContentChangePartial(
-        range=types.Range(start=types.Position(line=2, character=4), end=types.Position(line=2, character=5)),
-        text="33"))
+    doc.apply_change(
+        types.TextDocumentContentChangePartial(
+            range=types.Range(
+                start=types.Position(line=2, character=4), end=types.Position(line=2, character=5)
+            ),
+            text="33",
+        )
+    )
     assert "c = 33\r\n" in doc.source and doc.source.startswith("a = 1\f# page\n")
-    assert TextDocument("file:///y.py", "").lines == () and TextDocument("file:///z.py", "x\n").lines == ("x\n",)
+    assert TextDocument("file:///y.py", "").lines == () and TextDocument("file:///z.py", "x\n").lines == (
+        "x\n",
+    )
 
 
 def test_offsets_become_positions_in_utf16_units_at_every_line_end():
@@ -31,8 +38,21 @@ def test_offsets_become_positions_in_utf16_units_at_every_line_end():
         return p.line, p.character
 
     assert [at(i) for i in range(len(source) + 1)] == [
-        (0, 0), (0, 1), (0, 3), (0, 4), (0, 4), (1, 0), (1, 1), (2, 0), (2, 1), (2, 2), (2, 3)]
+        (0, 0),
+        (0, 1),
+        (0, 3),
+        (0, 4),
+        (0, 4),
+        (1, 0),
+        (1, 1),
+        (2, 0),
+        (2, 1),
+        (2, 2),
+        (2, 3),
+    ]
     for offset in (0, 2, 5, 7, len(source)):  # the way back
         assert doc.offset_at_position(lsp_position(doc, offset)) == offset
-    assert at(0) == (0, 0) and lsp_position(TextDocument("file:///e.py", ""), 0) == types.Position(line=0, character=0)
+    assert at(0) == (0, 0) and lsp_position(TextDocument("file:///e.py", ""), 0) == types.Position(
+        line=0, character=0
+    )
     assert lsp_position(TextDocument("file:///n.py", "x\n"), 2) == types.Position(line=1, character=0)

@@ -28,7 +28,10 @@ Q8 = "qwen2.5-coder-0.5b-q8_0.gguf"
 @pytest.fixture(scope="module")
 def ggufs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
     folder = tmp_path_factory.mktemp("hub-files")
-    return {Q4: write_tiny_gguf(folder / Q4).read_bytes(), Q8: write_tiny_gguf(folder / Q8, seed=1).read_bytes()}
+    return {
+        Q4: write_tiny_gguf(folder / Q4).read_bytes(),
+        Q8: write_tiny_gguf(folder / Q8, seed=1).read_bytes(),
+    }
 
 
 @pytest.fixture
@@ -100,7 +103,9 @@ def test_interrupted_pull_resumes_with_a_range_request(hub: HubServer, ggufs, ca
     hub.faults = Faults(drop_after_bytes=cut, drops_left=1)
     plan = resolve_pull("qwen2.5-coder-0.5b", "Q4_K_M")
     (remote,) = plan.files
-    with pytest.raises(DownloadError, match="interrupted at 200000 bytes.*run the same command again to resume"):
+    with pytest.raises(
+        DownloadError, match="interrupted at 200000 bytes.*run the same command again to resume"
+    ):
         download(remote, attempts=1)
     assert not remote.dest.exists()
     assert remote.part.stat().st_size == cut
@@ -187,10 +192,22 @@ def test_model_list_marks_what_fits_here(capsys):
     assert main(["model", "list", "--json"]) == 0
     listing = json.loads(capsys.readouterr().out)
     names = [m["name"] for m in listing["models"]]
-    assert names == ["qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b", "qwen2.5-coder-3b", "qwen2.5-coder-7b",
-                     "deepseek-coder-1.3b", "deepseek-coder-6.7b", "starcoder2-3b", "starcoder2-7b"]
+    assert names == [
+        "qwen2.5-coder-0.5b",
+        "qwen2.5-coder-1.5b",
+        "qwen2.5-coder-3b",
+        "qwen2.5-coder-7b",
+        "deepseek-coder-1.3b",
+        "deepseek-coder-6.7b",
+        "starcoder2-3b",
+        "starcoder2-7b",
+    ]
     recommended = [m for m in listing["models"] if m["recommended"]]
-    assert len(recommended) == 1 and recommended[0]["name"] == listing["choice"]["model"] and recommended[0]["fits"]
+    assert (
+        len(recommended) == 1
+        and recommended[0]["name"] == listing["choice"]["model"]
+        and recommended[0]["fits"]
+    )
     assert main(["model", "list"]) == 0
     out = capsys.readouterr().out
     assert f"* {listing['choice']['model']}" in out
@@ -199,8 +216,12 @@ def test_model_list_marks_what_fits_here(capsys):
 def test_model_info_reports_fim_context_quantization_and_kv_memory(tiny_gguf: Path, tmp_path: Path, capsys):
     assert main(["model", "info", str(tiny_gguf), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
-    assert (info["architecture"], info["family"], info["context_tokens"], info["quantization"]) == \
-        ("qwen2", "qwen2.5-coder", 32768, "F32")
+    assert (info["architecture"], info["family"], info["context_tokens"], info["quantization"]) == (
+        "qwen2",
+        "qwen2.5-coder",
+        32768,
+        "F32",
+    )
     assert info["repo_layout"] and info["fim_tokens"]["prefix"] == "<|fim_prefix|>"
     # 2 layers x 2 KV heads x (16 + 16) values x 2 bytes = 256 bytes a token
     assert info["kv_bytes"]["f16"] == {"8192": 8192 * 256, "16384": 16384 * 256, "32768": 32768 * 256}
@@ -209,7 +230,9 @@ def test_model_info_reports_fim_context_quantization_and_kv_memory(tiny_gguf: Pa
     assert main(["model", "info", str(tiny_gguf)]) == 0
     out = capsys.readouterr().out
     assert "FIM           yes: qwen2.5-coder" in out and "KV f16" in out and "fits in ram" in out
-    chat = write_tiny_gguf(tmp_path / "chat.gguf", special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"])
+    chat = write_tiny_gguf(
+        tmp_path / "chat.gguf", special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    )
     assert main(["model", "info", str(chat)]) == 1
     assert "FIM           no:" in capsys.readouterr().out
 
@@ -222,7 +245,9 @@ def test_the_server_names_the_pull_to_run_for_a_model_not_yet_pulled(tmp_path: P
     shown: list[str] = []
     server.show_once = shown.append  # what would reach window/showMessage
     assert server._load_model(server.settings.engine) is None
-    assert shown == ["model qwen2.5-coder-1.5b is not downloaded yet; run: code-kb model pull qwen2.5-coder-1.5b"]
+    assert shown == [
+        "model qwen2.5-coder-1.5b is not downloaded yet; run: code-kb model pull qwen2.5-coder-1.5b"
+    ]
 
 
 def test_a_file_larger_than_the_free_disk_is_refused_before_any_transfer(tmp_path: Path, hub: HubServer):

@@ -62,8 +62,9 @@ def session(repo: Path, tiny_gguf: Path):
     roots.close()
 
 
-def test_a_file_reached_through_a_linked_workspace_is_placed_under_the_resolved_root(session: Session, repo: Path,
-                                                                                      tmp_path: Path):
+def test_a_file_reached_through_a_linked_workspace_is_placed_under_the_resolved_root(
+    session: Session, repo: Path, tmp_path: Path
+):
     link = tmp_path / "link"
     link.symlink_to(repo, target_is_directory=True)
     file = link / CHECKOUT
@@ -98,7 +99,9 @@ def test_an_unsaved_buffer_completes_from_its_own_text_only(session: Session, re
     assert session.warm_up(Buffer(None, text, label="Untitled-1"), None) is None
 
 
-def test_a_file_outside_every_root_gets_no_repository_context_and_feeds_none(session: Session, tmp_path: Path):
+def test_a_file_outside_every_root_gets_no_repository_context_and_feeds_none(
+    session: Session, tmp_path: Path
+):
     outside = tmp_path / "elsewhere.py"
     outside.write_text("import os\n")
     place = session.place(Buffer(outside, outside.read_text()))
@@ -109,7 +112,9 @@ def test_a_file_outside_every_root_gets_no_repository_context_and_feeds_none(ses
     assert session.warm_up(Buffer(outside, "import os\n"), None) is None
 
 
-def test_paths_no_system_takes_offsets_outside_and_disabled_languages_are_refused(session: Session, repo: Path):
+def test_paths_no_system_takes_offsets_outside_and_disabled_languages_are_refused(
+    session: Session, repo: Path
+):
     with pytest.raises(Refused, match="NUL"):
         session.place(Buffer(Path("/tmp/a\0b.py"), ""))
     with pytest.raises(Refused, match="longer than the system allows"):
@@ -118,23 +123,33 @@ def test_paths_no_system_takes_offsets_outside_and_disabled_languages_are_refuse
         session.place(Buffer(Path("/tmp/" + "n" * 300 + ".py"), ""))
     with pytest.raises(Refused, match="outside the document"):
         session.cursor(Buffer(repo / CHECKOUT, "abc"), 4)
-    session.settings = dataclasses.replace(session.settings, server=ServerConfig(disabled_languages=("python",)))
+    session.settings = dataclasses.replace(
+        session.settings, server=ServerConfig(disabled_languages=("python",))
+    )
     with pytest.raises(Refused, match="completions are off for python"):
         session.place(Buffer(repo / CHECKOUT, "x", "python"))
 
 
 def test_settings_say_what_must_be_reloaded_and_keep_the_model_otherwise(session: Session):
     backend = session.completer.backend
-    change = session.apply_settings(dataclasses.replace(
-        session.settings, engine=dataclasses.replace(session.settings.engine, max_lines=3),
-        server=ServerConfig(debounce_ms=10)))
+    change = session.apply_settings(
+        dataclasses.replace(
+            session.settings,
+            engine=dataclasses.replace(session.settings.engine, max_lines=3),
+            server=ServerConfig(debounce_ms=10),
+        )
+    )
     assert (change.reload_model, change.reindex) == (False, False)
     assert session.completer.backend is backend and session.completer.config.max_lines == 3
-    change = session.apply_settings(dataclasses.replace(
-        session.settings, index=IndexConfig(deny_patterns=("*.sql",))))
+    change = session.apply_settings(
+        dataclasses.replace(session.settings, index=IndexConfig(deny_patterns=("*.sql",)))
+    )
     assert (change.reload_model, change.reindex) == (False, True)
-    change = session.apply_settings(dataclasses.replace(
-        session.settings, engine=dataclasses.replace(session.settings.engine, budget_tokens=512)))
+    change = session.apply_settings(
+        dataclasses.replace(
+            session.settings, engine=dataclasses.replace(session.settings.engine, budget_tokens=512)
+        )
+    )
     assert change.reload_model
 
 
@@ -161,8 +176,10 @@ def test_idle_work_follows_a_shown_completion_and_warms_only_repository_files(se
 @pytest.fixture
 def nes(repo: Path, tiny_gguf: Path, sweep_gguf: Path):
     roots = Roots(repo)
-    settings = Settings(engine=EngineConfig(model_path=str(tiny_gguf), max_tokens=8, budget_tokens=1024),
-                        next_edit=NextEditConfig(model_path=str(sweep_gguf), budget_tokens=1024, max_tokens=48))
+    settings = Settings(
+        engine=EngineConfig(model_path=str(tiny_gguf), max_tokens=8, budget_tokens=1024),
+        next_edit=NextEditConfig(model_path=str(sweep_gguf), budget_tokens=1024, max_tokens=48),
+    )
     s = Session(settings, roots)
     s.load_model()
     s.load_next_edit_model()
@@ -207,7 +224,9 @@ def test_a_next_edit_is_predicted_from_the_history_and_reported(nes: Session, re
     assert nes.next_edit(cursor) is result and nes.status().next_edit["requests"] == 1
 
 
-def test_secrets_and_files_outside_every_root_never_enter_the_history(nes: Session, repo: Path, tmp_path: Path):
+def test_secrets_and_files_outside_every_root_never_enter_the_history(
+    nes: Session, repo: Path, tmp_path: Path
+):
     outside = tmp_path / "elsewhere.py"
     type_into(nes, outside, "import os\n", "os", "ys")
     type_into(nes, repo / "shop" / "settings.py", "DEBUG = True\n", "True", "  # x")  # links to .env
@@ -246,11 +265,17 @@ def test_without_next_edits_nothing_is_tracked_and_asking_says_what_to_set(sessi
 def test_settings_changes_reload_or_drop_the_next_edit_model(nes: Session, repo: Path):
     checkout = repo / CHECKOUT
     type_into(nes, checkout, checkout.read_text(), "    total", "_due")
-    change = nes.apply_settings(dataclasses.replace(
-        nes.settings, next_edit=dataclasses.replace(nes.settings.next_edit, max_tokens=32)))
+    change = nes.apply_settings(
+        dataclasses.replace(
+            nes.settings, next_edit=dataclasses.replace(nes.settings.next_edit, max_tokens=32)
+        )
+    )
     assert change.reload_next_edit and not change.reload_model
-    change = nes.apply_settings(dataclasses.replace(
-        nes.settings, next_edit=dataclasses.replace(nes.settings.next_edit, enabled=False)))
+    change = nes.apply_settings(
+        dataclasses.replace(
+            nes.settings, next_edit=dataclasses.replace(nes.settings.next_edit, enabled=False)
+        )
+    )
     assert change.reload_next_edit and not nes.next_edit_wanted
     nes.unload_next_edit_model()
     assert nes.next_edits.predictor is None and nes.status().next_edit["loaded"] is False
