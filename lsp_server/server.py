@@ -2,14 +2,16 @@
 Session, which owns the settings, the model, the indexes and the rules; handlers live in features/.
 
 Threads: the event loop runs the handlers and owns `session.settings`; the scheduler's one model
-thread runs completions, prompts and idle work (and loads the model, which assigns
-`session.completer`); the index thread (indexing.py) updates the indexes."""
+thread runs completions, next edits, prompts and idle work (and loads the models, which assigns
+`session.completer` and the next-edit predictor); the index thread (indexing.py) updates the indexes."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import logging
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -20,9 +22,11 @@ from pygls.exceptions import JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
 from pygls.uris import to_fs_path
+from pygls.workspace.position_codec import ServerTextPosition
 from pygls.workspace.text_document import TextDocument
 
 from engine import Completer, Completion, EngineError
+from engine.next_edit import TextEdit
 
 from . import __version__
 from .config import Settings
@@ -33,6 +37,13 @@ from .scheduler import Scheduler
 from .session import Buffer, Cursor, Refused, Session
 
 log = logging.getLogger(__name__)
+
+# A test hook, reachable only through the server process's environment, never from settings: with
+# CODE_KB_TEST_NEXT_EDIT='{"find": "old", "text": "new"}' each next-edit prediction (the model still
+# runs) answers one edit that replaces the first `old` in the document with `new`, or, with
+# '{"insert": "text"}', one that inserts `text` at the cursor. The end-to-end tests use it to follow
+# an edit's whole round trip, which the tiny test model's noise rarely produces.
+TEST_NEXT_EDIT_ENV = "CODE_KB_TEST_NEXT_EDIT"
 
 # LSP ends lines only at \n, \r\n and \r. pygls 2.1 splits documents with str.splitlines, which
 # also breaks at \f, \v, \x1c-\x1e, \x85, \u2028 and \u2029: after a form feed (^L page breaks in C
@@ -52,6 +63,47 @@ class _Answered:
     """A request already answered with an error while it was read; nothing more to do."""
 
     jsonrpc = ""
+
+
+def lsp_position(document: TextDocument, offset: int) -> types.Position:
+    """A `str` offset into the document as a position in the client's units (UTF-16 unless the client
+    chose another encoding). pygls's `client_position_at_offset` puts the end of a document without a
+    final newline on a line past it, and fails on an empty one."""
+    lines = document.lines
+    at = 0
+    for number, line in enumerate(lines):
+        content = len(line.rstrip("\r\n"))
+        if offset < at + len(line) or offset <= at + content:  # inside a line break: at its start
+            column = min(offset - at, content)
+            return document.position_to_client_units(ServerTextPosition(number, column))
+        at += len(line)
+    return types.Position(line=len(lines), character=0)
+
+
+@dataclasses.dataclass(frozen=True)
+class OfferedEdit:
+    """A next edit as the client gets it: its range in the client's units, under an id for accepting."""
+
+    id: str
+    range: types.Range
+    text: str
+    version: int
+
+
+def _test_next_edit() -> dict[str, str] | None:
+    raw = os.environ.get(TEST_NEXT_EDIT_ENV)
+    if not raw:
+        return None
+    hook = json.loads(raw)
+    log.warning("test hook %s set: next edits are fixed edits, not the model's", TEST_NEXT_EDIT_ENV)
+    return hook if isinstance(hook, dict) else None
+
+
+def _test_edits(hook: dict[str, str], source: str, offset: int) -> list[TextEdit]:
+    if "insert" in hook:
+        return [TextEdit(offset, offset, hook["insert"])]
+    at = source.find(hook["find"])
+    return [TextEdit(at, at + len(hook["find"]), hook["text"])] if at >= 0 else []
 
 
 class CodeKbProtocol(LanguageServerProtocol):
@@ -102,8 +154,11 @@ class CodeKbServer(LanguageServer):
         self.scheduler = Scheduler()
         self.progress_bars = WorkDoneProgress(self)  # not `progress`: LanguageServer has that method
         self._model_future: asyncio.Future | None = None
+        self._next_edit_future: asyncio.Future | None = None
         self.idle = Idle(self.session, self.scheduler)
         self._shown: set[str] = set()
+        self._logged: set[str] = set()
+        self._test_next_edit = _test_next_edit()
 
     @property
     def settings(self) -> Settings:
@@ -125,6 +180,14 @@ class CodeKbServer(LanguageServer):
         log.info("%s", message)
         self.window_log_message(types.LogMessageParams(type=types.MessageType.Info, message=message))
 
+    def log_once(self, message: str) -> None:
+        """Why something is not done, to the client's log once; every occurrence to ours."""
+        if message in self._logged:
+            log.debug("%s", message)
+            return
+        self._logged.add(message)
+        self.log_to_client(message)
+
     # -- start-up and settings ---------------------------------------------------------
     def start(self, settings: Settings, roots: list[Path]) -> None:
         """Called on `initialized`: load the model and index the roots without blocking the reply."""
@@ -132,6 +195,7 @@ class CodeKbServer(LanguageServer):
         if settings.problems:
             self.show_once("; ".join(settings.problems), types.MessageType.Warning)
         self.load_model()
+        self.load_next_edit_model()
         self.start_indexes(roots)
 
     def load_model(self) -> None:
@@ -144,6 +208,25 @@ class CodeKbServer(LanguageServer):
 
         self._model_future = asyncio.get_running_loop().run_in_executor(self.scheduler.executor, load)
 
+    def load_next_edit_model(self) -> None:
+        """Load the next-edit model on the model thread, after the completion model (queued behind it),
+        or drop it when next edits are off."""
+        session = self.session
+        if not session.next_edit_wanted:
+            session.unload_next_edit_model()
+            self._next_edit_future = None
+            return
+
+        def load() -> bool:
+            try:
+                session.load_next_edit_model()
+            except EngineError as exc:
+                self.show_once(str(exc))
+                return False
+            return True
+
+        self._next_edit_future = asyncio.get_running_loop().run_in_executor(self.scheduler.executor, load)
+
     def apply_settings(self, new: Settings) -> None:
         """Settings changed at run time: reload only what depends on what changed."""
         if new.problems:
@@ -155,6 +238,12 @@ class CodeKbServer(LanguageServer):
         elif self.session.completer is not None:
             self._model_future = asyncio.get_running_loop().create_future()
             self._model_future.set_result(self.session.completer)
+        if change.reload_next_edit:
+            self.log_to_client(
+                "next-edit settings changed: "
+                + ("reloading the next-edit model" if self.session.next_edit_wanted else "next edits are off")
+            )
+            self.load_next_edit_model()
         if change.reindex and self.indexes is not None:
             log.info("index settings changed: reindexing every root")
             roots = list(self.indexes.roots)
@@ -233,6 +322,94 @@ class CodeKbServer(LanguageServer):
         if (work := session.follow_up(cursor, result)) is not None:
             self.idle.run(work)  # while the user reads the suggestion, compute the one after it
         return result
+
+    # -- next edits ------------------------------------------------------------------
+    async def _next_edits_ready(self) -> bool:
+        """Whether a next-edit model is loaded; if not, why goes to the client's log once."""
+        session = self.session
+        if not session.next_edit_wanted:
+            self.log_once(
+                "no next edits: nextEdit is false"
+                if session.settings.next_edit.model_path
+                else "no next edits: no next-edit model; set nextEditModel to sweep-next-edit-1.5b "
+                "(`code-kb model pull sweep-next-edit-1.5b`) or to a GGUF file"
+            )
+            return False
+        if self._next_edit_future is None or not await asyncio.shield(self._next_edit_future):
+            self.log_once("no next edits: the next-edit model did not load (the server's messages say why)")
+            return False
+        return True
+
+    async def next_edit(self, uri: str, position: types.Position, version: int | None) -> list[OfferedEdit]:
+        """The next edits at a cursor in the client's units, or none: a stale `version` (the client's
+        document moved on), superseded, cancelled, refused or no next-edit model."""
+        found = await self._next_edits(uri, position, version, "next-edit")
+        return self._offer(*found) if found is not None else []
+
+    async def next_edit_insertion(self, uri: str, position: types.Position) -> OfferedEdit | None:
+        """A next edit that is a plain insertion at the cursor, and the only edit predicted there: ghost
+        text for inline-completion clients. None otherwise, and silently without a next-edit model."""
+        if not self.session.next_edit_wanted:
+            return None
+        found = await self._next_edits(uri, position, None, "next-edit-inline")
+        if found is None:
+            return None
+        doc, asked, cursor, edits = found
+        if len(edits) != 1 or not (edits[0].start == edits[0].end == cursor.offset and edits[0].text):
+            return None
+        return self._offer(doc, asked, cursor, edits)[0]
+
+    async def _next_edits(
+        self, uri: str, position: types.Position, version: int | None, kind: str
+    ) -> tuple[TextDocument, int, Cursor, list[TextEdit]] | None:
+        """The predicted edits with the document and version they apply to. A newer request of the same
+        `kind` for the same document supersedes an older one."""
+        doc = self.workspace.text_documents.get(unquote(uri))
+        if doc is None or (version is not None and doc.version != version):
+            log.info(
+                "no next edit for %s: version %s is not the document's (%s)",
+                uri[:200],
+                version,
+                doc.version if doc is not None else "not open",
+            )
+            return None
+        asked = doc.version if doc.version is not None else 0
+        cursor = self.cursor(uri, position)
+        if cursor is None or not await self._next_edits_ready():
+            return None
+        session = self.session
+        try:
+            result = await self.scheduler.latest(
+                f"{kind} {uri}",
+                self.settings.server.debounce_ms / 1000,
+                lambda cancel: session.next_edit(cursor, cancel),
+                label=uri,
+            )
+        except EngineError as exc:
+            self.show_once(str(exc))
+            return None
+        if self.workspace.text_documents.get(unquote(uri)) is not doc or doc.version != asked:
+            log.info("next edit for %s dropped: the document changed while it was computed", uri[:200])
+            return None
+        edits = result.edits if result is not None else []
+        if self._test_next_edit is not None:
+            edits = _test_edits(self._test_next_edit, cursor.source, cursor.offset)
+        return doc, asked, cursor, edits
+
+    def _offer(
+        self, doc: TextDocument, version: int, cursor: Cursor, edits: list[TextEdit]
+    ) -> list[OfferedEdit]:
+        """Edits converted once to the client's units, each under the id its accept command carries."""
+        ids = self.session.next_edits.offer(cursor.place.path, edits)
+        return [
+            OfferedEdit(
+                i,
+                types.Range(start=lsp_position(doc, e.start), end=lsp_position(doc, e.end)),
+                e.text,
+                version,
+            )
+            for i, e in zip(ids, edits)
+        ]
 
     async def prompt_json(self, uri: str, position: types.Position) -> dict:
         """The `code-kb context --json` object for a position (the codeKb/context request)."""

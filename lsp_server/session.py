@@ -6,8 +6,8 @@ work is synchronous (the server runs it on its model thread, the CLI in line).
 
 One path policy: a document on disk is located once (as named and as resolved, relative to the
 root holding it); a document outside every root, or an unsaved buffer, is completed from its own
-text only, is never warmed and never becomes another prompt's recent edit. One secret policy:
-the name, the link's target and the text (`paths.holds_secrets`).
+text only, is never warmed and never becomes another prompt's recent edit or part of the next-edit
+history. One secret policy: the name, the link's target and the text (`paths.holds_secrets`).
 """
 
 from __future__ import annotations
@@ -22,12 +22,15 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from engine import Completer, Completion
+from engine.backends.llama_cpp import LlamaCppModel
 from engine.config import needs_reload
+from engine.next_edit import EditHistory, NextEdit
 from engine.prompt import ContextSource, Prompt
 from engine.recent import RecentEdits, WithRecentEdits
 
 from . import __version__
 from .config import Settings
+from .next_edits import RELATED_SNIPPETS, LastNextEdit, NextEdits, model_bytes
 from .paths import Located, holds_secrets, locate
 
 log = logging.getLogger(__name__)
@@ -132,6 +135,8 @@ class Status:
     indexes: list[dict[str, Any]]
     last_completion: LastCompletion | None
     settings: dict[str, Any] = field(default_factory=dict)
+    next_edit: dict[str, Any] = field(default_factory=dict)  # the model, loaded or not, and the counts
+    last_next_edit: LastNextEdit | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -143,14 +148,16 @@ class SettingsChange:
 
     reload_model: bool
     reindex: bool
+    reload_next_edit: bool = False  # load the next-edit model again (or drop it: `next_edit_wanted`)
 
 
 class Session:
     """Settings, the completer, the indexes and the recent edits, and the rules that join them.
 
-    Thread use: `load_model`, `complete`, `prompt` and the work `warm_up` and `follow_up` return run
-    on the caller's one model thread; `place`, `cursor`, `edited`, `apply_settings` and `status` are
-    cheap and run on the caller's main thread (the server's event loop)."""
+    Thread use: `load_model`, `load_next_edit_model`, `complete`, `next_edit`, `prompt` and the work
+    `warm_up` and `follow_up` return run on the caller's one model thread; `place`, `cursor`, `opened`,
+    `edited`, `closed`, `apply_settings` and `status` are cheap and run on the caller's main thread
+    (the server's event loop)."""
 
     def __init__(
         self, settings: Settings, indexes: IndexSource | None = None, completer: Completer | None = None
@@ -159,6 +166,7 @@ class Session:
         self.indexes = indexes
         self.completer = completer
         self.recent_edits = RecentEdits()
+        self.next_edits = NextEdits()
         self.started = time.monotonic()
 
     # -- the model ---------------------------------------------------------------------
@@ -176,7 +184,35 @@ class Session:
         reload = needs_reload(old.engine, new.engine)
         if not reload and self.completer is not None and old.engine != new.engine:
             self.completer = self.completer.reconfigured(new.engine)
-        return SettingsChange(reload_model=reload, reindex=old.index != new.index)
+        return SettingsChange(
+            reload_model=reload,
+            reindex=old.index != new.index,
+            reload_next_edit=old.next_edit != new.next_edit,
+        )
+
+    # -- the next-edit model -----------------------------------------------------------
+    @property
+    def next_edit_wanted(self) -> bool:
+        """Whether next edits are configured (and on): a model to load and an edit history to keep."""
+        return self.settings.next_edit.enabled and bool(self.settings.next_edit.model_path)
+
+    def load_next_edit_model(self) -> None:
+        """Load the configured next-edit model beside the completion model (raises EngineError with what
+        to do, NextEditMemoryError where the machine cannot hold both); it replaces the old one. On the
+        model thread, after the completion model, whose size the memory check counts."""
+        completer = self.completer
+        backend = completer.backend if completer is not None else None
+        held = (
+            model_bytes(backend, backend.n_ctx, backend.hardware.kv_cache_type)
+            if (isinstance(backend, LlamaCppModel) and not backend.vocab_only)
+            else 0
+        )
+        self.next_edits.load(self.settings.next_edit, self.settings.engine, held)
+
+    def unload_next_edit_model(self) -> None:
+        self.next_edits.unload()
+        if not self.next_edit_wanted:
+            self.next_edits.clear()
 
     # -- documents ---------------------------------------------------------------------
     def place(self, buffer: Buffer) -> Place:
@@ -217,11 +253,33 @@ class Session:
             place = self.place(buffer)
         except Refused as why:
             log.debug("edit not recorded: %s", why)
+            if buffer.path is not None:  # it may hold a secret now: its earlier changes go too
+                self.next_edits.closed(buffer.path)
             return None
         if not place.in_repository:
+            if buffer.path is not None:
+                self.next_edits.closed(buffer.path)
             return None
         self.recent_edits.record(place.path, buffer.source, offset)
+        if self.next_edit_wanted and buffer.path is not None:
+            self.next_edits.changed(buffer.path, place.path, buffer.source)
         return place
+
+    def opened(self, buffer: Buffer) -> None:
+        """A document opened: its text is what its first change is compared with, for the next-edit
+        history. Only documents on disk under a root that the policy lets us learn from."""
+        if not self.next_edit_wanted or buffer.path is None:
+            return
+        try:
+            place = self.place(buffer)
+        except Refused:
+            return
+        if place.in_repository:
+            self.next_edits.opened(buffer.path, place.path, buffer.source)
+
+    def closed(self, path: Path) -> None:
+        """A document closed: its changes leave the next-edit history."""
+        self.next_edits.closed(path)
 
     # -- work on the model thread ------------------------------------------------------
     def complete(
@@ -250,6 +308,28 @@ class Session:
             cursor.place.repo,
             budget_tokens=budget_tokens,
         )
+
+    def next_edit(self, cursor: Cursor, cancel: threading.Event | None = None) -> NextEdit | None:
+        """The user's likely next edit near a cursor, or None (nothing worth showing, or cancelled).
+        A document outside every root is predicted from its own text only: no history of other
+        documents' changes and no repository context, as for completions. EngineError without a
+        next-edit model."""
+        place = cursor.place
+        history = self.next_edits.history if place.in_repository else EditHistory()
+        return self.next_edits.predict(
+            place.path, cursor.source, cursor.offset, history, self._related(cursor), cancel
+        )
+
+    def _related(self, cursor: Cursor) -> list[Any]:
+        """Related context for a next-edit prompt from the root's index (the format's budget drops what
+        does not fit). Recent edits are not added: the prompt has the history's changes already."""
+        place = cursor.place
+        if not place.in_repository or self.indexes is None:
+            return []
+        index = self.indexes.searchable(place.root)
+        if index is None:
+            return []
+        return list(index.snippets(place.path, cursor.source, cursor.offset, RELATED_SNIPPETS))
 
     def follow_up(self, cursor: Cursor, result: Completion) -> IdleWork | None:
         """Work for when the model is idle after a completion was shown: the one that follows it."""
@@ -307,7 +387,15 @@ class Session:
             if completer is not None and completer.last is not None
             else None
         )
-        server = self.settings.server
+        server, wanted = self.settings.server, self.settings.next_edit
+        next_edits = self.next_edits
+        next_edit = {
+            "enabled": wanted.enabled,
+            "model_setting": wanted.model_path,
+            **next_edits.describe(),
+            "documents_tracked": len(next_edits.tracked()),
+            **asdict(next_edits.counts),
+        }
         return Status(
             __version__,
             round(time.monotonic() - self.started, 1),
@@ -320,6 +408,8 @@ class Session:
                 "max_tokens": engine.max_tokens,
                 "embedding_model": self.settings.index.embedding_model,
             },
+            next_edit,
+            next_edits.last(),
         )
 
 

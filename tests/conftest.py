@@ -30,6 +30,12 @@ def tiny_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def sweep_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny model under Sweep's next-edit name: recognised as a next-edit model; its output is noise."""
+    return write_tiny_gguf(tmp_path_factory.mktemp("models") / "sweep-tiny.gguf", name="sweep-next-edit-1.5B")
+
+
+@pytest.fixture(scope="session")
 def real_tokenizer() -> Callable[[str], LlamaCppModel]:
     """Loads a real tokenizer, vocabulary only, once: a FIM family's (`qwen2.5-coder`, `starcoder`, ...)
     or one the llama-cpp-python sdist ships (`qwen2`, `gpt-2`, `llama-spm`). The first use on a

@@ -9,7 +9,7 @@ if TYPE_CHECKING:
 
 
 def register_all(server: CodeKbServer) -> None:
-    from . import commands, completion, context, inline_completion, lifecycle, sync, workspace
+    from . import commands, completion, context, inline_completion, lifecycle, next_edit, sync, workspace
 
-    for module in (lifecycle, sync, workspace, commands, completion, inline_completion, context):
+    for module in (lifecycle, sync, workspace, commands, completion, inline_completion, context, next_edit):
         module.register(server)

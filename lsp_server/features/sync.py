@@ -1,16 +1,20 @@
-"""Document sync hooks: pygls keeps the text; we warm the KV cache on open and after a pause."""
+"""Document sync hooks: pygls keeps the text; we warm the KV cache on open and after a pause, and
+keep the next-edit history (the session decides which documents it may learn from)."""
 
 from __future__ import annotations
 
-from urllib.parse import unquote
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 from lsprotocol import types
+from pygls.uris import to_fs_path
 
 from ..server import CodeKbServer
 
 
 def did_open(ls: CodeKbServer, params: types.DidOpenTextDocumentParams) -> None:
     if (buffer := ls.buffer(params.text_document.uri)) is not None:
+        ls.session.opened(buffer)
         ls.idle.warm(buffer, None)
 
 
@@ -37,7 +41,15 @@ def did_change(ls: CodeKbServer, params: types.DidChangeTextDocumentParams) -> N
         ls.idle.edited(uri, buffer, min(offset, len(doc.source)))
 
 
+def did_close(ls: CodeKbServer, params: types.DidCloseTextDocumentParams) -> None:
+    """A closed document's changes leave the next-edit history."""
+    uri = params.text_document.uri
+    if "\0" not in uri and urlsplit(uri).scheme == "file" and (path := to_fs_path(uri)):
+        ls.session.closed(Path(path))
+
+
 def register(server: CodeKbServer) -> None:
     # pygls runs these after its own handlers for the same notifications.
     server.feature(types.TEXT_DOCUMENT_DID_OPEN)(did_open)
     server.feature(types.TEXT_DOCUMENT_DID_CHANGE)(did_change)
+    server.feature(types.TEXT_DOCUMENT_DID_CLOSE)(did_close)

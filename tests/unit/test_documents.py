@@ -25,3 +25,34 @@ def test_form_feeds_and_unicode_separators_do_not_break_lines():
     assert TextDocument("file:///y.py", "").lines == () and TextDocument("file:///z.py", "x\n").lines == (
         "x\n",
     )
+
+
+def test_offsets_become_positions_in_utf16_units_at_every_line_end():
+    from lsp_server.server import lsp_position
+
+    source = "a😀b\r\nc\nend"
+    doc = TextDocument("file:///x.py", source)
+
+    def at(offset: int) -> tuple[int, int]:
+        p = lsp_position(doc, offset)
+        return p.line, p.character
+
+    assert [at(i) for i in range(len(source) + 1)] == [
+        (0, 0),
+        (0, 1),
+        (0, 3),
+        (0, 4),
+        (0, 4),
+        (1, 0),
+        (1, 1),
+        (2, 0),
+        (2, 1),
+        (2, 2),
+        (2, 3),
+    ]
+    for offset in (0, 2, 5, 7, len(source)):  # the way back
+        assert doc.offset_at_position(lsp_position(doc, offset)) == offset
+    assert at(0) == (0, 0) and lsp_position(TextDocument("file:///e.py", ""), 0) == types.Position(
+        line=0, character=0
+    )
+    assert lsp_position(TextDocument("file:///n.py", "x\n"), 2) == types.Position(line=1, character=0)

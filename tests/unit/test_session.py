@@ -9,8 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from engine import EngineConfig
+from engine import EngineConfig, EngineError
+from engine.config import NextEditConfig
+from engine.next_edit import TextEdit
 from lsp_server.config import ServerConfig, Settings
+from lsp_server.next_edits import GB, MemoryNeed, NextEditMemoryError, check_memory
 from lsp_server.session import Buffer, Refused, Session
 from retrieval import CodeIndex, IndexConfig
 from tests.conftest import FIXTURES
@@ -165,3 +168,137 @@ def test_idle_work_follows_a_shown_completion_and_warms_only_repository_files(se
     session.settings = dataclasses.replace(session.settings, server=ServerConfig(speculate=False, warm=False))
     assert session.follow_up(cursor, dataclasses.replace(result, text="x")) is None
     assert session.warm_up(buffer, None) is None
+
+
+# -- next edits -------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def nes(repo: Path, tiny_gguf: Path, sweep_gguf: Path):
+    roots = Roots(repo)
+    settings = Settings(
+        engine=EngineConfig(model_path=str(tiny_gguf), max_tokens=8, budget_tokens=1024),
+        next_edit=NextEditConfig(model_path=str(sweep_gguf), budget_tokens=1024, max_tokens=48),
+    )
+    s = Session(settings, roots)
+    s.load_model()
+    s.load_next_edit_model()
+    yield s
+    roots.close()
+
+
+def type_into(session: Session, file: Path, text: str, at: str, typed: str) -> str:
+    """Open `file` with `text`, type `typed` after `at` key by key; the text after."""
+    session.opened(Buffer(file, text))
+    offset = text.index(at) + len(at)
+    for ch in typed:
+        text = text[:offset] + ch + text[offset:]
+        offset += 1
+        session.edited(Buffer(file, text), offset)
+    return text
+
+
+def test_a_next_edit_is_predicted_from_the_history_and_reported(nes: Session, repo: Path, sweep_gguf: Path):
+    checkout = repo / CHECKOUT
+    text = type_into(nes, checkout, checkout.read_text(), "    total", "_due")
+    assert [c.path for c in nes.next_edits.history.changes()] == [CHECKOUT]
+    cursor = nes.cursor(Buffer(checkout, text), text.index("total_due") + 9)
+    result = nes.next_edit(cursor)
+    predictor = nes.next_edits.predictor
+    assert predictor is not None and predictor.last is not None
+    last = predictor.last
+    assert result is None or result is last
+    assert (result is not None) == (last.verdict == "edit")
+    assert f"<|file_sep|>{CHECKOUT}.diff\noriginal:\n" in last.prompt.text
+    assert f"<|file_sep|>current/{CHECKOUT}\n" in last.prompt.text and "total_due =" in last.prompt.text
+    for edit in last.edits:
+        assert last.window.start <= edit.start <= edit.end <= last.window.end <= len(text)
+    report = nes.status().to_dict()
+    model = report["next_edit"]
+    assert model["loaded"] and model["name"] == "sweep-next-edit-1.5B" and model["path"] == str(sweep_gguf)
+    assert model["memory_bytes"] > sweep_gguf.stat().st_size and model["format"] == "sweep-next-edit"
+    assert model["requests"] == 1 and model["documents_tracked"] == 1
+    assert report["last_next_edit"]["prompt_tokens"] == last.n_prompt > 0
+    assert report["last_next_edit"]["verdict"] == last.verdict
+    # The same document and cursor again: the same answer, without the model.
+    assert nes.next_edit(cursor) is result and nes.status().next_edit["requests"] == 1
+
+
+def test_secrets_and_files_outside_every_root_never_enter_the_history(
+    nes: Session, repo: Path, tmp_path: Path
+):
+    outside = tmp_path / "elsewhere.py"
+    type_into(nes, outside, "import os\n", "os", "ys")
+    type_into(nes, repo / "shop" / "settings.py", "DEBUG = True\n", "True", "  # x")  # links to .env
+    type_into(nes, repo / ".env", "A=1\n", "1", "2")
+    nes.opened(Buffer(None, "x = 1\n", label="Untitled-1"))
+    assert nes.next_edits.history.changes() == [] and nes.next_edits.tracked() == []
+    # A document that comes to hold a secret: its earlier changes leave the history.
+    pricing = repo / "shop" / "pricing.py"
+    text = type_into(nes, pricing, pricing.read_text(), "def ", "x")
+    assert [c.path for c in nes.next_edits.history.changes()] == ["shop/pricing.py"]
+    nes.edited(Buffer(pricing, text + "KEY = '-----BEGIN RSA PRIVATE KEY-----'\n"), len(text))
+    assert nes.next_edits.history.changes() == [] and nes.next_edits.tracked() == []
+    # Closing forgets too.
+    text = type_into(nes, pricing, pricing.read_text(), "def ", "y")
+    assert nes.next_edits.tracked() == ["shop/pricing.py"]
+    nes.closed(pricing)
+    assert nes.next_edits.history.changes() == [] and nes.next_edits.tracked() == []
+    # A file outside every root is predicted from its own text: no other document's changes.
+    type_into(nes, pricing, pricing.read_text(), "def ", "z")
+    cursor = nes.cursor(Buffer(outside, "import oss\n"), 10)
+    nes.next_edit(cursor)
+    last = nes.next_edits.predictor.last  # type: ignore[union-attr]
+    assert last is not None and "pricing" not in last.prompt.text and ".diff" not in last.prompt.text
+
+
+def test_without_next_edits_nothing_is_tracked_and_asking_says_what_to_set(session: Session, repo: Path):
+    checkout = repo / CHECKOUT
+    type_into(session, checkout, checkout.read_text(), "    total", "_due")
+    assert session.next_edits.tracked() == [] and session.next_edits.history.changes() == []
+    cursor = session.cursor(Buffer(checkout, checkout.read_text()), 10)
+    with pytest.raises(EngineError, match="nextEditModel"):
+        session.next_edit(cursor)
+    assert session.status().next_edit["loaded"] is False
+
+
+def test_settings_changes_reload_or_drop_the_next_edit_model(nes: Session, repo: Path):
+    checkout = repo / CHECKOUT
+    type_into(nes, checkout, checkout.read_text(), "    total", "_due")
+    change = nes.apply_settings(
+        dataclasses.replace(
+            nes.settings, next_edit=dataclasses.replace(nes.settings.next_edit, max_tokens=32)
+        )
+    )
+    assert change.reload_next_edit and not change.reload_model
+    change = nes.apply_settings(
+        dataclasses.replace(
+            nes.settings, next_edit=dataclasses.replace(nes.settings.next_edit, enabled=False)
+        )
+    )
+    assert change.reload_next_edit and not nes.next_edit_wanted
+    nes.unload_next_edit_model()
+    assert nes.next_edits.predictor is None and nes.status().next_edit["loaded"] is False
+    assert nes.next_edits.history.changes() == [] and nes.next_edits.tracked() == []
+
+
+def test_a_machine_that_cannot_hold_both_models_is_told_which_setting_to_change():
+    check_memory(MemoryNeed(3 * GB, 2 * GB, 8 * GB))
+    check_memory(MemoryNeed(3 * GB, 2 * GB, None))  # the platform does not say: load and see
+    with pytest.raises(NextEditMemoryError) as caught:
+        check_memory(MemoryNeed(3 * GB, 2 * GB, 4 * GB))
+    message = str(caught.value)
+    assert "3.0 GB" in message and "2.0 GB" in message and "5.0 GB" in message and "4.0 GB" in message
+    assert "nextEditModel" in message and "sweep-next-edit-0.5b" in message and "nextEdit to false" in message
+
+
+def test_suggestions_are_counted_when_offered_shown_and_accepted(nes: Session):
+    edits = [TextEdit(3, 5, "ab"), TextEdit(9, 9, "c")]
+    ids = nes.next_edits.offer(CHECKOUT, edits)
+    assert len(set(ids)) == 2
+    assert nes.next_edits.shown(ids[0]) is not None and nes.next_edits.shown(ids[0]) is not None
+    accepted = nes.next_edits.accepted(ids[0])
+    assert accepted is not None and accepted.edit == edits[0]
+    assert nes.next_edits.accepted(ids[0]) is None and nes.next_edits.accepted("unknown") is None
+    counts = nes.status().next_edit
+    assert (counts["suggested"], counts["shown"], counts["accepted"]) == (2, 1, 1)
