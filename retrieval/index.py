@@ -128,7 +128,7 @@ class CodeIndex:
             return {
                 "files": len(store.files()),
                 "chunks": store.chunk_count(),
-                "vectors": int(store.vectors.ntotal),
+                "vectors": int(store.loaded.ntotal),
                 "faiss": store.describe_vectors(),
                 "embedding_model": self.embedder.name,
                 "updated_at": store.meta("updated_at"),
@@ -222,8 +222,8 @@ class CodeIndex:
         own = self.relative(self.directory)
         rels = sorted(
             r
-            for r in {self.relative(p) for p in paths} - {None}
-            if own is None or not (r == own or r.startswith(own + "/"))
+            for r in {self.relative(p) for p in paths}
+            if r is not None and (own is None or not (r == own or r.startswith(own + "/")))
         )
         if not rels:
             # Only the index's own files (an editor watching everything reports our writes): writing
@@ -292,7 +292,7 @@ class CodeIndex:
                     stats.files_removed += 1
                     stats.changed_paths.append(path)
             if removed_ids:
-                store.vectors.remove_ids(np.asarray(removed_ids, dtype=np.int64))
+                store.remove_vectors(removed_ids)
         candidates = [f for f in files if refresh_graphs or not _unchanged(known.get(f.path), f)]
         refreshed: list[str] = []
         if progress:
@@ -312,13 +312,13 @@ class CodeIndex:
                 with self._lock:
                     removed = store.remove_file(f.path)
                     if removed:
-                        store.vectors.remove_ids(np.asarray(removed, dtype=np.int64))
+                        store.remove_vectors(removed)
                 stats.files_removed += 1
                 stats.changed_paths.append(f.path)
             elif record is not None and old is not None and old.hash == record.hash:
                 with self._lock:
                     store.touch_file(record)  # touched but identical: only the stat changes
-                    if refresh_graphs:
+                    if refresh_graphs and parsed is not None:
                         store.replace_graph(record.path, parsed.graph)
                         refreshed.append(record.path)
             elif parsed is not None:
@@ -330,7 +330,7 @@ class CodeIndex:
             if progress:
                 progress(n, len(candidates), f.path)
         with self._lock:
-            if store.wants_rebuild(store.vectors):
+            if store.wants_rebuild(store.loaded):
                 store.rebuild_vectors()
             elif stats.files_changed or stats.files_removed:
                 store.save_vectors()
@@ -401,8 +401,10 @@ class CodeIndex:
                 # One transaction for the file's chunks, vectors' rows and graph: all or nothing.
                 removed, added = store.replace_file(record, chunks, new, parsed.graph)
                 if added:
-                    vectors = np.stack([cached.get(c.text_hash, fresh.get(c.text_hash)) for c in chunks])
-                    store.vectors.add_with_ids(vectors, np.asarray(added, dtype=np.int64))
+                    vectors = np.stack(
+                        [cached[h] if (h := c.text_hash) in cached else fresh[h] for c in chunks]
+                    )
+                    store.loaded.add_with_ids(vectors, np.asarray(added, dtype=np.int64))
                 removed_all += removed
                 stats.files_changed += 1
                 stats.changed_paths.append(record.path)
@@ -410,7 +412,7 @@ class CodeIndex:
             # Remove superseded vectors now, so FAISS never holds two versions of a file, even when a
             # later file's write failed.
             if removed_all:
-                store.vectors.remove_ids(np.asarray(removed_all, dtype=np.int64))
+                store.remove_vectors(removed_all)
 
     # -- search ---------------------------------------------------------------------
     # `exclude_path` drops that file's chunks; with `around` (first, last line) only those overlapping it.
@@ -423,11 +425,11 @@ class CodeIndex:
         store = self.store
         vector = self._query_vector(query)
         with self._lock:
-            if store.vectors.ntotal == 0:
+            if store.loaded.ntotal == 0:
                 return []
             # Over-fetch: some hits may come from the excluded file.
-            want = min(store.vectors.ntotal, k * 3 + 8)
-            scores, ids = store.vectors.search(vector, want)
+            want = min(store.loaded.ntotal, k * 3 + 8)
+            scores, ids = store.loaded.search(vector, want)
             hits = [(int(i), float(score)) for score, i in zip(scores[0], ids[0]) if i >= 0]
             return self._snippets(hits, k, exclude_path, around, "dense")
 

@@ -261,11 +261,8 @@ class _Query:
                 names = [imp.binding]
                 if self.lang == "go" and imp.kind == "module" and not imp.alias:
                     # A Go package is used by its declared name, which may differ from its folder's.
-                    packages = {
-                        self.source.graph_of(t.path).package
-                        for t in targets[:1]
-                        if self.source.graph_of(t.path) is not None
-                    }
+                    graphs = [self.source.graph_of(t.path) for t in targets[:1]]
+                    packages = {g.package for g in graphs if g is not None}
                     names = [p for p in packages if p] or names
                 for name in names:
                     if name:
@@ -446,15 +443,16 @@ class _Query:
             top = d
             if d.container:
                 graph = self.source.graph_of(path)
-                top = next(
+                found = next(
                     (t for t in (graph.top_level(top_name) if graph else []) if _is_container(t)), None
                 )
-                if top is None:
+                if found is None:
                     # A method of a Go or Rust type declared elsewhere, or of a C++ class: the member alone.
                     key = (path, d.qualified)
                     unit = self.units.setdefault(key, _Unit(path, d))
                     unit.score = max(unit.score, score)
                     return
+                top = found
             unit = self.units.setdefault(key, _Unit(path, top))
         unit.score = max(unit.score, score)
         unit.full = unit.full or full or (_is_container(unit.top) and self.mention(unit.top.name) >= 0.25)
@@ -492,14 +490,15 @@ class _Query:
             for d in [*(graph.definitions if graph else []), None]:
                 if d is not None and d.container:
                     continue
-                grouped = (
-                    d is not None and d.kind == "constant" and d.signature[:1].isspace()
-                )  # inside `(...)`
-                if grouped and (not run or d.start_line - run[-1].end_line <= 4):
-                    run.append(d)
+                if d is not None and d.kind == "constant" and d.signature[:1].isspace():  # inside `(...)`
+                    if not run or d.start_line - run[-1].end_line <= 4:
+                        run.append(d)
+                        continue
+                    self._lift(path, run)
+                    run = [d]
                     continue
                 self._lift(path, run)
-                run = [d] if grouped else []
+                run = []
 
     def _lift(self, path: str, run: list[Definition]) -> None:
         if not 2 <= len(run) <= MAX_SIBLINGS:
@@ -574,7 +573,8 @@ class _Query:
         is its own instance; `Self` is the method's type)."""
         if _has_members(function):
             return [(path, function)]
-        written = _return_type(function, self._graph(path).language if self._graph(path) else self.lang)
+        graph = self._graph(path)
+        written = _return_type(function, graph.language if graph is not None else self.lang)
         if not written:
             return []
         if written in ("Self", "self", "this") and function.container:
@@ -1049,6 +1049,7 @@ def _parse_chain(text: str) -> tuple[list[tuple[str, bool]], list[str], str] | N
     """The receiver chain before the cursor, read backwards: `a.b(x, y).c::d` -> [(a, False),
     (b, True), (c, False), (d, False)], the separators after each, and the member partly typed."""
     m = re.search(r"\w*$", text)
+    assert m is not None  # `\w*$` matches every text
     partial = m.group(0)
     rest = text[: m.start()]
     sep = _SEPARATOR.search(rest)

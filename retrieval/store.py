@@ -121,9 +121,9 @@ class Store:
                 return self._fresh_db(path)
             # Cannot open or write (a read-only folder or file, no space for the journal): not damage.
             # Keep the index and serve it read-only; writing it later reports what to do.
-            db = self._connect_read_only(path, exc)
-            if db is not None:
-                return db
+            read_only = self._connect_read_only(path, exc)
+            if read_only is not None:
+                return read_only
             raise IndexWriteError(
                 f"cannot open the index at {self.directory} ({exc}); make the folder "
                 f"writable, free disk space, or {ELSEWHERE}"
@@ -309,7 +309,8 @@ class Store:
                         c.text_hash,
                     ),
                 )
-                added.append(int(cur.lastrowid))
+                assert cur.lastrowid is not None  # an INSERT sets it
+                added.append(cur.lastrowid)
                 self.db.execute(
                     "INSERT INTO lexical (rowid, tokens) VALUES (?, ?)",
                     (cur.lastrowid, " ".join(identifier_tokens(f"{c.path} {c.name}\n{c.text}"))),
@@ -504,6 +505,17 @@ class Store:
         )
 
     # -- FAISS --------------------------------------------------------------------
+    @property
+    def loaded(self) -> faiss.Index:
+        """The vector index; `load_vectors` has run (CodeIndex.store runs it when it opens the store)."""
+        if self.vectors is None:
+            raise RuntimeError(f"the vectors of {self.directory} are not loaded")
+        return self.vectors
+
+    def remove_vectors(self, ids: list[int]) -> None:
+        """Drop these rows' vectors (the ids of removed chunks)."""
+        self.loaded.remove_ids(np.asarray(ids, dtype=np.int64))  # type: ignore[arg-type]  # faiss takes arrays
+
     def load_vectors(self, dim: int) -> faiss.Index:
         """The FAISS index, rebuilt from SQLite when missing, corrupt, inconsistent or of the wrong kind."""
         path = vectors.vector_path(self.directory)
