@@ -122,7 +122,9 @@ class SweepFormat:
         return prompt
 
     def stops(self, tokenizer: Tokenizer, request: NextEditRequest) -> Stops:
-        ids = {i for t in (FILE_SEP, *END_TOKENS) if (i := tokenizer.special_id(t)) is not None}
+        # An estimate has no ids (a server matches the texts).
+        specials = (FILE_SEP, *END_TOKENS) if tokenizer.exact else ()
+        ids = {i for t in specials if (i := tokenizer.special_id(t)) is not None}
         texts = (FILE_SEP,) if END_TEXT in request.window.text else (FILE_SEP, END_TEXT)
         return Stops(frozenset(ids), texts)
 

@@ -393,7 +393,8 @@ def test_draft_lookup_follows_the_answer_through_the_draft():
 
 
 def test_a_draft_changes_how_many_decodes_not_the_tokens(predictor: NextEditPredictor):
-    model = predictor.model
+    model = predictor.backend
+    assert isinstance(model, LlamaCppModel)
     prompt = model.encode(numbered(30, "drafted"))
 
     def no_rule(text: str) -> tuple[str, bool]:
