@@ -69,3 +69,7 @@ class NextEditConfig:
     max_tokens: int = 1024  # the rewritten window, at most
     timeout_s: float = 10.0  # generation time limit
     speculative: bool = True  # draft with the current window and verify in batches (prompt lookup)
+    # OpenAI-compatible server (/v1/completions) that generates next edits; with it `model_path`
+    # is optional and only counts tokens exactly
+    endpoint: str | None = None
+    format: str = "auto"  # auto: from the GGUF's or the server's model name; sweep

@@ -55,6 +55,8 @@ SETTINGS: dict[str, tuple[str, str, type]] = {
     "speculate": ("server", "speculate", bool),
     "nextEdit": ("next_edit", "enabled", bool),
     "nextEditModel": ("next_edit", "model_path", str),
+    "nextEditEndpoint": ("next_edit", "endpoint", str),
+    "nextEditFormat": ("next_edit", "format", str),
 }
 
 
@@ -147,6 +149,11 @@ class Settings:
             problems.append(
                 f"setting kvCacheType={engine.pop('kv_cache_type')!r} is invalid (use auto, f16 or "
                 "q8_0); using the default"
+            )
+        if values["next_edit"].get("format", "auto") not in ("auto", "sweep"):
+            problems.append(
+                f"setting nextEditFormat={values['next_edit'].pop('format')!r} is invalid (use auto or "
+                "sweep); using the default"
             )
         for section in (engine, values["next_edit"]):
             if section.get("model_path"):

@@ -330,9 +330,10 @@ class CodeKbServer(LanguageServer):
         if not session.next_edit_wanted:
             self.log_once(
                 "no next edits: nextEdit is false"
-                if session.settings.next_edit.model_path
+                if session.settings.next_edit.model_path or session.settings.next_edit.endpoint
                 else "no next edits: no next-edit model; set nextEditModel to sweep-next-edit-1.5b "
-                "(`code-kb model pull sweep-next-edit-1.5b`) or to a GGUF file"
+                "(`code-kb model pull sweep-next-edit-1.5b`) or to a GGUF file, or nextEditEndpoint "
+                "to a server"
             )
             return False
         if self._next_edit_future is None or not await asyncio.shield(self._next_edit_future):

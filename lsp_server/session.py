@@ -194,7 +194,8 @@ class Session:
     @property
     def next_edit_wanted(self) -> bool:
         """Whether next edits are configured (and on): a model to load and an edit history to keep."""
-        return self.settings.next_edit.enabled and bool(self.settings.next_edit.model_path)
+        wanted = self.settings.next_edit
+        return wanted.enabled and bool(wanted.model_path or wanted.endpoint)
 
     def load_next_edit_model(self) -> None:
         """Load the configured next-edit model beside the completion model (raises EngineError with what

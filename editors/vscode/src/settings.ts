@@ -32,6 +32,8 @@ export const SERVER_KEYS = [
   "speculate",
   "nextEdit",
   "nextEditModel",
+  "nextEditEndpoint",
+  "nextEditFormat",
 ] as const;
 
 export type ServerKey = (typeof SERVER_KEYS)[number];
