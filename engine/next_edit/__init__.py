@@ -2,7 +2,7 @@
 
 `history` keeps recent changes per document, `formats` and `sweep` lay out prompts for next-edit
 models, `edits` turns the model's rewritten window into document edits, `predictor` runs it all
-on the in-process model. No LSP, no CLI here.
+through a `Backend`: the in-process model, or a server sent the prompt's text. No LSP, no CLI here.
 """
 
 from .edits import TextEdit, Verdict, apply_edits, verdict, window_edits

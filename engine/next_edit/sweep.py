@@ -23,8 +23,10 @@ window headers, a `<|cursor|>` marker, the file's surroundings first); it would 
 of its own.
 
 Unlike Zed, which refuses a prompt whose user text contains `<|file_sep|>` or `</s>`, we tokenise
-user text without special-token parsing, so such text is plain characters to the model; `</s>` is
-a stop only when the window itself does not contain it (HTML's strike-through tag).
+user text without special-token parsing, so such text is plain characters to the model (a server,
+which is sent text and parses it, gets user text with a U+200B inside every `<|`: see
+`predictor.neutralise`); `</s>` is a stop only when the window itself does not contain it (HTML's
+strike-through tag).
 """
 
 from __future__ import annotations
