@@ -65,6 +65,13 @@ class _Answered:
     jsonrpc = ""
 
 
+def str_offset(document: TextDocument, position: types.Position) -> int:
+    """A position in the client's units as a `str` offset into the document: the one conversion in.
+    pygls answers a line past the end with the last line's length in client units (UTF-16), which
+    is past the text when that line holds characters beyond the BMP; the end of the text is meant."""
+    return min(document.offset_at_position(position), len(document.source))
+
+
 def lsp_position(document: TextDocument, offset: int) -> types.Position:
     """A `str` offset into the document as a position in the client's units (UTF-16 unless the client
     chose another encoding). pygls's `client_position_at_offset` puts the end of a document without a
@@ -287,7 +294,7 @@ class CodeKbServer(LanguageServer):
             return None
         try:
             return self.session.cursor(
-                buffer, self.workspace.text_documents[unquote(uri)].offset_at_position(position)
+                buffer, str_offset(self.workspace.text_documents[unquote(uri)], position)
             )
         except Refused as why:
             log.info("nothing for %s: %s", uri[:200], why)
@@ -421,7 +428,7 @@ class CodeKbServer(LanguageServer):
             )
         try:
             doc = self.workspace.text_documents[unquote(uri)]
-            cursor = self.session.cursor(buffer, doc.offset_at_position(position))
+            cursor = self.session.cursor(buffer, str_offset(doc, position))
         except Refused as why:
             raise JsonRpcInvalidParams(f"code-kb builds no prompt here: {why}") from None
         if self._model_future is not None:

@@ -7,7 +7,7 @@ from urllib.parse import unquote
 
 from lsprotocol import types
 
-from ..server import CodeKbServer
+from ..server import CodeKbServer, lsp_position, str_offset
 
 _WORD_AT_END = re.compile(r"\w*$")
 
@@ -23,19 +23,18 @@ async def completion(ls: CodeKbServer, params: types.CompletionParams) -> types.
     doc = ls.workspace.text_documents.get(unquote(params.text_document.uri))
     if doc is None:  # closed while the model ran
         return None
-    offset = doc.offset_at_position(params.position)
+    offset = str_offset(doc, params.position)
     line_start = doc.source.rfind("\n", 0, offset) + 1
     word = _WORD_AT_END.findall(doc.source[line_start:offset])[0]
-    # Positions count UTF-16 units: a word with characters beyond the BMP is longer there.
-    start = types.Position(
-        line=params.position.line, character=params.position.character - len(word.encode("utf-16-le")) // 2
-    )
+    # Converted back in the client's units (a character beyond the BMP is two UTF-16 units; a cursor
+    # sent inside one is taken as after it).
+    start, end = lsp_position(doc, offset - len(word)), lsp_position(doc, offset)
     sources = result.prompt.snippet_paths()
     detail = "code-kb" + (
         f" · context from {', '.join(sources[:3])}" if sources else " · no retrieved context"
     )
     items = [
-        _item(ls, word, text, start, params.position, detail, rank)
+        _item(ls, word, text, start, end, detail, rank)
         for rank, text in enumerate([result.text, *result.alternatives])
     ]
     return types.CompletionList(is_incomplete=True, items=items)

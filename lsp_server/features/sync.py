@@ -9,7 +9,7 @@ from urllib.parse import unquote, urlsplit
 from lsprotocol import types
 from pygls.uris import to_fs_path
 
-from ..server import CodeKbServer
+from ..server import CodeKbServer, str_offset
 
 
 def did_open(ls: CodeKbServer, params: types.DidOpenTextDocumentParams) -> None:
@@ -34,7 +34,7 @@ def did_change(ls: CodeKbServer, params: types.DidChangeTextDocumentParams) -> N
             line=end.line + len(lines) - 1,
             character=(end.character if len(lines) == 1 else 0) + len(lines[-1].encode("utf-16-le")) // 2,
         )
-        offset = doc.offset_at_position(position)
+        offset = str_offset(doc, position)
     else:
         offset = len(doc.source)
     if (buffer := ls.buffer(uri)) is not None:

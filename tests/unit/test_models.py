@@ -237,17 +237,19 @@ def test_model_info_reports_fim_context_quantization_and_kv_memory(tiny_gguf: Pa
     assert "FIM           no:" in capsys.readouterr().out
 
 
-def test_the_server_names_the_pull_to_run_for_a_model_not_yet_pulled(tmp_path: Path, monkeypatch):
-    from lsp_server.server import CodeKbServer
+def test_the_session_names_the_pull_to_run_for_a_model_not_yet_pulled(tmp_path: Path, monkeypatch):
+    # The server shows this message as it is (window/showMessage) and the CLI prints it.
+    from engine import EngineError
+    from lsp_server.session import Session
 
     monkeypatch.setenv("CODE_KB_MODELS", str(tmp_path / "models"))
-    server = CodeKbServer(Settings.load({"modelPath": "qwen2.5-coder-1.5b"}))
-    shown: list[str] = []
-    server.show_once = shown.append  # what would reach window/showMessage
-    assert server._load_model(server.settings.engine) is None
-    assert shown == [
+    session = Session(Settings.load({"modelPath": "qwen2.5-coder-1.5b"}))
+    with pytest.raises(EngineError) as caught:
+        session.load_model()
+    assert str(caught.value) == (
         "model qwen2.5-coder-1.5b is not downloaded yet; run: code-kb model pull qwen2.5-coder-1.5b"
-    ]
+    )
+    assert session.completer is None
 
 
 def test_a_file_larger_than_the_free_disk_is_refused_before_any_transfer(tmp_path: Path, hub: HubServer):
