@@ -267,7 +267,8 @@ def med(rows: list[dict], key: str) -> float:
 
 def report(replay_rows: list[dict], verify_rows: list[dict], window: dict, meta: dict) -> str:
     out = [f"Measured {meta['date']}, {meta['machine']}, {meta['threads']} threads, commit {meta['commit']}, "
-           f"model {meta['model']} ({meta['model_mb']:.0f} MB), `{meta['command']}`", ""]
+           f"model {meta['model']} ({meta['model_mb']:.0f} MB), `{meta['command']}`; 1-minute load average "
+           f"{meta['load_avg_1min'][0]:.1f} at the start, {meta['load_avg_1min'][1]:.1f} at the end", ""]
     out += ["(a) replay: rename of `request_setting` in requests 2.32.3's `sessions.merge_setting`, "
             f"medians of {meta['repeats']}", "",
             "| request | latency ms | retrieval ms | prompt eval ms | generation ms (tokens) | prompt tokens | "
@@ -316,6 +317,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     t0 = time.perf_counter()
+    load_before = os.getloadavg()[0]
     model, path = load(args.threads, args.model)
     replay_rows, cold_prompt = run_replay(model, args.repeats)
     _, steps = replay()
@@ -329,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
             "threads": args.threads, "commit": code_version(), "model": path.name,
             "model_mb": path.stat().st_size / 1e6, "repeats": args.repeats,
             "command": "python benchmarks/next_edit.py " + " ".join(sys.argv[1:] if argv is None else argv),
-            "seconds": time.perf_counter() - t0}
+            "seconds": time.perf_counter() - t0, "load_avg_1min": [load_before, os.getloadavg()[0]]}
     print(report(replay_rows, verify_rows, accepted, meta))
     print(f"\n(run took {meta['seconds']:.0f} s)", file=sys.stderr)
     if args.json:
