@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from engine.backends import Generation
     from engine.backends.llama_cpp import LlamaCppModel
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -217,11 +218,11 @@ def no_stop(text: str) -> tuple[str, bool]:
     return text, False
 
 
-def greedy_answer(model: LlamaCppModel, prompt: list[int], n: int) -> list[int]:
-    """The engine's own greedy answer after `prompt`, `n` token ids (fewer at an end-of-generation
-    token): `n + 1` tokens generated token by token, recording the token each decode after the
-    prompt feeds the model (every chosen token but the last). Taken from the same path the
-    token-by-token run takes, so the draft is the answer that run gives, to the last rounding."""
+def greedy_answer(model: LlamaCppModel, prompt: list[int], n: int) -> tuple[list[int], Generation]:
+    """A token-by-token run of `n` tokens after `prompt` (fewer at an end-of-generation token), and
+    the ids of its answer but the last: the token each decode after the prompt fed the model. The
+    draft is thus the answer the token-by-token path gives, to the last rounding; its last token is
+    the model's choice in the drafted run too, so the draft needs no more."""
     fed: list[int] = []
     decode = model._decode
 
@@ -231,30 +232,34 @@ def greedy_answer(model: LlamaCppModel, prompt: list[int], n: int) -> list[int]:
 
     model._decode = recording  # type: ignore[method-assign]  # instrumentation: this instance only, removed below
     try:
-        model.generate_tokens(prompt, max_tokens=n + 1, stop_ids=frozenset(), cut=no_stop, timeout_s=3600)
+        run = model.generate_tokens(prompt, max_tokens=n, stop_ids=frozenset(), cut=no_stop, timeout_s=3600)
     finally:
-        delattr(model, "_decode")
-    return fed[:n]
+        del model._decode
+    return fed, run
 
 
-def accepted_window(model: LlamaCppModel, prompt: list[int], window_text: str, repeats: int) -> dict:
+def accepted_window(model: LlamaCppModel, prompt: list[int], window_text: str, plain_runs: int,
+                    drafted_runs: int) -> dict:
     n_window = len(model.encode(window_text))
-    answer = greedy_answer(model, prompt, n_window)
-    def run(draft: list[int]):
-        return model.generate_tokens(prompt, max_tokens=len(answer), stop_ids=frozenset(), cut=no_stop,
+    answer, first = greedy_answer(model, prompt, n_window)
+    n = first.n_generated
+
+    def run(draft: list[int]) -> Generation:
+        return model.generate_tokens(prompt, max_tokens=n, stop_ids=frozenset(), cut=no_stop,
                                      timeout_s=3600, draft=draft, max_draft_tokens=MAX_DRAFT_TOKENS)
 
-    plain_ms, drafted_ms, last_plain, last_drafted = [], [], None, None
-    for _ in range(repeats):
-        last_plain = run([])
-        plain_ms.append(last_plain.ms - last_plain.eval_ms)
+    plain_ms = [first.ms - first.eval_ms]  # the recording run is the first token-by-token run
+    for _ in range(plain_runs - 1):
+        plain_ms.append((g := run([])).ms - g.eval_ms)
+    drafted_ms, last_drafted = [], None
+    for _ in range(drafted_runs):
         last_drafted = run(answer)
         drafted_ms.append(last_drafted.ms - last_drafted.eval_ms)
-    assert last_plain is not None and last_drafted is not None
+    assert last_drafted is not None
     plain, drafted = statistics.median(plain_ms), statistics.median(drafted_ms)
-    return {"window_tokens": n_window, "answer_tokens": len(answer), "same_text": last_plain.text == last_drafted.text,
+    return {"window_tokens": n_window, "answer_tokens": n, "same_text": last_drafted.text == first.text,
             "plain_ms": plain, "drafted_ms": drafted, "ratio": drafted / plain,
-            "plain_decodes": last_plain.n_decodes, "drafted_decodes": last_drafted.n_decodes,
+            "plain_decodes": first.n_decodes, "drafted_decodes": last_drafted.n_decodes,
             "drafted": last_drafted.n_drafted, "accepted": last_drafted.n_draft_accepted,
             "plain_runs": plain_ms, "drafted_runs": drafted_ms}
 
@@ -289,12 +294,14 @@ def report(replay_rows: list[dict], verify_rows: list[dict], window: dict, meta:
                    f"{rows[0]['changes']}, {rows[0]['related_files']} |")
     keystroke = [r["evaluated_tokens"] for r in replay_rows if r["request"] == "keystroke"]
     out += ["", f"keystroke: evaluated tokens per repeat {keystroke} (goal <= {GOALS['keystroke_evaluated_tokens']})",
-            "", "(b) verifying k drafted tokens in one batch (k+1 entries, logits for all) vs k single decodes",
+            "", "(b) verifying k drafted tokens in one batch (k+1 entries, logits for all) vs k single decodes, "
+            f"medians of {meta['verify_repeats']}",
             "", "| k | one batch ms | k single decodes ms | ratio |", "|---|---|---|---|"]
     for r in verify_rows:
         out.append(f"| {r['k']} | {r['batch_ms']:,.1f} | {r['single_ms']:,.1f} | {r['ratio']:.2f} |")
     out += ["", f"(c) a fully accepted draft: the 21-line window ({window['window_tokens']} tokens; the model's "
-            f"answer {window['answer_tokens']} tokens)", "",
+            f"answer {window['answer_tokens']} tokens); token by token: {meta['window_repeats']} run(s), drafted: "
+            "median of 3", "",
             "| decoding | generation ms | decodes | drafted / accepted |", "|---|---|---|---|",
             f"| token by token | {window['plain_ms']:,.0f} | {window['plain_decodes']} | - |",
             f"| drafted (batches of up to {MAX_DRAFT_TOKENS}) | {window['drafted_ms']:,.0f} | "
@@ -305,7 +312,10 @@ def report(replay_rows: list[dict], verify_rows: list[dict], window: dict, meta:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python benchmarks/next_edit.py", description=__doc__.split("\n")[0])
-    parser.add_argument("--repeats", type=int, default=3, help="replays, and runs of (b) and (c) (default 3)")
+    parser.add_argument("--repeats", type=int, default=2, help="replays (default 2)")
+    parser.add_argument("--verify-repeats", type=int, default=3, help="runs of (b) per k (default 3)")
+    parser.add_argument("--window-repeats", type=int, default=1, help="token-by-token runs of the 21-line window "
+                        "in (c), the slowest part (default 1; the drafted run is repeated 3 times)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--ks", default="4,8,16,32", help="drafted tokens per verify batch (default 4,8,16,32)")
     parser.add_argument("--json", help="also write every figure to this file")
@@ -319,24 +329,33 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     load_before = os.getloadavg()[0]
     model, path = load(args.threads, args.model)
+    partial: dict = {}
+
+    def keep(key: str, value: object) -> None:  # a killed run keeps what it measured
+        partial[key] = value
+        if args.json:
+            Path(args.json).write_text(json.dumps(partial, indent=1))
+
     replay_rows, cold_prompt = run_replay(model, args.repeats)
+    keep("replay", replay_rows)
     _, steps = replay()
     from engine.next_edit import SweepFormat
 
     window = SweepFormat().window(steps[0].source, steps[0].offset)
     ks = [int(k) for k in args.ks.split(",")]
-    verify_rows = verify_cost(model, cold_prompt, model.encode(window.text), ks, max(args.repeats, 3))
-    accepted = accepted_window(model, cold_prompt, window.text, args.repeats)
+    verify_rows = verify_cost(model, cold_prompt, model.encode(window.text), ks, args.verify_repeats)
+    keep("verify", verify_rows)
+    accepted = accepted_window(model, cold_prompt, window.text, args.window_repeats, 3)
+    keep("accepted_window", accepted)
     meta = {"date": time.strftime("%Y-%m-%d"), "machine": f"{os.cpu_count()}-core {platform.machine()} CPU",
             "threads": args.threads, "commit": code_version(), "model": path.name,
-            "model_mb": path.stat().st_size / 1e6, "repeats": args.repeats,
+            "model_mb": path.stat().st_size / 1e6, "repeats": args.repeats, "verify_repeats": args.verify_repeats,
+            "window_repeats": args.window_repeats,
             "command": "python benchmarks/next_edit.py " + " ".join(sys.argv[1:] if argv is None else argv),
             "seconds": time.perf_counter() - t0, "load_avg_1min": [load_before, os.getloadavg()[0]]}
     print(report(replay_rows, verify_rows, accepted, meta))
     print(f"\n(run took {meta['seconds']:.0f} s)", file=sys.stderr)
-    if args.json:
-        Path(args.json).write_text(json.dumps({"meta": meta, "replay": replay_rows, "verify": verify_rows,
-                                               "accepted_window": accepted}, indent=1))
+    keep("meta", meta)
     return 0
 
 
