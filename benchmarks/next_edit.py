@@ -170,6 +170,29 @@ def run_replay(model: LlamaCppModel, repeats: int) -> tuple[list[dict], list[int
     return rows, cold_tokens
 
 
+def cold_prompt(model: LlamaCppModel) -> list[int]:
+    """The cold request's prompt as `predict` builds it, without generating (for --parts b,c)."""
+    from benchmarks.retrieval_quality import sdist
+    from engine.config import default_snippet_limit
+    from engine.next_edit import EditHistory, NextEditPredictor, NextEditRequest
+    from retrieval import CodeIndex, IndexConfig, SentenceTransformerEmbedder
+
+    index = CodeIndex(sdist(PROJECT), IndexConfig(index_dir=CACHE / "indexes" / PROJECT),
+                      embedder=SentenceTransformerEmbedder())
+    index.reindex()
+    cold = replay()[1][0]
+    history = EditHistory()
+    for old, new, at_s in cold.changes:
+        history.record(FILE, old, new, now_s=at_s)
+    snippets = index.snippets(FILE, cold.source, cold.offset, default_snippet_limit(BUDGET_TOKENS))
+    index.close()
+    predictor = NextEditPredictor(model, budget_tokens=BUDGET_TOKENS, max_tokens=REPLAY_MAX_TOKENS)
+    window = predictor.format.window(cold.source, cold.offset)
+    original = history.window_before_last_change(FILE, cold.source, window.start_line, window.end_line)
+    request = NextEditRequest(FILE, window, original, history.changes(), snippets)
+    return list(predictor.format.build(model, request, predictor.budget_tokens).tokens)
+
+
 # -- (b) verifying k drafted tokens --------------------------------------------------------------
 
 def _argmax(model: LlamaCppModel, i: int) -> int:
@@ -180,7 +203,8 @@ def verify_cost(model: LlamaCppModel, prompt: list[int], draft: list[int], ks: l
     """Per k: one batch of the last token and k drafted tokens (logits for all) against k single decodes."""
     import llama_cpp
 
-    model.warm_tokens(prompt)
+    _, stopped = model.warm_tokens(prompt, timeout_s=3600)  # the default 60 s is short on a busy machine
+    assert stopped is None, stopped
     mem, n = model._memory, len(prompt)
     last = prompt[-1]
     times: dict[int, dict[str, list[float]]] = {k: {"batch": [], "single": []} for k in ks}
@@ -274,7 +298,22 @@ def report(replay_rows: list[dict], verify_rows: list[dict], window: dict, meta:
     out = [f"Measured {meta['date']}, {meta['machine']}, {meta['threads']} threads, commit {meta['commit']}, "
            f"model {meta['model']} ({meta['model_mb']:.0f} MB), `{meta['command']}`; 1-minute load average "
            f"{meta['load_avg_1min'][0]:.1f} at the start, {meta['load_avg_1min'][1]:.1f} at the end", ""]
-    out += ["(a) replay: rename of `request_setting` in requests 2.32.3's `sessions.merge_setting`, "
+    if replay_rows:
+        out += replay_report(replay_rows, meta)
+    if verify_rows:
+        out += ["(b) verifying k drafted tokens in one batch (k+1 entries, logits for all) vs k single decodes, "
+                f"medians of {meta['verify_repeats']}", "",
+                "| k | one batch ms | k single decodes ms | ratio |", "|---|---|---|---|"]
+        for r in verify_rows:
+            out.append(f"| {r['k']} | {r['batch_ms']:,.1f} | {r['single_ms']:,.1f} | {r['ratio']:.2f} |")
+        out.append("")
+    if window:
+        out += window_report(window, meta)
+    return "\n".join(out)
+
+
+def replay_report(replay_rows: list[dict], meta: dict) -> list[str]:
+    out = ["(a) replay: rename of `request_setting` in requests 2.32.3's `sessions.merge_setting`, "
             f"medians of {meta['repeats']}", "",
             "| request | latency ms | retrieval ms | prompt eval ms | generation ms (tokens) | prompt tokens | "
             "evaluated | reused | evaluated in | changes, related files |",
@@ -294,12 +333,12 @@ def report(replay_rows: list[dict], verify_rows: list[dict], window: dict, meta:
                    f"{rows[0]['changes']}, {rows[0]['related_files']} |")
     keystroke = [r["evaluated_tokens"] for r in replay_rows if r["request"] == "keystroke"]
     out += ["", f"keystroke: evaluated tokens per repeat {keystroke} (goal <= {GOALS['keystroke_evaluated_tokens']})",
-            "", "(b) verifying k drafted tokens in one batch (k+1 entries, logits for all) vs k single decodes, "
-            f"medians of {meta['verify_repeats']}",
-            "", "| k | one batch ms | k single decodes ms | ratio |", "|---|---|---|---|"]
-    for r in verify_rows:
-        out.append(f"| {r['k']} | {r['batch_ms']:,.1f} | {r['single_ms']:,.1f} | {r['ratio']:.2f} |")
-    out += ["", f"(c) a fully accepted draft: the 21-line window ({window['window_tokens']} tokens; the model's "
+            ""]
+    return out
+
+
+def window_report(window: dict, meta: dict) -> list[str]:
+    return [f"(c) a fully accepted draft: the 21-line window ({window['window_tokens']} tokens; the model's "
             f"answer {window['answer_tokens']} tokens); token by token: {meta['window_repeats']} run(s), drafted: "
             "median of 3", "",
             "| decoding | generation ms | decodes | drafted / accepted |", "|---|---|---|---|",
@@ -307,7 +346,6 @@ def report(replay_rows: list[dict], verify_rows: list[dict], window: dict, meta:
             f"| drafted (batches of up to {MAX_DRAFT_TOKENS}) | {window['drafted_ms']:,.0f} | "
             f"{window['drafted_decodes']} | {window['drafted']} / {window['accepted']} |",
             f"| ratio | {window['ratio']:.2f} | | same text: {window['same_text']} |"]
-    return "\n".join(out)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -319,6 +357,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--ks", default="4,8,16,32", help="drafted tokens per verify batch (default 4,8,16,32)")
     parser.add_argument("--json", help="also write every figure to this file")
+    parser.add_argument("--parts", default="a,b,c", help="which parts to run (default a,b,c)")
     parser.add_argument("--model", type=Path, help="another next-edit GGUF (a quick check of the benchmark with the "
                         "tests' tiny model; default: the shape-alike Sweep 1.5B, built on first use)")
     args = parser.parse_args(argv)
@@ -336,17 +375,26 @@ def main(argv: list[str] | None = None) -> int:
         if args.json:
             Path(args.json).write_text(json.dumps(partial, indent=1))
 
-    replay_rows, cold_prompt = run_replay(model, args.repeats)
-    keep("replay", replay_rows)
+    parts = set(args.parts.split(","))
+    replay_rows: list[dict] = []
+    verify_rows: list[dict] = []
+    accepted: dict = {}
+    if "a" in parts:
+        replay_rows, prompt = run_replay(model, args.repeats)
+        keep("replay", replay_rows)
+    else:
+        prompt = cold_prompt(model)
     _, steps = replay()
     from engine.next_edit import SweepFormat
 
     window = SweepFormat().window(steps[0].source, steps[0].offset)
-    ks = [int(k) for k in args.ks.split(",")]
-    verify_rows = verify_cost(model, cold_prompt, model.encode(window.text), ks, args.verify_repeats)
-    keep("verify", verify_rows)
-    accepted = accepted_window(model, cold_prompt, window.text, args.window_repeats, 3)
-    keep("accepted_window", accepted)
+    if "b" in parts:
+        ks = [int(k) for k in args.ks.split(",")]
+        verify_rows = verify_cost(model, prompt, model.encode(window.text), ks, args.verify_repeats)
+        keep("verify", verify_rows)
+    if "c" in parts:
+        accepted = accepted_window(model, prompt, window.text, args.window_repeats, 3)
+        keep("accepted_window", accepted)
     meta = {"date": time.strftime("%Y-%m-%d"), "machine": f"{os.cpu_count()}-core {platform.machine()} CPU",
             "threads": args.threads, "commit": code_version(), "model": path.name,
             "model_mb": path.stat().st_size / 1e6, "repeats": args.repeats, "verify_repeats": args.verify_repeats,
