@@ -11,6 +11,7 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from engine import EngineError
 from engine.config import NextEditConfig, default_snippet_limit
@@ -20,6 +21,9 @@ from ..config import Settings, config_file_path
 from ..session import Buffer, Cursor, Refused, Session
 from .common import UsageError, add_common, add_index_use, cli_overrides
 from .cursor import TreeIndexes, cursor_of, parse_location
+
+if TYPE_CHECKING:
+    from engine.next_edit import NextEditPredictor
 
 log = logging.getLogger("code_kb")
 
@@ -43,7 +47,7 @@ def _check_kind(spec: str) -> None:
             f"{' or '.join(NEXT_EDIT_NAMES)} (code-kb model pull {NEXT_EDIT_NAMES[0]})")
 
 
-def load_predictor(spec: str, config: NextEditConfig, settings: Settings, fmt_name: str | None):
+def load_predictor(spec: str, config: NextEditConfig, settings: Settings, fmt_name: str | None) -> NextEditPredictor:
     """The next-edit model named by `spec` (a GGUF path or a catalogue name) and its predictor.
 
     The vocabulary is read first, so a model that is no next-edit model is refused before its
