@@ -244,6 +244,15 @@ def test_a_sweep_model_is_pulled_by_its_exact_file_name(hub: HubServer, ggufs, t
     assert f"has no Q4_K_M GGUF (code-kb knows Q8_0: {name}); it lists {name}" in capsys.readouterr().err
 
 
+def test_a_renamed_sweep_upload_with_one_q8_0_file_is_pulled_in_its_stead(hub: HubServer, tmp_path: Path, capsys):
+    repo, name = "sweepai/sweep-next-edit-0.5B", "sweep-next-edit-0.5b.q8_0.v3.gguf"
+    hub.add(repo, name, write_tiny_gguf(tmp_path / name, name="sweep-next-edit-0.5B").read_bytes())
+    assert main(["model", "pull", "sweep-next-edit-0.5b", "-q"]) == 0
+    path = Path(capsys.readouterr().out.strip())
+    assert path == models_dir() / "sweep-next-edit-0.5b" / name
+    assert local_model_path("sweep-next-edit-0.5b") == str(path)
+
+
 def test_model_info_says_a_sweep_gguf_is_a_next_edit_model(tiny_gguf: Path, tmp_path: Path, capsys):
     sweep = write_tiny_gguf(tmp_path / "sweep-next-edit-0.5b.q8_0.gguf", name="sweep-next-edit-0.5B")
     assert main(["model", "info", str(sweep), "--json"]) == 0
