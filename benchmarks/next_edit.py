@@ -28,11 +28,12 @@ for all k+1 (as `LlamaCppModel._continue` verifies a draft, argmax of each inclu
 single-token decodes (argmax each), after the cold prompt of (a), for k in --ks; medians, and the
 fastest run of each (less exposed to other jobs on a shared machine).
 
-(c) A fully accepted draft: the 21-line window at the cold request's cursor is as many tokens as
-the model's answer would be; the model's own greedy answer of that length (recorded from a
-token-by-token run) is the draft, so every drafted token should be accepted (the table says how
-many were: a batched decode may round differently from a single one and flip a near tie). `generate_tokens` with that draft (batches of up to 16) against
-without it (token by token), the prompt already in the KV cache; generation time, medians.
+(c) A fully accepted draft of the 21-line window at the cold request's cursor, two ways. Decode by
+decode: n-1 single decodes against batches of the last token and 16 drafted tokens that are all
+accepted (what `_continue` does then), whatever the weights. Through the engine: the model's own
+greedy answer of the window's length (recorded from a token-by-token run) as the draft of
+`generate_tokens`; with random weights its batched decodes round differently from its single ones
+and flip near ties, so the table says how many drafted tokens were accepted.
 """
 
 from __future__ import annotations
