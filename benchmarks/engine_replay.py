@@ -68,6 +68,7 @@ log = logging.getLogger("engine_replay")
 
 # -- the typing -------------------------------------------------------------------------------
 
+
 @dataclass
 class Pause:
     source: str
@@ -79,22 +80,30 @@ def typing_replay(text: str, function: str) -> tuple[Pause, list[Pause]]:
     """The file with `function`'s body deleted (the cursor at the start of the body, indented),
     and the pauses while the body is typed back: one after each word boundary."""
     tree = ast.parse(text)
-    node = next((n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
-                 and n.name == function), None)
+    node = next(
+        (
+            n
+            for n in ast.walk(tree)
+            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name == function
+        ),
+        None,
+    )
     if node is None:
         raise SystemExit(f"no function {function!r} in the file")
     lines = text.split("\n")
     first_stmt = node.body[0].lineno - 1  # 0-based
     # The signature ends at the last line before the first statement that is not blank or a comment.
     sig_end = first_stmt - 1
-    while sig_end > node.lineno - 1 and (not lines[sig_end].strip() or lines[sig_end].lstrip().startswith("#")):
+    while sig_end > node.lineno - 1 and (
+        not lines[sig_end].strip() or lines[sig_end].lstrip().startswith("#")
+    ):
         sig_end -= 1
-    body = "\n".join(lines[sig_end + 1:node.end_lineno]) + "\n"
-    head = "\n".join(lines[:sig_end + 1]) + "\n"
-    tail = "\n".join(lines[node.end_lineno:])
-    indent = body[:len(body) - len(body.lstrip(" "))]
+    body = "\n".join(lines[sig_end + 1 : node.end_lineno]) + "\n"
+    head = "\n".join(lines[: sig_end + 1]) + "\n"
+    tail = "\n".join(lines[node.end_lineno :])
+    indent = body[: len(body) - len(body.lstrip(" "))]
     head += indent  # the editor indents the new line
-    body = body[len(indent):]
+    body = body[len(indent) :]
 
     # Keystrokes: one character, except that a new line comes with the next line's indentation.
     keys: list[str] = []
@@ -123,8 +132,10 @@ def typing_replay(text: str, function: str) -> tuple[Pause, list[Pause]]:
 
 # -- measurements -------------------------------------------------------------------------------
 
+
 def code_version() -> str:
     """The commit measured, and whether engine/ or retrieval/ differ from it (they change often)."""
+
     def git(*args: str) -> str:
         return subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True).stdout.strip()
 
@@ -148,17 +159,27 @@ class Floor:
 
         hw = engine_model.hardware
         kv = {"f16": llama_cpp.GGML_TYPE_F16, "q8_0": llama_cpp.GGML_TYPE_Q8_0}[hw.kv_cache_type]
-        self.llm = llama_cpp.Llama(str(path), n_ctx=engine_model.n_ctx, n_threads=hw.threads,
-                                   n_threads_batch=hw.threads, n_batch=hw.n_batch, n_ubatch=hw.n_batch,
-                                   n_gpu_layers=hw.gpu_layers, flash_attn=True, type_k=kv, type_v=kv,
-                                   verbose=False)
+        self.llm = llama_cpp.Llama(
+            str(path),
+            n_ctx=engine_model.n_ctx,
+            n_threads=hw.threads,
+            n_threads_batch=hw.threads,
+            n_batch=hw.n_batch,
+            n_ubatch=hw.n_batch,
+            n_gpu_layers=hw.gpu_layers,
+            flash_attn=True,
+            type_k=kv,
+            type_v=kv,
+            verbose=False,
+        )
         assert self.llm.n_ctx() == engine_model.n_ctx, (self.llm.n_ctx(), engine_model.n_ctx)
         self._n_vocab = self.llm.n_vocab()
         self._llama_cpp = llama_cpp
 
     def _argmax(self) -> int:
-        logits = np.ctypeslib.as_array(self._llama_cpp.llama_get_logits_ith(self.llm._ctx.ctx, -1),
-                                       shape=(self._n_vocab,))
+        logits = np.ctypeslib.as_array(
+            self._llama_cpp.llama_get_logits_ith(self.llm._ctx.ctx, -1), shape=(self._n_vocab,)
+        )
         return int(logits.argmax())
 
     def _hold(self, tokens: list[int], pos: int) -> None:
@@ -168,7 +189,7 @@ class Floor:
             llm._ctx.kv_cache_seq_rm(-1, pos, -1)
             llm.n_tokens = pos
         elif llm.n_tokens < pos:
-            llm.eval(tokens[llm.n_tokens:pos])
+            llm.eval(tokens[llm.n_tokens : pos])
 
     def request(self, tokens: list[int], n_new: int, n_decodes: int) -> tuple[float, float]:
         """Evaluate the last `n_new` of `tokens` and decode `n_decodes` tokens greedily, then roll
@@ -229,8 +250,13 @@ def first_change(prompt, plan) -> str:
 def prompt_changes(prompt, previous) -> dict:
     """What changed in the prompt since the previous request: snippets in and out (and their
     tokens) and how far the first line of the current file's prefix moved."""
+
     def snippets(p):
-        return {(s.path, s.start_line, s.text): len(s.tokens) for s in p.segments if s.kind in ("snippet", "signature", "outline")}
+        return {
+            (s.path, s.start_line, s.text): len(s.tokens)
+            for s in p.segments
+            if s.kind in ("snippet", "signature", "outline")
+        }
 
     def prefix_start(p):
         return next((s.start_line for s in p.segments if s.kind == "prefix"), 0)
@@ -240,9 +266,12 @@ def prompt_changes(prompt, previous) -> dict:
     now, before = snippets(prompt), snippets(previous)
     added = [k for k in now if k not in before]
     removed = [k for k in before if k not in now]
-    return {"snippets_added": len(added), "snippets_removed": len(removed),
-            "snippet_tokens_changed": sum(now[k] for k in added) + sum(before[k] for k in removed),
-            "prefix_start_moved_lines": prefix_start(prompt) - prefix_start(previous)}
+    return {
+        "snippets_added": len(added),
+        "snippets_removed": len(removed),
+        "snippet_tokens_changed": sum(now[k] for k in added) + sum(before[k] for k in removed),
+        "prefix_start_moved_lines": prefix_start(prompt) - prefix_start(previous),
+    }
 
 
 class PlanCounterfactual:
@@ -257,10 +286,22 @@ class PlanCounterfactual:
     def step(self, tokens: list[int]):
         from engine.backends.kv_plan import after, plan
 
-        p = plan(self.held, tokens, staleness=self.stale, can_shift=self.can_shift, min_run=self.min_run,
-                 max_stale=self.max_stale)
-        unbounded = plan(self.held, tokens, staleness=self.stale, can_shift=self.can_shift, min_run=self.min_run,
-                         max_stale=1 << 40)
+        p = plan(
+            self.held,
+            tokens,
+            staleness=self.stale,
+            can_shift=self.can_shift,
+            min_run=self.min_run,
+            max_stale=self.max_stale,
+        )
+        unbounded = plan(
+            self.held,
+            tokens,
+            staleness=self.stale,
+            can_shift=self.can_shift,
+            min_run=self.min_run,
+            max_stale=1 << 40,
+        )
         self.held, self.stale = after(p, self.held, self.stale, tokens)
         return p, unbounded
 
@@ -297,22 +338,31 @@ def _setup(budget: int, snippet_limit: int | None):
     from retrieval import CodeIndex, IndexConfig, SentenceTransformerEmbedder
 
     root = sdist(PROJECT)
-    index = CodeIndex(root, IndexConfig(index_dir=CACHE / "indexes" / PROJECT), embedder=SentenceTransformerEmbedder())
+    index = CodeIndex(
+        root, IndexConfig(index_dir=CACHE / "indexes" / PROJECT), embedder=SentenceTransformerEmbedder()
+    )
     index.reindex()
     start, pauses = typing_replay((root / FILE).read_text(), FUNCTION)
     index.snippets(FILE, start.source, start.offset)  # load the embedding model outside the timings
     return root, index, start, pauses
 
 
-def _config(size: str, budget: int, kv: str, snippet_limit: int | None, timeout_s: float,
-            threads: int | None = None):
+def _config(
+    size: str, budget: int, kv: str, snippet_limit: int | None, timeout_s: float, threads: int | None = None
+):
     from engine import EngineConfig
 
     extra = {"snippet_limit": snippet_limit} if snippet_limit else {}
     if threads:
         extra["n_threads"] = threads
-    return EngineConfig(model_path=str(model_path(size)), budget_tokens=budget, max_tokens=MAX_TOKENS,
-                        timeout_s=timeout_s, kv_cache_type=kv, **extra)
+    return EngineConfig(
+        model_path=str(model_path(size)),
+        budget_tokens=budget,
+        max_tokens=MAX_TOKENS,
+        timeout_s=timeout_s,
+        kv_cache_type=kv,
+        **extra,
+    )
 
 
 def _planner_settings() -> tuple[int, int]:
@@ -333,8 +383,16 @@ def _in_process(completer: Completer) -> LlamaCppModel:
     return model
 
 
-def run_one(size: str, budget: int, kv: str, n_requests: int, snippet_limit: int | None,
-            timeout_s: float, out: Path, threads: int | None = None) -> dict:
+def run_one(
+    size: str,
+    budget: int,
+    kv: str,
+    n_requests: int,
+    snippet_limit: int | None,
+    timeout_s: float,
+    out: Path,
+    threads: int | None = None,
+) -> dict:
     """One configuration, in this process: the cold request, RSS, then the typing replay; the
     figures so far are rewritten to `out` after each request (a killed run keeps them)."""
     from engine import Completer
@@ -349,8 +407,14 @@ def run_one(size: str, budget: int, kv: str, n_requests: int, snippet_limit: int
 
     completer = Completer.load(_config(size, budget, kv, snippet_limit, timeout_s, threads))
     model = _in_process(completer)
-    log.info("%s, budget %d, KV %s: engine loaded (n_ctx %d, %s); cold request", size, budget, kv, model.n_ctx,
-             model.hardware.to_dict())
+    log.info(
+        "%s, budget %d, KV %s: engine loaded (n_ctx %d, %s); cold request",
+        size,
+        budget,
+        kv,
+        model.n_ctx,
+        model.hardware.to_dict(),
+    )
     cold = completer.complete(FILE, start.source, start.offset, index, repo)
     rss_warm = rss_mb()
     log.info("cold: %s", cold.summary())
@@ -358,20 +422,38 @@ def run_one(size: str, budget: int, kv: str, n_requests: int, snippet_limit: int
     floor = Floor(path, model)
     fe, fg = floor.request(cold.prompt.tokens, cold.prompt.n_tokens, decodes_for(cold.generation))
     log.info("floor cold: %.0f ms evaluation, %.0f ms decoding", fe, fg)
-    cold_row = {"n_prompt": cold.generation.n_prompt, "total_ms": cold.total_ms,
-                "eval_ms": cold.generation.eval_ms, "stop_reason": cold.generation.stop_reason,
-                "n_generated": cold.generation.n_generated, "floor_ms": fe + fg, "floor_eval_ms": fe}
+    cold_row = {
+        "n_prompt": cold.generation.n_prompt,
+        "total_ms": cold.total_ms,
+        "eval_ms": cold.generation.eval_ms,
+        "stop_reason": cold.generation.stop_reason,
+        "n_generated": cold.generation.n_generated,
+        "floor_ms": fe + fg,
+        "floor_eval_ms": fe,
+    }
 
     requests: list[Request] = []
     type_through = 0
     previous = cold.prompt
 
     def result(complete: bool) -> dict:
-        return {"model": size, "model_file": path.name, "code": version, "budget_tokens": budget, "kv_cache_type": kv,
-                "n_ctx": model.n_ctx, "hardware": model.hardware.to_dict(), "kv_shift": model.can_shift,
-                "snippet_limit": completer.config.snippet_limit or default_snippet_limit(budget), "rss_before_model_mb": rss_before,
-                "rss_warm_mb": rss_warm, "cold": cold_row, "type_through": type_through, "complete": complete,
-                "requests": [asdict(r) | {"floor_ms": r.floor_ms} for r in requests]}
+        return {
+            "model": size,
+            "model_file": path.name,
+            "code": version,
+            "budget_tokens": budget,
+            "kv_cache_type": kv,
+            "n_ctx": model.n_ctx,
+            "hardware": model.hardware.to_dict(),
+            "kv_shift": model.can_shift,
+            "snippet_limit": completer.config.snippet_limit or default_snippet_limit(budget),
+            "rss_before_model_mb": rss_before,
+            "rss_warm_mb": rss_warm,
+            "cold": cold_row,
+            "type_through": type_through,
+            "complete": complete,
+            "requests": [asdict(r) | {"floor_ms": r.floor_ms} for r in requests],
+        }
 
     for i, pause in enumerate(pauses):
         # The cache's contents before this request (read only), for the counterfactual plan.
@@ -386,17 +468,50 @@ def run_one(size: str, budget: int, kv: str, n_requests: int, snippet_limit: int
         expected, unbounded = counterfactual.step(c.prompt.tokens)
         assert expected.n_evaluated == plan.n_evaluated, "the planner is not deterministic?"
         fe, fg = floor.request(c.prompt.tokens, g.n_evaluated, decodes_for(g))
-        r = Request(pause.typed, g.n_prompt, g.n_evaluated, g.n_reused, g.n_moved, g.n_generated, g.stop_reason,
-                    c.total_ms, c.retrieval_ms, c.prompt.build_ms, g.eval_ms, g.ms - g.eval_ms, fe, fg,
-                    unbounded.n_evaluated, first_change(c.prompt, plan), prompt_changes(c.prompt, previous),
-                    [list(r) for r in plan.evaluate], evaluated_by_kind(c.prompt, plan))
+        r = Request(
+            pause.typed,
+            g.n_prompt,
+            g.n_evaluated,
+            g.n_reused,
+            g.n_moved,
+            g.n_generated,
+            g.stop_reason,
+            c.total_ms,
+            c.retrieval_ms,
+            c.prompt.build_ms,
+            g.eval_ms,
+            g.ms - g.eval_ms,
+            fe,
+            fg,
+            unbounded.n_evaluated,
+            first_change(c.prompt, plan),
+            prompt_changes(c.prompt, previous),
+            [list(r) for r in plan.evaluate],
+            evaluated_by_kind(c.prompt, plan),
+        )
         previous = c.prompt
         requests.append(r)
-        log.info("%3d %-14r prompt %5d eval %4d (unbounded %4d) moved %5d gen %2d | engine %6.0f ms (retr %3.0f "
-                 "build %3.0f eval %5.0f gen %4.0f) | floor %6.0f ms (eval %5.0f gen %4.0f) | %s %s", i,
-                 pause.typed[-14:], g.n_prompt, g.n_evaluated, unbounded.n_evaluated, g.n_moved, g.n_generated,
-                 c.total_ms, c.retrieval_ms, c.prompt.build_ms, g.eval_ms, g.ms - g.eval_ms, fe + fg, fe, fg,
-                 r.evaluated_by_kind, r.changes)
+        log.info(
+            "%3d %-14r prompt %5d eval %4d (unbounded %4d) moved %5d gen %2d | engine %6.0f ms (retr %3.0f "
+            "build %3.0f eval %5.0f gen %4.0f) | floor %6.0f ms (eval %5.0f gen %4.0f) | %s %s",
+            i,
+            pause.typed[-14:],
+            g.n_prompt,
+            g.n_evaluated,
+            unbounded.n_evaluated,
+            g.n_moved,
+            g.n_generated,
+            c.total_ms,
+            c.retrieval_ms,
+            c.prompt.build_ms,
+            g.eval_ms,
+            g.ms - g.eval_ms,
+            fe + fg,
+            fe,
+            fg,
+            r.evaluated_by_kind,
+            r.changes,
+        )
         out.write_text(json.dumps(result(False)))
     index.close()
     out.write_text(json.dumps(result(True)))
@@ -416,9 +531,16 @@ def memory_one(size: str, budget: int, kv: str, threads: int | None) -> dict:
     rss_loaded = rss_mb()
     text = (ROOT / "engine" / "prompt.py").read_text() * 4
     model.warm_tokens(model.encode(text)[:1024])
-    row = {"model": size, "budget_tokens": budget, "kv_cache_type": kv, "n_ctx": model.n_ctx,
-           "rss_before_model_mb": rss_before, "rss_loaded_mb": rss_loaded, "rss_after_eval_mb": rss_mb(),
-           "model_file_mb": model_path(size).stat().st_size / 2**20}
+    row = {
+        "model": size,
+        "budget_tokens": budget,
+        "kv_cache_type": kv,
+        "n_ctx": model.n_ctx,
+        "rss_before_model_mb": rss_before,
+        "rss_loaded_mb": rss_loaded,
+        "rss_after_eval_mb": rss_mb(),
+        "model_file_mb": model_path(size).stat().st_size / 2**20,
+    }
     estimate = kv_cache_bytes(model.metadata, model.n_ctx, kv)
     if estimate is not None:
         row["kv_estimate_mb"] = estimate / 2**20
@@ -453,19 +575,31 @@ def plan_only(size: str, budgets: list[int], n_requests: int, snippet_limit: int
                 heavy += p.n_evaluated > 64
                 churn += bool(changes["snippets_added"] or changes["snippets_removed"])
                 moved_prefix += changes["prefix_start_moved_lines"] != 0
-                log.info("%3d %-14r prompt %5d eval %5d (unbounded %5d) first change in %s %s %s", i, pause.typed[-14:],
-                         p.n_tokens, p.n_evaluated, unbounded.n_evaluated, first_change(prompt, p),
-                         evaluated_by_kind(prompt, p), changes)
+                log.info(
+                    "%3d %-14r prompt %5d eval %5d (unbounded %5d) first change in %s %s %s",
+                    i,
+                    pause.typed[-14:],
+                    p.n_tokens,
+                    p.n_evaluated,
+                    unbounded.n_evaluated,
+                    first_change(prompt, p),
+                    evaluated_by_kind(prompt, p),
+                    changes,
+                )
             previous = prompt
         index.close()
         n = len(pauses)
-        rows.append(f"| {budget} | {completer.config.snippet_limit or default_snippet_limit(budget)} | {statistics.median(sizes):.0f} | {n} | "
-                    f"**{reused / n_prompt * 100:.1f} %** | {unbounded_reused / n_prompt * 100:.1f} % | "
-                    f"{heavy} | {churn} | {moved_prefix} |")
+        rows.append(
+            f"| {budget} | {completer.config.snippet_limit or default_snippet_limit(budget)} | {statistics.median(sizes):.0f} | {n} | "
+            f"**{reused / n_prompt * 100:.1f} %** | {unbounded_reused / n_prompt * 100:.1f} % | "
+            f"{heavy} | {churn} | {moved_prefix} |"
+        )
     return rows
 
 
-def shift_cost(size: str, n_ctxs: list[int], kv: str, threads: int, n_held: int = 600, repeats: int = 15) -> list[str]:
+def shift_cost(
+    size: str, n_ctxs: list[int], kv: str, threads: int, n_held: int = 600, repeats: int = 15
+) -> list[str]:
     """What llama.cpp's K-shift adds to the next decode: one token decoded after moving a run of
     cached tokens by one position (as the engine does after a keystroke), against one decoded
     without a move; medians of `repeats`, per context size. llama.cpp re-rotates the K cache of
@@ -476,8 +610,18 @@ def shift_cost(size: str, n_ctxs: list[int], kv: str, threads: int, n_held: int 
     path = model_path(size)
     for n_ctx in n_ctxs:
         kv_type = {"f16": llama_cpp.GGML_TYPE_F16, "q8_0": llama_cpp.GGML_TYPE_Q8_0}[kv]
-        llm = llama_cpp.Llama(str(path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads, n_batch=512, n_ubatch=512,
-                              flash_attn=True, type_k=kv_type, type_v=kv_type, verbose=False)
+        llm = llama_cpp.Llama(
+            str(path),
+            n_ctx=n_ctx,
+            n_threads=threads,
+            n_threads_batch=threads,
+            n_batch=512,
+            n_ubatch=512,
+            flash_attn=True,
+            type_k=kv_type,
+            type_v=kv_type,
+            verbose=False,
+        )
         mem = llm._ctx.memory
         tokens = llm.tokenize((ROOT / "engine" / "prompt.py").read_bytes(), add_bos=False)[:n_held]
         llm.eval(tokens)
@@ -500,13 +644,16 @@ def shift_cost(size: str, n_ctxs: list[int], kv: str, threads: int, n_held: int 
             shifted.append(decode_at(n + 1))
             llama_cpp.llama_memory_seq_add(mem, 0, 101, n + 1, -1)  # back; applied by an untimed decode
             decode_at(n)
-        rows.append(f"| {size} | {kv} | {threads} | {llm.n_ctx()} | {statistics.median(plain):.1f} | "
-                    f"{statistics.median(shifted):.1f} | {statistics.median(shifted) - statistics.median(plain):.1f} |")
+        rows.append(
+            f"| {size} | {kv} | {threads} | {llm.n_ctx()} | {statistics.median(plain):.1f} | "
+            f"{statistics.median(shifted):.1f} | {statistics.median(shifted) - statistics.median(plain):.1f} |"
+        )
         llm.close()  # frees the model and its context before the next size
     return rows
 
 
 # -- the report -------------------------------------------------------------------------------------
+
 
 def pct(values: list[float], q: float) -> float:
     s = sorted(values)
@@ -541,99 +688,154 @@ def summary_rows(results: list[dict]) -> tuple[list[str], list[str], list[str], 
             f"{statistics.median(ev):.0f} / {pct(ev, 0.95):.0f} | {statistics.median(eng):.0f} / {pct(eng, 0.95):.0f} | "
             f"{statistics.median(flo):.0f} / {pct(flo, 0.95):.0f} | **{ratio:.2f}** | {per:.2f} | "
             f"{cold['total_ms'] / 1000:.1f} s / {cold['floor_ms'] / 1000:.1f} s | "
-            f"{res['rss_warm_mb']:.0f} MB (+{res['rss_warm_mb'] - res['rss_before_model_mb']:.0f}) |")
+            f"{res['rss_warm_mb']:.0f} MB (+{res['rss_warm_mb'] - res['rss_before_model_mb']:.0f}) |"
+        )
 
         def med(key: str) -> float:
             return statistics.median(r[key] for r in rq)
 
-        other = statistics.median(r["total_ms"] - r["retrieval_ms"] - r["build_ms"] - r["eval_ms"] - r["generate_ms"]
-                                  for r in rq)
+        other = statistics.median(
+            r["total_ms"] - r["retrieval_ms"] - r["build_ms"] - r["eval_ms"] - r["generate_ms"] for r in rq
+        )
         gen = statistics.median(r["n_generated"] for r in rq)
-        where.append(f"{label} {med('retrieval_ms'):.1f} | {med('build_ms'):.1f} | {med('eval_ms'):.0f} | "
-                     f"{med('floor_eval_ms'):.0f} | {med('generate_ms'):.0f} | {med('floor_generate_ms'):.0f} | "
-                     f"{gen:.0f} | {other:.1f} |")
+        where.append(
+            f"{label} {med('retrieval_ms'):.1f} | {med('build_ms'):.1f} | {med('eval_ms'):.0f} | "
+            f"{med('floor_eval_ms'):.0f} | {med('generate_ms'):.0f} | {med('floor_generate_ms'):.0f} | "
+            f"{gen:.0f} | {other:.1f} |"
+        )
         kinds: dict[str, int] = {}
         for r in rq:
             for k, n in r["evaluated_by_kind"].items():
                 kinds[k] = kinds.get(k, 0) + n
         total = sum(r["n_evaluated"] for r in rq)
         prompt_total = sum(r["n_prompt"] for r in rq)
-        parts = ", ".join(f"{k} {n} ({n / prompt_total * 100:.1f} %)" for k, n in
-                          sorted(kinds.items(), key=lambda kv: -kv[1]))
+        parts = ", ".join(
+            f"{k} {n} ({n / prompt_total * 100:.1f} %)"
+            for k, n in sorted(kinds.items(), key=lambda kv: -kv[1])
+        )
         moved = sum(r["n_moved"] for r in rq) / prompt_total
         unbounded = sum(r["n_evaluated_unbounded"] for r in rq)
-        churn = sum(1 for r in rq if r["changes"].get("snippets_added") or r["changes"].get("snippets_removed"))
-        which.append(f"{label} {total} of {prompt_total} | {parts} | {moved * 100:.1f} % | "
-                     f"{(1 - unbounded / prompt_total) * 100:.1f} % | {churn} of {len(rq)} |")
-        for name, sub in ((f"served from the cache (<= {LIGHT_TOKENS} evaluated)",
-                           [r for r in rq if r["n_evaluated"] <= LIGHT_TOKENS]),
-                          (f"re-evaluating (> {LIGHT_TOKENS})", [r for r in rq if r["n_evaluated"] > LIGHT_TOKENS])):
+        churn = sum(
+            1 for r in rq if r["changes"].get("snippets_added") or r["changes"].get("snippets_removed")
+        )
+        which.append(
+            f"{label} {total} of {prompt_total} | {parts} | {moved * 100:.1f} % | "
+            f"{(1 - unbounded / prompt_total) * 100:.1f} % | {churn} of {len(rq)} |"
+        )
+        for name, sub in (
+            (
+                f"served from the cache (<= {LIGHT_TOKENS} evaluated)",
+                [r for r in rq if r["n_evaluated"] <= LIGHT_TOKENS],
+            ),
+            (f"re-evaluating (> {LIGHT_TOKENS})", [r for r in rq if r["n_evaluated"] > LIGHT_TOKENS]),
+        ):
             if not sub:
                 continue
             e = statistics.median(r["total_ms"] for r in sub)
             f = statistics.median(r["floor_ms"] for r in sub)
-            split.append(f"{label} {name} | {len(sub)} | {statistics.median(r['n_evaluated'] for r in sub):.0f} | "
-                         f"{e:.0f} | {f:.0f} | {e / f:.2f} | "
-                         f"{statistics.median(r['total_ms'] / r['floor_ms'] for r in sub):.2f} | "
-                         f"{statistics.median(r['eval_ms'] for r in sub):.0f} / "
-                         f"{statistics.median(r['floor_eval_ms'] for r in sub):.0f} |")
+            split.append(
+                f"{label} {name} | {len(sub)} | {statistics.median(r['n_evaluated'] for r in sub):.0f} | "
+                f"{e:.0f} | {f:.0f} | {e / f:.2f} | "
+                f"{statistics.median(r['total_ms'] / r['floor_ms'] for r in sub):.2f} | "
+                f"{statistics.median(r['eval_ms'] for r in sub):.0f} / "
+                f"{statistics.median(r['floor_eval_ms'] for r in sub):.0f} |"
+            )
     return main, where, which, split
 
 
 def print_report(results: list[dict], shape_name: str) -> None:
     main, where, which, split = summary_rows(results)
     versions = ", ".join(dict.fromkeys(r.get("code", "?") for r in results))
-    print(f"\n{shape_name} shape, Q4_K_M, random weights; typed requests after one cold request; code {versions}\n")
-    print("| model | threads | KV | budget | prompt tokens (median) | requests | prompt tokens reused | evaluated p50 / p95 "
-          "| engine ms p50 / p95 | floor ms p50 / p95 | engine / floor (medians) | median per-request ratio "
-          "| cold: engine / floor | RSS warm (model's share) |")
+    print(
+        f"\n{shape_name} shape, Q4_K_M, random weights; typed requests after one cold request; code {versions}\n"
+    )
+    print(
+        "| model | threads | KV | budget | prompt tokens (median) | requests | prompt tokens reused | evaluated p50 / p95 "
+        "| engine ms p50 / p95 | floor ms p50 / p95 | engine / floor (medians) | median per-request ratio "
+        "| cold: engine / floor | RSS warm (model's share) |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     print("\n".join(main))
     print("\nWhere a typed request's time goes (medians, ms)\n")
-    print("| model | threads | KV | budget | retrieval | prompt assembly | engine evaluation | floor evaluation "
-          "| engine generation | floor generation | tokens generated | other |")
+    print(
+        "| model | threads | KV | budget | retrieval | prompt assembly | engine evaluation | floor evaluation "
+        "| engine generation | floor generation | tokens generated | other |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     print("\n".join(where))
     print("\nWhich prompt tokens were evaluated again (sums over the typed requests)\n")
-    print("| model | threads | KV | budget | evaluated of prompt tokens | by segment kind (share of all prompt tokens) "
-          "| moved (shifted, reused) | reused without the staleness bound | requests whose snippets changed |")
+    print(
+        "| model | threads | KV | budget | evaluated of prompt tokens | by segment kind (share of all prompt tokens) "
+        "| moved (shifted, reused) | reused without the staleness bound | requests whose snippets changed |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     print("\n".join(which))
     print("\nRequests the cache served against those it could not\n")
-    print("| model | threads | KV | budget | requests | n | evaluated (median) | engine ms p50 | floor ms p50 "
-          "| engine / floor (medians) | median per-request ratio | evaluation ms p50, engine / floor |")
+    print(
+        "| model | threads | KV | budget | requests | n | evaluated (median) | engine ms p50 | floor ms p50 "
+        "| engine / floor (medians) | median per-request ratio | evaluation ms p50, engine / floor |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     print("\n".join(split))
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model", choices=sorted(SHAPES), default="0.5b")
-    parser.add_argument("--budgets", default="4096,16384,32768", help="prompt budgets in tokens, comma-separated")
+    parser.add_argument(
+        "--budgets", default="4096,16384,32768", help="prompt budgets in tokens, comma-separated"
+    )
     parser.add_argument("--kv", default="f16", help="KV cache types, comma-separated (f16, q8_0)")
-    parser.add_argument("--requests", type=int, default=80, help="typed requests (pauses) per run (default 80)")
-    parser.add_argument("--snippets", type=int, default=None,
-                        help="snippet_limit: retrieved chunks offered to the prompt (default: the engine's, from the budget: 8 up to 4k, then one per 256 tokens)")
-    parser.add_argument("--plan-only", action="store_true",
-                        help="no model: build the prompts with the tokenizer only and run the engine's KV "
-                             "planner on them (reuse shares in seconds; no timings)")
-    parser.add_argument("--timeout-s", type=float, default=600.0, help="engine timeout_s (the cold request needs it)")
+    parser.add_argument(
+        "--requests", type=int, default=80, help="typed requests (pauses) per run (default 80)"
+    )
+    parser.add_argument(
+        "--snippets",
+        type=int,
+        default=None,
+        help="snippet_limit: retrieved chunks offered to the prompt (default: the engine's, from the budget: 8 up to 4k, then one per 256 tokens)",
+    )
+    parser.add_argument(
+        "--plan-only",
+        action="store_true",
+        help="no model: build the prompts with the tokenizer only and run the engine's KV "
+        "planner on them (reuse shares in seconds; no timings)",
+    )
+    parser.add_argument(
+        "--timeout-s", type=float, default=600.0, help="engine timeout_s (the cold request needs it)"
+    )
     parser.add_argument("--json", help="write every request's figures here")
-    parser.add_argument("--shift-cost", action="store_true",
-                        help="only time llama.cpp's K-shift (one decode after a move) at each budget's context size")
-    parser.add_argument("--threads", type=int,
-                        help="threads for the engine (n_threads) and so for the floor; default all cores, as the "
-                             "engine. On a machine shared with other jobs, 1 keeps OpenMP's threads from waiting "
-                             "on each other and the ratios steady")
-    parser.add_argument("--memory", action="store_true",
-                        help="only the RSS of each budget and KV type: loaded, and after evaluating 1,024 tokens")
-    parser.add_argument("--report", nargs="+", metavar="JSON", help="print the tables of earlier --json files")
+    parser.add_argument(
+        "--shift-cost",
+        action="store_true",
+        help="only time llama.cpp's K-shift (one decode after a move) at each budget's context size",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        help="threads for the engine (n_threads) and so for the floor; default all cores, as the "
+        "engine. On a machine shared with other jobs, 1 keeps OpenMP's threads from waiting "
+        "on each other and the ratios steady",
+    )
+    parser.add_argument(
+        "--memory",
+        action="store_true",
+        help="only the RSS of each budget and KV type: loaded, and after evaluating 1,024 tokens",
+    )
+    parser.add_argument(
+        "--report", nargs="+", metavar="JSON", help="print the tables of earlier --json files"
+    )
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)  # child: one budget and KV type
     parser.add_argument("--out", help=argparse.SUPPRESS)
     parser.add_argument("-v", "--verbose", action="store_true", help="per-request lines on stderr")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose or args.one else logging.WARNING, stream=sys.stderr,
-                        format="%(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose or args.one else logging.WARNING,
+        stream=sys.stderr,
+        format="%(message)s",
+    )
     logging.getLogger("llama_cpp.native").setLevel(logging.WARNING)
     if args.report:
         results = []
@@ -651,45 +853,77 @@ def main(argv: list[str] | None = None) -> int:
         Path(args.out).write_text(json.dumps(memory_one(args.model, budgets[0], kvs[0], args.threads)))
         return 0
     if args.one:
-        run_one(args.model, budgets[0], kvs[0], args.requests, args.snippets, args.timeout_s, Path(args.out),
-                args.threads)
+        run_one(
+            args.model,
+            budgets[0],
+            kvs[0],
+            args.requests,
+            args.snippets,
+            args.timeout_s,
+            Path(args.out),
+            args.threads,
+        )
         return 0
 
     model_path(args.model)  # build it once, before the children
     if args.shift_cost:
-        print("| model | KV | threads | n_ctx | one decode, ms | one decode after a shift, ms | K-shift, ms |")
+        print(
+            "| model | KV | threads | n_ctx | one decode, ms | one decode after a shift, ms | K-shift, ms |"
+        )
         print("|---|---|---|---|---|---|---|")
         for kv in kvs:
-            rows = shift_cost(args.model, [b + MAX_TOKENS for b in budgets], kv, args.threads or os.cpu_count() or 1)
+            rows = shift_cost(
+                args.model, [b + MAX_TOKENS for b in budgets], kv, args.threads or os.cpu_count() or 1
+            )
             print("\n".join(rows), flush=True)
         return 0
     if args.memory:
-        print("| model | KV | budget | n_ctx | RSS before the model, MB | RSS with the model loaded, MB "
-              "| RSS after 1,024 tokens, MB | KV cache, estimate MB |")
+        print(
+            "| model | KV | budget | n_ctx | RSS before the model, MB | RSS with the model loaded, MB "
+            "| RSS after 1,024 tokens, MB | KV cache, estimate MB |"
+        )
         print("|---|---|---|---|---|---|---|---|")
         with tempfile.TemporaryDirectory(prefix="code-kb-rss-") as tmp:
             for kv in kvs:
                 for budget in budgets:
                     out = Path(tmp) / f"{kv}-{budget}.json"
-                    cmd = [sys.executable, __file__, "--one", "--memory", "--model", args.model, "--budgets",
-                           str(budget), "--kv", kv, "--out", str(out)] \
-                        + (["--threads", str(args.threads)] if args.threads else [])
+                    cmd = [
+                        sys.executable,
+                        __file__,
+                        "--one",
+                        "--memory",
+                        "--model",
+                        args.model,
+                        "--budgets",
+                        str(budget),
+                        "--kv",
+                        kv,
+                        "--out",
+                        str(out),
+                    ] + (["--threads", str(args.threads)] if args.threads else [])
                     proc = subprocess.run(cmd, stderr=None if args.verbose else subprocess.PIPE, text=True)
                     if proc.returncode or not out.is_file():
                         print(f"| {args.model} | {kv} | {budget} | failed: exit status {proc.returncode} |")
                         continue
                     r = json.loads(out.read_text())
-                    print(f"| {r['model']} | {kv} | {budget} | {r['n_ctx']} | {r['rss_before_model_mb']:.0f} "
-                          f"| {r['rss_loaded_mb']:.0f} | {r['rss_after_eval_mb']:.0f} "
-                          f"| {r.get('kv_estimate_mb', float('nan')):.0f} |", flush=True)
+                    print(
+                        f"| {r['model']} | {kv} | {budget} | {r['n_ctx']} | {r['rss_before_model_mb']:.0f} "
+                        f"| {r['rss_loaded_mb']:.0f} | {r['rss_after_eval_mb']:.0f} "
+                        f"| {r.get('kv_estimate_mb', float('nan')):.0f} |",
+                        flush=True,
+                    )
         return 0
     if args.plan_only:
         rows = plan_only(args.model, budgets, args.requests, args.snippets)
-        print(f"\nKV plans for the replay's prompts ({SHAPES[args.model].name} tokenizer, no model; "
-              f"code {code_version()})\n")
-        print("| budget | snippet limit | prompt tokens (median) | requests | prompt tokens reused "
-              "| reused without the staleness bound | requests evaluating > 64 tokens "
-              "| requests whose snippets changed | requests whose prefix window moved |")
+        print(
+            f"\nKV plans for the replay's prompts ({SHAPES[args.model].name} tokenizer, no model; "
+            f"code {code_version()})\n"
+        )
+        print(
+            "| budget | snippet limit | prompt tokens (median) | requests | prompt tokens reused "
+            "| reused without the staleness bound | requests evaluating > 64 tokens "
+            "| requests whose snippets changed | requests whose prefix window moved |"
+        )
         print("|---|---|---|---|---|---|---|---|---|")
         print("\n".join(rows))
         return 0
@@ -698,13 +932,33 @@ def main(argv: list[str] | None = None) -> int:
         for kv in kvs:
             for budget in budgets:
                 # Next to --json, so that a killed run's requests survive it; else in a temporary folder.
-                out = (Path(args.json).with_suffix(f".{kv}-{budget}.json") if args.json
-                       else Path(tmp) / f"{kv}-{budget}.json")
+                out = (
+                    Path(args.json).with_suffix(f".{kv}-{budget}.json")
+                    if args.json
+                    else Path(tmp) / f"{kv}-{budget}.json"
+                )
                 out.unlink(missing_ok=True)
-                cmd = [sys.executable, __file__, "--one", "--model", args.model, "--budgets", str(budget),
-                       "--kv", kv, "--requests", str(args.requests), "--timeout-s", str(args.timeout_s),
-                       "--out", str(out)] + (["--snippets", str(args.snippets)] if args.snippets else []) \
+                cmd = (
+                    [
+                        sys.executable,
+                        __file__,
+                        "--one",
+                        "--model",
+                        args.model,
+                        "--budgets",
+                        str(budget),
+                        "--kv",
+                        kv,
+                        "--requests",
+                        str(args.requests),
+                        "--timeout-s",
+                        str(args.timeout_s),
+                        "--out",
+                        str(out),
+                    ]
+                    + (["--snippets", str(args.snippets)] if args.snippets else [])
                     + (["--threads", str(args.threads)] if args.threads else [])
+                )
                 t0 = time.perf_counter()
                 proc = subprocess.run(cmd, stderr=None if args.verbose else subprocess.PIPE, text=True)
                 log.warning("%s KV %s budget %d: %.0f s", args.model, kv, budget, time.perf_counter() - t0)
@@ -716,8 +970,14 @@ def main(argv: list[str] | None = None) -> int:
                     if out.is_file():  # killed or crashed part-way: keep the requests it measured
                         results.append(json.loads(out.read_text()) | {"incomplete": error})
                     else:
-                        results.append({"model": args.model, "budget_tokens": budget, "kv_cache_type": kv,
-                                        "error": error})
+                        results.append(
+                            {
+                                "model": args.model,
+                                "budget_tokens": budget,
+                                "kv_cache_type": kv,
+                                "error": error,
+                            }
+                        )
                 if args.json:  # keep what is done if a later configuration takes too long
                     Path(args.json).write_text(json.dumps(results, indent=1))
     print_report(results, SHAPES[args.model].name)

@@ -42,29 +42,42 @@ async def one_round(model: Path, repo: Path, burst: int) -> dict[str, float]:
 
     t_spawn = time.perf_counter()
     await client.start_io(sys.executable, "-m", "lsp_server", "serve")
-    await client.initialize_async(types.InitializeParams(
-        capabilities=types.ClientCapabilities(), root_uri=repo.as_uri(),
-        initialization_options={"modelPath": str(model), "maxTokens": 16}))
+    await client.initialize_async(
+        types.InitializeParams(
+            capabilities=types.ClientCapabilities(),
+            root_uri=repo.as_uri(),
+            initialization_options={"modelPath": str(model), "maxTokens": 16},
+        )
+    )
     t_reply = time.perf_counter()
     client.initialized(types.InitializedParams())
     await asyncio.wait_for(ready.wait(), 120)
     path = repo / "shop" / "checkout.py"
     uri = path.as_uri()
-    client.text_document_did_open(types.DidOpenTextDocumentParams(text_document=types.TextDocumentItem(
-        uri=uri, language_id="python", version=1, text=path.read_text())))
+    client.text_document_did_open(
+        types.DidOpenTextDocumentParams(
+            text_document=types.TextDocumentItem(
+                uri=uri, language_id="python", version=1, text=path.read_text()
+            )
+        )
+    )
 
     def params(position: types.Position) -> types.InlineCompletionParams:
         return types.InlineCompletionParams(
-            text_document=types.TextDocumentIdentifier(uri=uri), position=position,
-            context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Automatic))
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            position=position,
+            context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Automatic),
+        )
 
     await client.text_document_inline_completion_async(params(CURSOR))  # load and warm up
     t0 = time.perf_counter()
     single = await client.text_document_inline_completion_async(params(types.Position(line=13, character=10)))
     t_single = time.perf_counter() - t0
     assert single is not None
-    futures = [client.text_document_inline_completion_async(params(types.Position(line=13, character=i % 12)))
-               for i in range(burst)]
+    futures = [
+        client.text_document_inline_completion_async(params(types.Position(line=13, character=i % 12)))
+        for i in range(burst)
+    ]
     t_last_sent = time.perf_counter()
     results = await asyncio.gather(*futures)
     t_last = time.perf_counter() - t_last_sent
@@ -72,13 +85,18 @@ async def one_round(model: Path, repo: Path, burst: int) -> dict[str, float]:
     await client.shutdown_async(None)
     client.exit(None)
     await client.stop()
-    return {"spawn_to_initialize_reply": t_reply - t_spawn,
-            "single_request": t_single, "burst_last_request": t_last,
-            "burst_answered_empty": sum(r is None for r in results[:-1])}
+    return {
+        "spawn_to_initialize_reply": t_reply - t_spawn,
+        "single_request": t_single,
+        "burst_last_request": t_last,
+        "burst_answered_empty": sum(r is None for r in results[:-1]),
+    }
 
 
 async def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--burst", type=int, default=200)
     args = parser.parse_args()
@@ -91,14 +109,18 @@ async def main() -> int:
         shutil.copytree(ROOT / "tests" / "fixtures" / "tiny_repo", repo)
         rounds = [await one_round(model, repo, args.burst) for _ in range(args.rounds)]
     print(f"| measurement (median of {args.rounds} server starts) | value |\n|---|---|")
-    for key, label in [("spawn_to_initialize_reply", "process spawn to `initialize` reply (request sent at spawn)"),
-                       ("single_request", "one inline completion (debounce 50 ms included)"),
-                       ("burst_last_request", f"last of a {args.burst}-request burst, send to answer")]:
+    for key, label in [
+        ("spawn_to_initialize_reply", "process spawn to `initialize` reply (request sent at spawn)"),
+        ("single_request", "one inline completion (debounce 50 ms included)"),
+        ("burst_last_request", f"last of a {args.burst}-request burst, send to answer"),
+    ]:
         print(f"| {label} | {statistics.median(r[key] for r in rounds) * 1000:.1f} ms |")
     ratio = statistics.median(r["burst_last_request"] / r["single_request"] for r in rounds)
     print(f"| burst's last request / one request | {ratio:.2f} |")
-    print(f"| burst requests answered empty without a model call | "
-          f"{statistics.median(r['burst_answered_empty'] for r in rounds):.0f} of {args.burst - 1} |")
+    print(
+        f"| burst requests answered empty without a model call | "
+        f"{statistics.median(r['burst_answered_empty'] for r in rounds):.0f} of {args.burst - 1} |"
+    )
     return 0
 
 

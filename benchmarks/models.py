@@ -93,11 +93,17 @@ def model_path(size: str, quant: str = "Q4_K_M", name: str | None = None) -> Pat
         try:
             t0 = time.perf_counter()
             write_f16(shape, qwen25_coder_vocab(), f16, name=name)
-            log.info("wrote %s (%.0f MB) in %.0f s", f16.name, f16.stat().st_size / 1e6, time.perf_counter() - t0)
+            log.info(
+                "wrote %s (%.0f MB) in %.0f s", f16.name, f16.stat().st_size / 1e6, time.perf_counter() - t0
+            )
             t0 = time.perf_counter()
             quantize(f16, part, quant)
-            log.info("quantized to %s (%.0f MB) in %.0f s", quant, part.stat().st_size / 1e6,
-                     time.perf_counter() - t0)
+            log.info(
+                "quantized to %s (%.0f MB) in %.0f s",
+                quant,
+                part.stat().st_size / 1e6,
+                time.perf_counter() - t0,
+            )
             os.replace(part, out)  # an interrupted build leaves no half model under the final name
         finally:
             f16.unlink(missing_ok=True)

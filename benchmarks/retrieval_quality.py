@@ -60,7 +60,12 @@ CACHE = ROOT / "benchmarks" / ".cache"
 # Reserved for independent evaluation, never used here: rich, httpx, jinja2, click, rxjs, mobx, gin,
 # goldmark, clap, rayon.
 PROJECTS = {
-    "python": ["pypi:requests==2.32.3", "pypi:flask==3.0.3", "pypi:marshmallow==3.23.1", "pypi:attrs==24.2.0"],
+    "python": [
+        "pypi:requests==2.32.3",
+        "pypi:flask==3.0.3",
+        "pypi:marshmallow==3.23.1",
+        "pypi:attrs==24.2.0",
+    ],
     "typescript": ["npm:@tanstack/query-core@5.59.0", "npm:@trpc/server@10.45.2"],
     "go": ["deb:golang-github-spf13-cobra-dev", "deb:golang-github-sirupsen-logrus-dev"],
     "rust": ["deb:librust-serde-json-dev", "deb:librust-regex-syntax-dev"],
@@ -69,12 +74,44 @@ EXTENSIONS = {"python": (".py",), "typescript": (".ts", ".tsx"), "go": (".go",),
 # Lines that define or import rather than use.
 SKIP_LINES = {
     "python": ("import ", "from ", "def ", "class ", "#", "@", "async def "),
-    "typescript": ("import ", "export {", "export *", "export type {", "//", "*", "/*", "function ",
-                   "export function ", "class ", "export class ", "interface ", "export interface ",
-                   "type ", "export type "),
-    "go": ("import ", "package ", "func ", "type ", "//", "\""),
-    "rust": ("use ", "pub use ", "mod ", "pub mod ", "fn ", "pub fn ", "pub(crate) fn ", "struct ", "pub struct ",
-             "impl ", "impl<", "trait ", "pub trait ", "enum ", "pub enum ", "//", "#[", "#!["),
+    "typescript": (
+        "import ",
+        "export {",
+        "export *",
+        "export type {",
+        "//",
+        "*",
+        "/*",
+        "function ",
+        "export function ",
+        "class ",
+        "export class ",
+        "interface ",
+        "export interface ",
+        "type ",
+        "export type ",
+    ),
+    "go": ("import ", "package ", "func ", "type ", "//", '"'),
+    "rust": (
+        "use ",
+        "pub use ",
+        "mod ",
+        "pub mod ",
+        "fn ",
+        "pub fn ",
+        "pub(crate) fn ",
+        "struct ",
+        "pub struct ",
+        "impl ",
+        "impl<",
+        "trait ",
+        "pub trait ",
+        "enum ",
+        "pub enum ",
+        "//",
+        "#[",
+        "#![",
+    ),
 }
 SPEED = "pypi:pip==24.2"
 BUDGETS = [2048, 4096, 8192, 16384]
@@ -91,8 +128,22 @@ def obtain(spec: str) -> Path:
     download.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=download) as tmp:
         if source == "pypi":
-            subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", what,
-                            "-d", tmp, "-q"], check=True)
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "pip",
+                    "download",
+                    "--no-deps",
+                    "--no-binary",
+                    ":all:",
+                    what,
+                    "-d",
+                    tmp,
+                    "-q",
+                ],
+                check=True,
+            )
             archive = next(Path(tmp).glob("*.tar.gz"))
             with tarfile.open(archive) as tar:
                 tar.extractall(target, filter="data")
@@ -136,13 +187,19 @@ def _signature_key(d: Definition) -> tuple[int, str]:
 
 
 def source_files(root: Path, language: str) -> dict[str, str]:
-    return {f.path: f.abs_path.read_text(encoding="utf-8", errors="replace")
-            for f in walk(root, 1_000_000) if f.path.endswith(EXTENSIONS[language])
-            and not f.path.endswith(".d.ts") and not f.path.endswith("_test.go")
-            and not re.search(r"(^|/)(tests?|__tests__|examples?|docs?|benches|conftest\.py)(/|$)", f.path)}
+    return {
+        f.path: f.abs_path.read_text(encoding="utf-8", errors="replace")
+        for f in walk(root, 1_000_000)
+        if f.path.endswith(EXTENSIONS[language])
+        and not f.path.endswith(".d.ts")
+        and not f.path.endswith("_test.go")
+        and not re.search(r"(^|/)(tests?|__tests__|examples?|docs?|benches|conftest\.py)(/|$)", f.path)
+    }
 
 
-def completion_points(root: Path, language: str, n: int, seed: int = 0, before_symbol: bool = True) -> list[Point]:
+def completion_points(
+    root: Path, language: str, n: int, seed: int = 0, before_symbol: bool = True
+) -> list[Point]:
     """Uses of a name defined once, in another file; the cursor where the name begins or, without
     `before_symbol`, just after it and an opening bracket (the user types the arguments)."""
     files = source_files(root, language)
@@ -153,9 +210,16 @@ def completion_points(root: Path, language: str, n: int, seed: int = 0, before_s
             if d.kind != "field" or language in ("go", "rust"):
                 defined.setdefault(d.name, []).append((path, d))
     # Names that builtin types also have (`.items()`, `.update()`) are not cross-file references.
-    common = set(dir(dict) + dir(list) + dir(str) + dir(set) + dir(bytes) + dir(int)) if language == "python" else set()
-    unique = {k: v[0] for k, v in defined.items() if len(v) == 1 and len(k) >= 4 and not k.startswith("__")
-              and k not in common}
+    common = (
+        set(dir(dict) + dir(list) + dir(str) + dir(set) + dir(bytes) + dir(int))
+        if language == "python"
+        else set()
+    )
+    unique = {
+        k: v[0]
+        for k, v in defined.items()
+        if len(v) == 1 and len(k) >= 4 and not k.startswith("__") and k not in common
+    }
     candidates = []
     skip = SKIP_LINES[language]
     resolver = ModuleResolver(f.path for f in walk(root, 1_000_000))
@@ -165,18 +229,37 @@ def completion_points(root: Path, language: str, n: int, seed: int = 0, before_s
         graph = extract(path, text)
         # Names bound by imports that resolve into the project (`use serde::de::MapAccess` names
         # another crate's MapAccess, not the project's own struct of that name).
-        imported = {n for i in (graph.imports if graph else []) if resolver.resolve(path, graph.language, i)
-                    for n in (i.binding, i.name) if n}
+        imported = {
+            n
+            for i in (graph.imports if graph else [])
+            if resolver.resolve(path, graph.language, i)
+            for n in (i.binding, i.name)
+            if n
+        }
         for i, line in enumerate(lines):
             stripped = line.lstrip()
             if not stripped or stripped.startswith(skip):
                 continue
             for m in _IDENT.finditer(line):
                 target = unique.get(m.group(0))
-                if target and target[0] != path and m.start() > len(line) - len(stripped) and \
-                        _is_cross_file_use(tree, line, i, m.start(), m.group(0), imported, language, path,
-                                           target[0], bool(target[1].container)):
-                    col = m.start() if before_symbol else m.end() + (line[m.end():m.end() + 1] in "([")
+                if (
+                    target
+                    and target[0] != path
+                    and m.start() > len(line) - len(stripped)
+                    and _is_cross_file_use(
+                        tree,
+                        line,
+                        i,
+                        m.start(),
+                        m.group(0),
+                        imported,
+                        language,
+                        path,
+                        target[0],
+                        bool(target[1].container),
+                    )
+                ):
+                    col = m.start() if before_symbol else m.end() + (line[m.end() : m.end() + 1] in "([")
                     candidates.append((path, i, col, m.group(0), target))
                     break
     random.Random(seed).shuffle(candidates)
@@ -184,18 +267,37 @@ def completion_points(root: Path, language: str, n: int, seed: int = 0, before_s
     for path, i, col, name, (def_path, d) in candidates[:n]:
         lines = files[path].split("\n")
         head = "\n".join(lines[:i]) + ("\n" if i else "") + lines[i][:col]
-        buffer = head + "\n" + "\n".join(lines[i + 1:])
+        buffer = head + "\n" + "\n".join(lines[i + 1 :])
         def_line, key = _signature_key(d)
         points.append(Point(path, buffer, len(head), name, def_path, def_line, key))
     return points
 
 
-_CODE_NAMES = frozenset({"identifier", "type_identifier", "field_identifier", "property_identifier",
-                         "constant", "package_identifier", "scoped_identifier"})
+_CODE_NAMES = frozenset(
+    {
+        "identifier",
+        "type_identifier",
+        "field_identifier",
+        "property_identifier",
+        "constant",
+        "package_identifier",
+        "scoped_identifier",
+    }
+)
 
 
-def _is_cross_file_use(tree, line: str, row: int, col: int, name: str, imported: set[str], language: str,
-                       path: str, def_path: str, member: bool) -> bool:
+def _is_cross_file_use(
+    tree,
+    line: str,
+    row: int,
+    col: int,
+    name: str,
+    imported: set[str],
+    language: str,
+    path: str,
+    def_path: str,
+    member: bool,
+) -> bool:
     """A use in code (not in a string or comment) that reaches the other file's definition: a name
     the file imports, a member reached with `.`/`::` or, in Go, a name of the same package (the
     CrossCodeEval convention, without a type checker)."""
@@ -236,33 +338,44 @@ class SlidingWindowBaseline:
         for path, text in source_files(root, language).items():
             lines = text.split("\n")
             for start in range(0, max(len(lines) - 10, 1), 10):
-                chunk = "\n".join(lines[start:start + 20])
+                chunk = "\n".join(lines[start : start + 20])
                 if chunk.strip():
                     w = Window(path, chunk + "\n", start, min(start + 19, len(lines) - 1))
                     self.windows.append((w, set(_IDENT.findall(chunk))))
 
     def snippets(self, path: str, source: str, offset: int, limit: int | None = None) -> list[Window]:
         query = set(_IDENT.findall("\n".join(source[:offset].split("\n")[-20:])))
-        scored = [(len(query & ids) / len(query | ids) if query | ids else 0.0, w)
-                  for w, ids in self.windows if w.path != path]
+        scored = [
+            (len(query & ids) / len(query | ids) if query | ids else 0.0, w)
+            for w, ids in self.windows
+            if w.path != path
+        ]
         scored.sort(key=lambda s: -s[0])
-        return [w for _, w in scored[:limit or 64]]
+        return [w for _, w in scored[: limit or 64]]
 
 
 def hit(prompt, point: Point) -> bool:
-    return any(p.kind in CONTEXT_KINDS and p.kind != "recent" and p.path == point.def_path
-               and p.start_line <= point.def_line <= p.end_line and point.key in p.text for p in prompt.parts)
+    return any(
+        p.kind in CONTEXT_KINDS
+        and p.kind != "recent"
+        and p.path == point.def_path
+        and p.start_line <= point.def_line <= p.end_line
+        and point.key in p.text
+        for p in prompt.parts
+    )
 
 
-def quality(language: str, n_points: int, tokenizer, embedder, before_symbol: bool,
-            misses: list[str] | None = None) -> list[str]:
+def quality(
+    language: str, n_points: int, tokenizer, embedder, before_symbol: bool, misses: list[str] | None = None
+) -> list[str]:
     rows = []
     totals = {b: [0, 0, 0] for b in BUDGETS}
     for spec in PROJECTS[language]:
         root = obtain(spec)
         name = spec.split(":", 1)[1]
-        index = CodeIndex(root, IndexConfig(index_dir=CACHE / "indexes" / f"{embedder.name}-{root.name}"),
-                          embedder=embedder)
+        index = CodeIndex(
+            root, IndexConfig(index_dir=CACHE / "indexes" / f"{embedder.name}-{root.name}"), embedder=embedder
+        )
         index.reindex()
         baseline = SlidingWindowBaseline(root, language)
         points = completion_points(root, language, n_points, before_symbol=before_symbol)
@@ -279,11 +392,15 @@ def quality(language: str, n_points: int, tokenizer, embedder, before_symbol: bo
                 ours_hits += got
                 tokens.append(sum(len(x.tokens) for x in prompt.parts if x.kind in CONTEXT_KINDS))
                 if not got and misses is not None and budget == 8192:
-                    misses.append(f"{name} {p.path}:{p.buffer.count(chr(10), 0, p.offset) + 1} needs "
-                                  f"{p.name} ({p.def_path}:{p.def_line + 1})")
+                    misses.append(
+                        f"{name} {p.path}:{p.buffer.count(chr(10), 0, p.offset) + 1} needs "
+                        f"{p.name} ({p.def_path}:{p.def_line + 1})"
+                    )
                 base_hits += hit(base.prompt(p.path, p.buffer, p.offset, baseline, root.name)[0], p)
-            rows.append(f"| {name} | {budget} | {len(points)} | {ours_hits / len(points):.2f} | "
-                        f"{base_hits / len(points):.2f} | {statistics.median(tokens):.0f} |")
+            rows.append(
+                f"| {name} | {budget} | {len(points)} | {ours_hits / len(points):.2f} | "
+                f"{base_hits / len(points):.2f} | {statistics.median(tokens):.0f} |"
+            )
             totals[budget][0] += ours_hits
             totals[budget][1] += base_hits
             totals[budget][2] += len(points)
@@ -296,8 +413,11 @@ def quality(language: str, n_points: int, tokenizer, embedder, before_symbol: bo
 
 def speed(spec: str, embedder, n_points: int) -> list[str]:
     root = obtain(spec)
-    lines = sum(f.abs_path.read_text(encoding="utf-8", errors="replace").count("\n")
-                for f in walk(root, 1_000_000) if f.path.endswith(".py"))
+    lines = sum(
+        f.abs_path.read_text(encoding="utf-8", errors="replace").count("\n")
+        for f in walk(root, 1_000_000)
+        if f.path.endswith(".py")
+    )
     directory = CACHE / "indexes" / f"{spec}-speed"
     import shutil
 
@@ -306,8 +426,11 @@ def speed(spec: str, embedder, n_points: int) -> list[str]:
     t0 = time.perf_counter()
     stats = index.reindex()
     pipeline_s = time.perf_counter() - t0
-    texts = [c.embedding_text() for f in walk(root, 1_000_000)
-             for c in chunk_file(f.path, f.abs_path.read_text(encoding="utf-8", errors="replace"))]
+    texts = [
+        c.embedding_text()
+        for f in walk(root, 1_000_000)
+        for c in chunk_file(f.path, f.abs_path.read_text(encoding="utf-8", errors="replace"))
+    ]
     texts = list(dict.fromkeys(texts))
     t0 = time.perf_counter()
     embedder.embed(texts)
@@ -362,14 +485,22 @@ def speed(spec: str, embedder, n_points: int) -> list[str]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--points", type=int, default=100, help="completion points per project (default 100)")
     parser.add_argument("--languages", default=",".join(PROJECTS), help="comma-separated (default: all)")
-    parser.add_argument("--embedder", choices=("minilm", "hash"), default="minilm",
-                        help="hash: a 16-dim stand-in, for quick runs of the needs probe alone")
+    parser.add_argument(
+        "--embedder",
+        choices=("minilm", "hash"),
+        default="minilm",
+        help="hash: a 16-dim stand-in, for quick runs of the needs probe alone",
+    )
     parser.add_argument("--after", action="store_true", help="also the table with the name typed")
     parser.add_argument("--misses", type=int, default=0, help="print this many missed points at 8k")
-    parser.add_argument("--budgets", default=",".join(map(str, BUDGETS)), help="comma-separated token budgets")
+    parser.add_argument(
+        "--budgets", default=",".join(map(str, BUDGETS)), help="comma-separated token budgets"
+    )
     parser.add_argument("--skip-speed", action="store_true")
     args = parser.parse_args()
     BUDGETS[:] = [int(b) for b in args.budgets.split(",")]
@@ -381,8 +512,10 @@ def main() -> int:
         positions.append((False, "cursor after the name and its bracket (typing the arguments)"))
     for before, title in positions if args.languages else []:
         print(f"\n{title}\n")
-        print("| project | budget (tokens) | points | code-kb: definition in prompt | sliding-window baseline | "
-              "code-kb context tokens (median) |")
+        print(
+            "| project | budget (tokens) | points | code-kb: definition in prompt | sliding-window baseline | "
+            "code-kb context tokens (median) |"
+        )
         print("|---|---|---|---|---|---|")
         for language in [lang for lang in args.languages.split(",") if lang]:  # --languages "": speed only
             misses: list[str] = []

@@ -32,7 +32,9 @@ def median_ms(samples: list[float]) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("root", nargs="?", default=str(Path(__file__).resolve().parents[1]))
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
@@ -44,7 +46,9 @@ def main() -> int:
         embedder = SentenceTransformerEmbedder()
         t0 = time.perf_counter()
         embedder.dim  # load the model once, outside the timed reindexes
-        rows.append(("embedding model load (once per process)", f"{(time.perf_counter() - t0) * 1000:.0f} ms"))
+        rows.append(
+            ("embedding model load (once per process)", f"{(time.perf_counter() - t0) * 1000:.0f} ms")
+        )
 
         cold, warm = [], []
         for run in range(args.runs):
@@ -56,7 +60,9 @@ def main() -> int:
             index.reindex()
             warm.append(time.perf_counter() - t0)
             index.close()
-        rows.append((f"reindex, cold ({stats.files_seen} files, {stats.chunks_total} chunks)", median_ms(cold)))
+        rows.append(
+            (f"reindex, cold ({stats.files_seen} files, {stats.chunks_total} chunks)", median_ms(cold))
+        )
         rows.append(("reindex, nothing changed", median_ms(warm)))
 
         index = CodeIndex(root, IndexConfig(index_dir=work / "index0"), embedder=embedder)
@@ -89,9 +95,13 @@ def main() -> int:
         rows.append((f"retrieval for one cursor ({len(snippets)} snippets)", median_ms(retrieval)))
         rows.append((f"prompt assembly ({prompt.n_tokens} tokens)", median_ms(assembly)))
         rows.append(("completion, tiny model, cold KV cache", median_ms(first_ms)))
-        rows.append(("completion, tiny model, same cursor again (query embedding cached)", median_ms(warm_ms)))
+        rows.append(
+            ("completion, tiny model, same cursor again (query embedding cached)", median_ms(warm_ms))
+        )
         rows.append(("completion, tiny model, one character typed", median_ms(typed_ms)))
-        rows.append(("prompt tokens reused after one character typed", f"{statistics.median(reuse) * 100:.1f} %"))
+        rows.append(
+            ("prompt tokens reused after one character typed", f"{statistics.median(reuse) * 100:.1f} %")
+        )
         index.close()
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -102,6 +102,7 @@ log = logging.getLogger("typing_lsp")
 
 # -- the trace ----------------------------------------------------------------------------------
 
+
 def keys_of(typed: str) -> list[str]:
     """The keystrokes of a pause's text, as typing_replay makes them: one character, or a new line
     with the next line's indentation."""
@@ -119,7 +120,10 @@ def keys_of(typed: str) -> list[str]:
 def position(source: str, offset: int) -> dict:
     """LSP position (UTF-16 columns) of an offset."""
     start = source.rfind("\n", 0, offset) + 1
-    return {"line": source.count("\n", 0, offset), "character": len(source[start:offset].encode("utf-16-le")) // 2}
+    return {
+        "line": source.count("\n", 0, offset),
+        "character": len(source[start:offset].encode("utf-16-le")) // 2,
+    }
 
 
 def llama_vim_request(source: str, offset: int, extra: list[dict], n_predict: int = MAX_TOKENS) -> dict:
@@ -135,8 +139,8 @@ def llama_vim_request(source: str, offset: int, extra: list[dict], n_predict: in
     else:
         indent = len(cur) - len(cur.lstrip(" \t"))
     return {
-        "input_prefix": "\n".join(lines[max(0, y - N_PREFIX_LINES):y]) + "\n",
-        "input_suffix": cur_suffix + "\n" + "\n".join(lines[y + 1:y + 1 + N_SUFFIX_LINES]) + "\n",
+        "input_prefix": "\n".join(lines[max(0, y - N_PREFIX_LINES) : y]) + "\n",
+        "input_suffix": cur_suffix + "\n" + "\n".join(lines[y + 1 : y + 1 + N_SUFFIX_LINES]) + "\n",
         "input_extra": extra,
         "prompt": cur_prefix,
         "n_predict": n_predict,
@@ -151,10 +155,13 @@ def llama_vim_request(source: str, offset: int, extra: list[dict], n_predict: in
 
 
 def input_extra(context: dict) -> list[dict]:
-    return [{"text": p["text"], "filename": p["path"]} for p in context["parts"] if p["kind"] in CONTEXT_KINDS]
+    return [
+        {"text": p["text"], "filename": p["path"]} for p in context["parts"] if p["kind"] in CONTEXT_KINDS
+    ]
 
 
 # -- code-kb through its LSP server ---------------------------------------------------------------
+
 
 def plain(x: Any) -> Any:
     """pygls answers unknown result shapes with attribute objects; make them JSON data."""
@@ -204,12 +211,16 @@ class LspSession:
         t0 = time.perf_counter()
         await self.client.start_io(*SERVER, cwd=str(ROOT))
         self._drain = asyncio.create_task(self._drain_stderr())
-        await self.client.initialize_async(types.InitializeParams(
-            capabilities=types.ClientCapabilities(
-                window=types.WindowClientCapabilities(work_done_progress=False)),
-            root_uri=root.as_uri(),
-            workspace_folders=[types.WorkspaceFolder(uri=root.as_uri(), name=root.name)],
-            initialization_options=options))
+        await self.client.initialize_async(
+            types.InitializeParams(
+                capabilities=types.ClientCapabilities(
+                    window=types.WindowClientCapabilities(work_done_progress=False)
+                ),
+                root_uri=root.as_uri(),
+                workspace_folders=[types.WorkspaceFolder(uri=root.as_uri(), name=root.name)],
+                initialization_options=options,
+            )
+        )
         self.client.initialized(types.InitializedParams())
         self.t_spawn = t0
         return {"initialize_s": time.perf_counter() - t0}
@@ -228,8 +239,13 @@ class LspSession:
     def open(self, path: Path, text: str) -> None:
         types = self.types
         self.uri = path.as_uri()
-        self.client.text_document_did_open(types.DidOpenTextDocumentParams(text_document=types.TextDocumentItem(
-            uri=self.uri, language_id="python", version=self.version, text=text)))
+        self.client.text_document_did_open(
+            types.DidOpenTextDocumentParams(
+                text_document=types.TextDocumentItem(
+                    uri=self.uri, language_id="python", version=self.version, text=text
+                )
+            )
+        )
 
     def key(self, source: str, offset: int, text: str) -> None:
         """Insert `text` at `offset` of `source` (the document before the key), incrementally."""
@@ -237,17 +253,23 @@ class LspSession:
         self.version += 1
         p = position(source, offset)
         here = types.Position(**p)
-        self.client.text_document_did_change(types.DidChangeTextDocumentParams(
-            text_document=types.VersionedTextDocumentIdentifier(uri=self.uri, version=self.version),
-            content_changes=[types.TextDocumentContentChangePartial(range=types.Range(start=here, end=here),
-                                                                    text=text)]))
+        self.client.text_document_did_change(
+            types.DidChangeTextDocumentParams(
+                text_document=types.VersionedTextDocumentIdentifier(uri=self.uri, version=self.version),
+                content_changes=[
+                    types.TextDocumentContentChangePartial(range=types.Range(start=here, end=here), text=text)
+                ],
+            )
+        )
 
     async def inline(self, source: str, offset: int) -> tuple[float, str]:
         """One inline completion, timed from send to answer: (ms, text)."""
         types = self.types
         params = types.InlineCompletionParams(
-            text_document=types.TextDocumentIdentifier(uri=self.uri), position=types.Position(**position(source, offset)),
-            context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Automatic))
+            text_document=types.TextDocumentIdentifier(uri=self.uri),
+            position=types.Position(**position(source, offset)),
+            context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Automatic),
+        )
         t0 = time.perf_counter()
         result = await self.client.text_document_inline_completion_async(params)
         ms = (time.perf_counter() - t0) * 1000
@@ -256,12 +278,18 @@ class LspSession:
         return ms, text if isinstance(text, str) else text.value
 
     async def status(self) -> dict:
-        return plain(await self.client.workspace_execute_command_async(
-            self.types.ExecuteCommandParams(command="codeKb.status")))
+        return plain(
+            await self.client.workspace_execute_command_async(
+                self.types.ExecuteCommandParams(command="codeKb.status")
+            )
+        )
 
     async def context(self, source: str, offset: int) -> dict:
-        return plain(await self.client.protocol.send_request_async(
-            "codeKb/context", {"textDocument": {"uri": self.uri}, "position": position(source, offset)}))
+        return plain(
+            await self.client.protocol.send_request_async(
+                "codeKb/context", {"textDocument": {"uri": self.uri}, "position": position(source, offset)}
+            )
+        )
 
     async def stop(self) -> None:
         try:
@@ -278,15 +306,31 @@ class LspSession:
 
 
 def server_options(model: Path, budget: int, gpu: bool, threads: int | None, **extra: Any) -> dict:
-    options = {"modelPath": str(model), "budgetTokens": budget, "maxTokens": MAX_TOKENS, "debounceMs": 0,
-               "nGpuLayers": 99 if gpu else 0, "indexDir": str(INDEX_DIR), "timeoutS": TIMEOUT_S, **extra}
+    options = {
+        "modelPath": str(model),
+        "budgetTokens": budget,
+        "maxTokens": MAX_TOKENS,
+        "debounceMs": 0,
+        "nGpuLayers": 99 if gpu else 0,
+        "indexDir": str(INDEX_DIR),
+        "timeoutS": TIMEOUT_S,
+        **extra,
+    }
     if threads:
         options["nThreads"] = threads
     return options
 
 
-async def contexts_pass(model: Path, root: Path, budget: int, gpu: bool, threads: int | None, start: Pause,
-                        pauses: list[Pause], work: Path) -> list[dict]:
+async def contexts_pass(
+    model: Path,
+    root: Path,
+    budget: int,
+    gpu: bool,
+    threads: int | None,
+    start: Pause,
+    pauses: list[Pause],
+    work: Path,
+) -> list[dict]:
     """codeKb/context at the start and at every pause, from a server that never runs the model."""
     s = LspSession(work / f"code-kb-contexts-{budget}.log")
     await s.start(root, server_options(model, budget, gpu, threads, warm=False, speculate=False))
@@ -308,9 +352,18 @@ class FloorRunner:
     """benchmarks/engine_replay.py's Floor at code-kb's settings, fed code-kb's prompt sizes."""
 
     def __init__(self, model: Path, n_ctx: int, hw: dict, text: str) -> None:
-        self.floor = Floor(model, SimpleNamespace(n_ctx=n_ctx, hardware=SimpleNamespace(
-            gpu_layers=hw["gpu_layers"], threads=hw["threads"], kv_cache_type=hw["kv_cache_type"],
-            n_batch=hw["batch_tokens"])))
+        self.floor = Floor(
+            model,
+            SimpleNamespace(
+                n_ctx=n_ctx,
+                hardware=SimpleNamespace(
+                    gpu_layers=hw["gpu_layers"],
+                    threads=hw["threads"],
+                    kv_cache_type=hw["kv_cache_type"],
+                    n_batch=hw["batch_tokens"],
+                ),
+            ),
+        )
         self.filler = self.tokenize(text)
 
     def tokenize(self, text: str) -> list[int]:
@@ -323,8 +376,9 @@ class FloorRunner:
     @staticmethod
     def decodes(row: dict) -> int:
         """Single-token decodes code-kb ran for a request (engine_replay's decodes_for)."""
-        return decodes_for(SimpleNamespace(n_generated=row.get("generated_tokens") or 0,
-                                           stop_reason=row.get("stop_reason")))
+        return decodes_for(
+            SimpleNamespace(n_generated=row.get("generated_tokens") or 0, stop_reason=row.get("stop_reason"))
+        )
 
     def cold(self, row: dict) -> dict:
         """The whole prompt from an empty context, then the decodes; the context keeps the prompt
@@ -364,10 +418,18 @@ def infill(url: str, body: dict) -> tuple[float, dict]:
 def infill_row(ms: float, ans: dict) -> dict:
     t = ans.get("timings", {})
     n, c = int(t.get("prompt_n", 0)), int(t.get("cache_n", 0))
-    return {"ms": ms, "text": ans.get("content", ""), "prompt_n": n, "cache_n": c, "prompt_tokens": n + c,
-            "predicted_n": int(t.get("predicted_n", 0)), "prompt_ms": t.get("prompt_ms"),
-            "predicted_ms": t.get("predicted_ms"), "stop_type": ans.get("stop_type"),
-            "truncated": ans.get("truncated")}
+    return {
+        "ms": ms,
+        "text": ans.get("content", ""),
+        "prompt_n": n,
+        "cache_n": c,
+        "prompt_tokens": n + c,
+        "predicted_n": int(t.get("predicted_n", 0)),
+        "prompt_ms": t.get("prompt_ms"),
+        "predicted_ms": t.get("predicted_ms"),
+        "stop_type": ans.get("stop_type"),
+        "truncated": ans.get("truncated"),
+    }
 
 
 def pid_on_port(port: str) -> int:
@@ -375,7 +437,7 @@ def pid_on_port(port: str) -> int:
 
     for p in psutil.process_iter(["cmdline"]):
         cmd = p.info["cmdline"] or []
-        if "--port" in cmd and cmd[cmd.index("--port") + 1:cmd.index("--port") + 2] == [port]:
+        if "--port" in cmd and cmd[cmd.index("--port") + 1 : cmd.index("--port") + 2] == [port]:
             return p.pid
     raise RuntimeError(f"no llama-server on port {port}")
 
@@ -394,8 +456,19 @@ async def wait_idle(s: LspSession, since_key: float, timeout_s: float = 600) -> 
     return time.perf_counter() - t0
 
 
-async def replay(model: Path, root: Path, budget: int, gpu: bool, threads: int | None, start: Pause,
-                 pauses: list[Pause], contexts: list[dict], gap_s: float, work: Path, profile: Path | None) -> dict:
+async def replay(
+    model: Path,
+    root: Path,
+    budget: int,
+    gpu: bool,
+    threads: int | None,
+    start: Pause,
+    pauses: list[Pause],
+    contexts: list[dict],
+    gap_s: float,
+    work: Path,
+    profile: Path | None,
+) -> dict:
     """The three systems on one trace, interleaved: at each pause code-kb answers (timed), then,
     once its server is idle, llama-server and the floor answer the same pause (timed), one at a time.
     Load from other processes on a shared machine then falls on the three alike."""
@@ -417,27 +490,56 @@ async def replay(model: Path, root: Path, budget: int, gpu: bool, threads: int |
     st = await s.status()
     k_cold = {"ms": ms, "text": text, **(st["last_completion"] or {})}
     hw = st["model"]
-    log.info("code-kb %d: initialize %.1f s, index ready %.1f s, first completion %.1f s after spawn (%.0f ms; %s)",
-             budget, times["initialize_s"], times["index_ready_s"], times["first_completion_s"], ms,
-             {k: k_cold.get(k) for k in ("prompt_tokens", "evaluated_tokens", "generated_tokens", "stop_reason")})
+    log.info(
+        "code-kb %d: initialize %.1f s, index ready %.1f s, first completion %.1f s after spawn (%.0f ms; %s)",
+        budget,
+        times["initialize_s"],
+        times["index_ready_s"],
+        times["first_completion_s"],
+        ms,
+        {k: k_cold.get(k) for k in ("prompt_tokens", "evaluated_tokens", "generated_tokens", "stop_reason")},
+    )
     await wait_idle(s, time.perf_counter())
     out["code_kb"].update(times=times, cold=k_cold, model=hw)
 
     # llama-server, started as llama.vim's README starts it.
-    args = ["-c", str(budget + 256), "--cache-reuse", "256", "-np", "1", "-t", str(hw["threads"]), "-fa", "on",
-            "-b", "1024", "-ub", "1024", "-ngl", "99" if gpu else "0"]
+    args = [
+        "-c",
+        str(budget + 256),
+        "--cache-reuse",
+        "256",
+        "-np",
+        "1",
+        "-t",
+        str(hw["threads"]),
+        "-fa",
+        "on",
+        "-b",
+        "1024",
+        "-ub",
+        "1024",
+        "-ngl",
+        "99" if gpu else "0",
+    ]
     llama_server.binary()  # built once, outside the timings
     t0 = time.perf_counter()
-    with llama_server.running(model, *args, log_file=work / f"llama-server-{budget}.log",
-                              start_timeout_s=600) as url:
+    with llama_server.running(
+        model, *args, log_file=work / f"llama-server-{budget}.log", start_timeout_s=600
+    ) as url:
         s_times = {"health_s": time.perf_counter() - t0}
-        ms, ans = await asyncio.to_thread(infill, url, llama_vim_request(start.source, start.offset,
-                                                                         input_extra(contexts[0])))
+        ms, ans = await asyncio.to_thread(
+            infill, url, llama_vim_request(start.source, start.offset, input_extra(contexts[0]))
+        )
         s_times["first_completion_s"] = time.perf_counter() - t0
         s_times["first_completion_text"] = bool(ans.get("content"))
         s_cold = infill_row(ms, ans)
-        log.info("llama-server %d: first completion %.1f s after spawn (%.0f ms, prompt %d)", budget,
-                 s_times["first_completion_s"], ms, s_cold["prompt_tokens"])
+        log.info(
+            "llama-server %d: first completion %.1f s after spawn (%.0f ms, prompt %d)",
+            budget,
+            s_times["first_completion_s"],
+            ms,
+            s_cold["prompt_tokens"],
+        )
         out["llama_server"].update(times=s_times, cold=s_cold, args=args)
 
         # The floor, in this process: its cold request fills its context for the typed ones.
@@ -449,9 +551,24 @@ async def replay(model: Path, root: Path, budget: int, gpu: bool, threads: int |
         spy = None
         if profile is not None:
             profile.mkdir(parents=True, exist_ok=True)
-            spy = subprocess.Popen(["py-spy", "record", "--pid", str(s.pid), "--format", "raw", "--rate", "100",
-                                    "--threads", "--nonblocking", "--output", str(profile / f"code-kb-{budget}.txt")],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            spy = subprocess.Popen(
+                [
+                    "py-spy",
+                    "record",
+                    "--pid",
+                    str(s.pid),
+                    "--format",
+                    "raw",
+                    "--rate",
+                    "100",
+                    "--threads",
+                    "--nonblocking",
+                    "--output",
+                    str(profile / f"code-kb-{budget}.txt"),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
             await asyncio.sleep(1.0)  # let it attach
         k_rows, s_rows, f_rows = [], [], []
         source, offset = start.source, start.offset
@@ -468,15 +585,31 @@ async def replay(model: Path, root: Path, budget: int, gpu: bool, threads: int |
             k_rows.append({"ms": ms, "text": text, **last})
             waited = await wait_idle(s, t_key)
             k_rows[-1]["idle_wait_s"] = waited
-            ms, ans = await asyncio.to_thread(infill, url, llama_vim_request(source, offset, input_extra(ctx)))
+            ms, ans = await asyncio.to_thread(
+                infill, url, llama_vim_request(source, offset, input_extra(ctx))
+            )
             s_rows.append(infill_row(ms, ans))
             f_rows.append(await asyncio.to_thread(floor.request, pause.typed, k_rows[-1]))
             k, sv, f = k_rows[-1], s_rows[-1], f_rows[-1]
-            log.info("%d #%-3d %-14r code-kb %7.0f ms (prompt %5s eval %5s gen %2s %s) | llama-server %7.0f ms "
-                     "(prompt %5d eval %5d gen %2d) | floor %7.0f ms (%d new) | idle after %.1f s", budget, i,
-                     pause.typed[-14:], k["ms"], k.get("prompt_tokens"), k.get("evaluated_tokens"),
-                     k.get("generated_tokens"), k.get("stop_reason"), sv["ms"], sv["prompt_tokens"], sv["prompt_n"],
-                     sv["predicted_n"], f["ms"] or 0, f["n_new"], waited)
+            log.info(
+                "%d #%-3d %-14r code-kb %7.0f ms (prompt %5s eval %5s gen %2s %s) | llama-server %7.0f ms "
+                "(prompt %5d eval %5d gen %2d) | floor %7.0f ms (%d new) | idle after %.1f s",
+                budget,
+                i,
+                pause.typed[-14:],
+                k["ms"],
+                k.get("prompt_tokens"),
+                k.get("evaluated_tokens"),
+                k.get("generated_tokens"),
+                k.get("stop_reason"),
+                sv["ms"],
+                sv["prompt_tokens"],
+                sv["prompt_n"],
+                sv["predicted_n"],
+                f["ms"] or 0,
+                f["n_new"],
+                waited,
+            )
         if spy is not None:
             spy.send_signal(2)  # SIGINT: py-spy writes its output and exits
             try:
@@ -484,7 +617,9 @@ async def replay(model: Path, root: Path, budget: int, gpu: bool, threads: int |
             except subprocess.TimeoutExpired:
                 spy.kill()
         out["code_kb"]["rss_mb"] = psutil.Process(s.pid).memory_info().rss / 2**20
-        out["llama_server"]["rss_mb"] = psutil.Process(pid_on_port(url.rsplit(":", 1)[1])).memory_info().rss / 2**20
+        out["llama_server"]["rss_mb"] = (
+            psutil.Process(pid_on_port(url.rsplit(":", 1)[1])).memory_info().rss / 2**20
+        )
         del floor
         gc.collect()
     st = await s.status()
@@ -495,8 +630,10 @@ async def replay(model: Path, root: Path, budget: int, gpu: bool, threads: int |
     return out
 
 
-COMPLETION_LOG = re.compile(r"completion \S+:(\d+): .*?; prompt \d+ tokens: \d+ evaluated, \d+ reused \((\d+) moved\); "
-                            r"retrieval \d+ ms, evaluation (\d+) ms, generation (\d+) ms, total (\d+) ms")
+COMPLETION_LOG = re.compile(
+    r"completion \S+:(\d+): .*?; prompt \d+ tokens: \d+ evaluated, \d+ reused \((\d+) moved\); "
+    r"retrieval \d+ ms, evaluation (\d+) ms, generation (\d+) ms, total (\d+) ms"
+)
 
 
 def engine_split(log_path: Path, offsets: list[int], rows: list[dict]) -> None:
@@ -518,41 +655,70 @@ def context_matches(ctx: dict, row: dict) -> bool:
 
 def code_version() -> dict:
     """The commit, and the files that differ from it (others may be editing the tree meanwhile)."""
+
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
 
-    return {"commit": git("rev-parse", "HEAD"),
-            "changed": git("status", "--short", "--", "engine", "lsp_server", "retrieval").splitlines()}
+    return {
+        "commit": git("rev-parse", "HEAD"),
+        "changed": git("status", "--short", "--", "engine", "lsp_server", "retrieval").splitlines(),
+    }
 
 
-def run_context(size: str, budget: int, n_requests: int, gpu: bool, threads: int | None, gap_s: float,
-                work: Path, profile: Path | None) -> dict:
+def run_context(
+    size: str,
+    budget: int,
+    n_requests: int,
+    gpu: bool,
+    threads: int | None,
+    gap_s: float,
+    work: Path,
+    profile: Path | None,
+) -> dict:
     from benchmarks.retrieval_quality import sdist
 
     model = model_path(size)
     root = sdist(PROJECT)
     start, pauses = typing_replay((root / FILE).read_text(), FUNCTION)
     pauses = pauses[:n_requests]
-    result: dict[str, Any] = {"model": size, "model_file": model.name, "budget_tokens": budget, "gpu": gpu,
-                              "gap_ms": gap_s * 1000, "typed": [p.typed for p in pauses],
-                              "loadavg_start": os.getloadavg(), "code": code_version()}
+    result: dict[str, Any] = {
+        "model": size,
+        "model_file": model.name,
+        "budget_tokens": budget,
+        "gpu": gpu,
+        "gap_ms": gap_s * 1000,
+        "typed": [p.typed for p in pauses],
+        "loadavg_start": os.getloadavg(),
+        "code": code_version(),
+    }
     t0 = time.perf_counter()
     contexts = asyncio.run(contexts_pass(model, root, budget, gpu, threads, start, pauses, work))
-    result["contexts"] = [{"prompt_tokens": c["prompt_tokens"],
-                           "parts": [{k: p[k] for k in ("kind", "path", "start_line", "end_line", "tokens")}
-                                     for p in c["parts"]]} for c in contexts]
+    result["contexts"] = [
+        {
+            "prompt_tokens": c["prompt_tokens"],
+            "parts": [
+                {k: p[k] for k in ("kind", "path", "start_line", "end_line", "tokens")} for p in c["parts"]
+            ],
+        }
+        for c in contexts
+    ]
     log.info("contexts pass: %.0f s", time.perf_counter() - t0)
     t0 = time.perf_counter()
-    result.update(asyncio.run(replay(model, root, budget, gpu, threads, start, pauses, contexts, gap_s, work,
-                                     profile)))
+    result.update(
+        asyncio.run(replay(model, root, budget, gpu, threads, start, pauses, contexts, gap_s, work, profile))
+    )
     result["wall_s"] = time.perf_counter() - t0
-    engine_split(work / f"code-kb-{budget}.log", [start.offset] + [p.offset for p in pauses],
-                 [result["code_kb"]["cold"]] + result["code_kb"]["requests"])
+    engine_split(
+        work / f"code-kb-{budget}.log",
+        [start.offset] + [p.offset for p in pauses],
+        [result["code_kb"]["cold"]] + result["code_kb"]["requests"],
+    )
     result["loadavg_end"] = os.getloadavg()
     return result
 
 
 # -- the report -----------------------------------------------------------------------------------
+
 
 def _med(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
@@ -560,8 +726,13 @@ def _med(values: list[float]) -> float:
 
 def compared(res: dict) -> list[tuple[dict, dict, dict]]:
     """(code-kb, llama-server, floor) rows of the requests code-kb sent to its model."""
-    return [(k, s, f) for k, s, f in zip(res["code_kb"]["requests"], res["llama_server"]["requests"],
-                                         res["floor"]["requests"]) if f["ms"] is not None]
+    return [
+        (k, s, f)
+        for k, s, f in zip(
+            res["code_kb"]["requests"], res["llama_server"]["requests"], res["floor"]["requests"]
+        )
+        if f["ms"] is not None
+    ]
 
 
 def summary(res: dict) -> dict:
@@ -572,28 +743,45 @@ def summary(res: dict) -> dict:
     ck = res["code_kb"]["requests"]
     ls = res["llama_server"]["requests"]
     return {
-        "n": len(rows), "n_all": len(ck), "type_through": len(ck) - len(rows),
-        "k50": _med(k), "k95": pct(k, 0.95), "s50": _med(s), "s95": pct(s, 0.95), "f50": _med(f), "f95": pct(f, 0.95),
-        "ks_med": _med(k) / _med(s), "ks_per": _med([a / b for a, b in zip(k, s)]),
-        "kf_med": _med(k) / _med(f), "kf_per": _med([a / b for a, b in zip(k, f)]),
+        "n": len(rows),
+        "n_all": len(ck),
+        "type_through": len(ck) - len(rows),
+        "k50": _med(k),
+        "k95": pct(k, 0.95),
+        "s50": _med(s),
+        "s95": pct(s, 0.95),
+        "f50": _med(f),
+        "f95": pct(f, 0.95),
+        "ks_med": _med(k) / _med(s),
+        "ks_per": _med([a / b for a, b in zip(k, s)]),
+        "kf_med": _med(k) / _med(f),
+        "kf_per": _med([a / b for a, b in zip(k, f)]),
         "k_prompt": _med([r["prompt_tokens"] for r in ck if r.get("prompt_tokens")]),
         "s_prompt": _med([r["prompt_tokens"] for r in ls]),
-        "k_eval": _med([r[0]["evaluated_tokens"] for r in rows]), "s_eval": _med([r["prompt_n"] for r in ls]),
+        "k_eval": _med([r[0]["evaluated_tokens"] for r in rows]),
+        "s_eval": _med([r["prompt_n"] for r in ls]),
         "f_eval": _med([r[2]["n_new"] for r in rows]),
-        "k_reused": sum(r[0]["reused_tokens"] for r in rows) / max(1, sum(r[0]["prompt_tokens"] for r in rows)),
+        "k_reused": sum(r[0]["reused_tokens"] for r in rows)
+        / max(1, sum(r[0]["prompt_tokens"] for r in rows)),
         "s_reused": sum(r["cache_n"] for r in ls) / max(1, sum(r["prompt_tokens"] for r in ls)),
-        "k_gen": _med([r[0]["generated_tokens"] for r in rows]), "s_gen": _med([r["predicted_n"] for r in ls]),
-        "k_rss": res["code_kb"]["rss_mb"], "s_rss": res["llama_server"]["rss_mb"],
+        "k_gen": _med([r[0]["generated_tokens"] for r in rows]),
+        "s_gen": _med([r["predicted_n"] for r in ls]),
+        "k_rss": res["code_kb"]["rss_mb"],
+        "s_rss": res["llama_server"]["rss_mb"],
         "k_start": res["code_kb"]["times"]["first_completion_s"],
         "s_start": res["llama_server"]["times"]["first_completion_s"],
-        "k_cold": res["code_kb"]["cold"]["ms"], "s_cold": res["llama_server"]["cold"]["ms"],
+        "k_cold": res["code_kb"]["cold"]["ms"],
+        "s_cold": res["llama_server"]["cold"]["ms"],
         "f_cold": res["floor"]["cold"]["ms"],
-        "k_engine": _med([r[0]["latency_ms"] for r in rows]), "k_retrieval": _med([r[0]["retrieval_ms"] for r in rows]),
+        "k_engine": _med([r[0]["latency_ms"] for r in rows]),
+        "k_retrieval": _med([r[0]["retrieval_ms"] for r in rows]),
         "k_model": _med([r[0]["generation_ms"] for r in rows]),
         "k_outside": _med([r[0]["ms"] - r[0]["latency_ms"] for r in rows]),
         "k_build": _med([r[0]["latency_ms"] - r[0]["retrieval_ms"] - r[0]["generation_ms"] for r in rows]),
-        "f_eval_ms": _med([r[2]["eval_ms"] for r in rows]), "f_dec_ms": _med([r[2]["ms"] - r[2]["eval_ms"] for r in rows]),
-        "s_prompt_ms": _med([r[1]["prompt_ms"] for r in rows]), "s_pred_ms": _med([r[1]["predicted_ms"] for r in rows]),
+        "f_eval_ms": _med([r[2]["eval_ms"] for r in rows]),
+        "f_dec_ms": _med([r[2]["ms"] - r[2]["eval_ms"] for r in rows]),
+        "s_prompt_ms": _med([r[1]["prompt_ms"] for r in rows]),
+        "s_pred_ms": _med([r[1]["predicted_ms"] for r in rows]),
         "s_outside": _med([r[1]["ms"] - r[1]["prompt_ms"] - r[1]["predicted_ms"] for r in rows]),
         "k_eval_ms": _med([r[0]["eval_ms"] for r in rows if "eval_ms" in r[0]]),
         "k_gen_ms": _med([r[0]["gen_ms"] for r in rows if "gen_ms" in r[0]]),
@@ -601,11 +789,13 @@ def summary(res: dict) -> dict:
         # generated as many tokens as code-kb did, at its own per-token decoding speed.
         "ks_same": _med(k) / _med([s_same(x[1], x[0]["generated_tokens"]) for x in rows]),
         # The repository context llama-server got (the untimed pass's) against code-kb's own prompt.
-        "repo_tokens": _med([sum(p["tokens"] for p in c["parts"] if p["kind"] in CONTEXT_KINDS)
-                             for c in res["contexts"][1:]]),
+        "repo_tokens": _med(
+            [sum(p["tokens"] for p in c["parts"] if p["kind"] in CONTEXT_KINDS) for c in res["contexts"][1:]]
+        ),
         "matches": sum(context_matches(c, r) for c, r in zip(res["contexts"], [res["code_kb"]["cold"]] + ck)),
-        "pass_diff": _med([abs(r.get("prompt_tokens", 0) - c["prompt_tokens"])
-                           for c, r in zip(res["contexts"][1:], ck)]),
+        "pass_diff": _med(
+            [abs(r.get("prompt_tokens", 0) - c["prompt_tokens"]) for c, r in zip(res["contexts"][1:], ck)]
+        ),
     }
 
 
@@ -623,53 +813,70 @@ def print_report(results: list[dict]) -> None:
     if not ok:
         return
     shape = SHAPES[ok[0]["model"]].name
-    print(f"\n{shape} shape, Q4_K_M, random weights; {'GPU' if ok[0]['gpu'] else 'CPU'}, "
-          f"{ok[0]['code_kb']['model']['threads']} threads; typed requests after one cold request\n")
-    print("| context | requests | code-kb ms p50 / p95 | llama-server ms p50 / p95 | floor ms p50 / p95 "
-          "| code-kb / llama-server: medians, per request | code-kb / floor: medians, per request "
-          "| code-kb / llama-server generating as many tokens (estimated) |")
+    print(
+        f"\n{shape} shape, Q4_K_M, random weights; {'GPU' if ok[0]['gpu'] else 'CPU'}, "
+        f"{ok[0]['code_kb']['model']['threads']} threads; typed requests after one cold request\n"
+    )
+    print(
+        "| context | requests | code-kb ms p50 / p95 | llama-server ms p50 / p95 | floor ms p50 / p95 "
+        "| code-kb / llama-server: medians, per request | code-kb / floor: medians, per request "
+        "| code-kb / llama-server generating as many tokens (estimated) |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for r in ok:
         m = summary(r)
         tt = f" ({m['type_through']} type-through left out)" if m["type_through"] else ""
-        print(f"| {r['budget_tokens']} | {m['n']}{tt} | {m['k50']:.0f} / {m['k95']:.0f} | {m['s50']:.0f} / "
-              f"{m['s95']:.0f} | {m['f50']:.0f} / {m['f95']:.0f} | **{m['ks_med']:.2f}**, {m['ks_per']:.2f} | "
-              f"**{m['kf_med']:.2f}**, {m['kf_per']:.2f} | {m['ks_same']:.2f} |")
-    print("\n| context | prompt tokens p50: code-kb / llama-server | evaluated p50: code-kb / llama-server / floor "
-          "| reused: code-kb / llama-server (cache_n) | generated p50: code-kb / llama-server "
-          "| RSS after the run: code-kb / llama-server | spawn to first completion: code-kb / llama-server "
-          "| cold request ms: code-kb / llama-server / floor | repository context p50, tokens "
-          "| context pass: same snippet files as code-kb's prompt (prompt size difference p50, tokens) | load average start / end |")
+        print(
+            f"| {r['budget_tokens']} | {m['n']}{tt} | {m['k50']:.0f} / {m['k95']:.0f} | {m['s50']:.0f} / "
+            f"{m['s95']:.0f} | {m['f50']:.0f} / {m['f95']:.0f} | **{m['ks_med']:.2f}**, {m['ks_per']:.2f} | "
+            f"**{m['kf_med']:.2f}**, {m['kf_per']:.2f} | {m['ks_same']:.2f} |"
+        )
+    print(
+        "\n| context | prompt tokens p50: code-kb / llama-server | evaluated p50: code-kb / llama-server / floor "
+        "| reused: code-kb / llama-server (cache_n) | generated p50: code-kb / llama-server "
+        "| RSS after the run: code-kb / llama-server | spawn to first completion: code-kb / llama-server "
+        "| cold request ms: code-kb / llama-server / floor | repository context p50, tokens "
+        "| context pass: same snippet files as code-kb's prompt (prompt size difference p50, tokens) | load average start / end |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in ok:
         m = summary(r)
-        print(f"| {r['budget_tokens']} | {m['k_prompt']:.0f} / {m['s_prompt']:.0f} | {m['k_eval']:.0f} / "
-              f"{m['s_eval']:.0f} / {m['f_eval']:.0f} | {m['k_reused'] * 100:.1f} % / {m['s_reused'] * 100:.1f} % | "
-              f"{m['k_gen']:.0f} / {m['s_gen']:.0f} | {m['k_rss']:.0f} MB / {m['s_rss']:.0f} MB | "
-              f"{m['k_start']:.1f} s / {m['s_start']:.1f} s | {m['k_cold']:.0f} / {m['s_cold']:.0f} / "
-              f"{m['f_cold']:.0f} | {m['repo_tokens']:.0f} | {m['matches']} of {m['n_all'] + 1} "
-              f"({m['pass_diff']:.0f}) | "
-              f"{r['loadavg_start'][0]:.2f} / {r['loadavg_end'][0]:.2f} |")
-    print("\nWhere the time goes (medians, ms): code-kb's round trip = engine (retrieval + prompt build and "
-          "post-processing + model) + outside the engine (JSON-RPC, scheduling, the event loop)\n")
-    print("| context | code-kb round trip | code-kb engine | retrieval | prompt build, other | model: evaluation "
-          "/ generation | outside the engine | llama-server: prompt / generation / outside | floor: evaluation / "
-          "decoding |")
+        print(
+            f"| {r['budget_tokens']} | {m['k_prompt']:.0f} / {m['s_prompt']:.0f} | {m['k_eval']:.0f} / "
+            f"{m['s_eval']:.0f} / {m['f_eval']:.0f} | {m['k_reused'] * 100:.1f} % / {m['s_reused'] * 100:.1f} % | "
+            f"{m['k_gen']:.0f} / {m['s_gen']:.0f} | {m['k_rss']:.0f} MB / {m['s_rss']:.0f} MB | "
+            f"{m['k_start']:.1f} s / {m['s_start']:.1f} s | {m['k_cold']:.0f} / {m['s_cold']:.0f} / "
+            f"{m['f_cold']:.0f} | {m['repo_tokens']:.0f} | {m['matches']} of {m['n_all'] + 1} "
+            f"({m['pass_diff']:.0f}) | "
+            f"{r['loadavg_start'][0]:.2f} / {r['loadavg_end'][0]:.2f} |"
+        )
+    print(
+        "\nWhere the time goes (medians, ms): code-kb's round trip = engine (retrieval + prompt build and "
+        "post-processing + model) + outside the engine (JSON-RPC, scheduling, the event loop)\n"
+    )
+    print(
+        "| context | code-kb round trip | code-kb engine | retrieval | prompt build, other | model: evaluation "
+        "/ generation | outside the engine | llama-server: prompt / generation / outside | floor: evaluation / "
+        "decoding |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for r in ok:
         m = summary(r)
-        print(f"| {r['budget_tokens']} | {m['k50']:.0f} | {m['k_engine']:.0f} | {m['k_retrieval']:.0f} | "
-              f"{m['k_build']:.0f} | {m['k_eval_ms']:.0f} / {m['k_gen_ms']:.0f} | {m['k_outside']:.0f} | "
-              f"{m['s_prompt_ms']:.0f} / {m['s_pred_ms']:.0f} / {m['s_outside']:.0f} | {m['f_eval_ms']:.0f} / "
-              f"{m['f_dec_ms']:.0f} |")
+        print(
+            f"| {r['budget_tokens']} | {m['k50']:.0f} | {m['k_engine']:.0f} | {m['k_retrieval']:.0f} | "
+            f"{m['k_build']:.0f} | {m['k_eval_ms']:.0f} / {m['k_gen_ms']:.0f} | {m['k_outside']:.0f} | "
+            f"{m['s_prompt_ms']:.0f} / {m['s_pred_ms']:.0f} / {m['s_outside']:.0f} | {m['f_eval_ms']:.0f} / "
+            f"{m['f_dec_ms']:.0f} |"
+        )
     goal = next((r for r in ok if r["budget_tokens"] == 16384), None)
     if goal is not None:
         m = summary(goal)
         print("\nGoals (issue 6) at 16384 tokens:")
         for name, value, target, good in (
-                ("code-kb p50 / llama-server p50", m["ks_med"], "<= 1.0", m["ks_med"] <= 1.0),
-                ("code-kb p50 / floor p50", m["kf_med"], "<= 1.3", m["kf_med"] <= 1.3),
-                ("code-kb prompt tokens reused", m["k_reused"], ">= 0.95", m["k_reused"] >= 0.95)):
+            ("code-kb p50 / llama-server p50", m["ks_med"], "<= 1.0", m["ks_med"] <= 1.0),
+            ("code-kb p50 / floor p50", m["kf_med"], "<= 1.3", m["kf_med"] <= 1.3),
+            ("code-kb prompt tokens reused", m["k_reused"], ">= 0.95", m["k_reused"] >= 0.95),
+        ):
             print(f"- {name}: {value:.2f} (goal {target}): {'met' if good else 'MISSED'}")
 
 
@@ -689,9 +896,11 @@ def plot(results: list[dict], out: Path) -> list[Path]:
     for ax, r in zip(axes[0], ok):
         rows = compared(r)
         idx = [i for i, f in enumerate(r["floor"]["requests"]) if f["ms"] is not None]
-        for label, series, style in (("code-kb", [x[0]["ms"] for x in rows], "o-"),
-                                     ("llama-server (llama.vim)", [x[1]["ms"] for x in rows], "s-"),
-                                     ("floor", [x[2]["ms"] for x in rows], "^-")):
+        for label, series, style in (
+            ("code-kb", [x[0]["ms"] for x in rows], "o-"),
+            ("llama-server (llama.vim)", [x[1]["ms"] for x in rows], "s-"),
+            ("floor", [x[2]["ms"] for x in rows], "^-"),
+        ):
             ax.plot(idx, series, style, label=label, markersize=3, linewidth=1)
         ax.set_yscale("log")
         ax.set_title(f"context {r['budget_tokens']} tokens")
@@ -754,28 +963,44 @@ def profile_top(path: Path, n: int = 15) -> None:
         print(f"| {c / total * 100:.1f} % | `{fr[:150]}` |")
     print("\ncode-kb's own functions, inclusive\n")
     print("| share | frame |\n|---|---|")
-    for fr, c in sorted(((f, c) for f, c in incl.items() if any(o in f for o in ours)), key=lambda kv: -kv[1])[:n]:
+    for fr, c in sorted(
+        ((f, c) for f, c in incl.items() if any(o in f for o in ours)), key=lambda kv: -kv[1]
+    )[:n]:
         print(f"| {c / total * 100:.1f} % | `{fr[:150]}` |")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model", choices=sorted(SHAPES), default="0.5b")
-    parser.add_argument("--contexts", default="4096,16384,32768", help="context sizes (budgetTokens), comma-separated")
+    parser.add_argument(
+        "--contexts", default="4096,16384,32768", help="context sizes (budgetTokens), comma-separated"
+    )
     parser.add_argument("--requests", type=int, default=30, help="typed requests (pauses) per context size")
     parser.add_argument("--gpu", action="store_true", help="offload all layers in every system")
     parser.add_argument("--gap-ms", type=float, default=60.0, help="time between keystrokes (default 60)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="CPU threads of every system (default: code-kb's default, all cores; the others "
-                             "follow code-kb's)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="CPU threads of every system (default: code-kb's default, all cores; the others "
+        "follow code-kb's)",
+    )
     parser.add_argument("--json", help="write every request's figures here (after each context size)")
     parser.add_argument("--plots", default=str(ROOT / "benchmarks" / "plots"), help="PNG directory")
     parser.add_argument("--profile", metavar="DIR", help="py-spy the code-kb server's timed replay into DIR")
-    parser.add_argument("--report", nargs="+", metavar="JSON", help="tables and plots of earlier --json files")
+    parser.add_argument(
+        "--report", nargs="+", metavar="JSON", help="tables and plots of earlier --json files"
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="per-request lines on stderr")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
-                        format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        stream=sys.stderr,
+        format="%(asctime)s %(message)s",
+        datefmt="%H:%M:%S",
+    )
     logging.getLogger("pygls").setLevel(logging.WARNING)
     if args.report:
         results = [r for f in args.report for r in json.loads(Path(f).read_text())]
@@ -787,8 +1012,18 @@ def main(argv: list[str] | None = None) -> int:
         for budget in [int(b) for b in args.contexts.split(",")]:
             t0 = time.perf_counter()
             try:
-                results.append(run_context(args.model, budget, args.requests, args.gpu, args.threads,
-                                           args.gap_ms / 1000, work, Path(args.profile) if args.profile else None))
+                results.append(
+                    run_context(
+                        args.model,
+                        budget,
+                        args.requests,
+                        args.gpu,
+                        args.threads,
+                        args.gap_ms / 1000,
+                        work,
+                        Path(args.profile) if args.profile else None,
+                    )
+                )
             except Exception as exc:  # noqa: BLE001 - keep the other context sizes' results
                 log.exception("context %d failed", budget)
                 results.append({"model": args.model, "budget_tokens": budget, "error": repr(exc)})

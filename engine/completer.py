@@ -44,10 +44,12 @@ class Completion:
 
     def summary(self) -> str:
         g = self.generation
-        return (f"{len(self.text)} chars, {g.n_generated} tokens generated ({g.stop_reason}); prompt "
-                f"{g.n_prompt} tokens: {g.n_evaluated} evaluated, {g.n_reused} reused ({g.n_moved} moved); "
-                f"retrieval {self.retrieval_ms:.0f} ms, evaluation {g.eval_ms:.0f} ms, "
-                f"generation {g.ms - g.eval_ms:.0f} ms, total {self.total_ms:.0f} ms")
+        return (
+            f"{len(self.text)} chars, {g.n_generated} tokens generated ({g.stop_reason}); prompt "
+            f"{g.n_prompt} tokens: {g.n_evaluated} evaluated, {g.n_reused} reused ({g.n_moved} moved); "
+            f"retrieval {self.retrieval_ms:.0f} ms, evaluation {g.eval_ms:.0f} ms, "
+            f"generation {g.ms - g.eval_ms:.0f} ms, total {self.total_ms:.0f} ms"
+        )
 
 
 class Completer:
@@ -57,8 +59,13 @@ class Completer:
     `code-kb context` builds them); `tokenizer` counts the prompt's tokens and, for a backend that
     takes token ids (the in-process model, which is its own tokenizer), makes them."""
 
-    def __init__(self, config: EngineConfig, backend: Backend | None = None,
-                 tokenizer: Tokenizer | None = None, template: FimTemplate | None = None) -> None:
+    def __init__(
+        self,
+        config: EngineConfig,
+        backend: Backend | None = None,
+        tokenizer: Tokenizer | None = None,
+        template: FimTemplate | None = None,
+    ) -> None:
         self.config = config
         self.backend = backend
         self.tokenizer: Tokenizer = tokenizer or EstimateTokenizer()
@@ -70,8 +77,15 @@ class Completer:
         self.shown = TypeThroughCache()
         self._previous: dict[str, Prompt] = {}  # the last prompt per file, for cache-aware snippet order
         self.budget_tokens = self._budget()
-        ids = {i for t in self.template.stops + self.template.specials()
-               if (i := self.tokenizer.special_id(t)) is not None} if self.tokenizer.exact else set()
+        ids = (
+            {
+                i
+                for t in self.template.stops + self.template.specials()
+                if (i := self.tokenizer.special_id(t)) is not None
+            }
+            if self.tokenizer.exact
+            else set()
+        )
         texts = (self.template.file_sep, *self.template.stops)
         self.stops = Stops(frozenset(ids), tuple(t for t in texts if t))
 
@@ -95,8 +109,13 @@ class Completer:
         n_ctx = budget + config.max_tokens
         kv_type = _kv_cache_type(config, vocab, n_ctx)
         model = LlamaCppModel(
-            config.model_path, n_ctx=n_ctx, n_gpu_layers=_gpu_layers(config, vocab, n_ctx, kv_type),
-            n_threads=config.n_threads, flash_attn=config.flash_attn, kv_cache_type=kv_type)
+            config.model_path,
+            n_ctx=n_ctx,
+            n_gpu_layers=_gpu_layers(config, vocab, n_ctx, kv_type),
+            n_threads=config.n_threads,
+            flash_attn=config.flash_attn,
+            kv_cache_type=kv_type,
+        )
         return cls(config, model, model)  # it takes token ids: its own vocabulary makes them
 
     def reconfigured(self, config: EngineConfig) -> Completer:
@@ -113,8 +132,12 @@ class Completer:
     def describe(self) -> dict[str, object]:
         """What generates, where, and with which prompt format, for status reports."""
         generates = self.backend.describe() if self.backend is not None else {"name": None}
-        return {**generates, "template": self.template.name, "budget_tokens": self.budget_tokens,
-                "exact_token_counts": self.tokenizer.exact}
+        return {
+            **generates,
+            "template": self.template.name,
+            "budget_tokens": self.budget_tokens,
+            "exact_token_counts": self.tokenizer.exact,
+        }
 
     def _budget(self) -> int:
         return min(_auto_budget(self.config, self.tokenizer.n_ctx_train), self._budget_limit())
@@ -124,8 +147,15 @@ class Completer:
         n_ctx = (self.backend.n_ctx if self.backend is not None else None) or self.tokenizer.n_ctx_train
         return n_ctx - self.config.max_tokens if n_ctx else 1 << 30
 
-    def prompt(self, path: str, source: str, offset: int, context: ContextSource | None,
-               repo_name: str = "", budget_tokens: int | None = None) -> tuple[Prompt, float]:
+    def prompt(
+        self,
+        path: str,
+        source: str,
+        offset: int,
+        context: ContextSource | None,
+        repo_name: str = "",
+        budget_tokens: int | None = None,
+    ) -> tuple[Prompt, float]:
         """The prompt for a cursor, and the milliseconds retrieval took."""
         t0 = time.perf_counter()
         budget = min(budget_tokens or self.budget_tokens, self._budget_limit())
@@ -142,8 +172,16 @@ class Completer:
         self._previous[path] = prompt
         return prompt, retrieval_ms
 
-    def complete(self, path: str, source: str, offset: int, context: ContextSource | None,
-                 repo_name: str = "", cancel: threading.Event | None = None, n_candidates: int = 1) -> Completion:
+    def complete(
+        self,
+        path: str,
+        source: str,
+        offset: int,
+        context: ContextSource | None,
+        repo_name: str = "",
+        cancel: threading.Event | None = None,
+        n_candidates: int = 1,
+    ) -> Completion:
         """The completion at a cursor: from the type-through cache when the user is typing a suggestion
         already shown (or one computed ahead), else from the backend. ModelNotConfiguredError without one."""
         if self.backend is None:
@@ -156,29 +194,45 @@ class Completer:
             text, held, shown = cached
             prompt = shown.prompt or Prompt(self.template.name, self.budget_tokens, [])
             generation = Generation(text, 0, 0, 0, 0, "type-through", 0.0)
-            completion = Completion(text, prompt, generation, 0.0, (time.perf_counter() - t0) * 1000,
-                                    list(held))
+            completion = Completion(
+                text, prompt, generation, 0.0, (time.perf_counter() - t0) * 1000, list(held)
+            )
             log.info("completion %s:%d: %s", path, offset, completion.summary())
             self.last = completion
             return completion
         prompt, retrieval_ms = self.prompt(path, source, offset, context, repo_name)
         rules = StopRules.for_cursor(source, offset, self.config.max_lines)
-        generation = self.backend.generate(prompt, max_tokens=self.config.max_tokens, stops=self.stops,
-                                           cut=rules.cut, timeout_s=self.config.timeout_s, cancel=cancel,
-                                           n_candidates=n_candidates)
+        generation = self.backend.generate(
+            prompt,
+            max_tokens=self.config.max_tokens,
+            stops=self.stops,
+            cut=rules.cut,
+            timeout_s=self.config.timeout_s,
+            cancel=cancel,
+            n_candidates=n_candidates,
+        )
         text = finish(generation.text, source, offset)
-        alternatives = [a for a in dict.fromkeys(finish(a, source, offset) for a in generation.alternatives)
-                        if a and a != text]
-        completion = Completion(text, prompt, generation, retrieval_ms, (time.perf_counter() - t0) * 1000,
-                                alternatives)
+        alternatives = [
+            a
+            for a in dict.fromkeys(finish(a, source, offset) for a in generation.alternatives)
+            if a and a != text
+        ]
+        completion = Completion(
+            text, prompt, generation, retrieval_ms, (time.perf_counter() - t0) * 1000, alternatives
+        )
         log.info("completion %s:%d: %s", path, offset, completion.summary())
         self.last = completion
         if generation.stop_reason not in ("cancelled", "timeout"):
             self.shown.add(Shown(path, source[:offset], source[offset:], text, tuple(alternatives), prompt))
         return completion
 
-    def speculate(self, path: str, context: ContextSource | None, repo_name: str = "",
-                  cancel: threading.Event | None = None) -> Completion | None:
+    def speculate(
+        self,
+        path: str,
+        context: ContextSource | None,
+        repo_name: str = "",
+        cancel: threading.Event | None = None,
+    ) -> Completion | None:
         """Compute ahead the completion the user will want after accepting the last one shown, so
         that accepting it shows the next one without waiting. None when there is nothing to extend."""
         last = self.last
@@ -199,8 +253,16 @@ class Completer:
         finally:
             self.last = last  # status reports what the user saw
 
-    def warm(self, path: str, source: str, offset: int, context: ContextSource | None, repo_name: str = "",
-             cancel: threading.Event | None = None, whole: bool = True) -> int:
+    def warm(
+        self,
+        path: str,
+        source: str,
+        offset: int,
+        context: ContextSource | None,
+        repo_name: str = "",
+        cancel: threading.Event | None = None,
+        whole: bool = True,
+    ) -> int:
         """Evaluate the prompt for a cursor into the KV cache without generating, so that the next
         request pays only for what changes: the whole prompt after a pause at a known cursor, or
         (`whole` False, a file just opened) only its repository part, which does not depend on the
@@ -212,9 +274,16 @@ class Completer:
         if not part.n_tokens:
             return 0
         warmed = self.backend.warm(part, cancel=cancel, timeout_s=max(self.config.timeout_s, 60.0))
-        log.info("warmed %s:%d: %d of %d prompt tokens, %d to evaluate, %d reused%s", path, offset,
-                 warmed.n_tokens, prompt.n_tokens, warmed.n_evaluated, warmed.n_reused,
-                 f" ({warmed.stopped} part way)" if warmed.stopped else "")
+        log.info(
+            "warmed %s:%d: %d of %d prompt tokens, %d to evaluate, %d reused%s",
+            path,
+            offset,
+            warmed.n_tokens,
+            prompt.n_tokens,
+            warmed.n_evaluated,
+            warmed.n_reused,
+            f" ({warmed.stopped} part way)" if warmed.stopped else "",
+        )
         return warmed.n_evaluated
 
 
@@ -233,8 +302,11 @@ class _SameContext:
     signatures, recent edits stay recent edits)."""
 
     def __init__(self, prompt: Prompt) -> None:
-        self.items = [_HeldSnippet(p.path, p.text, p.start_line, p.end_line, p.kind, p.reason)
-                      for p in prompt.parts if p.kind in CONTEXT_KINDS]
+        self.items = [
+            _HeldSnippet(p.path, p.text, p.start_line, p.end_line, p.kind, p.reason)
+            for p in prompt.parts
+            if p.kind in CONTEXT_KINDS
+        ]
 
     def snippets(self, path: str, source: str, offset: int, limit: int | None = None) -> Sequence[Snippet]:
         return list(self.items)
@@ -259,9 +331,9 @@ def _sticky(snippets: Sequence[Snippet], previous: Prompt | None, limit: int) ->
     if previous is None:
         return list(snippets[:limit])
     had = {(p.path, p.start_line) for p in previous.parts if p.kind in CONTEXT_KINDS}
-    sticky = [s for s in snippets if (s.path, s.start_line) in had][:max(limit - 2, 0)]
+    sticky = [s for s in snippets if (s.path, s.start_line) in had][: max(limit - 2, 0)]
     kept = {id(s) for s in sticky}
-    fresh = [s for s in snippets if id(s) not in kept][:limit - len(sticky)]
+    fresh = [s for s in snippets if id(s) not in kept][: limit - len(sticky)]
     return sticky + fresh
 
 
@@ -312,8 +384,12 @@ def _gpu_layers(config: EngineConfig, vocab: LlamaCppModel, n_ctx: int, kv_type:
     from .hardware import detect, gpu_layers_for, kv_cache_bytes
 
     n_layer = vocab.metadata.get(f"{vocab.architecture}.block_count")
-    return gpu_layers_for(vocab.path.stat().st_size, int(n_layer) if n_layer else None,
-                          kv_cache_bytes(vocab.metadata, n_ctx, kv_type), detect())
+    return gpu_layers_for(
+        vocab.path.stat().st_size,
+        int(n_layer) if n_layer else None,
+        kv_cache_bytes(vocab.metadata, n_ctx, kv_type),
+        detect(),
+    )
 
 
 def _auto_budget(config: EngineConfig, n_ctx_train: int | None) -> int:
@@ -328,5 +404,3 @@ def _auto_budget(config: EngineConfig, n_ctx_train: int | None) -> int:
     if n_ctx_train:
         budget = min(budget, n_ctx_train - config.max_tokens)
     return max(budget, 256)
-
-

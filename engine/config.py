@@ -49,6 +49,7 @@ class EngineConfig:
     kv_cache_type: str = field(default="auto", metadata=RELOAD)
     candidates: int = 3  # completions offered in a completion list (inline ghost text shows one)
 
+
 def needs_reload(old: EngineConfig, new: EngineConfig) -> bool:
     """Whether going from `old` to `new` needs the model loaded again (a setting marked RELOAD
     changed); if not, `Completer.reconfigured(new)` keeps the loaded one."""
@@ -61,7 +62,9 @@ class NextEditConfig:
     """Next-edit suggestions (engine/next_edit/): a second, separate model."""
 
     enabled: bool = True  # offer next edits once a next-edit model is configured
-    model_path: str | None = None  # GGUF file or catalogue name (e.g. sweep-next-edit-1.5b); None: no next edits
+    model_path: str | None = (
+        None  # GGUF file or catalogue name (e.g. sweep-next-edit-1.5b); None: no next edits
+    )
     budget_tokens: int = 3072  # prompt: related context, recent changes and the windows
     max_tokens: int = 1024  # the rewritten window, at most
     timeout_s: float = 10.0  # generation time limit

@@ -115,8 +115,9 @@ def _transfer(remote: RemoteFile, progress: Progress | None, timeout_s: float) -
     offset = _resumable_offset(remote)
     if remote.size is not None and offset == remote.size:
         return  # an earlier attempt got every byte; only verification is left
-    remote.part_meta.write_text(json.dumps({"url": remote.url, "size": remote.size, "sha256": remote.sha256}),
-                                encoding="utf-8")
+    remote.part_meta.write_text(
+        json.dumps({"url": remote.url, "size": remote.size, "sha256": remote.sha256}), encoding="utf-8"
+    )
     headers = {"User-Agent": USER_AGENT}
     if offset:
         headers["Range"] = f"bytes={offset}-"
@@ -174,8 +175,14 @@ def download(remote: RemoteFile, **options) -> Path:
         return _download(remote, **options)
 
 
-def _download(remote: RemoteFile, *, progress: Progress | None = None, attempts: int = 3,
-              timeout_s: float = 60.0, retry_wait_s: float = 1.0) -> Path:
+def _download(
+    remote: RemoteFile,
+    *,
+    progress: Progress | None = None,
+    attempts: int = 3,
+    timeout_s: float = 60.0,
+    retry_wait_s: float = 1.0,
+) -> Path:
     """Fetch `remote` into `remote.dest`, resuming a partial earlier download of the same file.
 
     A broken connection is resumed up to `attempts` times in all; after the last, the partial file
@@ -187,9 +194,11 @@ def _download(remote: RemoteFile, *, progress: Progress | None = None, attempts:
         have = remote.part.stat().st_size if remote.part.is_file() else 0
         free = shutil.disk_usage(remote.dest.parent).free
         if remote.size - have > free:
-            raise DownloadError(f"{remote.dest.name} needs {(remote.size - have) / 1e9:.2f} GB more and "
-                                f"{remote.dest.parent} has {free / 1e9:.2f} GB free; free some space or set "
-                                "CODE_KB_MODELS to a folder on another disk")
+            raise DownloadError(
+                f"{remote.dest.name} needs {(remote.size - have) / 1e9:.2f} GB more and "
+                f"{remote.dest.parent} has {free / 1e9:.2f} GB free; free some space or set "
+                "CODE_KB_MODELS to a folder on another disk"
+            )
     for attempt in range(1, attempts + 1):
         try:
             _transfer(remote, progress, timeout_s)
@@ -199,15 +208,18 @@ def _download(remote: RemoteFile, *, progress: Progress | None = None, attempts:
             if attempt == attempts:
                 raise DownloadError(
                     f"download of {remote.dest.name} interrupted at {have} bytes ({exc}); run the same "
-                    "command again to resume") from exc
+                    "command again to resume"
+                ) from exc
             log.warning("download of %s interrupted at %d bytes (%s); resuming", remote.dest.name, have, exc)
             time.sleep(retry_wait_s)
     try:
         verify(remote.part, remote.size, remote.sha256)
     except DownloadError as exc:
         _discard(remote)
-        raise DownloadError(f"{exc}: the download is corrupt and was deleted; run the same command again "
-                            "to download it afresh") from None
+        raise DownloadError(
+            f"{exc}: the download is corrupt and was deleted; run the same command again "
+            "to download it afresh"
+        ) from None
     os.replace(remote.part, remote.dest)
     remote.part_meta.unlink(missing_ok=True)
     return remote.dest

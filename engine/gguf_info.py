@@ -15,11 +15,38 @@ from .hardware import Machine, kv_cache_bytes
 
 # llama.cpp's LLAMA_FTYPE values (general.file_type): the quantization the file was made with.
 FILE_TYPES = {
-    0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 7: "Q8_0", 8: "Q5_0", 9: "Q5_1", 10: "Q2_K", 11: "Q3_K_S",
-    12: "Q3_K_M", 13: "Q3_K_L", 14: "Q4_K_S", 15: "Q4_K_M", 16: "Q5_K_S", 17: "Q5_K_M", 18: "Q6_K",
-    19: "IQ2_XXS", 20: "IQ2_XS", 21: "Q2_K_S", 22: "IQ3_XS", 23: "IQ3_XXS", 24: "IQ1_S", 25: "IQ4_NL",
-    26: "IQ3_S", 27: "IQ3_M", 28: "IQ2_S", 29: "IQ2_M", 30: "IQ4_XS", 31: "IQ1_M", 32: "BF16",
-    36: "TQ1_0", 37: "TQ2_0",
+    0: "F32",
+    1: "F16",
+    2: "Q4_0",
+    3: "Q4_1",
+    7: "Q8_0",
+    8: "Q5_0",
+    9: "Q5_1",
+    10: "Q2_K",
+    11: "Q3_K_S",
+    12: "Q3_K_M",
+    13: "Q3_K_L",
+    14: "Q4_K_S",
+    15: "Q4_K_M",
+    16: "Q5_K_S",
+    17: "Q5_K_M",
+    18: "Q6_K",
+    19: "IQ2_XXS",
+    20: "IQ2_XS",
+    21: "Q2_K_S",
+    22: "IQ3_XS",
+    23: "IQ3_XXS",
+    24: "IQ1_S",
+    25: "IQ4_NL",
+    26: "IQ3_S",
+    27: "IQ3_M",
+    28: "IQ2_S",
+    29: "IQ2_M",
+    30: "IQ4_XS",
+    31: "IQ1_M",
+    32: "BF16",
+    36: "TQ1_0",
+    37: "TQ2_0",
 }
 KV_CONTEXTS = (8192, 16384, 32768)
 
@@ -39,7 +66,9 @@ class ModelInfo:
     kv_bytes: dict[str, dict[int, int | None]] = field(default_factory=dict)  # cache type -> n_ctx -> bytes
     fits: dict[str, str] = field(default_factory=dict)  # "ram"/"vram" -> verdict at the default budget
     problem: str | None = None  # why it cannot complete code (no FIM tokens)
-    next_edit: str | None = None  # the next-edit prompt format it was trained on (engine/next_edit); None: none
+    next_edit: str | None = (
+        None  # the next-edit prompt format it was trained on (engine/next_edit); None: none
+    )
 
     def to_dict(self) -> dict:
         out = dict(self.__dict__)
@@ -71,14 +100,28 @@ def model_info(path: str | Path, machine: Machine, budget_tokens: int | None = N
     try:
         template = detect_template(vocab, Path(path).name)
         family, layout = template.name, template.has_repo_layout
-        fim = {f: getattr(template, f) for f in ("prefix", "suffix", "middle", "repo_name", "file_sep")
-               if getattr(template, f)}
+        fim = {
+            f: getattr(template, f)
+            for f in ("prefix", "suffix", "middle", "repo_name", "file_sep")
+            if getattr(template, f)
+        }
     except NoFimSupportError as exc:
         problem = str(exc)
     next_edit = detect_next_edit_format(vocab)
-    info = ModelInfo(str(vocab.path), vocab.name, vocab.architecture, Path(vocab.path).stat().st_size, quant,
-                     vocab.n_ctx_train, family, fim, layout, _n_layer(meta), problem=problem,
-                     next_edit=next_edit.name if next_edit is not None else None)
+    info = ModelInfo(
+        str(vocab.path),
+        vocab.name,
+        vocab.architecture,
+        Path(vocab.path).stat().st_size,
+        quant,
+        vocab.n_ctx_train,
+        family,
+        fim,
+        layout,
+        _n_layer(meta),
+        problem=problem,
+        next_edit=next_edit.name if next_edit is not None else None,
+    )
     for cache_type in ("f16", "q8_0"):
         info.kv_bytes[cache_type] = {n: kv_cache_bytes(meta, n, cache_type) for n in KV_CONTEXTS}
     on_gpu = machine.gpu_offload and machine.vram_bytes is not None

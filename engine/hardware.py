@@ -80,9 +80,15 @@ class Machine:
         return max(sizes) if sizes else None
 
     def to_dict(self) -> dict:
-        return {"cpu_cores": self.cpu_cores, "ram_bytes": self.ram_bytes, "gpu_offload": self.gpu_offload,
-                "backends": list(self.backends), "vram_bytes": self.vram_bytes,
-                "devices": [d.to_dict() for d in self.devices], "cpu_features": self.cpu_features}
+        return {
+            "cpu_cores": self.cpu_cores,
+            "ram_bytes": self.ram_bytes,
+            "gpu_offload": self.gpu_offload,
+            "backends": list(self.backends),
+            "vram_bytes": self.vram_bytes,
+            "devices": [d.to_dict() for d in self.devices],
+            "cpu_features": self.cpu_features,
+        }
 
 
 def cpu_cores() -> int:
@@ -105,13 +111,16 @@ def _ggml_devices() -> list[Device]:
         return []
     ggml = ctypes.CDLL(str(lib))
     p, size = ctypes.c_void_p, ctypes.c_size_t
-    for fn, res, args in (("ggml_backend_dev_count", size, []), ("ggml_backend_dev_get", p, [size]),
-                          ("ggml_backend_dev_name", ctypes.c_char_p, [p]),
-                          ("ggml_backend_dev_description", ctypes.c_char_p, [p]),
-                          ("ggml_backend_dev_type", ctypes.c_int, [p]),
-                          ("ggml_backend_dev_backend_reg", p, [p]),
-                          ("ggml_backend_reg_name", ctypes.c_char_p, [p]),
-                          ("ggml_backend_dev_memory", None, [p, ctypes.POINTER(size), ctypes.POINTER(size)])):
+    for fn, res, args in (
+        ("ggml_backend_dev_count", size, []),
+        ("ggml_backend_dev_get", p, [size]),
+        ("ggml_backend_dev_name", ctypes.c_char_p, [p]),
+        ("ggml_backend_dev_description", ctypes.c_char_p, [p]),
+        ("ggml_backend_dev_type", ctypes.c_int, [p]),
+        ("ggml_backend_dev_backend_reg", p, [p]),
+        ("ggml_backend_reg_name", ctypes.c_char_p, [p]),
+        ("ggml_backend_dev_memory", None, [p, ctypes.POINTER(size), ctypes.POINTER(size)]),
+    ):
         getattr(ggml, fn).restype = res
         getattr(ggml, fn).argtypes = args
     devices = []
@@ -120,12 +129,16 @@ def _ggml_devices() -> list[Device]:
         free, total = size(), size()
         ggml.ggml_backend_dev_memory(dev, ctypes.byref(free), ctypes.byref(total))
         reg = ggml.ggml_backend_dev_backend_reg(dev)
-        devices.append(Device(
-            name=(ggml.ggml_backend_dev_name(dev) or b"?").decode(),
-            backend=(ggml.ggml_backend_reg_name(reg) or b"?").decode() if reg else "?",
-            kind=GGML_DEVICE_TYPES.get(ggml.ggml_backend_dev_type(dev), "other"),
-            description=(ggml.ggml_backend_dev_description(dev) or b"").decode(errors="replace"),
-            total_bytes=total.value or None, free_bytes=free.value or None))
+        devices.append(
+            Device(
+                name=(ggml.ggml_backend_dev_name(dev) or b"?").decode(),
+                backend=(ggml.ggml_backend_reg_name(reg) or b"?").decode() if reg else "?",
+                kind=GGML_DEVICE_TYPES.get(ggml.ggml_backend_dev_type(dev), "other"),
+                description=(ggml.ggml_backend_dev_description(dev) or b"").decode(errors="replace"),
+                total_bytes=total.value or None,
+                free_bytes=free.value or None,
+            )
+        )
     return devices
 
 
@@ -141,9 +154,14 @@ def detect() -> Machine:
         log.debug("ggml device query failed: %s", exc)
         devices = ()
     backends = tuple(dict.fromkeys(d.backend for d in devices if d.kind != "cpu"))
-    return Machine(cpu_cores=cpu_cores(), ram_bytes=memory_bytes(),
-                   gpu_offload=bool(llama_cpp.llama_supports_gpu_offload()), backends=backends,
-                   devices=devices, cpu_features=info)
+    return Machine(
+        cpu_cores=cpu_cores(),
+        ram_bytes=memory_bytes(),
+        gpu_offload=bool(llama_cpp.llama_supports_gpu_offload()),
+        backends=backends,
+        devices=devices,
+        cpu_features=info,
+    )
 
 
 @dataclass(frozen=True)
@@ -178,8 +196,9 @@ def choose(machine: Machine) -> Choice:
     vram = machine.vram_bytes if machine.gpu_offload else None
     if vram:
         gpu = max(machine.gpus, key=lambda d: d.free_bytes or d.total_bytes or 0)
-        reasons.append(f"GPU offload: {gpu.backend} device {gpu.name} ({gpu.description}) with "
-                       f"{vram / GIB:.1f} GiB free")
+        reasons.append(
+            f"GPU offload: {gpu.backend} device {gpu.name} ({gpu.description}) with {vram / GIB:.1f} GiB free"
+        )
         if vram >= 14 * GIB:
             model, quant = "qwen2.5-coder-7b", "Q8_0"
         elif vram >= 7 * GIB:
@@ -188,8 +207,9 @@ def choose(machine: Machine) -> Choice:
             model, quant = "qwen2.5-coder-1.5b", "Q8_0"
         else:
             model, quant = "qwen2.5-coder-1.5b", "Q4_K_M"
-        reasons.append(f"{model} {quant}: the largest model whose weights and a 16k-token KV cache fit "
-                       "that memory")
+        reasons.append(
+            f"{model} {quant}: the largest model whose weights and a 16k-token KV cache fit that memory"
+        )
         budget = DEFAULT_BUDGET_GPU_TOKENS
         reasons.append(f"prompt budget {budget} tokens: a GPU evaluates long prompts quickly")
         gpu_layers = "all"
@@ -197,8 +217,10 @@ def choose(machine: Machine) -> Choice:
         if machine.gpu_offload:
             reasons.append("GPU offload is built in but no GPU memory was reported: planning for the CPU")
         else:
-            reasons.append("no GPU offload (llama-cpp-python was built for the CPU only; rebuild it with "
-                           "CMAKE_ARGS=\"-DGGML_CUDA=on\", -DGGML_METAL=on or -DGGML_VULKAN=on for a GPU)")
+            reasons.append(
+                "no GPU offload (llama-cpp-python was built for the CPU only; rebuild it with "
+                'CMAKE_ARGS="-DGGML_CUDA=on", -DGGML_METAL=on or -DGGML_VULKAN=on for a GPU)'
+            )
         cores = machine.cpu_cores
         if cores >= 8 and ram >= 16 * GIB:
             model = "qwen2.5-coder-3b"
@@ -207,8 +229,10 @@ def choose(machine: Machine) -> Choice:
         else:
             model = "qwen2.5-coder-0.5b"
         quant = "Q4_K_M"
-        reasons.append(f"{model} {quant}: {cores} CPU cores and {ram / GIB:.0f} GiB RAM; on a CPU latency "
-                       "grows with model size, and 4-bit weights are the fastest to read")
+        reasons.append(
+            f"{model} {quant}: {cores} CPU cores and {ram / GIB:.0f} GiB RAM; on a CPU latency "
+            "grows with model size, and 4-bit weights are the fastest to read"
+        )
         budget = DEFAULT_BUDGET_CPU_TOKENS
         reasons.append(f"prompt budget {budget} tokens: what a CPU evaluates in a few seconds cold")
         gpu_layers = "none"

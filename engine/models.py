@@ -56,7 +56,9 @@ class CatalogueEntry:
     head_dim: int
     context_tokens: int  # trained context length
     note: str = ""
-    kind: ModelKind = "completion"  # what code-kb uses it for; the hardware's choice is always a completion model
+    kind: ModelKind = (
+        "completion"  # what code-kb uses it for; the hardware's choice is always a completion model
+    )
     # Quantization -> exact file name, for repositories whose names the quantization pattern does not
     # match (Sweep's 1.5B: `sweep-next-edit-1.5b.q8_0.v2.gguf`); empty: any `...{quant}.gguf`.
     files: tuple[tuple[str, str], ...] = ()
@@ -80,30 +82,127 @@ class CatalogueEntry:
 
 
 CATALOGUE: tuple[CatalogueEntry, ...] = (
-    CatalogueEntry("qwen2.5-coder-0.5b", "Qwen2.5-Coder 0.5B", "qwen2.5-coder", 0.49,
-                   "Qwen/Qwen2.5-Coder-0.5B-GGUF", 24, 2, 64, 32768, "fastest; for slow CPUs"),
-    CatalogueEntry("qwen2.5-coder-1.5b", "Qwen2.5-Coder 1.5B", "qwen2.5-coder", 1.54,
-                   "Qwen/Qwen2.5-Coder-1.5B-GGUF", 28, 2, 128, 32768, "recommended on a laptop CPU"),
-    CatalogueEntry("qwen2.5-coder-3b", "Qwen2.5-Coder 3B", "qwen2.5-coder", 3.09,
-                   "Qwen/Qwen2.5-Coder-3B-GGUF", 36, 2, 128, 32768),
-    CatalogueEntry("qwen2.5-coder-7b", "Qwen2.5-Coder 7B", "qwen2.5-coder", 7.62,
-                   "Qwen/Qwen2.5-Coder-7B-GGUF", 28, 4, 128, 32768, "best quality; wants a GPU"),
-    CatalogueEntry("deepseek-coder-1.3b", "DeepSeek-Coder 1.3B base", "deepseek-coder", 1.35,
-                   "TheBloke/deepseek-coder-1.3b-base-GGUF", 24, 16, 128, 16384),
-    CatalogueEntry("deepseek-coder-6.7b", "DeepSeek-Coder 6.7B base", "deepseek-coder", 6.74,
-                   "TheBloke/deepseek-coder-6.7B-base-GGUF", 32, 32, 128, 16384),
-    CatalogueEntry("starcoder2-3b", "StarCoder2 3B", "starcoder2", 3.03,
-                   "second-state/StarCoder2-3B-GGUF", 30, 2, 128, 16384),
-    CatalogueEntry("starcoder2-7b", "StarCoder2 7B", "starcoder2", 7.17,
-                   "second-state/StarCoder2-7B-GGUF", 32, 4, 128, 16384),
+    CatalogueEntry(
+        "qwen2.5-coder-0.5b",
+        "Qwen2.5-Coder 0.5B",
+        "qwen2.5-coder",
+        0.49,
+        "Qwen/Qwen2.5-Coder-0.5B-GGUF",
+        24,
+        2,
+        64,
+        32768,
+        "fastest; for slow CPUs",
+    ),
+    CatalogueEntry(
+        "qwen2.5-coder-1.5b",
+        "Qwen2.5-Coder 1.5B",
+        "qwen2.5-coder",
+        1.54,
+        "Qwen/Qwen2.5-Coder-1.5B-GGUF",
+        28,
+        2,
+        128,
+        32768,
+        "recommended on a laptop CPU",
+    ),
+    CatalogueEntry(
+        "qwen2.5-coder-3b",
+        "Qwen2.5-Coder 3B",
+        "qwen2.5-coder",
+        3.09,
+        "Qwen/Qwen2.5-Coder-3B-GGUF",
+        36,
+        2,
+        128,
+        32768,
+    ),
+    CatalogueEntry(
+        "qwen2.5-coder-7b",
+        "Qwen2.5-Coder 7B",
+        "qwen2.5-coder",
+        7.62,
+        "Qwen/Qwen2.5-Coder-7B-GGUF",
+        28,
+        4,
+        128,
+        32768,
+        "best quality; wants a GPU",
+    ),
+    CatalogueEntry(
+        "deepseek-coder-1.3b",
+        "DeepSeek-Coder 1.3B base",
+        "deepseek-coder",
+        1.35,
+        "TheBloke/deepseek-coder-1.3b-base-GGUF",
+        24,
+        16,
+        128,
+        16384,
+    ),
+    CatalogueEntry(
+        "deepseek-coder-6.7b",
+        "DeepSeek-Coder 6.7B base",
+        "deepseek-coder",
+        6.74,
+        "TheBloke/deepseek-coder-6.7B-base-GGUF",
+        32,
+        32,
+        128,
+        16384,
+    ),
+    CatalogueEntry(
+        "starcoder2-3b",
+        "StarCoder2 3B",
+        "starcoder2",
+        3.03,
+        "second-state/StarCoder2-3B-GGUF",
+        30,
+        2,
+        128,
+        16384,
+    ),
+    CatalogueEntry(
+        "starcoder2-7b",
+        "StarCoder2 7B",
+        "starcoder2",
+        7.17,
+        "second-state/StarCoder2-7B-GGUF",
+        32,
+        4,
+        128,
+        16384,
+    ),
     # Sweep's next-edit models: Qwen2.5-Coder 1.5B / 0.5B fine-tunes (their shapes), one Q8_0 file each,
     # 8k context as Sweep trained them (the 0.5B's taken to be its sibling's; `model info` reads it).
-    CatalogueEntry("sweep-next-edit-1.5b", "Sweep Next-Edit 1.5B", "qwen2.5-coder", 1.54,
-                   "sweepai/sweep-next-edit-1.5B", 28, 2, 128, 8192, "next edits (nextEditModel)",
-                   kind="next-edit", files=(("Q8_0", "sweep-next-edit-1.5b.q8_0.v2.gguf"),)),
-    CatalogueEntry("sweep-next-edit-0.5b", "Sweep Next-Edit 0.5B", "qwen2.5-coder", 0.49,
-                   "sweepai/sweep-next-edit-0.5B", 24, 2, 64, 8192, "next edits, faster (nextEditModel)",
-                   kind="next-edit", files=(("Q8_0", "sweep-next-edit-0.5b.q8_0.gguf"),)),
+    CatalogueEntry(
+        "sweep-next-edit-1.5b",
+        "Sweep Next-Edit 1.5B",
+        "qwen2.5-coder",
+        1.54,
+        "sweepai/sweep-next-edit-1.5B",
+        28,
+        2,
+        128,
+        8192,
+        "next edits (nextEditModel)",
+        kind="next-edit",
+        files=(("Q8_0", "sweep-next-edit-1.5b.q8_0.v2.gguf"),),
+    ),
+    CatalogueEntry(
+        "sweep-next-edit-0.5b",
+        "Sweep Next-Edit 0.5B",
+        "qwen2.5-coder",
+        0.49,
+        "sweepai/sweep-next-edit-0.5B",
+        24,
+        2,
+        64,
+        8192,
+        "next edits, faster (nextEditModel)",
+        kind="next-edit",
+        files=(("Q8_0", "sweep-next-edit-0.5b.q8_0.gguf"),),
+    ),
 )
 BY_NAME = {e.name: e for e in CATALOGUE}
 NEXT_EDIT_NAMES = tuple(e.name for e in CATALOGUE if e.kind == "next-edit")
@@ -158,8 +257,11 @@ def pulled_files(entry: CatalogueEntry, quant: str) -> list[Path]:
         if named and (folder / named).is_file():
             return [folder / named]
         loose = _loose_quant_pattern(quant)
-        return sorted(p for p in folder.iterdir() if p.is_file() and p.name.lower().endswith(".gguf")
-                      and loose.search(p.name))[:1]
+        return sorted(
+            p
+            for p in folder.iterdir()
+            if p.is_file() and p.name.lower().endswith(".gguf") and loose.search(p.name)
+        )[:1]
     pattern = _quant_pattern(quant)
     return sorted(p for p in folder.iterdir() if p.is_file() and pattern.search(p.name))
 
@@ -229,8 +331,10 @@ def resolve_pull(spec: str, quant: str | None = None, *, sha256: str | None = No
         return PullPlan(spec, (RemoteFile(spec, models_dir() / name, size, sha256),), None, spec)
     parsed = parse_name(spec)
     if parsed is None:
-        raise DownloadError(f"unknown model {spec!r}; give a catalogue name ({', '.join(BY_NAME)}) or a URL "
-                            "of a .gguf file; `code-kb model list` shows the catalogue")
+        raise DownloadError(
+            f"unknown model {spec!r}; give a catalogue name ({', '.join(BY_NAME)}) or a URL "
+            "of a .gguf file; `code-kb model list` shows the catalogue"
+        )
     entry, named_quant = parsed
     quant = (quant or named_quant or "").upper() or None
     if quant is None and entry.quants:  # the repository's own file (Sweep's: one Q8_0)
@@ -256,8 +360,9 @@ def _hub_files(entry: CatalogueEntry, quant: str) -> list[RemoteFile]:
     try:
         info = HfApi(endpoint=endpoint).model_info(entry.repo, files_metadata=True)
     except OfflineModeIsEnabled as exc:
-        raise DownloadError("HF_HUB_OFFLINE is set: pulling from Hugging Face needs the network; unset it "
-                            "for this command") from exc
+        raise DownloadError(
+            "HF_HUB_OFFLINE is set: pulling from Hugging Face needs the network; unset it for this command"
+        ) from exc
     except HfHubHTTPError as exc:
         raise DownloadError(f"cannot list {entry.repo} on {endpoint}: {exc}") from exc
     except OSError as exc:  # httpx's connection errors are not OSErrors; see below
@@ -267,18 +372,29 @@ def _hub_files(entry: CatalogueEntry, quant: str) -> list[RemoteFile]:
             raise DownloadError(f"cannot reach {endpoint}: {exc}") from exc
         raise
     pattern = _quant_pattern(quant)
-    siblings = sorted((s for s in info.siblings or [] if pattern.search(s.rfilename)), key=lambda s: s.rfilename)
+    siblings = sorted(
+        (s for s in info.siblings or [] if pattern.search(s.rfilename)), key=lambda s: s.rfilename
+    )
     if entry.files:
         siblings = _named_sibling(entry, quant, info.siblings or [])
     if not siblings and entry.files:
         listed = ", ".join(sorted(s.rfilename for s in info.siblings or [] if s.rfilename.endswith(".gguf")))
-        raise DownloadError(f"{entry.repo} has no {quant} GGUF (code-kb knows "
-                            f"{', '.join(f'{q}: {n}' for q, n in entry.files)}); it lists {listed or 'no GGUF'}")
+        raise DownloadError(
+            f"{entry.repo} has no {quant} GGUF (code-kb knows "
+            f"{', '.join(f'{q}: {n}' for q, n in entry.files)}); it lists {listed or 'no GGUF'}"
+        )
     if not siblings:
-        available = sorted({m.group(1).upper() for s in info.siblings or []
-                            if (m := re.search(r"[-._]([a-z0-9_]+?)(?:-\d{5}-of-\d{5})?\.gguf$", s.rfilename, re.I))})
-        raise DownloadError(f"{entry.repo} has no {quant} GGUF; it has {', '.join(available) or 'none'} "
-                            f"(pull {entry.name}:QUANT)")
+        available = sorted(
+            {
+                m.group(1).upper()
+                for s in info.siblings or []
+                if (m := re.search(r"[-._]([a-z0-9_]+?)(?:-\d{5}-of-\d{5})?\.gguf$", s.rfilename, re.I))
+            }
+        )
+        raise DownloadError(
+            f"{entry.repo} has no {quant} GGUF; it has {', '.join(available) or 'none'} "
+            f"(pull {entry.name}:QUANT)"
+        )
     folder = models_dir() / entry.name
     files = []
     for s in siblings:

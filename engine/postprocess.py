@@ -24,13 +24,18 @@ _BT = r"`(?:[^`\\]|\\[\s\S])*"
 _HASH_TOKENS = re.compile(
     r'(?P<closed1>"""[\s\S]*?"""|\'\'\'[\s\S]*?\'\'\')|(?P<open1>"""[\s\S]*|\'\'\'[\s\S]*)'
     rf'|(?P<closed2>{_DQ}"|{_SQ}\')|(?P<open2>{_DQ}\Z|{_SQ}\Z)'
-    r"|(?P<comment>#[^\n]*)|(?P<bracket>[()\[\]{}])")
+    r"|(?P<comment>#[^\n]*)|(?P<bracket>[()\[\]{}])"
+)
 _SLASH_TOKENS = re.compile(
     rf"(?P<closed1>/\*[\s\S]*?\*/|{_BT}`)|(?P<open1>/\*[\s\S]*|{_BT}\Z)"
     rf'|(?P<closed2>{_DQ}"|{_SQ}\')|(?P<open2>{_DQ}\Z|{_SQ}\Z)'
-    r"|(?P<comment>//[^\n]*)|(?P<bracket>[()\[\]{}])")
-_PY_LINE = re.compile(r"^[ \t]*(?:(?:def|class|if|elif|else|for|while|try|except|finally|with)\b.*:"
-                      r"|(?:import|from)\s.*)[ \t]*$", re.M)
+    r"|(?P<comment>//[^\n]*)|(?P<bracket>[()\[\]{}])"
+)
+_PY_LINE = re.compile(
+    r"^[ \t]*(?:(?:def|class|if|elif|else|for|while|try|except|finally|with)\b.*:"
+    r"|(?:import|from)\s.*)[ \t]*$",
+    re.M,
+)
 _C_LINE = re.compile(r"(?:[{};]|^[ \t]*//.*)[ \t]*$", re.M)
 # A later line starting like this may sit left of the block it follows: it closes that block.
 _DEDENT_START = re.compile(r"[)\]}]|(?:else|elif|except|finally|catch|case|default)\b")
@@ -96,9 +101,15 @@ def _imbalance(code: str, style: str) -> tuple[int, int]:
 
 
 def _opens_block(line: str, style: str) -> bool:
-    m = next((m for m in (_HASH_TOKENS if style == "hash" else _SLASH_TOKENS).finditer(line)
-              if m.lastgroup == "comment"), None)
-    return (line[:m.start()] if m else line).rstrip().endswith(_BLOCK_OPENERS)
+    m = next(
+        (
+            m
+            for m in (_HASH_TOKENS if style == "hash" else _SLASH_TOKENS).finditer(line)
+            if m.lastgroup == "comment"
+        ),
+        None,
+    )
+    return (line[: m.start()] if m else line).rstrip().endswith(_BLOCK_OPENERS)
 
 
 @dataclass(frozen=True)
@@ -124,7 +135,7 @@ class Cursor:
         line_end = len(source) if line_end == -1 else line_end
         window_start = _window_start(source, offset)
         window = source[window_start:offset]
-        sample = source[window_start:offset + _SCAN_WINDOW_CHARS]  # enough to tell a file's habits
+        sample = source[window_start : offset + _SCAN_WINDOW_CHARS]  # enough to tell a file's habits
         style = _comment_style(sample)
         brackets, in_literal = _scan(window, style)
         stack: list[str] = []
@@ -136,7 +147,7 @@ class Cursor:
         rest_of_line = source[offset:line_end]
         rest_closes: list[str] = []
         own: list[str] = []
-        for _, ch in ([] if in_literal else _scan(rest_of_line, style)[0]):
+        for _, ch in [] if in_literal else _scan(rest_of_line, style)[0]:
             if ch in _OPENERS:
                 own.append(ch)
             elif own and own[-1] == _CLOSERS[ch]:
@@ -146,9 +157,19 @@ class Cursor:
             else:
                 break
         indent_char, indent_unit = _indent_style(sample)
-        return cls(source[line_start:offset], rest_of_line, source[line_end + 1:offset + _SCAN_WINDOW_CHARS],
-                   source[window_start:line_start].rstrip().rsplit("\n", 1)[-1], window, style, indent_char,
-                   indent_unit, tuple(stack), tuple(rest_closes), in_literal)
+        return cls(
+            source[line_start:offset],
+            rest_of_line,
+            source[line_end + 1 : offset + _SCAN_WINDOW_CHARS],
+            source[window_start:line_start].rstrip().rsplit("\n", 1)[-1],
+            window,
+            style,
+            indent_char,
+            indent_unit,
+            tuple(stack),
+            tuple(rest_closes),
+            in_literal,
+        )
 
     @property
     def at_line_start(self) -> bool:
@@ -174,12 +195,12 @@ def match_indent_style(text: str, at: Cursor) -> str:
         width = min((n for n in leads if n), default=0)  # the model's spaces per level
         for i in range(first, len(lines)):
             lead = len(lines[i]) - len(lines[i].lstrip(" "))
-            if lead and lead % width == 0 and lines[i][lead:lead + 1] != "\t":
+            if lead and lead % width == 0 and lines[i][lead : lead + 1] != "\t":
                 lines[i] = "\t" * (lead // width) + lines[i][lead:]
     elif at.indent_char == " ":
         for i in range(first, len(lines)):
             lead = len(lines[i]) - len(lines[i].lstrip("\t"))
-            if lead and lines[i][lead:lead + 1] != " ":
+            if lead and lines[i][lead : lead + 1] != " ":
                 lines[i] = at.indent_unit * lead + lines[i][lead:]
     return "\n".join(lines)
 
@@ -193,13 +214,13 @@ def undouble_first_indent(text: str, at: Cursor) -> str:
         return text
     if column + lead <= at.expected_indent:
         return text  # the model indents relative to the cursor column, as it should
-    return first[lead - max(0, at.expected_indent - column):] + sep + tail
+    return first[lead - max(0, at.expected_indent - column) :] + sep + tail
 
 
 def fix_relative_indent(text: str, at: Cursor) -> str:
     """Later lines the model indented from the cursor column, not the margin, get the cursor line's indent."""
     lines = text.split("\n")
-    base = at.line_prefix if at.at_line_start else at.line_prefix[:_indent(at.line_prefix)]
+    base = at.line_prefix if at.at_line_start else at.line_prefix[: _indent(at.line_prefix)]
     if not base or len(lines) < 2 or not lines[1].strip() or (at.at_line_start and not lines[0].strip()):
         return text  # nothing to shift, or a blank line first: the model may mean a dedent
     if _DEDENT_START.match(lines[1].lstrip()):
@@ -223,7 +244,7 @@ def trim_suffix_overlap(text: str, at: Cursor) -> str:
     body = text.rstrip()
     if not rest or not body.endswith(rest):
         return text
-    trimmed = body[:-len(rest)]
+    trimmed = body[: -len(rest)]
     if at.rest_of_line[:1].isspace():
         trimmed = trimmed.rstrip(" \t")  # the line brings its own spacing
     if at.imbalance(trimmed + at.rest_of_line) <= at.imbalance(body + at.rest_of_line):
@@ -248,8 +269,8 @@ def trim_repeated_suffix_lines(text: str, at: Cursor) -> str:
                 break
     for k in range(min(len(mine), len(theirs)), 0, -1):
         if [lines[i].strip() for i in mine[-k:]] == [t for t, _ in theirs[:k]]:
-            trimmed = "\n".join(lines[:mine[-k]])
-            suffix = at.rest_of_line + "\n" + at.after[:theirs[k - 1][1]]
+            trimmed = "\n".join(lines[: mine[-k]])
+            suffix = at.rest_of_line + "\n" + at.after[: theirs[k - 1][1]]
             return trimmed if at.imbalance(trimmed + suffix) <= at.imbalance(body + suffix) else text
     return text
 
@@ -275,8 +296,9 @@ def cut_unmatched_closer(text: str, at: Cursor) -> str:
         stack.pop()
 
     def fits(open_now: tuple[str, ...]) -> bool:  # the rest of the line's closers find their openers
-        return len(open_now) >= len(at.rest_closes) and \
-            all(open_now[-1 - j] == want for j, want in enumerate(at.rest_closes))
+        return len(open_now) >= len(at.rest_closes) and all(
+            open_now[-1 - j] == want for j, want in enumerate(at.rest_closes)
+        )
 
     if fits(tuple(stack)):
         return text[:end]  # e.g. `} else {` before a `}`: the completion opened what the line closes
@@ -302,11 +324,19 @@ def strip_trailing_whitespace(text: str, at: Cursor) -> str:
         return ""
     body = text.rstrip()
     body = "\n".join(ln.rstrip() for ln in body.split("\n"))
-    return body + text[len(text.rstrip()):] if at.rest_of_line.strip() else body
+    return body + text[len(text.rstrip()) :] if at.rest_of_line.strip() else body
 
 
-RULES = (match_indent_style, undouble_first_indent, fix_relative_indent, trim_suffix_overlap,
-         trim_repeated_suffix_lines, cut_unmatched_closer, drop_repeated_line, strip_trailing_whitespace)
+RULES = (
+    match_indent_style,
+    undouble_first_indent,
+    fix_relative_indent,
+    trim_suffix_overlap,
+    trim_repeated_suffix_lines,
+    cut_unmatched_closer,
+    drop_repeated_line,
+    strip_trailing_whitespace,
+)
 
 
 def finish(text: str, source: str | None = None, offset: int | None = None) -> str:
@@ -343,10 +373,10 @@ class StopRules:
             # On a blank line the block is the one the previous code line opened; one level is
             # the file's own (a tab in Go counts as one character, not four).
             prev = source[:line_start].rstrip("\n").rsplit("\n", 1)[-1]
-            sample = source[_window_start(source, offset):offset + _SCAN_WINDOW_CHARS]
+            sample = source[_window_start(source, offset) : offset + _SCAN_WINDOW_CHARS]
             level = len(_indent_style(sample)[1]) if prev.rstrip().endswith((":", "{", "(")) else 0
             base = len(current) if current else _indent(prev) + level
-        following = next((ln.strip() for ln in source[line_end + 1:].split("\n") if ln.strip()), "")
+        following = next((ln.strip() for ln in source[line_end + 1 :].split("\n") if ln.strip()), "")
         return cls(bool(rest_of_line.strip()), base, max_lines, following)
 
     def cut(self, text: str) -> tuple[str, bool]:
@@ -357,10 +387,14 @@ class StopRules:
         kept: list[str] = []
         for i, line in enumerate(lines):
             complete = i < len(lines) - 1  # the last line may still grow
-            if i > 0 and line.strip() and complete and (
-                    _indent(line) < self.base_indent or line.strip() == self.suffix_first_line):
+            if (
+                i > 0
+                and line.strip()
+                and complete
+                and (_indent(line) < self.base_indent or line.strip() == self.suffix_first_line)
+            ):
                 return "\n".join(kept).rstrip(), True
             kept.append(line)
             if len(kept) > self.max_lines:
-                return "\n".join(kept[:self.max_lines]).rstrip(), True
+                return "\n".join(kept[: self.max_lines]).rstrip(), True
         return text, False

@@ -44,7 +44,9 @@ class Snippet(Protocol):
 class ContextSource(Protocol):
     """What the engine needs from retrieval (retrieval.CodeIndex fits it)."""
 
-    def snippets(self, path: str, source: str, offset: int, limit: int | None = None) -> Sequence[Snippet]: ...
+    def snippets(
+        self, path: str, source: str, offset: int, limit: int | None = None
+    ) -> Sequence[Snippet]: ...
 
 
 class Tokenizer(Protocol):
@@ -103,8 +105,15 @@ class Part:
     reason: str = ""
 
     def to_dict(self) -> dict:
-        return {"kind": self.kind, "reason": self.reason, "path": self.path, "start_line": self.start_line + 1,
-                "end_line": self.end_line + 1, "text": self.text, "tokens": len(self.tokens)}
+        return {
+            "kind": self.kind,
+            "reason": self.reason,
+            "path": self.path,
+            "start_line": self.start_line + 1,
+            "end_line": self.end_line + 1,
+            "text": self.text,
+            "tokens": len(self.tokens),
+        }
 
 
 @dataclass
@@ -151,9 +160,15 @@ class Prompt:
 
     def to_dict(self, path: str, line: int, col: int) -> dict:
         """The stable `code-kb context --json` shape (see README.md)."""
-        return {"path": path, "line": line, "col": col, "budget_tokens": self.budget_tokens,
-                "prompt_tokens": self.n_tokens, "template": self.template,
-                "parts": [p.to_dict() for p in self.parts]}
+        return {
+            "path": path,
+            "line": line,
+            "col": col,
+            "budget_tokens": self.budget_tokens,
+            "prompt_tokens": self.n_tokens,
+            "template": self.template,
+            "parts": [p.to_dict() for p in self.parts],
+        }
 
 
 @dataclass(frozen=True)
@@ -165,7 +180,9 @@ class BudgetShares:
 
 
 class PromptBuilder:
-    def __init__(self, template: FimTemplate, tokenizer: Tokenizer, shares: BudgetShares = BudgetShares()) -> None:
+    def __init__(
+        self, template: FimTemplate, tokenizer: Tokenizer, shares: BudgetShares = BudgetShares()
+    ) -> None:
         self.template = template
         self.tokenizer = tokenizer
         self.shares = shares
@@ -178,8 +195,16 @@ class PromptBuilder:
     def _plain(self, text: str) -> Part:
         return Part("template", text, tokens=self.tokenizer.encode(text))
 
-    def build(self, path: str, source: str, offset: int, snippets: Sequence[Snippet],
-              budget_tokens: int, repo_name: str = "", previous: Prompt | None = None) -> Prompt:
+    def build(
+        self,
+        path: str,
+        source: str,
+        offset: int,
+        snippets: Sequence[Snippet],
+        budget_tokens: int,
+        repo_name: str = "",
+        previous: Prompt | None = None,
+    ) -> Prompt:
         """The prompt for a cursor. `previous`, the last prompt built for this file, keeps snippets
         that it already had in the same order at the front, where the KV cache still holds them."""
         t0 = time.perf_counter()
@@ -259,16 +284,28 @@ class PromptBuilder:
                     continue  # not even an outline's header and one member
             elif take < len(lines) and take < self.shares.min_snippet_lines:
                 # The signature: decorators and the header up to the line that opens the body.
-                header_lines = next((i + 1 for i, ln in enumerate(lines[:6])
-                                     if ln.rstrip().endswith((":", "{", ")", ";", "=>"))), 1)
+                header_lines = next(
+                    (
+                        i + 1
+                        for i, ln in enumerate(lines[:6])
+                        if ln.rstrip().endswith((":", "{", ")", ";", "=>"))
+                    ),
+                    1,
+                )
                 if take < header_lines:
                     continue
                 take, kind = header_lines, "signature"
             text = "\n".join(lines[:take]) + "\n"
             tokens = whole if take == len(lines) else enc(text)
-            body = Part(kind, text, snip.path, snip.start_line,
-                        snip.end_line if take == len(lines) and needed else snip.start_line + take - 1, tokens,
-                        snip.reason)
+            body = Part(
+                kind,
+                text,
+                snip.path,
+                snip.start_line,
+                snip.end_line if take == len(lines) and needed else snip.start_line + take - 1,
+                tokens,
+                snip.reason,
+            )
             if shown(body):
                 continue
             chosen.append((header, body))
@@ -283,9 +320,15 @@ class PromptBuilder:
         # (Its tokens are not given to the view of the file: that would move the prefix's start
         # with the snippets' ranking.)
         shown_whole = [b for _, b in chosen if b.kind in ("snippet", "recent")]
-        chosen = [(header, body) for header, body in chosen if body.kind not in NEEDS_KINDS or not any(
-            w.path == body.path and w.start_line <= body.start_line and body.end_line <= w.end_line
-            for w in shown_whole)]
+        chosen = [
+            (header, body)
+            for header, body in chosen
+            if body.kind not in NEEDS_KINDS
+            or not any(
+                w.path == body.path and w.start_line <= body.start_line and body.end_line <= w.end_line
+                for w in shown_whole
+            )
+        ]
 
         # 3. What is left widens the view of the current file: further back, then further on.
         while p_first > 0 and cost("p", p_first - 1) <= remaining:
@@ -296,17 +339,26 @@ class PromptBuilder:
             remaining -= cost("s", s_last)
 
         prefix = "\n".join(before[p_first:])
-        suffix = "\n".join(after[:s_last + 1]) + ("\n" if s_last + 1 < len(after) else "") if s_last >= 0 else ""
+        suffix = (
+            "\n".join(after[: s_last + 1]) + ("\n" if s_last + 1 < len(after) else "") if s_last >= 0 else ""
+        )
         prefix_part = Part("prefix", prefix, path, p_first, cursor_line, enc(prefix), "cursor")
-        suffix_part = Part("suffix", suffix, path, cursor_line, cursor_line + max(s_last, 0), enc(suffix), "cursor")
+        suffix_part = Part(
+            "suffix", suffix, path, cursor_line, cursor_line + max(s_last, 0), enc(suffix), "cursor"
+        )
 
         chosen = [(header, body) for header, body in chosen if not shown(body)]  # the view may have grown
         context: list[Part] = []
         for header, body in _cache_aware_order(chosen, previous):
             context += header + [body]
         context += file_header
-        fim = [self._special(tpl.prefix), prefix_part, self._special(tpl.suffix), suffix_part,
-               self._special(tpl.middle)]
+        fim = [
+            self._special(tpl.prefix),
+            prefix_part,
+            self._special(tpl.suffix),
+            suffix_part,
+            self._special(tpl.middle),
+        ]
         if tpl.has_repo_layout:
             segments = head + context + fim
         else:
@@ -316,11 +368,16 @@ class PromptBuilder:
         # Tokenising a part whole can differ from the sum of its lines; trim the oldest prefix lines.
         while prompt.n_tokens > budget_tokens and prefix_part.start_line < cursor_line:
             prefix_part.start_line += 1
-            prefix_part.text = "\n".join(before[prefix_part.start_line:])
+            prefix_part.text = "\n".join(before[prefix_part.start_line :])
             prefix_part.tokens = enc(prefix_part.text)
         prompt.build_ms = (time.perf_counter() - t0) * 1000
-        log.debug("prompt %d tokens (budget %d), %d snippets, built in %.1f ms",
-                  prompt.n_tokens, budget_tokens, len(chosen), prompt.build_ms)
+        log.debug(
+            "prompt %d tokens (budget %d), %d snippets, built in %.1f ms",
+            prompt.n_tokens,
+            budget_tokens,
+            len(chosen),
+            prompt.build_ms,
+        )
         return prompt
 
     def _file_header(self, shown_path: str, current_path: str) -> list[Part]:
@@ -331,19 +388,20 @@ class PromptBuilder:
         return [self._plain(f"{marker} {shown_path}\n")] if marker else []
 
 
-def _cache_aware_order(chosen: list[tuple[list[Part], Part]],
-                       previous: Prompt | None) -> list[tuple[list[Part], Part]]:
+def _cache_aware_order(
+    chosen: list[tuple[list[Part], Part]], previous: Prompt | None
+) -> list[tuple[list[Part], Part]]:
     """Snippets in prompt order: those the previous prompt had, in its order (the KV cache holds
     them there), then new ones with the best last, nearest to the code being completed.
 
     Relevance decides which snippets are in; this only decides where, so a small change of
     ranking between keystrokes does not push every cached snippet to a new place.
     """
+
     def key(p: Part) -> tuple[str, int, str]:
         return p.path, p.start_line, p.text
 
-    before = {key(p): i for i, p in enumerate(previous.parts if previous else ())
-              if p.kind in CONTEXT_KINDS}
+    before = {key(p): i for i, p in enumerate(previous.parts if previous else ()) if p.kind in CONTEXT_KINDS}
     kept = sorted((c for c in chosen if key(c[1]) in before), key=lambda c: before[key(c[1])])
     new = [c for c in chosen if key(c[1]) not in before]
     return kept + new[::-1]

@@ -51,7 +51,7 @@ class RecentEdits:
             lines = source.split("\n")
             first = max(0, line - self.radius_lines)
             last = min(len(lines) - 1, line + self.radius_lines)
-            text = "\n".join(lines[first:last + 1]).strip("\n")
+            text = "\n".join(lines[first : last + 1]).strip("\n")
             if text.strip():
                 out.append(EditSnippet(other, text + "\n", first, last))
         return out
@@ -69,6 +69,8 @@ class WithRecentEdits:
         found = list(self.inner.snippets(path, source, offset, limit)) if self.inner is not None else []
 
         def covered(s: Snippet) -> bool:
-            return any(e.path == s.path and e.start_line <= s.start_line and s.end_line <= e.end_line for e in edits)
+            return any(
+                e.path == s.path and e.start_line <= s.start_line and s.end_line <= e.end_line for e in edits
+            )
 
         return [*edits, *(s for s in found if not covered(s))]

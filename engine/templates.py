@@ -34,17 +34,41 @@ class FimTemplate:
 
 
 QWEN = FimTemplate(
-    "qwen2.5-coder", "<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>",
-    "<|repo_name|>", "<|file_sep|>", ("<|endoftext|>", "<|fim_pad|>", "<|im_end|>"))
+    "qwen2.5-coder",
+    "<|fim_prefix|>",
+    "<|fim_suffix|>",
+    "<|fim_middle|>",
+    "<|repo_name|>",
+    "<|file_sep|>",
+    ("<|endoftext|>", "<|fim_pad|>", "<|im_end|>"),
+)
 STARCODER2 = FimTemplate(
-    "starcoder2", "<fim_prefix>", "<fim_suffix>", "<fim_middle>", "<repo_name>", "<file_sep>",
-    ("<|endoftext|>", "<fim_pad>"))
+    "starcoder2",
+    "<fim_prefix>",
+    "<fim_suffix>",
+    "<fim_middle>",
+    "<repo_name>",
+    "<file_sep>",
+    ("<|endoftext|>", "<fim_pad>"),
+)
 STARCODER = FimTemplate(
-    "starcoder", "<fim_prefix>", "<fim_suffix>", "<fim_middle>", "<reponame>", "<filename>",
-    ("<|endoftext|>", "<fim_pad>"))
+    "starcoder",
+    "<fim_prefix>",
+    "<fim_suffix>",
+    "<fim_middle>",
+    "<reponame>",
+    "<filename>",
+    ("<|endoftext|>", "<fim_pad>"),
+)
 DEEPSEEK = FimTemplate(
-    "deepseek-coder", "<｜fim▁begin｜>", "<｜fim▁hole｜>", "<｜fim▁end｜>", None, None,
-    ("<|EOT|>", "<｜end▁of▁sentence｜>"))
+    "deepseek-coder",
+    "<｜fim▁begin｜>",
+    "<｜fim▁hole｜>",
+    "<｜fim▁end｜>",
+    None,
+    None,
+    ("<|EOT|>", "<｜end▁of▁sentence｜>"),
+)
 CODELLAMA = FimTemplate("codellama", "▁<PRE>", "▁<SUF>", "▁<MID>", None, None, ("▁<EOT>",))
 
 FAMILIES = (QWEN, STARCODER2, STARCODER, DEEPSEEK, CODELLAMA)
@@ -112,16 +136,23 @@ def detect_template(vocab: Vocabulary, model_name: str = "model") -> FimTemplate
     if ids:
         family = _family_of(vocab, ids)
         if family is not None:
-            log.debug("%s: FIM format %s from the FIM token ids in its metadata %s", model_name, family.name, ids)
+            log.debug(
+                "%s: FIM format %s from the FIM token ids in its metadata %s", model_name, family.name, ids
+            )
             return family
-        log.warning("%s: the FIM token ids in its metadata %s are no known family's tokens; "
-                    "recognising the format from the vocabulary instead", model_name, ids)
+        log.warning(
+            "%s: the FIM token ids in its metadata %s are no known family's tokens; "
+            "recognising the format from the vocabulary instead",
+            model_name,
+            ids,
+        )
     family = _family_of(vocab, {})
     if family is not None:
         return family
     raise NoFimSupportError(
         f"{model_name} has no fill-in-the-middle tokens in its vocabulary; use a FIM-trained code model "
-        "such as Qwen2.5-Coder, DeepSeek-Coder, StarCoder2 or CodeLlama (base, not instruct)")
+        "such as Qwen2.5-Coder, DeepSeek-Coder, StarCoder2 or CodeLlama (base, not instruct)"
+    )
 
 
 def template_named(name: str | None) -> FimTemplate:
@@ -131,13 +162,31 @@ def template_named(name: str | None) -> FimTemplate:
     for family in FAMILIES:
         if family.name == name:
             return family
-    raise NoFimSupportError(f"unknown FIM template {name!r}; use one of {', '.join(f.name for f in FAMILIES)}")
+    raise NoFimSupportError(
+        f"unknown FIM template {name!r}; use one of {', '.join(f.name for f in FAMILIES)}"
+    )
 
 
 _LINE_COMMENT = {
-    ".py": "#", ".pyi": "#", ".sh": "#", ".rb": "#", ".toml": "#", ".yaml": "#", ".yml": "#", ".r": "#",
-    ".pl": "#", ".lua": "--", ".sql": "--", ".hs": "--", ".el": ";;", ".lisp": ";;", ".clj": ";;",
-    ".html": None, ".md": None, ".txt": None, ".json": None,
+    ".py": "#",
+    ".pyi": "#",
+    ".sh": "#",
+    ".rb": "#",
+    ".toml": "#",
+    ".yaml": "#",
+    ".yml": "#",
+    ".r": "#",
+    ".pl": "#",
+    ".lua": "--",
+    ".sql": "--",
+    ".hs": "--",
+    ".el": ";;",
+    ".lisp": ";;",
+    ".clj": ";;",
+    ".html": None,
+    ".md": None,
+    ".txt": None,
+    ".json": None,
 }
 
 

@@ -47,11 +47,11 @@ class TypeThroughCache:
         for shown in reversed(self._entries.values()):
             if shown.path != path or shown.after != after or offset < len(shown.before):
                 continue
-            typed = source[len(shown.before):offset]
+            typed = source[len(shown.before) : offset]
             if not source.startswith(shown.before) or not shown.text.startswith(typed) or typed == shown.text:
                 continue
-            rest = tuple(a[len(typed):] for a in shown.alternatives if a.startswith(typed) and a != typed)
-            return shown.text[len(typed):], rest, shown
+            rest = tuple(a[len(typed) :] for a in shown.alternatives if a.startswith(typed) and a != typed)
+            return shown.text[len(typed) :], rest, shown
         return None
 
     def newest(self, path: str) -> Shown | None:

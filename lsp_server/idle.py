@@ -25,6 +25,7 @@ class Idle:
 
     def run(self, work: IdleWork) -> None:
         """Run `work(cancel)` when the model is idle; a user-fixable problem only skips it."""
+
         def guarded(cancel: threading.Event) -> None:
             try:
                 work(cancel)
@@ -47,7 +48,9 @@ class Idle:
         if (handle := self._pause_timers.pop(key, None)) is not None:
             handle.cancel()
         delay = max(self.session.settings.server.debounce_ms * 3, 300) / 1000
-        self._pause_timers[key] = asyncio.get_running_loop().call_later(delay, self._paused, key, buffer, offset)
+        self._pause_timers[key] = asyncio.get_running_loop().call_later(
+            delay, self._paused, key, buffer, offset
+        )
 
     def _paused(self, key: str, buffer: Buffer, offset: int) -> None:
         self._pause_timers.pop(key, None)

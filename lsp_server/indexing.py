@@ -70,8 +70,10 @@ class Indexes:
             return True
         why = refusal(root)
         if why is not None and not explicit:
-            self.reporter.problem(f"not indexing {root}: {why}. Open a project folder instead, or run the "
-                                  f"command codeKb.reindex with this folder to index it anyway")
+            self.reporter.problem(
+                f"not indexing {root}: {why}. Open a project folder instead, or run the "
+                f"command codeKb.reindex with this folder to index it anyway"
+            )
             return False
         try:
             self.roots[root] = CodeIndex(root, self.config, embedder=self.embedder)
@@ -116,8 +118,9 @@ class Indexes:
             progress = await self.reporter.begin(title)
             cancel = self._cancel.get(r)
             try:
-                stats = await asyncio.get_running_loop().run_in_executor(self._thread, index.reindex, progress,
-                                                                         cancel)
+                stats = await asyncio.get_running_loop().run_in_executor(
+                    self._thread, index.reindex, progress, cancel
+                )
             except ReindexCancelled:
                 out[str(r)] = "stopped: the folder was removed"
                 continue
@@ -155,8 +158,10 @@ class Indexes:
                 self.reporter.problem(str(exc))
                 continue
             if stats.changed_paths:
-                self.reporter.info(f"code-kb: index updated for {root}: {', '.join(stats.changed_paths[:5])}"
-                                   f"{' ...' if len(stats.changed_paths) > 5 else ''} ({stats.summary()})")
+                self.reporter.info(
+                    f"code-kb: index updated for {root}: {', '.join(stats.changed_paths[:5])}"
+                    f"{' ...' if len(stats.changed_paths) > 5 else ''} ({stats.summary()})"
+                )
 
     def _spawn(self, coro) -> asyncio.Task:
         task = asyncio.ensure_future(coro)
@@ -167,7 +172,11 @@ class Indexes:
     def status(self) -> list[dict]:
         rows = []
         for root, index in self.roots.items():
-            row: dict = {"root": str(root), "index_dir": str(index.directory), "ready": root in self.last_stats}
+            row: dict = {
+                "root": str(root),
+                "index_dir": str(index.directory),
+                "ready": root in self.last_stats,
+            }
             if index.is_open:
                 row.update(index.describe())
             rows.append(row)

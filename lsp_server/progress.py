@@ -45,8 +45,11 @@ class WorkDoneProgress:
             pct = int(100 * done / total) if total else 100
             if pct != last[0]:
                 last[0] = pct
-                loop.call_soon_threadsafe(progress.report, token, types.WorkDoneProgressReport(
-                    message=f"{done}/{total} {what}", percentage=pct))
+                loop.call_soon_threadsafe(
+                    progress.report,
+                    token,
+                    types.WorkDoneProgressReport(message=f"{done}/{total} {what}", percentage=pct),
+                )
 
         return report
 

@@ -51,8 +51,9 @@ class Scheduler:
         """Run plain code on the model thread (for work that is not a per-document request)."""
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
 
-    async def latest(self, key: str, debounce_s: float, work: Callable[[threading.Event], T],
-                     label: str | None = None) -> T | None:
+    async def latest(
+        self, key: str, debounce_s: float, work: Callable[[threading.Event], T], label: str | None = None
+    ) -> T | None:
         """Run `work(cancel)` on the model thread unless a newer request for `key` supersedes this one.
         `label` (default `key`) is what `running` shows meanwhile."""
         self.stats.requests += 1

@@ -162,7 +162,9 @@ class CodeKbServer(LanguageServer):
             self.start_indexes(roots)
 
     def start_indexes(self, roots: list[Path]) -> None:
-        reporter = Reporter(self.progress_bars.begin, self.progress_bars.end, self.log_to_client, self.show_once)
+        reporter = Reporter(
+            self.progress_bars.begin, self.progress_bars.end, self.log_to_client, self.show_once
+        )
         indexes = Indexes(self.settings.index, reporter)
         self.session.indexes = indexes
         for root in roots:
@@ -182,7 +184,9 @@ class CodeKbServer(LanguageServer):
         if scheme == "file" and (fs_path := to_fs_path(uri)):
             return Buffer(Path(fs_path), doc.source, doc.language_id or "")
         if scheme == "untitled":  # VS Code's new, unsaved file: its own text is the context
-            return Buffer(None, doc.source, doc.language_id or "", label=unquote(uri[len("untitled:"):]) or "untitled")
+            return Buffer(
+                None, doc.source, doc.language_id or "", label=unquote(uri[len("untitled:") :]) or "untitled"
+            )
         log.info("nothing for %s: not a file (scheme %r)", uri[:200], scheme)
         return None
 
@@ -193,14 +197,17 @@ class CodeKbServer(LanguageServer):
         if buffer is None:
             return None
         try:
-            return self.session.cursor(buffer, self.workspace.text_documents[unquote(uri)].offset_at_position(position))
+            return self.session.cursor(
+                buffer, self.workspace.text_documents[unquote(uri)].offset_at_position(position)
+            )
         except Refused as why:
             log.info("nothing for %s: %s", uri[:200], why)
             return None
 
     # -- completion ------------------------------------------------------------------
-    async def complete(self, uri: str, position: types.Position, n_candidates: int = 1,
-                       kind: str = "inline") -> Completion | None:
+    async def complete(
+        self, uri: str, position: types.Position, n_candidates: int = 1, kind: str = "inline"
+    ) -> Completion | None:
         """A completion at a cursor, or None: superseded, cancelled, refused or no model.
 
         A newer request of the same `kind` for the same document supersedes an older one; the two
@@ -213,8 +220,11 @@ class CodeKbServer(LanguageServer):
         session = self.session
         try:
             result = await self.scheduler.latest(
-                f"{kind} {uri}", self.settings.server.debounce_ms / 1000,
-                lambda cancel: session.complete(cursor, cancel, n_candidates), label=uri)
+                f"{kind} {uri}",
+                self.settings.server.debounce_ms / 1000,
+                lambda cancel: session.complete(cursor, cancel, n_candidates),
+                label=uri,
+            )
         except EngineError as exc:
             self.show_once(str(exc))
             return None
@@ -228,7 +238,9 @@ class CodeKbServer(LanguageServer):
         """The `code-kb context --json` object for a position (the codeKb/context request)."""
         buffer = self.buffer(uri)
         if buffer is None:
-            raise JsonRpcInvalidParams(f"document not open (or not a file): {uri[:200]}; send textDocument/didOpen first")
+            raise JsonRpcInvalidParams(
+                f"document not open (or not a file): {uri[:200]}; send textDocument/didOpen first"
+            )
         try:
             doc = self.workspace.text_documents[unquote(uri)]
             cursor = self.session.cursor(buffer, doc.offset_at_position(position))
@@ -246,8 +258,11 @@ class CodeKbServer(LanguageServer):
     def status(self) -> dict:
         """What codeKb.status reports: the session's status plus scheduling."""
         report = self.session.status(self.indexes.status() if self.indexes else []).to_dict()
-        report.update(scheduler=dataclasses.asdict(self.scheduler.stats), generating=self.scheduler.running,
-                      requests_in_flight=len(self.protocol._request_futures))
+        report.update(
+            scheduler=dataclasses.asdict(self.scheduler.stats),
+            generating=self.scheduler.running,
+            requests_in_flight=len(self.protocol._request_futures),
+        )
         return report
 
     def close(self) -> None:

@@ -108,9 +108,18 @@ class LastCompletion:
     @classmethod
     def of(cls, c: Completion) -> LastCompletion:
         g = c.generation
-        return cls(round(c.total_ms, 1), round(c.retrieval_ms, 1), round(g.ms, 1), g.n_prompt, g.n_evaluated,
-                   g.n_reused, round(g.n_reused / g.n_prompt, 3) if g.n_prompt else 0.0, g.n_generated,
-                   g.stop_reason, c.prompt.snippet_paths())
+        return cls(
+            round(c.total_ms, 1),
+            round(c.retrieval_ms, 1),
+            round(g.ms, 1),
+            g.n_prompt,
+            g.n_evaluated,
+            g.n_reused,
+            round(g.n_reused / g.n_prompt, 3) if g.n_prompt else 0.0,
+            g.n_generated,
+            g.stop_reason,
+            c.prompt.snippet_paths(),
+        )
 
 
 @dataclass(frozen=True)
@@ -143,8 +152,9 @@ class Session:
     on the caller's one model thread; `place`, `cursor`, `edited`, `apply_settings` and `status` are
     cheap and run on the caller's main thread (the server's event loop)."""
 
-    def __init__(self, settings: Settings, indexes: IndexSource | None = None,
-                 completer: Completer | None = None) -> None:
+    def __init__(
+        self, settings: Settings, indexes: IndexSource | None = None, completer: Completer | None = None
+    ) -> None:
         self.settings = settings
         self.indexes = indexes
         self.completer = completer
@@ -175,8 +185,9 @@ class Session:
         if buffer.language_id and buffer.language_id in self.settings.server.disabled_languages:
             raise Refused(f"completions are off for {buffer.language_id} (disabledLanguages)")
         if buffer.path is None:
-            if holds_secrets(Located(None, buffer.label, buffer.label), self.settings.index.deny_patterns,
-                             buffer.source):
+            if holds_secrets(
+                Located(None, buffer.label, buffer.label), self.settings.index.deny_patterns, buffer.source
+            ):
                 raise Refused(f"{buffer.label or 'the buffer'} holds secrets")
             return Place(None, buffer.label or "untitled", in_repository=False)
         _check_path(buffer.path)
@@ -213,17 +224,32 @@ class Session:
         return place
 
     # -- work on the model thread ------------------------------------------------------
-    def complete(self, cursor: Cursor, cancel: threading.Event | None = None, n_candidates: int = 1) -> Completion:
+    def complete(
+        self, cursor: Cursor, cancel: threading.Event | None = None, n_candidates: int = 1
+    ) -> Completion:
         completer = self._completer()
-        return completer.complete(cursor.place.path, cursor.source, cursor.offset, self.context_for(cursor.place),
-                                  cursor.place.repo, cancel=cancel, n_candidates=n_candidates)
+        return completer.complete(
+            cursor.place.path,
+            cursor.source,
+            cursor.offset,
+            self.context_for(cursor.place),
+            cursor.place.repo,
+            cancel=cancel,
+            n_candidates=n_candidates,
+        )
 
     def prompt(self, cursor: Cursor, budget_tokens: int | None = None) -> tuple[Prompt, float]:
         """The prompt at a cursor and the milliseconds retrieval took. Without a model the token
         counts are estimates."""
         completer = self.completer or Completer(self.settings.engine)
-        return completer.prompt(cursor.place.path, cursor.source, cursor.offset, self.context_for(cursor.place),
-                                cursor.place.repo, budget_tokens=budget_tokens)
+        return completer.prompt(
+            cursor.place.path,
+            cursor.source,
+            cursor.offset,
+            self.context_for(cursor.place),
+            cursor.place.repo,
+            budget_tokens=budget_tokens,
+        )
 
     def follow_up(self, cursor: Cursor, result: Completion) -> IdleWork | None:
         """Work for when the model is idle after a completion was shown: the one that follows it."""
@@ -253,7 +279,9 @@ class Session:
         context, source = self.context_for(place), buffer.source
 
         def warm(cancel: threading.Event) -> None:
-            completer.warm(place.path, source, offset or 0, context, place.repo, cancel, whole=offset is not None)
+            completer.warm(
+                place.path, source, offset or 0, context, place.repo, cancel, whole=offset is not None
+            )
 
         return warm
 
@@ -267,15 +295,32 @@ class Session:
     # -- status ------------------------------------------------------------------------
     def status(self, indexes: list[dict[str, Any]] | None = None) -> Status:
         completer, engine = self.completer, self.settings.engine
-        model: dict[str, Any] = {"loaded": completer is not None, "path": engine.model_path,
-                                 "endpoint": engine.endpoint}
+        model: dict[str, Any] = {
+            "loaded": completer is not None,
+            "path": engine.model_path,
+            "endpoint": engine.endpoint,
+        }
         if completer is not None:
             model.update(completer.describe())
-        last = LastCompletion.of(completer.last) if completer is not None and completer.last is not None else None
+        last = (
+            LastCompletion.of(completer.last)
+            if completer is not None and completer.last is not None
+            else None
+        )
         server = self.settings.server
-        return Status(__version__, round(time.monotonic() - self.started, 1), model, indexes or [], last,
-                      {"debounce_ms": server.debounce_ms, "disabled_languages": list(server.disabled_languages),
-                       "max_tokens": engine.max_tokens, "embedding_model": self.settings.index.embedding_model})
+        return Status(
+            __version__,
+            round(time.monotonic() - self.started, 1),
+            model,
+            indexes or [],
+            last,
+            {
+                "debounce_ms": server.debounce_ms,
+                "disabled_languages": list(server.disabled_languages),
+                "max_tokens": engine.max_tokens,
+                "embedding_model": self.settings.index.embedding_model,
+            },
+        )
 
 
 def _check_path(path: Path) -> None:

@@ -10,11 +10,18 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
-    "Chunk": "chunking", "ChunkingConfig": "chunking", "chunk_file": "chunking",
-    "DEFAULT_EMBEDDING_MODEL": "config", "IndexConfig": "config",
-    "Embedder": "embedding", "SentenceTransformerEmbedder": "embedding",
-    "IndexLockedError": "errors", "RetrievalError": "errors",
-    "CodeIndex": "index", "ReindexStats": "index", "Snippet": "index",
+    "Chunk": "chunking",
+    "ChunkingConfig": "chunking",
+    "chunk_file": "chunking",
+    "DEFAULT_EMBEDDING_MODEL": "config",
+    "IndexConfig": "config",
+    "Embedder": "embedding",
+    "SentenceTransformerEmbedder": "embedding",
+    "IndexLockedError": "errors",
+    "RetrievalError": "errors",
+    "CodeIndex": "index",
+    "ReindexStats": "index",
+    "Snippet": "index",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -30,7 +30,9 @@ class Chunk:
     end_line: int
     start_byte: int
     end_byte: int
-    kind: str  # function, method, class, type, constant, impl, namespace, macro, module (code between), window
+    kind: (
+        str  # function, method, class, type, constant, impl, namespace, macro, module (code between), window
+    )
     name: str
     text: str
     defines: tuple[str, ...] = ()  # qualified names defined in this chunk, members of a whole class included
@@ -64,57 +66,162 @@ class LanguageSpec:
 
 
 _JS_KINDS = {
-    "function_declaration": "function", "generator_function_declaration": "function",
-    "class_declaration": "class", "method_definition": "method", "lexical_declaration": "constant",
+    "function_declaration": "function",
+    "generator_function_declaration": "function",
+    "class_declaration": "class",
+    "method_definition": "method",
+    "lexical_declaration": "constant",
     "variable_declaration": "constant",
 }
-_TS_KINDS = {**_JS_KINDS, "abstract_class_declaration": "class", "interface_declaration": "type",
-             "type_alias_declaration": "type", "enum_declaration": "type", "internal_module": "namespace"}
-_C_KINDS = {"function_definition": "function", "struct_specifier": "type", "union_specifier": "type",
-            "enum_specifier": "type", "type_definition": "type", "preproc_function_def": "macro"}
-_C_TRANSPARENT = frozenset({"preproc_ifdef", "preproc_if", "preproc_else", "preproc_elif", "linkage_specification",
-                            "declaration_list"})
+_TS_KINDS = {
+    **_JS_KINDS,
+    "abstract_class_declaration": "class",
+    "interface_declaration": "type",
+    "type_alias_declaration": "type",
+    "enum_declaration": "type",
+    "internal_module": "namespace",
+}
+_C_KINDS = {
+    "function_definition": "function",
+    "struct_specifier": "type",
+    "union_specifier": "type",
+    "enum_specifier": "type",
+    "type_definition": "type",
+    "preproc_function_def": "macro",
+}
+_C_TRANSPARENT = frozenset(
+    {
+        "preproc_ifdef",
+        "preproc_if",
+        "preproc_else",
+        "preproc_elif",
+        "linkage_specification",
+        "declaration_list",
+    }
+)
 
 LANGUAGES: dict[str, LanguageSpec] = {}
 for _exts, _spec in [
-    ((".py", ".pyi"), LanguageSpec(
-        "python", "tree_sitter_python", "language",
-        {"function_definition": "function", "class_definition": "class"},
-        frozenset({"class_definition"}), frozenset({"decorated_definition"}))),
-    ((".js", ".jsx", ".mjs", ".cjs"), LanguageSpec(
-        "javascript", "tree_sitter_javascript", "language", _JS_KINDS,
-        frozenset({"class_declaration"}), frozenset({"export_statement"}))),
-    ((".ts", ".mts", ".cts"), LanguageSpec(
-        "typescript", "tree_sitter_typescript", "language_typescript", _TS_KINDS,
-        frozenset({"class_declaration", "abstract_class_declaration", "internal_module"}),
-        frozenset({"export_statement", "ambient_declaration"}))),
-    ((".tsx",), LanguageSpec(
-        "tsx", "tree_sitter_typescript", "language_tsx", _TS_KINDS,
-        frozenset({"class_declaration", "abstract_class_declaration", "internal_module"}),
-        frozenset({"export_statement", "ambient_declaration"}))),
-    ((".go",), LanguageSpec(
-        "go", "tree_sitter_go", "language",
-        {"function_declaration": "function", "method_declaration": "method", "type_declaration": "type",
-         "const_declaration": "constant", "var_declaration": "constant"})),
-    ((".rs",), LanguageSpec(
-        "rust", "tree_sitter_rust", "language",
-        {"function_item": "function", "struct_item": "type", "enum_item": "type", "union_item": "type",
-         "trait_item": "type", "impl_item": "impl", "mod_item": "namespace", "const_item": "constant",
-         "static_item": "constant", "type_item": "type", "macro_definition": "macro"},
-        frozenset({"impl_item", "trait_item", "mod_item"}))),
-    ((".java",), LanguageSpec(
-        "java", "tree_sitter_java", "language",
-        {"class_declaration": "class", "interface_declaration": "type", "enum_declaration": "type",
-         "record_declaration": "class", "annotation_type_declaration": "type", "method_declaration": "method",
-         "constructor_declaration": "method"},
-        frozenset({"class_declaration", "interface_declaration", "enum_declaration", "record_declaration"}))),
+    (
+        (".py", ".pyi"),
+        LanguageSpec(
+            "python",
+            "tree_sitter_python",
+            "language",
+            {"function_definition": "function", "class_definition": "class"},
+            frozenset({"class_definition"}),
+            frozenset({"decorated_definition"}),
+        ),
+    ),
+    (
+        (".js", ".jsx", ".mjs", ".cjs"),
+        LanguageSpec(
+            "javascript",
+            "tree_sitter_javascript",
+            "language",
+            _JS_KINDS,
+            frozenset({"class_declaration"}),
+            frozenset({"export_statement"}),
+        ),
+    ),
+    (
+        (".ts", ".mts", ".cts"),
+        LanguageSpec(
+            "typescript",
+            "tree_sitter_typescript",
+            "language_typescript",
+            _TS_KINDS,
+            frozenset({"class_declaration", "abstract_class_declaration", "internal_module"}),
+            frozenset({"export_statement", "ambient_declaration"}),
+        ),
+    ),
+    (
+        (".tsx",),
+        LanguageSpec(
+            "tsx",
+            "tree_sitter_typescript",
+            "language_tsx",
+            _TS_KINDS,
+            frozenset({"class_declaration", "abstract_class_declaration", "internal_module"}),
+            frozenset({"export_statement", "ambient_declaration"}),
+        ),
+    ),
+    (
+        (".go",),
+        LanguageSpec(
+            "go",
+            "tree_sitter_go",
+            "language",
+            {
+                "function_declaration": "function",
+                "method_declaration": "method",
+                "type_declaration": "type",
+                "const_declaration": "constant",
+                "var_declaration": "constant",
+            },
+        ),
+    ),
+    (
+        (".rs",),
+        LanguageSpec(
+            "rust",
+            "tree_sitter_rust",
+            "language",
+            {
+                "function_item": "function",
+                "struct_item": "type",
+                "enum_item": "type",
+                "union_item": "type",
+                "trait_item": "type",
+                "impl_item": "impl",
+                "mod_item": "namespace",
+                "const_item": "constant",
+                "static_item": "constant",
+                "type_item": "type",
+                "macro_definition": "macro",
+            },
+            frozenset({"impl_item", "trait_item", "mod_item"}),
+        ),
+    ),
+    (
+        (".java",),
+        LanguageSpec(
+            "java",
+            "tree_sitter_java",
+            "language",
+            {
+                "class_declaration": "class",
+                "interface_declaration": "type",
+                "enum_declaration": "type",
+                "record_declaration": "class",
+                "annotation_type_declaration": "type",
+                "method_declaration": "method",
+                "constructor_declaration": "method",
+            },
+            frozenset(
+                {"class_declaration", "interface_declaration", "enum_declaration", "record_declaration"}
+            ),
+        ),
+    ),
     ((".c", ".h"), LanguageSpec("c", "tree_sitter_c", "language", _C_KINDS, transparent=_C_TRANSPARENT)),
-    ((".cc", ".cpp", ".cxx", ".c++", ".hpp", ".hh", ".hxx", ".h++", ".ipp"), LanguageSpec(
-        "cpp", "tree_sitter_cpp", "language",
-        {**_C_KINDS, "class_specifier": "class", "namespace_definition": "namespace",
-         "concept_definition": "type", "alias_declaration": "type"},
-        frozenset({"class_specifier", "struct_specifier", "namespace_definition"}),
-        frozenset({"template_declaration"}), _C_TRANSPARENT)),
+    (
+        (".cc", ".cpp", ".cxx", ".c++", ".hpp", ".hh", ".hxx", ".h++", ".ipp"),
+        LanguageSpec(
+            "cpp",
+            "tree_sitter_cpp",
+            "language",
+            {
+                **_C_KINDS,
+                "class_specifier": "class",
+                "namespace_definition": "namespace",
+                "concept_definition": "type",
+                "alias_declaration": "type",
+            },
+            frozenset({"class_specifier", "struct_specifier", "namespace_definition"}),
+            frozenset({"template_declaration"}),
+            _C_TRANSPARENT,
+        ),
+    ),
 ]:
     for _ext in _exts:
         LANGUAGES[_ext] = _spec
@@ -146,8 +253,9 @@ def check_grammars(specs: Iterable[LanguageSpec] | None = None) -> list[str]:
     native library that does not load, a language ABI this tree-sitter does not read), so any
     exception is reported here rather than raised."""
     broken = []
-    for spec in sorted({s.name: s for s in (LANGUAGES.values() if specs is None else specs)}.values(),
-                       key=lambda s: s.name):
+    for spec in sorted(
+        {s.name: s for s in (LANGUAGES.values() if specs is None else specs)}.values(), key=lambda s: s.name
+    ):
         try:
             _parser(spec.module, spec.function).parse(b"x")
         except Exception as exc:  # noqa: BLE001 - reported to the user, who reinstalls the grammar
@@ -162,8 +270,16 @@ def chunk_file(path: str, text: str, config: ChunkingConfig = ChunkingConfig()) 
     spec = language_for(path)
     if spec is not None:
         return _TreeChunker(spec, path, text, config).chunks()
-    return _windows(path, text, 0, text.count("\n") + (0 if text.endswith("\n") else 1) - 1,
-                    "window", "", config, _line_starts(text))
+    return _windows(
+        path,
+        text,
+        0,
+        text.count("\n") + (0 if text.endswith("\n") else 1) - 1,
+        "window",
+        "",
+        config,
+        _line_starts(text),
+    )
 
 
 def _line_starts(text: str) -> list[int]:
@@ -179,8 +295,16 @@ def _line_starts(text: str) -> list[int]:
     return starts
 
 
-def _windows(path: str, text: str, first: int, last: int, kind: str, name: str,
-             config: ChunkingConfig, starts: list[int]) -> list[Chunk]:
+def _windows(
+    path: str,
+    text: str,
+    first: int,
+    last: int,
+    kind: str,
+    name: str,
+    config: ChunkingConfig,
+    starts: list[int],
+) -> list[Chunk]:
     """Non-overlapping windows of `window_lines` over lines first..last; blank windows dropped."""
     data = text.encode("utf-8")
     out = []
@@ -196,9 +320,21 @@ def _windows(path: str, text: str, first: int, last: int, kind: str, name: str,
 
 
 _HEADERS = frozenset({"class", "impl", "namespace", "type"})  # a container's header absorbs tiny members
-_NAME_TYPES = frozenset({"identifier", "type_identifier", "field_identifier", "property_identifier",
-                         "namespace_identifier", "qualified_identifier", "destructor_name", "operator_name",
-                         "scoped_identifier", "scoped_type_identifier", "generic_type"})
+_NAME_TYPES = frozenset(
+    {
+        "identifier",
+        "type_identifier",
+        "field_identifier",
+        "property_identifier",
+        "namespace_identifier",
+        "qualified_identifier",
+        "destructor_name",
+        "operator_name",
+        "scoped_identifier",
+        "scoped_type_identifier",
+        "generic_type",
+    }
+)
 
 
 class _TreeChunker:
@@ -223,8 +359,10 @@ class _TreeChunker:
                 inner = next((c for c in node.named_children if c.type in self.spec.kinds), None)
             return inner if inner is not None and inner.type in self.spec.kinds else None
         if node.type in self.spec.kinds:
-            if node.type in ("struct_specifier", "union_specifier", "enum_specifier", "class_specifier") and \
-                    node.child_by_field_name("body") is None:
+            if (
+                node.type in ("struct_specifier", "union_specifier", "enum_specifier", "class_specifier")
+                and node.child_by_field_name("body") is None
+            ):
                 return None  # a use of the type, not its definition
             return node
         return None
@@ -237,8 +375,9 @@ class _TreeChunker:
             else:
                 yield child
 
-    def _block(self, children, first: int, last: int, prefix: str, gap_kind: str,
-               gap_name: str, in_container: bool) -> list[Chunk]:
+    def _block(
+        self, children, first: int, last: int, prefix: str, gap_kind: str, gap_name: str, in_container: bool
+    ) -> list[Chunk]:
         """Lines first..last: definitions among `children` become chunks, the code between them gap chunks."""
         out: list[Chunk] = []
         line = first
@@ -248,7 +387,9 @@ class _TreeChunker:
                 continue
             if child.start_point[0] > line:
                 out += self._gap(line, child.start_point[0] - 1, gap_kind, gap_name)
-            out += self._definition_chunks(child, definition, prefix, in_container and gap_kind in _HEADERS - {"namespace"})
+            out += self._definition_chunks(
+                child, definition, prefix, in_container and gap_kind in _HEADERS - {"namespace"}
+            )
             line = child.end_point[0] + 1
         if line <= last:
             out += self._gap(line, last, gap_kind, gap_name)
@@ -264,8 +405,11 @@ class _TreeChunker:
         if last - first + 1 <= self.config.max_chunk_lines:
             names: tuple[str, ...] = ()
             if body is not None and definition.type in self.spec.containers:
-                names = tuple(f"{name}.{self._name(d)}" for c in self._members(body.children)
-                              if (d := self._definition(c)) is not None)
+                names = tuple(
+                    f"{name}.{self._name(d)}"
+                    for c in self._members(body.children)
+                    if (d := self._definition(c)) is not None
+                )
             return [self._span(first, last, kind, name, (name, *names))]
         if definition.type in self.spec.containers and body is not None:
             if any(self._definition(c) is not None for c in self._members(body.children)):
@@ -277,7 +421,7 @@ class _TreeChunker:
     def _statements(self, first: int, last: int, body, kind: str, name: str) -> list[Chunk]:
         """A long definition cut between statements into pieces of about `window_lines`."""
         cuts = [first]
-        for stmt in (body.named_children if body is not None else []):
+        for stmt in body.named_children if body is not None else []:
             start, end = stmt.start_point[0], stmt.end_point[0]
             if start > cuts[-1] and end - cuts[-1] + 1 > self.config.window_lines:
                 cuts.append(start)
@@ -324,7 +468,8 @@ class _TreeChunker:
             if declarator.type in _NAME_TYPES:
                 return _text(declarator)
             declarator = declarator.child_by_field_name("declarator") or next(
-                (c for c in declarator.named_children if c.type in _NAME_TYPES), None)
+                (c for c in declarator.named_children if c.type in _NAME_TYPES), None
+            )
         # Declarations (const x = ..., type T struct, const ( ... )): the first name inside.
         queue = list(node.named_children)
         while queue:
@@ -340,8 +485,17 @@ class _TreeChunker:
 
     def _span(self, first: int, last: int, kind: str, name: str, defines: tuple[str, ...] = ()) -> Chunk:
         b0, b1 = self.starts[first], self.starts[min(last + 1, self.n_lines)]
-        return Chunk(self.path, first, last, b0, b1, kind, name,
-                     self.data[b0:b1].decode("utf-8", errors="replace"), defines)
+        return Chunk(
+            self.path,
+            first,
+            last,
+            b0,
+            b1,
+            kind,
+            name,
+            self.data[b0:b1].decode("utf-8", errors="replace"),
+            defines,
+        )
 
 
 def _walk(node):

@@ -50,7 +50,9 @@ def resolve_model_path(name: str) -> str:
 class SentenceTransformerEmbedder:
     """Loads the model on first use (torch import costs seconds), then embeds in batches."""
 
-    def __init__(self, name: str = DEFAULT_EMBEDDING_MODEL, device: str = "cpu", batch_size: int = 32) -> None:
+    def __init__(
+        self, name: str = DEFAULT_EMBEDDING_MODEL, device: str = "cpu", batch_size: int = 32
+    ) -> None:
         self.name = name
         self.device = device
         self.batch_size = batch_size
@@ -93,7 +95,10 @@ class SentenceTransformerEmbedder:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         vectors = model.encode(
-            list(texts), batch_size=self.batch_size, normalize_embeddings=True,
-            convert_to_numpy=True, show_progress_bar=False,
+            list(texts),
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
         )
         return np.ascontiguousarray(vectors, dtype=np.float32)

@@ -19,27 +19,98 @@ log = logging.getLogger(__name__)
 
 # Never worth indexing, whatever .gitignore says: tool state, vendored and build output.
 ALWAYS_IGNORED = [
-    ".git/", ".hg/", ".svn/", ".code-kb/", "node_modules/", "__pycache__/", "vendor/",
-    ".venv/", "venv/", ".tox/", ".mypy_cache/", ".pytest_cache/", ".ruff_cache/",
-    "dist/", "build/", "target/", ".next/", ".gradle/", "*.egg-info/",
-    "*.pyc", "*.pyo", "*.so", "*.o", "*.a", "*.dll", "*.dylib", "*.exe",
-    "*.gguf", "*.bin", "*.safetensors", "*.pt", "*.onnx", "*.faiss", "*.sqlite3",
-    "*.png", "*.jpg", "*.jpeg", "*.gif", "*.ico", "*.pdf", "*.zip", "*.gz", "*.tar",
-    "*.whl", "*.lock", "package-lock.json",
-    ".#*", "\\#*#", "*~", "*.swp", "*.swo",  # editors' lock, auto-save (\\# escapes a comment), backup, swap
+    ".git/",
+    ".hg/",
+    ".svn/",
+    ".code-kb/",
+    "node_modules/",
+    "__pycache__/",
+    "vendor/",
+    ".venv/",
+    "venv/",
+    ".tox/",
+    ".mypy_cache/",
+    ".pytest_cache/",
+    ".ruff_cache/",
+    "dist/",
+    "build/",
+    "target/",
+    ".next/",
+    ".gradle/",
+    "*.egg-info/",
+    "*.pyc",
+    "*.pyo",
+    "*.so",
+    "*.o",
+    "*.a",
+    "*.dll",
+    "*.dylib",
+    "*.exe",
+    "*.gguf",
+    "*.bin",
+    "*.safetensors",
+    "*.pt",
+    "*.onnx",
+    "*.faiss",
+    "*.sqlite3",
+    "*.png",
+    "*.jpg",
+    "*.jpeg",
+    "*.gif",
+    "*.ico",
+    "*.pdf",
+    "*.zip",
+    "*.gz",
+    "*.tar",
+    "*.whl",
+    "*.lock",
+    "package-lock.json",
+    ".#*",
+    "\\#*#",
+    "*~",
+    "*.swp",
+    "*.swo",  # editors' lock, auto-save (\\# escapes a comment), backup, swap
 ]
 
 # Secrets never enter the index, so they can never enter a prompt.
 SECRET_PATTERNS = [
-    ".env", ".env.*", "*.env", "*.pem", "*.key", "*.p12", "*.pfx", "*.jks", "*.keystore", "*.kdbx",
-    "id_rsa", "id_rsa.*", "id_dsa", "id_dsa.*", "id_ecdsa", "id_ecdsa.*", "id_ed25519", "id_ed25519.*",
-    ".netrc", ".pgpass", ".npmrc", ".pypirc", ".htpasswd", ".git-credentials", "credentials",
-    "credentials.json", "*credentials*.json", "service-account*.json", "secrets.y*ml", "*.secret",
-    ".ssh/", ".gnupg/", ".aws/", ".docker/config.json",
+    ".env",
+    ".env.*",
+    "*.env",
+    "*.pem",
+    "*.key",
+    "*.p12",
+    "*.pfx",
+    "*.jks",
+    "*.keystore",
+    "*.kdbx",
+    "id_rsa",
+    "id_rsa.*",
+    "id_dsa",
+    "id_dsa.*",
+    "id_ecdsa",
+    "id_ecdsa.*",
+    "id_ed25519",
+    "id_ed25519.*",
+    ".netrc",
+    ".pgpass",
+    ".npmrc",
+    ".pypirc",
+    ".htpasswd",
+    ".git-credentials",
+    "credentials",
+    "credentials.json",
+    "*credentials*.json",
+    "service-account*.json",
+    "secrets.y*ml",
+    "*.secret",
+    ".ssh/",
+    ".gnupg/",
+    ".aws/",
+    ".docker/config.json",
 ]
 _PRIVATE_KEY = b"PRIVATE KEY-----"
 _SECRET_TAILS = 32
-
 
 
 def secret_spec(deny: Iterable[str] = ()) -> pathspec.GitIgnoreSpec:
@@ -134,7 +205,7 @@ class IgnoreRules:
             if base:
                 if not rel_path.startswith(base + "/"):
                     continue
-                sub = rel_path[len(base) + 1:]
+                sub = rel_path[len(base) + 1 :]
             else:
                 sub = rel_path
             if spec.match_file(sub + "/" if is_dir else sub):
@@ -166,8 +237,13 @@ def sniff_text(head: bytes) -> bool:
     return True
 
 
-def walk(root: Path, max_file_bytes: int, extra_ignores: list[str] | None = None,
-         deny: Iterable[str] = (), cancel: threading.Event | None = None) -> Iterator[SourceFile]:
+def walk(
+    root: Path,
+    max_file_bytes: int,
+    extra_ignores: list[str] | None = None,
+    deny: Iterable[str] = (),
+    cancel: threading.Event | None = None,
+) -> Iterator[SourceFile]:
     """Yield the indexable files under `root` in a stable order.
 
     Directories that are symlinks are not followed (no loops, nothing outside the tree).
@@ -183,8 +259,9 @@ def walk(root: Path, max_file_bytes: int, extra_ignores: list[str] | None = None
         rel_dir = current.relative_to(root).as_posix()
         rel_dir = "" if rel_dir == "." else rel_dir
         rules.enter(current, rel_dir)
-        dirnames[:] = [name for name in sorted(dirnames)
-                       if not rules.skips_dir(f"{rel_dir}/{name}" if rel_dir else name)]
+        dirnames[:] = [
+            name for name in sorted(dirnames) if not rules.skips_dir(f"{rel_dir}/{name}" if rel_dir else name)
+        ]
         for name in sorted(filenames):
             rel = f"{rel_dir}/{name}" if rel_dir else name
             if not rules.ignored(rel, is_dir=False):
@@ -193,8 +270,13 @@ def walk(root: Path, max_file_bytes: int, extra_ignores: list[str] | None = None
                     yield found
 
 
-def check(root: Path, rel_path: str, max_file_bytes: int, extra_ignores: list[str] | None = None,
-          deny: Iterable[str] = ()) -> SourceFile | None:
+def check(
+    root: Path,
+    rel_path: str,
+    max_file_bytes: int,
+    extra_ignores: list[str] | None = None,
+    deny: Iterable[str] = (),
+) -> SourceFile | None:
     """The same verdict `walk` gives one file, without walking the tree: None if it is not indexable."""
     root = root.resolve()
     rules = IgnoreRules(root, extra_ignores, deny)
@@ -209,7 +291,9 @@ def check(root: Path, rel_path: str, max_file_bytes: int, extra_ignores: list[st
     return _accept(root, root / rel_path, rel_path, max_file_bytes, rules)
 
 
-def _accept(root: Path, abs_path: Path, rel: str, max_file_bytes: int, rules: IgnoreRules) -> SourceFile | None:
+def _accept(
+    root: Path, abs_path: Path, rel: str, max_file_bytes: int, rules: IgnoreRules
+) -> SourceFile | None:
     """Secret, size, type and encoding checks; each refusal is one log line."""
     if rules.secret(rel, is_dir=False):
         log.info("skipping %s: it looks like a secret", rel)

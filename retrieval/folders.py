@@ -9,10 +9,41 @@ from pathlib import Path
 
 # Exact folders that are no project: indexing them reads system files (or all of them) and writes
 # an index into them.
-_SYSTEM = {"/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/libx32", "/media",
-           "/mnt", "/opt", "/proc", "/root", "/run", "/sbin", "/srv", "/sys", "/tmp", "/usr", "/usr/local",
-           "/var", "/var/tmp", "/Applications", "/Library", "/System", "/Users", "/Volumes", "/private",
-           "/private/etc", "/private/tmp", "/private/var"}
+_SYSTEM = {
+    "/",
+    "/bin",
+    "/boot",
+    "/dev",
+    "/etc",
+    "/home",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/media",
+    "/mnt",
+    "/opt",
+    "/proc",
+    "/root",
+    "/run",
+    "/sbin",
+    "/srv",
+    "/sys",
+    "/tmp",
+    "/usr",
+    "/usr/local",
+    "/var",
+    "/var/tmp",
+    "/Applications",
+    "/Library",
+    "/System",
+    "/Users",
+    "/Volumes",
+    "/private",
+    "/private/etc",
+    "/private/tmp",
+    "/private/var",
+}
 # Folders whose every subfolder is system state, never a project.
 _SYSTEM_TREES = ("/proc", "/sys", "/dev", "/etc", "/boot", "/run", "/private/etc")
 

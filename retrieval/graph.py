@@ -102,43 +102,144 @@ def extract(path: str, text: str) -> FileGraph | None:
 _BRACE = frozenset({"javascript", "typescript", "tsx", "go", "rust", "java", "c", "cpp"})
 # Node types that are definitions, per grammar family: kind, and whether members live inside.
 _PY = {"function_definition": "function", "class_definition": "class"}
-_JS = {"function_declaration": "function", "generator_function_declaration": "function",
-       "class_declaration": "class", "abstract_class_declaration": "class", "class": "class",
-       "method_definition": "method", "interface_declaration": "type", "type_alias_declaration": "type",
-       "enum_declaration": "type", "internal_module": "namespace", "module": "namespace",
-       "public_field_definition": "field", "field_definition": "field", "property_signature": "field",
-       "method_signature": "method", "abstract_method_signature": "method", "function_signature": "function"}
-_GO = {"function_declaration": "function", "method_declaration": "method", "method_elem": "method",
-       "field_declaration": "field"}
-_RUST = {"function_item": "function", "function_signature_item": "function", "struct_item": "type",
-         "enum_item": "type", "union_item": "type", "trait_item": "type", "type_item": "type",
-         "const_item": "constant", "static_item": "constant", "macro_definition": "macro",
-         "field_declaration": "field", "enum_variant": "field"}
-_JAVA = {"class_declaration": "class", "interface_declaration": "type", "enum_declaration": "type",
-         "record_declaration": "class", "annotation_type_declaration": "type", "method_declaration": "method",
-         "constructor_declaration": "method", "field_declaration": "field", "constant_declaration": "field",
-         "enum_constant": "field"}
-_C = {"function_definition": "function", "struct_specifier": "type", "union_specifier": "type",
-      "enum_specifier": "type", "class_specifier": "class", "preproc_function_def": "macro",
-      "preproc_def": "macro", "field_declaration": "field", "enumerator": "field",
-      "concept_definition": "type", "alias_declaration": "type"}
-_KINDS = {"python": _PY, "javascript": _JS, "typescript": _JS, "tsx": _JS, "go": _GO, "rust": _RUST,
-          "java": _JAVA, "c": _C, "cpp": _C}
+_JS = {
+    "function_declaration": "function",
+    "generator_function_declaration": "function",
+    "class_declaration": "class",
+    "abstract_class_declaration": "class",
+    "class": "class",
+    "method_definition": "method",
+    "interface_declaration": "type",
+    "type_alias_declaration": "type",
+    "enum_declaration": "type",
+    "internal_module": "namespace",
+    "module": "namespace",
+    "public_field_definition": "field",
+    "field_definition": "field",
+    "property_signature": "field",
+    "method_signature": "method",
+    "abstract_method_signature": "method",
+    "function_signature": "function",
+}
+_GO = {
+    "function_declaration": "function",
+    "method_declaration": "method",
+    "method_elem": "method",
+    "field_declaration": "field",
+}
+_RUST = {
+    "function_item": "function",
+    "function_signature_item": "function",
+    "struct_item": "type",
+    "enum_item": "type",
+    "union_item": "type",
+    "trait_item": "type",
+    "type_item": "type",
+    "const_item": "constant",
+    "static_item": "constant",
+    "macro_definition": "macro",
+    "field_declaration": "field",
+    "enum_variant": "field",
+}
+_JAVA = {
+    "class_declaration": "class",
+    "interface_declaration": "type",
+    "enum_declaration": "type",
+    "record_declaration": "class",
+    "annotation_type_declaration": "type",
+    "method_declaration": "method",
+    "constructor_declaration": "method",
+    "field_declaration": "field",
+    "constant_declaration": "field",
+    "enum_constant": "field",
+}
+_C = {
+    "function_definition": "function",
+    "struct_specifier": "type",
+    "union_specifier": "type",
+    "enum_specifier": "type",
+    "class_specifier": "class",
+    "preproc_function_def": "macro",
+    "preproc_def": "macro",
+    "field_declaration": "field",
+    "enumerator": "field",
+    "concept_definition": "type",
+    "alias_declaration": "type",
+}
+_KINDS = {
+    "python": _PY,
+    "javascript": _JS,
+    "typescript": _JS,
+    "tsx": _JS,
+    "go": _GO,
+    "rust": _RUST,
+    "java": _JAVA,
+    "c": _C,
+    "cpp": _C,
+}
 # Containers: their members are definitions with this one as container.
-_CONTAINERS = frozenset({"class_definition", "class_declaration", "abstract_class_declaration", "class",
-                         "interface_declaration", "enum_declaration", "record_declaration",
-                         "annotation_type_declaration", "struct_item", "enum_item", "union_item", "trait_item",
-                         "struct_specifier", "union_specifier", "enum_specifier", "class_specifier",
-                         "struct_type", "interface_type"})
+_CONTAINERS = frozenset(
+    {
+        "class_definition",
+        "class_declaration",
+        "abstract_class_declaration",
+        "class",
+        "interface_declaration",
+        "enum_declaration",
+        "record_declaration",
+        "annotation_type_declaration",
+        "struct_item",
+        "enum_item",
+        "union_item",
+        "trait_item",
+        "struct_specifier",
+        "union_specifier",
+        "enum_specifier",
+        "class_specifier",
+        "struct_type",
+        "interface_type",
+    }
+)
 # Wrappers and transparent blocks: look inside, same container.
-_OPEN = frozenset({"decorated_definition", "export_statement", "ambient_declaration", "template_declaration",
-                   "preproc_ifdef", "preproc_if", "preproc_else", "preproc_elif", "linkage_specification",
-                   "declaration_list", "namespace_definition", "block", "class_body", "interface_body",
-                   "enum_body", "enum_body_declarations", "field_declaration_list", "enum_variant_list",
-                   "enumerator_list", "statement_block", "object_type", "access_specifier"})
-_NAME_TYPES = frozenset({"identifier", "type_identifier", "field_identifier", "property_identifier",
-                         "namespace_identifier", "destructor_name", "operator_name", "package_identifier",
-                         "private_property_identifier"})
+_OPEN = frozenset(
+    {
+        "decorated_definition",
+        "export_statement",
+        "ambient_declaration",
+        "template_declaration",
+        "preproc_ifdef",
+        "preproc_if",
+        "preproc_else",
+        "preproc_elif",
+        "linkage_specification",
+        "declaration_list",
+        "namespace_definition",
+        "block",
+        "class_body",
+        "interface_body",
+        "enum_body",
+        "enum_body_declarations",
+        "field_declaration_list",
+        "enum_variant_list",
+        "enumerator_list",
+        "statement_block",
+        "object_type",
+        "access_specifier",
+    }
+)
+_NAME_TYPES = frozenset(
+    {
+        "identifier",
+        "type_identifier",
+        "field_identifier",
+        "property_identifier",
+        "namespace_identifier",
+        "destructor_name",
+        "operator_name",
+        "package_identifier",
+        "private_property_identifier",
+    }
+)
 _FUNCTION_VALUES = frozenset({"arrow_function", "function_expression", "function", "generator_function"})
 
 
@@ -182,7 +283,7 @@ class _Walker:
                 self._python_all(node.named_children[0])
             elif t in ("if_statement", "try_statement"):  # guarded imports: try/except ImportError
                 for child in node.named_children:
-                    for inner in (child.named_children if child.type != "block" else [child]):
+                    for inner in child.named_children if child.type != "block" else [child]:
                         if inner.type == "block":
                             for stmt in inner.named_children:
                                 self._top(stmt)
@@ -215,7 +316,9 @@ class _Walker:
             if t == "package_declaration":
                 self.graph.package = _text(node.named_children[0]) if node.named_child_count else ""
             elif t == "import_declaration":
-                path = next((c for c in node.named_children if c.type in ("scoped_identifier", "identifier")), None)
+                path = next(
+                    (c for c in node.named_children if c.type in ("scoped_identifier", "identifier")), None
+                )
                 if path is not None:
                     dotted = _text(path)
                     if any(c.type == "asterisk" for c in node.named_children):
@@ -228,10 +331,22 @@ class _Walker:
                 path = node.child_by_field_name("path")
                 if path is not None:
                     text = _text(path)
-                    self._add_import(Import("include", text.strip('"<>'), alias="<>" if text.startswith("<") else "",
-                                            line=line))
-            elif t in ("preproc_ifdef", "preproc_if", "preproc_else", "preproc_elif", "linkage_specification",
-                       "declaration_list"):
+                    self._add_import(
+                        Import(
+                            "include",
+                            text.strip('"<>'),
+                            alias="<>" if text.startswith("<") else "",
+                            line=line,
+                        )
+                    )
+            elif t in (
+                "preproc_ifdef",
+                "preproc_if",
+                "preproc_else",
+                "preproc_elif",
+                "linkage_specification",
+                "declaration_list",
+            ):
                 for child in node.named_children:
                     self._top(child)
 
@@ -253,7 +368,9 @@ class _Walker:
             name = spec.child_by_field_name("name")
             alias = spec.child_by_field_name("alias")
             if name is not None:
-                self._add_import(Import("name", module, _text(name), _text(alias) if alias is not None else "", line))
+                self._add_import(
+                    Import("name", module, _text(name), _text(alias) if alias is not None else "", line)
+                )
 
     def _js_top(self, node, line: int) -> None:
         t = node.type
@@ -284,7 +401,9 @@ class _Walker:
             if clause is not None:
                 self._add_specifiers(clause, module, line)
             elif namespace is not None:
-                ident = next((c for c in namespace.named_children if c.type in _NAME_TYPES | {"string"}), None)
+                ident = next(
+                    (c for c in namespace.named_children if c.type in _NAME_TYPES | {"string"}), None
+                )
                 if ident is not None:
                     self._add_import(Import("module", module, alias=_string(ident), line=line))
             else:
@@ -319,8 +438,9 @@ class _Walker:
     def _add(self, node, outer, name: str, container: str, kind: str, signature: str) -> None:
         if len(self.graph.definitions) >= MAX_DEFINITIONS or not name:
             return
-        self.graph.definitions.append(Definition(
-            name, container, kind, outer.start_point[0], node.end_point[0], signature))
+        self.graph.definitions.append(
+            Definition(name, container, kind, outer.start_point[0], node.end_point[0], signature)
+        )
 
     def _members(self, node, container: str, top: bool = False) -> None:
         """Definitions among `node`'s children (wrappers and transparent blocks opened up)."""
@@ -335,9 +455,23 @@ class _Walker:
         if t in ("decorated_definition", "export_statement", "ambient_declaration", "template_declaration"):
             inner = node.child_by_field_name("definition") or node.child_by_field_name("declaration")
             if inner is None:
-                inner = next((c for c in node.named_children if c.type in self.kinds
-                              or c.type in ("lexical_declaration", "variable_declaration", "declaration",
-                                            "function_definition", "class_specifier", "struct_specifier")), None)
+                inner = next(
+                    (
+                        c
+                        for c in node.named_children
+                        if c.type in self.kinds
+                        or c.type
+                        in (
+                            "lexical_declaration",
+                            "variable_declaration",
+                            "declaration",
+                            "function_definition",
+                            "class_specifier",
+                            "struct_specifier",
+                        )
+                    ),
+                    None,
+                )
             if inner is not None:
                 self._visit(inner, outer, container, top)
             return
@@ -369,7 +503,14 @@ class _Walker:
         t = node.type
         if t == "function_definition":
             kind = "method" if container else "function"
-            self._add(node, outer, _name(node), container, kind, self._header(outer, node.child_by_field_name("body")))
+            self._add(
+                node,
+                outer,
+                _name(node),
+                container,
+                kind,
+                self._header(outer, node.child_by_field_name("body")),
+            )
             if container and _name(node) == "__init__":
                 self._python_self_fields(node, container)
         elif t == "class_definition":
@@ -388,7 +529,8 @@ class _Walker:
                     self._members(child, container, top)
                 elif child.type in ("else_clause", "elif_clause", "except_clause", "finally_clause"):
                     body = child.child_by_field_name("body") or next(
-                        (c for c in child.named_children if c.type == "block"), None)
+                        (c for c in child.named_children if c.type == "block"), None
+                    )
                     if body is not None:
                         self._members(body, container, top)
 
@@ -396,7 +538,7 @@ class _Walker:
         """`self.x = ...` in `__init__`: the instance's fields, for the class outline."""
         body = init.child_by_field_name("body")
         seen: set[str] = set()
-        for stmt in (body.named_children if body is not None else []):
+        for stmt in body.named_children if body is not None else []:
             if stmt.type != "expression_statement" or not stmt.named_child_count:
                 continue
             assignment = stmt.named_children[0]
@@ -433,12 +575,23 @@ class _Walker:
                 if name is None or name.type != "identifier":
                     continue
                 if value is not None and value.type in _FUNCTION_VALUES:
-                    self._add(decl, outer, _text(name), container, "function",
-                              self._header(outer, value.child_by_field_name("body")))
+                    self._add(
+                        decl,
+                        outer,
+                        _text(name),
+                        container,
+                        "function",
+                        self._header(outer, value.child_by_field_name("body")),
+                    )
                 elif value is not None and value.type in ("class", "class_expression"):
-                    self._container(value, outer, _text(name), container, "class", value.child_by_field_name("body"))
-                elif value is not None and value.type == "call_expression" and _text(
-                        value.child_by_field_name("function") or value).startswith("require"):
+                    self._container(
+                        value, outer, _text(name), container, "class", value.child_by_field_name("body")
+                    )
+                elif (
+                    value is not None
+                    and value.type == "call_expression"
+                    and _text(value.child_by_field_name("function") or value).startswith("require")
+                ):
                     continue  # an import, not a definition
                 else:
                     self._add(decl, outer, _text(name), container, "constant", self._line_of(outer))
@@ -458,12 +611,29 @@ class _Walker:
     def _go(self, node, outer, container: str) -> None:
         t = node.type
         if t == "function_declaration":
-            self._add(node, outer, _name(node), "", "function", self._header(outer, node.child_by_field_name("body")))
+            self._add(
+                node,
+                outer,
+                _name(node),
+                "",
+                "function",
+                self._header(outer, node.child_by_field_name("body")),
+            )
         elif t == "method_declaration":
             receiver = node.child_by_field_name("receiver")
-            owner = next((_text(n) for n in _walk(receiver) if n.type == "type_identifier"), "") \
-                if receiver is not None else ""
-            self._add(node, outer, _name(node), owner, "method", self._header(outer, node.child_by_field_name("body")))
+            owner = (
+                next((_text(n) for n in _walk(receiver) if n.type == "type_identifier"), "")
+                if receiver is not None
+                else ""
+            )
+            self._add(
+                node,
+                outer,
+                _name(node),
+                owner,
+                "method",
+                self._header(outer, node.child_by_field_name("body")),
+            )
         elif t == "type_declaration":
             for spec in node.named_children:
                 if spec.type not in ("type_spec", "type_alias"):
@@ -471,8 +641,13 @@ class _Walker:
                 name = _name(spec)
                 body = spec.child_by_field_name("type")
                 if body is not None and body.type in ("struct_type", "interface_type"):
-                    inner = body if body.type == "interface_type" else next(
-                        (c for c in body.named_children if c.type == "field_declaration_list"), None)
+                    inner = (
+                        body
+                        if body.type == "interface_type"
+                        else next(
+                            (c for c in body.named_children if c.type == "field_declaration_list"), None
+                        )
+                    )
                     start = outer if node.named_child_count == 1 else spec
                     brace = self.data.find(b"{", spec.start_byte, spec.end_byte)
                     header = self._clip(start.start_byte, brace + 1) if brace != -1 else self._line_of(spec)
@@ -481,9 +656,14 @@ class _Walker:
                         for member in inner.named_children:
                             if member.type in ("field_declaration", "method_elem"):
                                 for member_name in _go_names(member):
-                                    self._add(member, member, member_name, name,
-                                              "field" if member.type == "field_declaration" else "method",
-                                              self._line_of(member))
+                                    self._add(
+                                        member,
+                                        member,
+                                        member_name,
+                                        name,
+                                        "field" if member.type == "field_declaration" else "method",
+                                        self._line_of(member),
+                                    )
                 else:
                     self._add(spec, spec, name, container, "type", self._line_of(spec))
         elif t in ("const_declaration", "var_declaration"):
@@ -508,7 +688,14 @@ class _Walker:
                 self._container(node, outer, _name(node), container, "namespace", body)
         elif t in ("function_item", "function_signature_item"):
             kind = "method" if container else "function"
-            self._add(node, outer, _name(node), container, kind, self._header(outer, node.child_by_field_name("body")))
+            self._add(
+                node,
+                outer,
+                _name(node),
+                container,
+                kind,
+                self._header(outer, node.child_by_field_name("body")),
+            )
         elif t in ("field_declaration", "enum_variant"):
             self._add(node, outer, _name(node), container, "field", self._line_of(outer))
         elif t in ("const_item", "static_item", "type_item", "macro_definition"):
@@ -517,11 +704,25 @@ class _Walker:
     # Java
     def _java(self, node, outer, container: str) -> None:
         t = node.type
-        if t in ("class_declaration", "interface_declaration", "enum_declaration", "record_declaration",
-                 "annotation_type_declaration"):
-            self._container(node, outer, _name(node), container, self.kinds[t], node.child_by_field_name("body"))
+        if t in (
+            "class_declaration",
+            "interface_declaration",
+            "enum_declaration",
+            "record_declaration",
+            "annotation_type_declaration",
+        ):
+            self._container(
+                node, outer, _name(node), container, self.kinds[t], node.child_by_field_name("body")
+            )
         elif t in ("method_declaration", "constructor_declaration"):
-            self._add(node, outer, _name(node), container, "method", self._header(outer, node.child_by_field_name("body")))
+            self._add(
+                node,
+                outer,
+                _name(node),
+                container,
+                "method",
+                self._header(outer, node.child_by_field_name("body")),
+            )
         elif t in ("field_declaration", "constant_declaration"):
             for decl in node.children_by_field_name("declarator"):
                 self._add(node, outer, _name(decl), container, "field", self._line_of(outer))
@@ -537,22 +738,35 @@ class _Walker:
             body = node.child_by_field_name("body")
             if body is None:
                 return  # a use of the type, not its definition
-            self._container(node, outer, _name(node), container, "class" if t == "class_specifier" else "type", body)
+            self._container(
+                node, outer, _name(node), container, "class" if t == "class_specifier" else "type", body
+            )
         elif t == "type_definition":
             inner = node.child_by_field_name("type")
-            if inner is not None and inner.type in ("struct_specifier", "union_specifier", "enum_specifier") and \
-                    inner.child_by_field_name("body") is not None:
+            if (
+                inner is not None
+                and inner.type in ("struct_specifier", "union_specifier", "enum_specifier")
+                and inner.child_by_field_name("body") is not None
+            ):
                 self._c(inner, outer, container)
             for decl in node.children_by_field_name("declarator"):
                 name = _declarator_name(decl)
-                if name and (inner is None or _name(inner) != name or inner.child_by_field_name("body") is None):
+                if name and (
+                    inner is None or _name(inner) != name or inner.child_by_field_name("body") is None
+                ):
                     self._add(node, outer, name, container, "type", self._line_of(outer, node.end_byte))
         elif t == "function_definition":
             declarator = node.child_by_field_name("declarator")
             full = _declarator_name(declarator, qualified=True) if declarator is not None else ""
             owner, _, name = full.rpartition("::")
-            self._add(node, outer, name, owner.rpartition("::")[2] or container, "method" if owner or container
-                      else "function", self._header(outer, node.child_by_field_name("body")))
+            self._add(
+                node,
+                outer,
+                name,
+                owner.rpartition("::")[2] or container,
+                "method" if owner or container else "function",
+                self._header(outer, node.child_by_field_name("body")),
+            )
         elif t in ("declaration", "field_declaration"):
             for decl in node.children_by_field_name("declarator"):
                 name = _declarator_name(decl)
@@ -561,11 +775,19 @@ class _Walker:
                 function = any(n.type == "function_declarator" for n in _walk(decl))
                 if t == "declaration" and not function and container:
                     continue
-                kind = ("method" if container else "function") if function else ("field" if container else "constant")
+                kind = (
+                    ("method" if container else "function")
+                    if function
+                    else ("field" if container else "constant")
+                )
                 self._add(node, outer, name, container, kind, self._line_of(outer, until=node.end_byte))
             type_node = node.child_by_field_name("type")
-            if type_node is not None and type_node.type in ("struct_specifier", "union_specifier", "enum_specifier",
-                                                           "class_specifier"):
+            if type_node is not None and type_node.type in (
+                "struct_specifier",
+                "union_specifier",
+                "enum_specifier",
+                "class_specifier",
+            ):
                 self._c(type_node, type_node, container)
         elif t in ("preproc_def", "preproc_function_def"):
             self._add(node, outer, _name(node), container, "macro", self._line_of(outer))
@@ -575,8 +797,15 @@ class _Walker:
             body = node.child_by_field_name("body")
             if body is not None:
                 self._members(body, container)
-        elif t in ("preproc_ifdef", "preproc_if", "preproc_else", "preproc_elif", "linkage_specification",
-                   "declaration_list", "access_specifier"):
+        elif t in (
+            "preproc_ifdef",
+            "preproc_if",
+            "preproc_else",
+            "preproc_elif",
+            "linkage_specification",
+            "declaration_list",
+            "access_specifier",
+        ):
             self._members(node, container)
         elif t in ("concept_definition", "alias_declaration"):
             self._add(node, outer, _name(node), container, "type", self._line_of(outer))
@@ -590,7 +819,7 @@ class _Walker:
 
     def _clip(self, start: int, end: int) -> str:
         """Bytes start..end as whole lines from the line start (so lines keep their indentation)."""
-        text = self.data[self._line_start(start):end].decode("utf-8", errors="replace").rstrip()
+        text = self.data[self._line_start(start) : end].decode("utf-8", errors="replace").rstrip()
         lines = text.split("\n")
         if len(lines) > MAX_SIGNATURE_LINES:
             lines = lines[:MAX_SIGNATURE_LINES]
@@ -610,7 +839,13 @@ class _Walker:
         # The body left out, said in the language's own way.
         if self.lang == "python":
             return header + " ..."
-        if body.type in ("block", "statement_block", "compound_statement", "constructor_body", "function_body"):
+        if body.type in (
+            "block",
+            "statement_block",
+            "compound_statement",
+            "constructor_body",
+            "function_body",
+        ):
             return header + " { ... }"
         return header + " ..."
 
@@ -621,6 +856,7 @@ class _Walker:
 
 
 # -- helpers ---------------------------------------------------------------------------------------
+
 
 def _opened(node) -> Iterator:
     """Named children, with the statements inside ERROR nodes (where a syntax error swallowed them)
@@ -684,8 +920,16 @@ def _declarator_name(node, qualified: bool = False) -> str:
             continue
         inner = node.child_by_field_name("declarator")
         if inner is None:
-            inner = next((c for c in node.named_children if c.type in _NAME_TYPES
-                          or c.type.endswith("declarator") or c.type == "qualified_identifier"), None)
+            inner = next(
+                (
+                    c
+                    for c in node.named_children
+                    if c.type in _NAME_TYPES
+                    or c.type.endswith("declarator")
+                    or c.type == "qualified_identifier"
+                ),
+                None,
+            )
         node = inner
     return ""
 
@@ -736,7 +980,9 @@ def _rust_uses(node, prefix: str, line: int) -> Iterator[Import]:
         yield _rust_item(module, name, _text(alias), line)
     elif t == "use_wildcard":
         inner = next(iter(node.named_children), None)
-        yield Import("star", join(prefix, _text(inner).replace(" ", "") if inner is not None else ""), line=line)
+        yield Import(
+            "star", join(prefix, _text(inner).replace(" ", "") if inner is not None else ""), line=line
+        )
     elif t == "self":
         yield Import("module", prefix, line=line)
     elif t in ("scoped_identifier", "identifier", "crate", "super"):

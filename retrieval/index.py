@@ -74,22 +74,28 @@ class ReindexStats:
     changed_paths: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
-        return (f"{self.files_seen} files ({self.files_changed} changed, {self.files_removed} removed), "
-                f"{self.chunks_total} chunks ({self.chunks_embedded} embedded, {self.chunks_reused} from cache) "
-                f"in {self.seconds:.1f} s")
+        return (
+            f"{self.files_seen} files ({self.files_changed} changed, {self.files_removed} removed), "
+            f"{self.chunks_total} chunks ({self.chunks_embedded} embedded, {self.chunks_reused} from cache) "
+            f"in {self.seconds:.1f} s"
+        )
 
 
 class CodeIndex:
     """Index of one root directory. Thread-safe: one writer at a time, searches in between."""
 
-    def __init__(self, root: Path, config: IndexConfig = IndexConfig(), embedder: Embedder | None = None) -> None:
+    def __init__(
+        self, root: Path, config: IndexConfig = IndexConfig(), embedder: Embedder | None = None
+    ) -> None:
         self.root = Path(root).resolve()
         if not self.root.is_dir():
             raise RetrievalError(f"not a directory: {root}")
         self.config = config
         self.directory = config.directory_for(self.root)
         self.embedder: Embedder = embedder or SentenceTransformerEmbedder(config.embedding_model)
-        self.chunking = ChunkingConfig(window_lines=config.window_lines, max_chunk_lines=config.max_chunk_lines)
+        self.chunking = ChunkingConfig(
+            window_lines=config.window_lines, max_chunk_lines=config.max_chunk_lines
+        )
         self._lock = threading.RLock()
         self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._store: Store | None = None
@@ -119,10 +125,15 @@ class CodeIndex:
         """Size and kind of the index, for status reports."""
         with self._lock:
             store = self.store
-            return {"files": len(store.files()), "chunks": store.chunk_count(),
-                    "vectors": int(store.vectors.ntotal), "faiss": store.describe_vectors(),
-                    "embedding_model": self.embedder.name, "updated_at": store.meta("updated_at"),
-                    "disk_bytes": store.disk_bytes()}
+            return {
+                "files": len(store.files()),
+                "chunks": store.chunk_count(),
+                "vectors": int(store.vectors.ntotal),
+                "faiss": store.describe_vectors(),
+                "embedding_model": self.embedder.name,
+                "updated_at": store.meta("updated_at"),
+                "disk_bytes": store.disk_bytes(),
+            }
 
     def __len__(self) -> int:
         return self.store.chunk_count()
@@ -169,7 +180,9 @@ class CodeIndex:
     # -- indexing -------------------------------------------------------------------
     # The thread lock is held only while the store and FAISS change or are read, never while
     # files are read, chunked or embedded: searches keep answering during a long index.
-    def reindex(self, progress: Progress | None = None, cancel: threading.Event | None = None) -> ReindexStats:
+    def reindex(
+        self, progress: Progress | None = None, cancel: threading.Event | None = None
+    ) -> ReindexStats:
         """Bring the index in line with the tree; unchanged files cost a stat() each. A tree with more
         than `max_files` indexable files is refused (TooManyFilesError) before anything is written.
         Setting `cancel` stops the walk (ReindexCancelled) or, once files are being indexed, keeps
@@ -177,14 +190,20 @@ class CodeIndex:
         t0 = time.perf_counter()
         with self._writing():
             files = []
-            for f in walk(self.root, self.config.max_file_bytes, list(self.config.extra_ignores),
-                          self.config.deny_patterns, cancel):
+            for f in walk(
+                self.root,
+                self.config.max_file_bytes,
+                list(self.config.extra_ignores),
+                self.config.deny_patterns,
+                cancel,
+            ):
                 files.append(f)
                 if len(files) > self.config.max_files:
                     raise TooManyFilesError(
                         f"{self.root} holds more than {self.config.max_files} files to index, the limit; "
                         "open a smaller folder, ignore some in .code-kbignore, or raise the limit "
-                        "(--max-files, or the editor's maxFiles setting)")
+                        "(--max-files, or the editor's maxFiles setting)"
+                    )
             with self._lock:
                 gone = sorted(set(self.store.files()) - {f.path for f in files})
             return self._apply(files, gone, progress, t0, cancel)
@@ -193,8 +212,11 @@ class CodeIndex:
         """Bring only these files (absolute, or relative to the root) in line: changed, new or deleted."""
         t0 = time.perf_counter()
         own = self.relative(self.directory)
-        rels = sorted(r for r in {self.relative(p) for p in paths} - {None}
-                      if own is None or not (r == own or r.startswith(own + "/")))
+        rels = sorted(
+            r
+            for r in {self.relative(p) for p in paths} - {None}
+            if own is None or not (r == own or r.startswith(own + "/"))
+        )
         if not rels:
             # Only the index's own files (an editor watching everything reports our writes): writing
             # anything now would report more changes, forever.
@@ -202,8 +224,13 @@ class CodeIndex:
         with self._writing():
             files, gone = [], []
             for rel in rels:
-                found = check(self.root, rel, self.config.max_file_bytes, list(self.config.extra_ignores),
-                              self.config.deny_patterns)
+                found = check(
+                    self.root,
+                    rel,
+                    self.config.max_file_bytes,
+                    list(self.config.extra_ignores),
+                    self.config.deny_patterns,
+                )
                 (files.append(found) if found is not None else gone.append(rel))
             return self._apply(files, gone, progress, t0)
 
@@ -216,21 +243,32 @@ class CodeIndex:
             with write_lock(self.directory):
                 yield
         except (sqlite3.OperationalError, OSError) as exc:
-            raise IndexWriteError(f"cannot write the index at {self.directory} ({exc}); free disk space or "
-                                  "make the folder writable (the index keeps what it had)") from exc
+            raise IndexWriteError(
+                f"cannot write the index at {self.directory} ({exc}); free disk space or "
+                "make the folder writable (the index keeps what it had)"
+            ) from exc
 
     def relative(self, path: str | Path) -> str | None:
         """`path` relative to the root, POSIX; None when it lies outside."""
         p = Path(path)
         p = p if p.is_absolute() else self.root / p
         try:
-            return p.resolve().relative_to(self.root).as_posix() if p.exists() else \
-                p.absolute().relative_to(self.root).as_posix()
+            return (
+                p.resolve().relative_to(self.root).as_posix()
+                if p.exists()
+                else p.absolute().relative_to(self.root).as_posix()
+            )
         except ValueError:
             return None
 
-    def _apply(self, files: list[SourceFile], gone: list[str], progress: Progress | None, t0: float,
-               cancel: threading.Event | None = None) -> ReindexStats:
+    def _apply(
+        self,
+        files: list[SourceFile],
+        gone: list[str],
+        progress: Progress | None,
+        t0: float,
+        cancel: threading.Event | None = None,
+    ) -> ReindexStats:
         stats = ReindexStats(files_seen=len(files))
         with self._lock:
             store = self.store
@@ -321,8 +359,15 @@ class CodeIndex:
         with self._lock:
             cached = store.cached_vectors(c.text_hash for c in all_chunks)
         missing = list({c.text_hash: c for c in all_chunks if c.text_hash not in cached}.values())
-        fresh = dict(zip((c.text_hash for c in missing),
-                         self.embedder.embed([c.embedding_text() for c in missing]))) if missing else {}
+        fresh = (
+            dict(
+                zip(
+                    (c.text_hash for c in missing), self.embedder.embed([c.embedding_text() for c in missing])
+                )
+            )
+            if missing
+            else {}
+        )
         stats.chunks_embedded += len(missing)
         stats.chunks_reused += len(all_chunks) - sum(1 for c in all_chunks if c.text_hash in fresh)
         with self._lock:
@@ -351,8 +396,9 @@ class CodeIndex:
 
     # -- search ---------------------------------------------------------------------
     # `exclude_path` drops that file's chunks; with `around` (first, last line) only those overlapping it.
-    def search(self, query: str, k: int, exclude_path: str | None = None,
-               around: tuple[int, int] | None = None) -> list[Snippet]:
+    def search(
+        self, query: str, k: int, exclude_path: str | None = None, around: tuple[int, int] | None = None
+    ) -> list[Snippet]:
         """The k chunks nearest to `query` by embedding, best first."""
         if not query.strip():
             return []
@@ -379,41 +425,56 @@ class CodeIndex:
             self._query_cache.move_to_end(query)
         return vector
 
-    def lexical_search(self, query: str, k: int, exclude_path: str | None = None,
-                       around: tuple[int, int] | None = None) -> list[Snippet]:
+    def lexical_search(
+        self, query: str, k: int, exclude_path: str | None = None, around: tuple[int, int] | None = None
+    ) -> list[Snippet]:
         """The k chunks that share the most (and rarest) identifiers with `query`: BM25 over FTS5."""
         with self._lock:
             hits = self.store.lexical_search(query, k * 3 + 8)
             return self._snippets(hits, k, exclude_path, around, "lexical")
 
-    def symbol_search(self, names: list[str], k: int, exclude_path: str | None = None,
-                      around: tuple[int, int] | None = None) -> list[Snippet]:
+    def symbol_search(
+        self, names: list[str], k: int, exclude_path: str | None = None, around: tuple[int, int] | None = None
+    ) -> list[Snippet]:
         """Chunks that define `names`, in the order of the names (nearest to the cursor first)."""
         if not names:
             return []
         with self._lock:
             rows = self.store.definitions_of(names)
-            hits = list({chunk_id: (chunk_id, 1.0 / (rank + 1)) for rank, (_, chunk_id, _) in
-                         reversed(list(enumerate(rows)))}.values())
+            hits = list(
+                {
+                    chunk_id: (chunk_id, 1.0 / (rank + 1))
+                    for rank, (_, chunk_id, _) in reversed(list(enumerate(rows)))
+                }.values()
+            )
             hits.sort(key=lambda h: -h[1])
             return self._snippets(hits, k, exclude_path, around, "symbol")
 
-    def _snippets(self, hits: list[tuple[int, float]], k: int, exclude_path: str | None,
-                  around: tuple[int, int] | None, reason: str) -> list[Snippet]:
+    def _snippets(
+        self,
+        hits: list[tuple[int, float]],
+        k: int,
+        exclude_path: str | None,
+        around: tuple[int, int] | None,
+        reason: str,
+    ) -> list[Snippet]:
         chunks = self.store.chunks_by_id(i for i, _ in hits)
         out = []
         for i, score in hits:
             c = chunks.get(i)
-            if c is None or (c.path == exclude_path and (
-                    around is None or (c.start_line <= around[1] and c.end_line >= around[0]))):
+            if c is None or (
+                c.path == exclude_path
+                and (around is None or (c.start_line <= around[1] and c.end_line >= around[0]))
+            ):
                 continue
             out.append(Snippet(c.path, c.text, c.start_line, c.end_line, score, c.kind, c.name, i, reason))
             if len(out) == k:
                 break
         return out
 
-    def snippets(self, path: str, source: str, offset: int,
-                 limit: int | None = None) -> Sequence[Snippet | NeedSnippet]:
+    def snippets(
+        self, path: str, source: str, offset: int, limit: int | None = None
+    ) -> Sequence[Snippet | NeedSnippet]:
         """What helps complete `source` at `offset` (engine's ContextSource): first the signatures and
         outlines of definitions the code at the cursor is likely to need (the needs probe, from the
         symbol graph), then chunks of other files.
@@ -428,16 +489,24 @@ class CodeIndex:
         # The dense query: the lines above the cursor and its own line up to it. (Leaving the
         # cursor's line out would let keystrokes on one line reuse one embedding, but measured
         # worse: what was just typed on it is the best evidence there is.)
-        query = "\n".join(source[:offset].splitlines()[-self.config.query_lines - 1:])
+        query = "\n".join(source[:offset].splitlines()[-self.config.query_lines - 1 :])
         line_end = source.find("\n", offset)
-        near = "\n".join(source[:offset].splitlines()[-4:]) + source[offset:line_end if line_end != -1 else len(source)]
+        near = (
+            "\n".join(source[:offset].splitlines()[-4:])
+            + source[offset : line_end if line_end != -1 else len(source)]
+        )
         # The current file's own chunks count, except around the cursor: the prompt shows that part
         # (the prompt builder drops any that overlap what it shows).
         cursor_line = source.count("\n", 0, offset)
-        around = (cursor_line - self.config.cursor_margin_lines, cursor_line + self.config.cursor_margin_lines)
-        ranked = [self.search(query, k * 2, path, around),
-                  self.lexical_search(near, k * 2, path, around),
-                  self.symbol_search(wanted_names(source, offset), k * 2, path, around)]
+        around = (
+            cursor_line - self.config.cursor_margin_lines,
+            cursor_line + self.config.cursor_margin_lines,
+        )
+        ranked = [
+            self.search(query, k * 2, path, around),
+            self.lexical_search(near, k * 2, path, around),
+            self.symbol_search(wanted_names(source, offset), k * 2, path, around),
+        ]
         # A definition of a name just typed is the strongest evidence there is: weigh it up.
         return [*needs, *fuse(ranked, k, weights=(1.0, 1.0, 3.0))]
 
@@ -447,8 +516,9 @@ class CodeIndex:
         return self.needs.snippets(rel or path, source, offset)
 
 
-def fuse(rankings: list[list[Snippet]], k: int, rrf_k: int = 60,
-         weights: tuple[float, ...] | None = None) -> list[Snippet]:
+def fuse(
+    rankings: list[list[Snippet]], k: int, rrf_k: int = 60, weights: tuple[float, ...] | None = None
+) -> list[Snippet]:
     """Reciprocal-rank fusion: each list adds weight/(rrf_k + rank) to a chunk's score."""
     scores: dict[int, float] = {}
     found: dict[int, Snippet] = {}

@@ -97,8 +97,10 @@ def _reference_schema() -> dict[str, tuple[str, str, str | None]]:
     db = sqlite3.connect(":memory:")
     try:
         db.executescript(store.schema_sql())
-        return {name: (kind, table, sql) for kind, name, table, sql in
-                db.execute("SELECT type, name, tbl_name, sql FROM sqlite_master")}
+        return {
+            name: (kind, table, sql)
+            for kind, name, table, sql in db.execute("SELECT type, name, tbl_name, sql FROM sqlite_master")
+        }
     finally:
         db.close()
 
@@ -111,8 +113,10 @@ def schema_check(db: sqlite3.Connection) -> None:
     by name only: another SQLite version may word their SQL differently, and the FTS5 check reads
     through them."""
     want = _reference_schema()
-    have = {name: (kind, table, sql) for kind, name, table, sql in
-            db.execute("SELECT type, name, tbl_name, sql FROM sqlite_master")}
+    have = {
+        name: (kind, table, sql)
+        for kind, name, table, sql in db.execute("SELECT type, name, tbl_name, sql FROM sqlite_master")
+    }
     if set(have) != set(want):
         raise sqlite3.DatabaseError(f"schema objects differ: {sorted(set(have) ^ set(want))}")
     for name, found in have.items():
@@ -122,8 +126,18 @@ def schema_check(db: sqlite3.Connection) -> None:
 
 # OperationalErrors that say something about the machine (permissions, space, another process),
 # not about the index's bytes: the index is kept. Every other error reading it means damage.
-_ENVIRONMENT_ERRORS = ("unable to open", "readonly", "read-only", "locked", "busy", "disk i/o", "full",
-                       "permission", "out of memory", "interrupted")
+_ENVIRONMENT_ERRORS = (
+    "unable to open",
+    "readonly",
+    "read-only",
+    "locked",
+    "busy",
+    "disk i/o",
+    "full",
+    "permission",
+    "out of memory",
+    "interrupted",
+)
 
 
 def is_damage(exc: Exception) -> bool:
@@ -139,18 +153,52 @@ def is_damage(exc: Exception) -> bool:
 _COLUMN_TYPES = {
     "meta": {"key": "text", "value": "text"},
     "files": {"path": "text", "hash": "text", "size": "integer", "mtime_ns": "integer"},
-    "chunks": {"id": "integer", "path": "text", "start_line": "integer", "end_line": "integer",
-               "start_byte": "integer", "end_byte": "integer", "kind": "text", "name": "text",
-               "text": "text", "text_hash": "text"},
-    "symbols": {"name": "text", "qualified": "text", "kind": "text", "path": "text", "line": "integer",
-                "signature": "text", "chunk_id": "integer"},
+    "chunks": {
+        "id": "integer",
+        "path": "text",
+        "start_line": "integer",
+        "end_line": "integer",
+        "start_byte": "integer",
+        "end_byte": "integer",
+        "kind": "text",
+        "name": "text",
+        "text": "text",
+        "text_hash": "text",
+    },
+    "symbols": {
+        "name": "text",
+        "qualified": "text",
+        "kind": "text",
+        "path": "text",
+        "line": "integer",
+        "signature": "text",
+        "chunk_id": "integer",
+    },
     "embeddings": {"model": "text", "text_hash": "text", "vector": "blob"},
-    "graph_files": {"path": "text", "language": "text", "package": "text", "has_exports": "integer",
-                    "exports": "text"},
-    "graph_definitions": {"path": "text", "name": "text", "container": "text", "kind": "text",
-                          "start_line": "integer", "end_line": "integer", "signature": "text"},
-    "graph_imports": {"path": "text", "kind": "text", "module": "text", "name": "text", "alias": "text",
-                      "line": "integer"},
+    "graph_files": {
+        "path": "text",
+        "language": "text",
+        "package": "text",
+        "has_exports": "integer",
+        "exports": "text",
+    },
+    "graph_definitions": {
+        "path": "text",
+        "name": "text",
+        "container": "text",
+        "kind": "text",
+        "start_line": "integer",
+        "end_line": "integer",
+        "signature": "text",
+    },
+    "graph_imports": {
+        "path": "text",
+        "kind": "text",
+        "module": "text",
+        "name": "text",
+        "alias": "text",
+        "line": "integer",
+    },
 }
 
 
@@ -174,15 +222,17 @@ def content_check(db: sqlite3.Connection, writable: bool = True) -> None:
             raise sqlite3.DatabaseError(f"a row of {table} has a column of the wrong type")
         if table in _SHA1_COLUMNS:  # a damaged file hash would otherwise stand until the file changes
             col = _SHA1_COLUMNS[table]
-            if db.execute(f"SELECT 1 FROM {table} WHERE length({col}) != 40 OR {col} GLOB '*[^0-9a-f]*' "
-                          "LIMIT 1").fetchone():
+            if db.execute(
+                f"SELECT 1 FROM {table} WHERE length({col}) != 40 OR {col} GLOB '*[^0-9a-f]*' LIMIT 1"
+            ).fetchone():
                 raise sqlite3.DatabaseError(f"a hash in {table} is not a sha1")
         if table != "chunks":  # the hash pass below decodes every text of chunks
             text_columns = [col for col, kind in columns.items() if kind == "text"]
             for _ in db.execute(f"SELECT {', '.join(text_columns)} FROM {table}"):
                 pass  # decoding every text raises on bytes that are not UTF-8
     for chunk_id, path, _kind, _name, text, text_hash in db.execute(
-            "SELECT id, path, kind, name, text, text_hash FROM chunks"):
+        "SELECT id, path, kind, name, text, text_hash FROM chunks"
+    ):
         if hashlib.sha1(text.encode("utf-8")).hexdigest() != text_hash:
             raise sqlite3.DatabaseError(f"chunk {chunk_id} of {path!r} does not match its hash")
     lengths = [n for (n,) in db.execute("SELECT DISTINCT length(vector) FROM embeddings")]

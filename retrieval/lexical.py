@@ -13,7 +13,8 @@ _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _WORD = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
 STOPWORDS = frozenset(keyword.kwlist) | frozenset(
     "self cls this none null true false var let const function func fn def return import from export "
-    "public private protected static void int str string bool float double char new the and for".split())
+    "public private protected static void int str string bool float double char new the and for".split()
+)
 
 # FTS5 keeps `_` inside tokens so whole snake_case identifiers stay one token.
 FTS_TOKENIZER = "unicode61 tokenchars '_'"

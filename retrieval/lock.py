@@ -30,8 +30,10 @@ def private_dir(directory: Path) -> None:
     try:
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
-        raise IndexWriteError(f"cannot create the index folder {directory} ({exc}); set the index folder "
-                              "to a writable one (--index-dir, or the editor's indexDir setting)") from exc
+        raise IndexWriteError(
+            f"cannot create the index folder {directory} ({exc}); set the index folder "
+            "to a writable one (--index-dir, or the editor's indexDir setting)"
+        ) from exc
     mode = stat.S_IMODE(directory.stat().st_mode)
     if mode & 0o077:
         try:
@@ -48,8 +50,10 @@ def write_lock(directory: Path, wait_s: float = 30.0) -> Iterator[None]:
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
     except OSError as exc:
-        raise IndexWriteError(f"cannot write the index at {directory} ({exc}); make the folder writable "
-                              f"or {ELSEWHERE} (searches use the index as it is)") from exc
+        raise IndexWriteError(
+            f"cannot write the index at {directory} ({exc}); make the folder writable "
+            f"or {ELSEWHERE} (searches use the index as it is)"
+        ) from exc
     with open(fd, "a+") as fh:
         deadline = time.monotonic() + wait_s
         while True:
@@ -63,7 +67,8 @@ def write_lock(directory: Path, wait_s: float = 30.0) -> Iterator[None]:
                     fh.seek(0)
                     holder = fh.read().strip() or "another process"
                     raise IndexLockedError(
-                        f"index {directory} is being written by {holder}; wait for it to finish and retry") from exc
+                        f"index {directory} is being written by {holder}; wait for it to finish and retry"
+                    ) from exc
                 time.sleep(0.2)
         fh.seek(0)
         fh.truncate()

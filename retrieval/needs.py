@@ -48,18 +48,59 @@ _WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
 _RECEIVER = re.compile(r"([A-Za-z_][\w]*(?:\s*(?:\.|::|->)\s*[A-Za-z_]\w*)*)\s*(?:\?\.|\.|::|->)\s*(\w*)$")
 # Where a local's type shows: `x: Foo`, `x = Foo(`, `x := &pkg.Foo{`, `let x = Foo::new(`, `Foo x =`.
 _ANNOTATED = re.compile(r"\b([A-Za-z_]\w*)\s*:\s*(?:&\s*(?:mut\s+)?)?((?:[A-Za-z_]\w*(?:\.|::))*[A-Z]\w*)")
-_CONSTRUCTED = re.compile(r"\b([A-Za-z_]\w*)\s*(?::=|=)\s*(?:new\s+|&)?((?:[A-Za-z_]\w*(?:\.|::))*[A-Z]\w*)\s*(?:\(|\{|::|<)")
-_DECLARED = re.compile(r"\b((?:[A-Za-z_]\w*(?:\.|::))*[A-Z]\w*)(?:<[^<>;()]*>)?\s*[*&]?\s+([a-z_]\w*)\s*[=;,)]")
+_CONSTRUCTED = re.compile(
+    r"\b([A-Za-z_]\w*)\s*(?::=|=)\s*(?:new\s+|&)?((?:[A-Za-z_]\w*(?:\.|::))*[A-Z]\w*)\s*(?:\(|\{|::|<)"
+)
+_DECLARED = re.compile(
+    r"\b((?:[A-Za-z_]\w*(?:\.|::))*[A-Z]\w*)(?:<[^<>;()]*>)?\s*[*&]?\s+([a-z_]\w*)\s*[=;,)]"
+)
 _GO_PARAM = re.compile(r"\b([a-z_]\w*)\s+\*?((?:[A-Za-z_]\w*\.)?[A-Z]\w*)\s*[,)]")
-_INSTANCE = re.compile(r"^[^=\n]*?(?::\s*((?:\w+(?:\.|::))*[A-Z]\w*)[^=]*)?=\s*(?:new\s+)?((?:\w+(?:\.|::))*[A-Z]\w*)\s*[(<{]|:\s*((?:\w+(?:\.|::))*[A-Z]\w*)")
-_TYPED_FIELD = re.compile(r"^\s*\w+\s+[*&]?((?:\w+\.)?[A-Z]\w*)\s*(?:`|//|$)"
-                          r"|^\s*(?:(?:private|public|protected|static|final|const|mutable)\s+)*"
-                          r"((?:\w+(?:\.|::))*[A-Z]\w*)(?:<[^;=]*>)?\s*[*&]?\s+\w+\s*[;=]")
+_INSTANCE = re.compile(
+    r"^[^=\n]*?(?::\s*((?:\w+(?:\.|::))*[A-Z]\w*)[^=]*)?=\s*(?:new\s+)?((?:\w+(?:\.|::))*[A-Z]\w*)\s*[(<{]|:\s*((?:\w+(?:\.|::))*[A-Z]\w*)"
+)
+_TYPED_FIELD = re.compile(
+    r"^\s*\w+\s+[*&]?((?:\w+\.)?[A-Z]\w*)\s*(?:`|//|$)"
+    r"|^\s*(?:(?:private|public|protected|static|final|const|mutable)\s+)*"
+    r"((?:\w+(?:\.|::))*[A-Z]\w*)(?:<[^;=]*>)?\s*[*&]?\s+\w+\s*[;=]"
+)
 _SELF = frozenset({"self", "this", "Self", "cls"})
-_NOT_BASES = frozenset({"class", "struct", "interface", "extends", "implements", "public", "private", "protected",
-                        "abstract", "final", "export", "default", "object", "metaclass", "virtual", "static",
-                        "sealed", "type", "pub", "trait", "impl", "for", "where", "enum", "record", "Generic",
-                        "Protocol", "ABC", "Exception", "BaseException", "Enum", "NamedTuple", "TypedDict"})
+_NOT_BASES = frozenset(
+    {
+        "class",
+        "struct",
+        "interface",
+        "extends",
+        "implements",
+        "public",
+        "private",
+        "protected",
+        "abstract",
+        "final",
+        "export",
+        "default",
+        "object",
+        "metaclass",
+        "virtual",
+        "static",
+        "sealed",
+        "type",
+        "pub",
+        "trait",
+        "impl",
+        "for",
+        "where",
+        "enum",
+        "record",
+        "Generic",
+        "Protocol",
+        "ABC",
+        "Exception",
+        "BaseException",
+        "Enum",
+        "NamedTuple",
+        "TypedDict",
+    }
+)
 
 
 class GraphSource(Protocol):
@@ -142,8 +183,9 @@ class _Query:
         self.units: dict[tuple[str, str], _Unit] = {}
         self._mentions, self._attributes = self._count_mentions()
         previous_start = buffer.rfind("\n", 0, max(self.line_start - 1, 0)) + 1
-        self._near_words = {w for ident in _IDENT.findall(buffer[previous_start:self.offset])
-                            for w in _words(ident)}
+        self._near_words = {
+            w for ident in _IDENT.findall(buffer[previous_start : self.offset]) for w in _words(ident)
+        }
         self._bindings: dict[str, list[Target]] | None = None
 
     # -- the buffer ---------------------------------------------------------------------------------
@@ -165,7 +207,7 @@ class _Query:
                 name = m.group(0)
                 mentions[name] = mentions.get(name, 0.0) + weight
                 start = m.start()
-                if start and line[start - 1] == "." or line[max(0, start - 2):start] in ("::", "->"):
+                if start and line[start - 1] == "." or line[max(0, start - 2) : start] in ("::", "->"):
                     attributes[name] = attributes.get(name, 0.0) + weight
         return mentions, attributes
 
@@ -201,16 +243,20 @@ class _Query:
                 names = [imp.binding]
                 if self.lang == "go" and imp.kind == "module" and not imp.alias:
                     # A Go package is used by its declared name, which may differ from its folder's.
-                    packages = {self.source.graph_of(t.path).package for t in targets[:1]
-                                if self.source.graph_of(t.path) is not None}
+                    packages = {
+                        self.source.graph_of(t.path).package
+                        for t in targets[:1]
+                        if self.source.graph_of(t.path) is not None
+                    }
                     names = [p for p in packages if p] or names
                 for name in names:
                     if name:
                         self._bindings.setdefault(name, []).extend(targets)
         return self._bindings
 
-    def definitions_named(self, path: str, name: str, depth: int = 0,
-                          seen: set[tuple[str, str]] | None = None) -> list[tuple[str, Definition]]:
+    def definitions_named(
+        self, path: str, name: str, depth: int = 0, seen: set[tuple[str, str]] | None = None
+    ) -> list[tuple[str, Definition]]:
         """Where `name`, as seen from file `path`, is defined: in the file, or through its imports."""
         seen = seen if seen is not None else set()
         if depth > MAX_DEPTH or (path, name) in seen:
@@ -220,7 +266,9 @@ class _Query:
         if graph is None:
             return []
         if name == "default":  # `export default class K`
-            found = [d for d in graph.definitions if not d.container and d.signature.startswith("export default")]
+            found = [
+                d for d in graph.definitions if not d.container and d.signature.startswith("export default")
+            ]
         else:
             found = graph.top_level(name)
         if found:
@@ -243,7 +291,7 @@ class _Query:
                 if out:
                     return out
         if not out and graph.language in ("go", "java"):  # the rest of the package needs no import
-            for sibling in self.resolver.package_files(path, graph.language)[:MAX_FANOUT * 4]:
+            for sibling in self.resolver.package_files(path, graph.language)[: MAX_FANOUT * 4]:
                 sibling_graph = self.source.graph_of(sibling)
                 found = sibling_graph.top_level(name) if sibling_graph is not None else []
                 if found:
@@ -272,8 +320,13 @@ class _Query:
                         out += self.definitions_named(target.path, name)
             else:
                 for imp in graph.imports[:MAX_FANOUT]:
-                    if imp.kind == "name" and target.path.rsplit("/", 1)[-1] in ("__init__.py", "index.ts",
-                                                                                  "index.js", "mod.rs", "lib.rs"):
+                    if imp.kind == "name" and target.path.rsplit("/", 1)[-1] in (
+                        "__init__.py",
+                        "index.ts",
+                        "index.js",
+                        "mod.rs",
+                        "lib.rs",
+                    ):
                         out += self.definitions_named(target.path, imp.binding)
         return out
 
@@ -324,8 +377,9 @@ class _Query:
         return out[:MAX_FANOUT]
 
     # -- candidates ---------------------------------------------------------------------------------
-    def add(self, path: str, d: Definition, score: float, member_score: float | None = None,
-            full: bool = False) -> None:
+    def add(
+        self, path: str, d: Definition, score: float, member_score: float | None = None, full: bool = False
+    ) -> None:
         """Count `d` (a top-level definition, or a member: then its container's outline) as needed."""
         if path == self.path:
             return  # the buffer itself: the prompt shows the code around the cursor
@@ -339,7 +393,9 @@ class _Query:
             top = d
             if d.container:
                 graph = self.source.graph_of(path)
-                top = next((t for t in (graph.top_level(top_name) if graph else []) if _is_container(t)), None)
+                top = next(
+                    (t for t in (graph.top_level(top_name) if graph else []) if _is_container(t)), None
+                )
                 if top is None:
                     # A method of a Go or Rust type declared elsewhere, or of a C++ class: the member alone.
                     key = (path, d.qualified)
@@ -350,8 +406,9 @@ class _Query:
         unit.score = max(unit.score, score)
         unit.full = unit.full or full or (_is_container(unit.top) and self.mention(unit.top.name) >= 0.25)
         if d.container:
-            unit.members[d.name] = max(unit.members.get(d.name, 0.0), member_score if member_score is not None
-                                       else score)
+            unit.members[d.name] = max(
+                unit.members.get(d.name, 0.0), member_score if member_score is not None else score
+            )
 
     def run(self, limit: int) -> list[NeedSnippet]:
         self._receiver()
@@ -364,7 +421,7 @@ class _Query:
 
     def _receiver(self) -> None:
         """The members of what stands just before the cursor (`x.`), first of all."""
-        m = _RECEIVER.search(self.buffer[self.line_start:self.offset])
+        m = _RECEIVER.search(self.buffer[self.line_start : self.offset])
         if m is None:
             return
         chain = [p for p in re.split(r"\s*(?:\.|::|->)\s*", m.group(1)) if p]
@@ -421,10 +478,19 @@ class _Query:
         else:  # `self.app = app`: the constructor's parameter says
             assigned = re.search(r"=\s*([a-z_]\w*)\s*$", d.signature)
             graph = self._graph(path)
-            constructor = next((c for c in (graph.definitions if graph and d.container else [])
-                                if c.container == d.container and _is_constructor(c)), None)
-            typed = re.search(rf"\b{assigned.group(1)}\s*:\s*((?:\w+\.)*[A-Z]\w*)", constructor.signature) \
-                if assigned and constructor else None
+            constructor = next(
+                (
+                    c
+                    for c in (graph.definitions if graph and d.container else [])
+                    if c.container == d.container and _is_constructor(c)
+                ),
+                None,
+            )
+            typed = (
+                re.search(rf"\b{assigned.group(1)}\s*:\s*((?:\w+\.)*[A-Z]\w*)", constructor.signature)
+                if assigned and constructor
+                else None
+            )
             if typed is None:
                 return [(path, d)]
             written = typed.group(1)
@@ -436,11 +502,16 @@ class _Query:
         """`mod.sub.Cls.` -> Cls; `mod.sub.` -> the submodule's members."""
         name = rest[0]
         for t in targets:
-            sub = self.resolver.resolve(t.path, self.lang, Import("name", _module_of(t.path, self.lang), name))
+            sub = self.resolver.resolve(
+                t.path, self.lang, Import("name", _module_of(t.path, self.lang), name)
+            )
             subs = [s for s in sub if not s.name]
             if subs:
-                return [(s.path, _ModuleMarker) for s in subs] if len(rest) == 1 else \
-                    self._follow_module(subs, rest[1:])
+                return (
+                    [(s.path, _ModuleMarker) for s in subs]
+                    if len(rest) == 1
+                    else self._follow_module(subs, rest[1:])
+                )
         members = [(p, d) for p, d in self.module_members(targets) if d.name == name]
         return self._follow(members, rest[1:])
 
@@ -465,7 +536,9 @@ class _Query:
         """A class's members, then its bases' (one level)."""
         out = [(path, m) for m in self._own_members(path, d)]
         for base in _bases(d)[:4]:
-            for bpath, bdef in (self._resolve_from(path, base) if path != self.path else self.resolve_type(base)):
+            for bpath, bdef in (
+                self._resolve_from(path, base) if path != self.path else self.resolve_type(base)
+            ):
                 out += [(bpath, m) for m in self._own_members(bpath, bdef)]
         return out
 
@@ -511,10 +584,14 @@ class _Query:
 
     def _local_type(self, name: str) -> str | None:
         """The type a local variable or parameter was last given before the cursor, if the code says."""
-        window = self.buffer[max(0, self.offset - 6000):self.offset]
+        window = self.buffer[max(0, self.offset - 6000) : self.offset]
         best: tuple[int, str] | None = None
-        for pattern, var_group, type_group in ((_ANNOTATED, 1, 2), (_CONSTRUCTED, 1, 2), (_DECLARED, 2, 1),
-                                               (_GO_PARAM, 1, 2)):
+        for pattern, var_group, type_group in (
+            (_ANNOTATED, 1, 2),
+            (_CONSTRUCTED, 1, 2),
+            (_DECLARED, 2, 1),
+            (_GO_PARAM, 1, 2),
+        ):
             for m in pattern.finditer(window):
                 if m.group(var_group) == name and (best is None or m.start() > best[0]):
                     best = (m.start(), m.group(type_group))
@@ -522,10 +599,13 @@ class _Query:
 
     def _local_chain(self, name: str) -> list[str] | None:
         """The attribute chain a local was last assigned from before the cursor (`x = self.a.b`)."""
-        window = self.buffer[max(0, self.offset - 6000):self.offset]
+        window = self.buffer[max(0, self.offset - 6000) : self.offset]
         found = None
-        for m in re.finditer(rf"\b{re.escape(name)}\s*(?::=|=)\s*([A-Za-z_]\w*(?:\s*(?:\.|::|->)\s*[A-Za-z_]\w*)+)\s*$",
-                             window, re.M):
+        for m in re.finditer(
+            rf"\b{re.escape(name)}\s*(?::=|=)\s*([A-Za-z_]\w*(?:\s*(?:\.|::|->)\s*[A-Za-z_]\w*)+)\s*$",
+            window,
+            re.M,
+        ):
             found = m.group(1)
         return [p for p in re.split(r"\s*(?:\.|::|->)\s*", found) if p] if found else None
 
@@ -586,10 +666,12 @@ class _Query:
 
     def _package(self) -> None:
         """Go and Java: the other files of the package, whose names need no import."""
-        for path in self.resolver.package_files(self.path, self.lang)[:MAX_FANOUT * 4]:
+        for path in self.resolver.package_files(self.path, self.lang)[: MAX_FANOUT * 4]:
             self._names_in(path, 1.0, 0.05, same_package=True)
 
-    def _names_in(self, path: str, mentioned_base: float, unmentioned: float, same_package: bool = False) -> None:
+    def _names_in(
+        self, path: str, mentioned_base: float, unmentioned: float, same_package: bool = False
+    ) -> None:
         """Names a file brings without naming them (a star import, an include, the package: there
         unexported names count too)."""
         graph = self.source.graph_of(path)
@@ -600,8 +682,12 @@ class _Query:
             hidden = not same_package and not _public(d, graph.language)
             if d.container or hidden or (exports is not None and d.name not in exports):
                 if d.container and self.mention(d.container.split(".")[0]) and self._attributes.get(d.name):
-                    self.add(path, d, mentioned_base + self.mention(d.container.split(".")[0]),
-                             mentioned_base + 2.0 * self._attributes[d.name])
+                    self.add(
+                        path,
+                        d,
+                        mentioned_base + self.mention(d.container.split(".")[0]),
+                        mentioned_base + 2.0 * self._attributes[d.name],
+                    )
                 continue
             weight = self.mention(d.name)
             self.add(path, d, mentioned_base + 2.0 * weight if weight else unmentioned)
@@ -614,18 +700,43 @@ class _Query:
         top = unit.top
         if not _is_container(top):
             text = top.signature
-            return [NeedSnippet(unit.path, text.rstrip() + "\n", top.start_line, top.start_line + text.count("\n"),
-                                unit.score, top.kind, top.qualified)]
+            return [
+                NeedSnippet(
+                    unit.path,
+                    text.rstrip() + "\n",
+                    top.start_line,
+                    top.start_line + text.count("\n"),
+                    unit.score,
+                    top.kind,
+                    top.qualified,
+                )
+            ]
         graph = self._graph(unit.path)
         members = self._own_members(unit.path, top)
-        ranked = sorted(members, key=lambda m: (-unit.members.get(m.name, 0.0), not _is_constructor(m),
-                                                m.kind != "field", m.start_line))
+        ranked = sorted(
+            members,
+            key=lambda m: (
+                -unit.members.get(m.name, 0.0),
+                not _is_constructor(m),
+                m.kind != "field",
+                m.start_line,
+            ),
+        )
         if unit.full:
-            parts = [ranked[i:i + OUTLINE_PART_MEMBERS] for i in range(0, len(ranked), OUTLINE_PART_MEMBERS)]
+            parts = [
+                ranked[i : i + OUTLINE_PART_MEMBERS] for i in range(0, len(ranked), OUTLINE_PART_MEMBERS)
+            ]
         else:  # reached only as a name: how to make one, and what was asked of it
             has_constructor = any(_is_constructor(m) for m in members)
-            parts = [[m for m in ranked if _is_constructor(m) or unit.members.get(m.name, 0.0) > 0
-                      or (m.kind == "field" and not has_constructor)][:OUTLINE_PART_MEMBERS]]
+            parts = [
+                [
+                    m
+                    for m in ranked
+                    if _is_constructor(m)
+                    or unit.members.get(m.name, 0.0) > 0
+                    or (m.kind == "field" and not has_constructor)
+                ][:OUTLINE_PART_MEMBERS]
+            ]
         closing = ""
         if graph is not None and graph.language != "python" and top.signature.rstrip().endswith("{"):
             closing = top.signature[: len(top.signature) - len(top.signature.lstrip())] + "}"
@@ -645,9 +756,18 @@ class _Query:
             # methods, C++ methods defined out of line).
             first = min([top.start_line] + [m.start_line for m in part])
             last = max([top.end_line] + [m.end_line for m in part])
-            out.append(NeedSnippet(unit.path, "\n".join(lines).rstrip() + "\n", first, last, score,
-                                   top.kind, top.qualified if n == 0 else f"{top.qualified} ({n + 1})",
-                                   prompt_kind="outline"))
+            out.append(
+                NeedSnippet(
+                    unit.path,
+                    "\n".join(lines).rstrip() + "\n",
+                    first,
+                    last,
+                    score,
+                    top.kind,
+                    top.qualified if n == 0 else f"{top.qualified} ({n + 1})",
+                    prompt_kind="outline",
+                )
+            )
         return out
 
 
@@ -679,7 +799,7 @@ def _public(d: Definition, language: str) -> bool:
 def _bases(d: Definition) -> list[str]:
     """The names a class header lists after its own name: bases, interfaces, traits."""
     line = next((ln for ln in d.signature.split("\n") if d.name in ln), d.signature)
-    rest = line[line.find(d.name) + len(d.name):].split("{")[0]
+    rest = line[line.find(d.name) + len(d.name) :].split("{")[0]
     while True:  # type parameters are no bases: <T extends X, U = Y>
         stripped = re.sub(r"<[^<>]*>", "", rest)
         if stripped == rest:
@@ -694,4 +814,3 @@ def _module_of(path: str, language: str) -> str:
     if language == "python":
         return "." if path.endswith("__init__.py") else "." + path.rsplit("/", 1)[-1].removesuffix(".py")
     return "./" + path.rsplit("/", 1)[-1]
-

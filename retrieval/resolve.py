@@ -58,8 +58,17 @@ class ModuleResolver:
 
     def resolve(self, path: str, language: str, imp: Import) -> list[Target]:
         """The files (and names in them) that `imp`, written in `path`, refers to."""
-        method = {"python": self._python, "javascript": self._js, "typescript": self._js, "tsx": self._js,
-                  "go": self._go, "rust": self._rust, "java": self._java, "c": self._c, "cpp": self._c}.get(language)
+        method = {
+            "python": self._python,
+            "javascript": self._js,
+            "typescript": self._js,
+            "tsx": self._js,
+            "go": self._go,
+            "rust": self._rust,
+            "java": self._java,
+            "c": self._c,
+            "cpp": self._c,
+        }.get(language)
         return method(path, imp) if method is not None else []
 
     def package_files(self, path: str, language: str) -> list[str]:
@@ -69,8 +78,11 @@ class ModuleResolver:
         folder = posixpath.dirname(path)
         ext = ".go" if language == "go" else ".java"
         test = path.endswith("_test.go")
-        return sorted(p for p in self.dirs.get(folder, ()) if p != path and p.endswith(ext)
-                      and (test or not p.endswith("_test.go")))
+        return sorted(
+            p
+            for p in self.dirs.get(folder, ())
+            if p != path and p.endswith(ext) and (test or not p.endswith("_test.go"))
+        )
 
     # -- matching ------------------------------------------------------------------------------
     def _nearest(self, path: str, candidates: Iterable[str]) -> str | None:
@@ -179,12 +191,16 @@ class ModuleResolver:
         shortest = 1 if "." in segments[0] else len(segments)
         test = path.endswith("_test.go")
         for k in range(len(segments), shortest - 1, -1):
-            folders = [d for d in self._dirs_ending("/".join(segments[-k:]))
-                       if any(p.endswith(".go") for p in self.dirs[d])]
+            folders = [
+                d
+                for d in self._dirs_ending("/".join(segments[-k:]))
+                if any(p.endswith(".go") for p in self.dirs[d])
+            ]
             folder = self._nearest(path, folders)
             if folder is not None:
-                files = sorted(p for p in self.dirs[folder] if p.endswith(".go")
-                               and (test or not p.endswith("_test.go")))
+                files = sorted(
+                    p for p in self.dirs[folder] if p.endswith(".go") and (test or not p.endswith("_test.go"))
+                )
                 kind = "*" if imp.kind == "star" else ""
                 return [Target(p, kind) for p in files]
         return []

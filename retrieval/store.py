@@ -93,7 +93,6 @@ def schema_sql() -> str:
 class Store:
     """One index directory. Not thread-safe by itself: `CodeIndex` serialises access."""
 
-
     def __init__(self, directory: Path, embedding_model: str, ivf_threshold: int = 50_000) -> None:
         self.directory = directory
         self.embedding_model = embedding_model
@@ -125,18 +124,27 @@ class Store:
             db = self._connect_read_only(path, exc)
             if db is not None:
                 return db
-            raise IndexWriteError(f"cannot open the index at {self.directory} ({exc}); make the folder "
-                                  f"writable, free disk space, or {ELSEWHERE}") from exc
+            raise IndexWriteError(
+                f"cannot open the index at {self.directory} ({exc}); make the folder "
+                f"writable, free disk space, or {ELSEWHERE}"
+            ) from exc
         if not found:
             return self._init_meta(db)
         if found.get("schema_version") == "3" and found.get("embedding_model") == self.embedding_model:
             db = self._migrate_from_3(db)
             found = read_meta(db)
-        if found.get("schema_version") != str(SCHEMA_VERSION) or found.get("embedding_model") != self.embedding_model:
+        if (
+            found.get("schema_version") != str(SCHEMA_VERSION)
+            or found.get("embedding_model") != self.embedding_model
+        ):
             log.warning(
                 "index at %s is schema %s with embedding model %s; this code-kb wants schema %d with %s: rebuilding",
-                self.directory, found.get("schema_version"), found.get("embedding_model"),
-                SCHEMA_VERSION, self.embedding_model)
+                self.directory,
+                found.get("schema_version"),
+                found.get("embedding_model"),
+                SCHEMA_VERSION,
+                self.embedding_model,
+            )
             db.close()
             return self._fresh_db(path)
         try:
@@ -158,15 +166,22 @@ class Store:
         next reindex reads every file again (its embeddings stay cached: no model call)."""
         try:
             with db:
-                db.executescript("BEGIN;" + _SCHEMA.replace("{tokenizer}", FTS_TOKENIZER)
-                                 + f"DELETE FROM files; UPDATE meta SET value = '{SCHEMA_VERSION}' "
-                                 + "WHERE key = 'schema_version';"
-                                 + "COMMIT;")
+                db.executescript(
+                    "BEGIN;"
+                    + _SCHEMA.replace("{tokenizer}", FTS_TOKENIZER)
+                    + f"DELETE FROM files; UPDATE meta SET value = '{SCHEMA_VERSION}' "
+                    + "WHERE key = 'schema_version';"
+                    + "COMMIT;"
+                )
         except sqlite3.DatabaseError as exc:
             log.warning("index at %s could not be upgraded (%s); it will be rebuilt", self.directory, exc)
             return db
-        log.info("index at %s upgraded to schema %d (the symbol graph); every file is read again on the "
-                 "next reindex, embeddings come from the cache", self.directory, SCHEMA_VERSION)
+        log.info(
+            "index at %s upgraded to schema %d (the symbol graph); every file is read again on the "
+            "next reindex, embeddings come from the cache",
+            self.directory,
+            SCHEMA_VERSION,
+        )
         return db
 
     @staticmethod
@@ -196,7 +211,10 @@ class Store:
         except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
             log.warning("index at %s cannot be opened read-only either: %s", path, exc)
             return None
-        if found.get("schema_version") != str(SCHEMA_VERSION) or found.get("embedding_model") != self.embedding_model:
+        if (
+            found.get("schema_version") != str(SCHEMA_VERSION)
+            or found.get("embedding_model") != self.embedding_model
+        ):
             db.close()
             return None
         log.warning("index at %s cannot be written (%s); searching it read-only", self.directory, why)
@@ -205,8 +223,10 @@ class Store:
 
     def check_writable(self) -> None:
         if self.read_only:
-            raise IndexWriteError(f"the index at {self.directory} is read-only; make the folder writable "
-                                  f"or {ELSEWHERE} (searches use the index as it is)")
+            raise IndexWriteError(
+                f"the index at {self.directory} is read-only; make the folder writable "
+                f"or {ELSEWHERE} (searches use the index as it is)"
+            )
 
     def _fresh_db(self, path: Path) -> sqlite3.Connection:
         for suffix in ("", "-wal", "-shm"):
@@ -217,8 +237,10 @@ class Store:
     def _init_meta(self, db: sqlite3.Connection) -> sqlite3.Connection:
         with db:
             db.executescript(_SCHEMA.replace("{tokenizer}", FTS_TOKENIZER))
-            db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", [
-                ("schema_version", str(SCHEMA_VERSION)), ("embedding_model", self.embedding_model)])
+            db.executemany(
+                "INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                [("schema_version", str(SCHEMA_VERSION)), ("embedding_model", self.embedding_model)],
+            )
         return db
 
     def meta(self, key: str) -> str | None:
@@ -252,8 +274,13 @@ class Store:
                 out[h] = np.frombuffer(blob, dtype=np.float32)
         return out
 
-    def replace_file(self, record: FileRecord, chunks: list[Chunk], new_vectors: dict[str, np.ndarray],
-                     graph: FileGraph | None = None) -> tuple[list[int], list[int]]:
+    def replace_file(
+        self,
+        record: FileRecord,
+        chunks: list[Chunk],
+        new_vectors: dict[str, np.ndarray],
+        graph: FileGraph | None = None,
+    ) -> tuple[list[int], list[int]]:
         """Swap one file's chunks and its part of the symbol graph in one transaction; returns
         (removed ids, added ids)."""
         with self.db:
@@ -263,26 +290,46 @@ class Store:
                 self._insert_graph(record.path, graph)
             self.db.executemany(
                 "INSERT OR IGNORE INTO embeddings VALUES (?, ?, ?)",
-                [(self.embedding_model, h, v.astype(np.float32).tobytes()) for h, v in new_vectors.items()])
+                [(self.embedding_model, h, v.astype(np.float32).tobytes()) for h, v in new_vectors.items()],
+            )
             added = []
             for c in chunks:
                 cur = self.db.execute(
                     "INSERT INTO chunks (path, start_line, end_line, start_byte, end_byte, kind, name, text, text_hash)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (c.path, c.start_line, c.end_line, c.start_byte, c.end_byte, c.kind, c.name, c.text, c.text_hash))
+                    (
+                        c.path,
+                        c.start_line,
+                        c.end_line,
+                        c.start_byte,
+                        c.end_byte,
+                        c.kind,
+                        c.name,
+                        c.text,
+                        c.text_hash,
+                    ),
+                )
                 added.append(int(cur.lastrowid))
-                self.db.execute("INSERT INTO lexical (rowid, tokens) VALUES (?, ?)",
-                                (cur.lastrowid, " ".join(identifier_tokens(f"{c.path} {c.name}\n{c.text}"))))
-                self.db.executemany("INSERT INTO symbols VALUES (?, ?, ?, ?, ?, ?, ?)",
-                                    [(*d, cur.lastrowid) for d in definitions(c)])
-            self.db.execute("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?)",
-                            (record.path, record.hash, record.size, record.mtime_ns))
+                self.db.execute(
+                    "INSERT INTO lexical (rowid, tokens) VALUES (?, ?)",
+                    (cur.lastrowid, " ".join(identifier_tokens(f"{c.path} {c.name}\n{c.text}"))),
+                )
+                self.db.executemany(
+                    "INSERT INTO symbols VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [(*d, cur.lastrowid) for d in definitions(c)],
+                )
+            self.db.execute(
+                "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?)",
+                (record.path, record.hash, record.size, record.mtime_ns),
+            )
         return removed, added
 
     def touch_file(self, record: FileRecord) -> None:
         with self.db:
-            self.db.execute("UPDATE files SET size = ?, mtime_ns = ? WHERE path = ?",
-                            (record.size, record.mtime_ns, record.path))
+            self.db.execute(
+                "UPDATE files SET size = ?, mtime_ns = ? WHERE path = ?",
+                (record.size, record.mtime_ns, record.path),
+            )
 
     def remove_file(self, path: str) -> list[int]:
         with self.db:
@@ -306,23 +353,37 @@ class Store:
 
     def _insert_graph(self, path: str, graph: FileGraph) -> None:
         exports = graph.exports
-        self.db.execute("INSERT INTO graph_files VALUES (?, ?, ?, ?, ?)",
-                        (path, graph.language, graph.package, int(exports is not None), " ".join(exports or ())))
-        self.db.executemany("INSERT INTO graph_definitions VALUES (?, ?, ?, ?, ?, ?, ?)",
-                            [(path, d.name, d.container, d.kind, d.start_line, d.end_line, d.signature)
-                             for d in graph.definitions])
-        self.db.executemany("INSERT INTO graph_imports VALUES (?, ?, ?, ?, ?, ?)",
-                            [(path, i.kind, i.module, i.name, i.alias, i.line) for i in graph.imports])
+        self.db.execute(
+            "INSERT INTO graph_files VALUES (?, ?, ?, ?, ?)",
+            (path, graph.language, graph.package, int(exports is not None), " ".join(exports or ())),
+        )
+        self.db.executemany(
+            "INSERT INTO graph_definitions VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                (path, d.name, d.container, d.kind, d.start_line, d.end_line, d.signature)
+                for d in graph.definitions
+            ],
+        )
+        self.db.executemany(
+            "INSERT INTO graph_imports VALUES (?, ?, ?, ?, ?, ?)",
+            [(path, i.kind, i.module, i.name, i.alias, i.line) for i in graph.imports],
+        )
 
     def graph_file(self, path: str) -> FileGraph | None:
         """One file's graph as indexed (definitions, imports, exports, package), or None."""
-        row = self.db.execute("SELECT language, package, has_exports, exports FROM graph_files WHERE path = ?",
-                              (path,)).fetchone()
+        row = self.db.execute(
+            "SELECT language, package, has_exports, exports FROM graph_files WHERE path = ?", (path,)
+        ).fetchone()
         if row is None:
             return None
         language, package, has_exports, exports = row
-        return FileGraph(language, self.graph_definitions([path]).get(path, []), self.graph_imports(path),
-                         tuple(exports.split()) if has_exports else None, package)
+        return FileGraph(
+            language,
+            self.graph_definitions([path]).get(path, []),
+            self.graph_imports(path),
+            tuple(exports.split()) if has_exports else None,
+            package,
+        )
 
     def graph_definitions(self, paths: Iterable[str]) -> dict[str, list[Definition]]:
         """Definitions of these files, in source order."""
@@ -330,14 +391,21 @@ class Store:
         for part, marks in _batches(list(dict.fromkeys(paths))):
             rows = self.db.execute(
                 "SELECT path, name, container, kind, start_line, end_line, signature FROM graph_definitions "
-                f"WHERE path IN ({marks}) ORDER BY rowid", part)
+                f"WHERE path IN ({marks}) ORDER BY rowid",
+                part,
+            )
             for path, *fields in rows:
                 out.setdefault(path, []).append(Definition(*fields))
         return out
 
     def graph_imports(self, path: str) -> list[Import]:
-        return [Import(*r) for r in self.db.execute(
-            "SELECT kind, module, name, alias, line FROM graph_imports WHERE path = ? ORDER BY rowid", (path,))]
+        return [
+            Import(*r)
+            for r in self.db.execute(
+                "SELECT kind, module, name, alias, line FROM graph_imports WHERE path = ? ORDER BY rowid",
+                (path,),
+            )
+        ]
 
     def graph_containers_with(self, names: Iterable[str], limit: int = 5000) -> dict[tuple[str, str], int]:
         """(path, container) -> how many of `names` it has as members: the types that could be an
@@ -345,9 +413,10 @@ class Store:
         out: dict[tuple[str, str], int] = {}
         for part, marks in _batches(sorted(set(names))):
             for path, container, n in self.db.execute(
-                    "SELECT path, container, COUNT(DISTINCT name) FROM graph_definitions "
-                    f"WHERE name IN ({marks}) AND container != '' GROUP BY path, container LIMIT ?",
-                    [*part, limit]):
+                "SELECT path, container, COUNT(DISTINCT name) FROM graph_definitions "
+                f"WHERE name IN ({marks}) AND container != '' GROUP BY path, container LIMIT ?",
+                [*part, limit],
+            ):
                 out[(path, container)] = out.get((path, container), 0) + n
         return out
 
@@ -355,8 +424,9 @@ class Store:
         """(name, chunk id, signature) of every definition named one of `names`, in the order of `names`."""
         out: list[tuple[str, int, str]] = []
         for part, marks in _batches(names):
-            rows = self.db.execute(f"SELECT name, chunk_id, signature FROM symbols WHERE name IN ({marks})",
-                                   part).fetchall()
+            rows = self.db.execute(
+                f"SELECT name, chunk_id, signature FROM symbols WHERE name IN ({marks})", part
+            ).fetchall()
             order = {n: j for j, n in enumerate(part)}
             out += sorted(rows, key=lambda r: order[r[0]])
         return out
@@ -368,7 +438,8 @@ class Store:
             return []
         rows = self.db.execute(
             "SELECT rowid, bm25(lexical) FROM lexical WHERE lexical MATCH ? ORDER BY bm25(lexical) LIMIT ?",
-            (query, limit)).fetchall()
+            (query, limit),
+        ).fetchall()
         return [(int(r[0]), -float(r[1])) for r in rows]
 
     def chunks_by_id(self, ids: Iterable[int]) -> dict[int, StoredChunk]:
@@ -377,14 +448,27 @@ class Store:
             return {}
         marks = ",".join("?" * len(ids))
         rows = self.db.execute(
-            f"SELECT id, path, start_line, end_line, kind, name, text FROM chunks WHERE id IN ({marks})", ids)
+            f"SELECT id, path, start_line, end_line, kind, name, text FROM chunks WHERE id IN ({marks})", ids
+        )
         return {r[0]: StoredChunk(*r) for r in rows}
 
     def vectors_for(self, ids: list[int]) -> np.ndarray:
-        rows = dict(self.db.execute(
-            "SELECT c.id, e.vector FROM chunks c JOIN embeddings e ON e.text_hash = c.text_hash AND e.model = ?"
-            f" WHERE c.id IN ({','.join('?' * len(ids))})", [self.embedding_model, *ids]).fetchall()) if ids else {}
-        return np.stack([np.frombuffer(rows[i], dtype=np.float32) for i in ids]) if ids else np.zeros((0, 0), np.float32)
+        rows = (
+            dict(
+                self.db.execute(
+                    "SELECT c.id, e.vector FROM chunks c JOIN embeddings e ON e.text_hash = c.text_hash AND e.model = ?"
+                    f" WHERE c.id IN ({','.join('?' * len(ids))})",
+                    [self.embedding_model, *ids],
+                ).fetchall()
+            )
+            if ids
+            else {}
+        )
+        return (
+            np.stack([np.frombuffer(rows[i], dtype=np.float32) for i in ids])
+            if ids
+            else np.zeros((0, 0), np.float32)
+        )
 
     # -- FAISS --------------------------------------------------------------------
     def load_vectors(self, dim: int) -> faiss.Index:
@@ -398,8 +482,14 @@ class Store:
             except vectors.VectorFileError as exc:
                 log.warning("%s; rebuilding it from the cached embeddings", exc)
         if index is not None and not vectors.holds(index, ids, self.meta("vector_ids"), dim):
-            log.warning("vector index %s holds %d vectors of dim %d, expected %d of dim %d; rebuilding it",
-                        path, index.ntotal, index.d, len(ids), dim)
+            log.warning(
+                "vector index %s holds %d vectors of dim %d, expected %d of dim %d; rebuilding it",
+                path,
+                index.ntotal,
+                index.d,
+                len(ids),
+                dim,
+            )
             index = None
         if index is None or self.wants_rebuild(index):
             self.vectors = self._rebuild_vectors(dim, ids)
@@ -468,7 +558,7 @@ def read_counts(directory: Path) -> IndexCounts:
 def _batches(items: list, size: int = 500) -> Iterator[tuple[list, str]]:
     """Slices of `items` small enough for one `IN (...)`, each with its placeholders."""
     for i in range(0, len(items), size):
-        part = items[i:i + size]
+        part = items[i : i + size]
         yield part, ",".join("?" * len(part))
 
 

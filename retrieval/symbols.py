@@ -13,8 +13,9 @@ from .chunking import Chunk
 from .lexical import STOPWORDS
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_IMPORT_LINE = re.compile(r"^\s*(?:from\s+\S+\s+import|import|use|using|#\s*include|require|export\s+.*\s+from)\b.*$",
-                          re.M)
+_IMPORT_LINE = re.compile(
+    r"^\s*(?:from\s+\S+\s+import|import|use|using|#\s*include|require|export\s+.*\s+from)\b.*$", re.M
+)
 
 
 def definitions(chunk: Chunk) -> list[tuple[str, str, str, str, int, str]]:
@@ -29,8 +30,9 @@ def definitions(chunk: Chunk) -> list[tuple[str, str, str, str, int, str]]:
         if not _IDENTIFIER.fullmatch(short or ""):
             continue
         # The signature is the first line that names it: `def total(self, region)`, `class Cart:`.
-        offset, signature = next(((i, ln.strip()) for i, ln in enumerate(lines) if short in ln),
-                                 (0, lines[0].strip()))
+        offset, signature = next(
+            ((i, ln.strip()) for i, ln in enumerate(lines) if short in ln), (0, lines[0].strip())
+        )
         kind = chunk.kind if qualified == chunk.defines[0] else "member"
         out.append((short, qualified, kind, chunk.path, chunk.start_line + offset, signature[:200]))
     return out
@@ -43,12 +45,16 @@ def wanted_names(source: str, offset: int, near_lines: int = 3, limit: int = 24)
         start = source.rfind("\n", 0, start)
         if start == -1:
             break
-    near = source[start + 1 if start != -1 else 0:offset]
+    near = source[start + 1 if start != -1 else 0 : offset]
     names = list(reversed(_IDENTIFIER.findall(near)))
     for line in _IMPORT_LINE.findall(source[:offset]):
         names += _IDENTIFIER.findall(line)
     seen: dict[str, None] = {}
     for name in names:
-        if len(name) > 1 and name.lower() not in STOPWORDS and name not in ("from", "import", "use", "include"):
+        if (
+            len(name) > 1
+            and name.lower() not in STOPWORDS
+            and name not in ("from", "import", "use", "include")
+        ):
             seen.setdefault(name, None)
     return list(seen)[:limit]

@@ -79,8 +79,10 @@ def write_vectors(index: faiss.Index, path: Path) -> str:
         os.replace(tmp, path)
     except (OSError, RuntimeError) as exc:
         tmp.unlink(missing_ok=True)
-        raise IndexWriteError(f"cannot write the vector index {path} ({exc}); free disk space or make "
-                              "the folder writable (the previous index is kept)") from exc
+        raise IndexWriteError(
+            f"cannot write the vector index {path} ({exc}); free disk space or make "
+            "the folder writable (the previous index is kept)"
+        ) from exc
     return digest
 
 
@@ -96,8 +98,9 @@ def wants_rebuild(index: faiss.Index, ivf_threshold: int, ivf_trained_on: int) -
     return n >= ivf_threshold
 
 
-def build_vectors(dim: int, ids: list[int], vectors_for: Callable[[list[int]], np.ndarray],
-                  ivf_threshold: int) -> faiss.Index:
+def build_vectors(
+    dim: int, ids: list[int], vectors_for: Callable[[list[int]], np.ndarray], ivf_threshold: int
+) -> faiss.Index:
     """A vector index of `ids`: exact below `ivf_threshold` vectors, IVF (trained on them) above."""
     index: faiss.Index
     if len(ids) >= ivf_threshold:
@@ -113,7 +116,7 @@ def build_vectors(dim: int, ids: list[int], vectors_for: Callable[[list[int]], n
     else:
         index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
     for i in range(0, len(ids), 4096):
-        part = ids[i:i + 4096]
+        part = ids[i : i + 4096]
         index.add_with_ids(vectors_for(part), np.asarray(part, dtype=np.int64))
     return index
 

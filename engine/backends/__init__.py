@@ -74,14 +74,25 @@ class Backend(Protocol):
         """Whether `warm` does anything: the backend keeps a KV cache that we manage."""
         ...
 
-    def generate(self, prompt: Prompt, *, max_tokens: int, stops: Stops, cut: Cut, timeout_s: float,
-                 cancel: threading.Event | None = None, n_candidates: int = 1) -> Generation:
+    def generate(
+        self,
+        prompt: Prompt,
+        *,
+        max_tokens: int,
+        stops: Stops,
+        cut: Cut,
+        timeout_s: float,
+        cancel: threading.Event | None = None,
+        n_candidates: int = 1,
+    ) -> Generation:
         """Greedy generation after `prompt`, ending at an end token, a stop, the `cut` rule, `max_tokens`,
         `timeout_s` or `cancel`. Up to `n_candidates` - 1 further candidates in `alternatives`
         where the backend can sample them (the others return none)."""
         ...
 
-    def warm(self, prompt: Prompt, *, cancel: threading.Event | None = None, timeout_s: float = 60.0) -> Warmed:
+    def warm(
+        self, prompt: Prompt, *, cancel: threading.Event | None = None, timeout_s: float = 60.0
+    ) -> Warmed:
         """Evaluate `prompt` into the KV cache without generating; nothing where `warms` is False."""
         ...
 

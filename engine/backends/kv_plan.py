@@ -93,8 +93,15 @@ def _common_tail(a: Sequence[int], b: Sequence[int], floor_a: int, floor_b: int)
     return n
 
 
-def plan(held: Sequence[int], tokens: Sequence[int], *, staleness: Sequence[int] | None = None,
-         can_shift: bool = True, min_run: int = 32, max_stale: int = 2048) -> Plan:
+def plan(
+    held: Sequence[int],
+    tokens: Sequence[int],
+    *,
+    staleness: Sequence[int] | None = None,
+    can_shift: bool = True,
+    min_run: int = 32,
+    max_stale: int = 2048,
+) -> Plan:
     """The cheapest way from the cached `held` sequence to `tokens`.
 
     The last token of `tokens` is always evaluated: generation needs its logits.
@@ -121,7 +128,7 @@ def plan(held: Sequence[int], tokens: Sequence[int], *, staleness: Sequence[int]
                 continue
             # Tokens inserted and removed before this run since the previous one.
             would_change = changed + (m.dst - new_at) + (m.src - held_at)
-            if max(staleness[m.src:m.src + m.length]) + would_change > max_stale:
+            if max(staleness[m.src : m.src + m.length]) + would_change > max_stale:
                 continue
             changed = would_change
             result.moves.append(m)
@@ -136,8 +143,16 @@ def plan(held: Sequence[int], tokens: Sequence[int], *, staleness: Sequence[int]
     return result
 
 
-def _middle_runs(held: Sequence[int], tokens: Sequence[int], h0: int, h1: int, t0: int, t1: int,
-                 min_run: int, per_anchor: int = 8) -> list[Move]:
+def _middle_runs(
+    held: Sequence[int],
+    tokens: Sequence[int],
+    h0: int,
+    h1: int,
+    t0: int,
+    t1: int,
+    min_run: int,
+    per_anchor: int = 8,
+) -> list[Move]:
     """Runs of at least `min_run` equal tokens, in the same order in both, reusing as many tokens as
     possible: every maximal run found through k-gram anchors, then the heaviest chain of runs that
     increase in both sequences. (Taking the first run found is not enough: a snippet that repeats
@@ -147,12 +162,12 @@ def _middle_runs(held: Sequence[int], tokens: Sequence[int], h0: int, h1: int, t
         return []
     where: dict[tuple[int, ...], list[int]] = {}
     for i in range(h0, h1 - k + 1):
-        spots = where.setdefault(tuple(held[i:i + k]), [])
+        spots = where.setdefault(tuple(held[i : i + k]), [])
         if len(spots) < per_anchor:
             spots.append(i)
     runs: list[Move] = []
     for p in range(t0, t1 - k + 1):
-        for c in where.get(tuple(tokens[p:p + k]), ()):
+        for c in where.get(tuple(tokens[p : p + k]), ()):
             if p > t0 and c > h0 and tokens[p - 1] == held[c - 1]:
                 continue  # inside a run found from an earlier position
             length = k
@@ -190,14 +205,15 @@ def _middle_runs(held: Sequence[int], tokens: Sequence[int], h0: int, h1: int, t
     return chain[::-1]
 
 
-def after(plan_: Plan, held: Sequence[int], staleness: Sequence[int],
-          tokens: Sequence[int]) -> tuple[list[int], list[int]]:
+def after(
+    plan_: Plan, held: Sequence[int], staleness: Sequence[int], tokens: Sequence[int]
+) -> tuple[list[int], list[int]]:
     """The cache contents and staleness once `plan_` has been applied and `tokens` evaluated."""
     new_stale = [0] * len(tokens)
-    new_stale[:plan_.keep] = staleness[:plan_.keep]
+    new_stale[: plan_.keep] = staleness[: plan_.keep]
     changed, held_at, new_at = 0, plan_.keep, plan_.keep
     for m in plan_.moves:
         changed += (m.dst - new_at) + (m.src - held_at)
-        new_stale[m.dst:m.dst + m.length] = [s + changed for s in staleness[m.src:m.src + m.length]]
+        new_stale[m.dst : m.dst + m.length] = [s + changed for s in staleness[m.src : m.src + m.length]]
         held_at, new_at = m.src + m.length, m.dst + m.length
     return list(tokens), new_stale

@@ -82,15 +82,22 @@ class Hardware:
     n_batch: int
 
     def to_dict(self) -> dict:
-        return {"gpu_layers": self.gpu_layers, "threads": self.threads, "flash_attn": self.flash_attn,
-                "kv_cache_type": self.kv_cache_type, "batch_tokens": self.n_batch}
+        return {
+            "gpu_layers": self.gpu_layers,
+            "threads": self.threads,
+            "flash_attn": self.flash_attn,
+            "kv_cache_type": self.kv_cache_type,
+            "batch_tokens": self.n_batch,
+        }
 
 
 def _head_size(metadata: dict[str, str]) -> int | None:
     arch = metadata.get("general.architecture")
     try:
-        return int(metadata.get(f"{arch}.attention.key_length")
-                   or int(metadata[f"{arch}.embedding_length"]) // int(metadata[f"{arch}.attention.head_count"]))
+        return int(
+            metadata.get(f"{arch}.attention.key_length")
+            or int(metadata[f"{arch}.embedding_length"]) // int(metadata[f"{arch}.attention.head_count"])
+        )
     except (KeyError, ValueError, ZeroDivisionError):
         return None
 
@@ -104,16 +111,28 @@ class LlamaCppModel:
 
     exact = True
 
-    def __init__(self, path: str | os.PathLike, *, n_ctx: int = 4096, vocab_only: bool = False,
-                 n_gpu_layers: int | None = None, n_threads: int | None = None,
-                 flash_attn: bool | None = None, kv_cache_type: str = "f16", n_batch: int = 512,
-                 min_reuse_tokens: int = 32, max_stale_tokens: int = 32768,
-                 refresh_stale_tokens: int = 2048) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        n_ctx: int = 4096,
+        vocab_only: bool = False,
+        n_gpu_layers: int | None = None,
+        n_threads: int | None = None,
+        flash_attn: bool | None = None,
+        kv_cache_type: str = "f16",
+        n_batch: int = 512,
+        min_reuse_tokens: int = 32,
+        max_stale_tokens: int = 32768,
+        refresh_stale_tokens: int = 2048,
+    ) -> None:
         path = Path(path).expanduser()
         if not path.is_file():
             raise ModelNotFoundError(str(path))
         if kv_cache_type not in KV_CACHE_TYPES:
-            raise ModelLoadError(f"unknown KV cache type {kv_cache_type!r}; use one of {', '.join(KV_CACHE_TYPES)}")
+            raise ModelLoadError(
+                f"unknown KV cache type {kv_cache_type!r}; use one of {', '.join(KV_CACHE_TYPES)}"
+            )
         from llama_cpp import Llama
 
         if n_gpu_layers is None:
@@ -130,15 +149,26 @@ class LlamaCppModel:
         try:
             with contextlib.redirect_stderr(chatter):
                 # Llama's own context stays small: generation runs in ours (_setup_decoding).
-                self.llm = Llama(str(path), n_ctx=256, vocab_only=vocab_only,
-                                 n_gpu_layers=n_gpu_layers, n_threads=threads, n_threads_batch=threads,
-                                 n_batch=n_batch, n_ubatch=n_batch, flash_attn=flash_attn,
-                                 type_k=kv_type, type_v=kv_type, verbose=True)
+                self.llm = Llama(
+                    str(path),
+                    n_ctx=256,
+                    vocab_only=vocab_only,
+                    n_gpu_layers=n_gpu_layers,
+                    n_threads=threads,
+                    n_threads_batch=threads,
+                    n_batch=n_batch,
+                    n_ubatch=n_batch,
+                    flash_attn=flash_attn,
+                    type_k=kv_type,
+                    type_v=kv_type,
+                    verbose=True,
+                )
             self.llm.verbose = False  # no per-request prints
         except ValueError as exc:
             raise ModelLoadError(
                 f"cannot load model {path}: {exc}; is it a complete GGUF file for a llama.cpp-supported "
-                "architecture? Re-download it or pick another model") from exc
+                "architecture? Re-download it or pick another model"
+            ) from exc
         finally:
             log.debug("llama-cpp-python: %s", chatter.getvalue().strip()[:2000])
         self.path = path
@@ -163,9 +193,15 @@ class LlamaCppModel:
         self.can_shift = False  # set by _setup_decoding: whether llama.cpp can move cached tokens
         if not vocab_only:
             self._setup_decoding(n_ctx, n_batch)
-        log.info("model %s (%s) loaded in %.2f s%s, n_ctx %d, %s", path.name, self.architecture,
-                 time.perf_counter() - t0, " (vocabulary only)" if vocab_only else "", n_ctx,
-                 self.hardware.to_dict())
+        log.info(
+            "model %s (%s) loaded in %.2f s%s, n_ctx %d, %s",
+            path.name,
+            self.architecture,
+            time.perf_counter() - t0,
+            " (vocabulary only)" if vocab_only else "",
+            n_ctx,
+            self.hardware.to_dict(),
+        )
 
     def _setup_decoding(self, n_ctx: int, n_batch: int) -> None:
         """Our own context over the loaded weights: one KV buffer shared by two sequences, so a run
@@ -180,10 +216,12 @@ class LlamaCppModel:
         params.kv_unified = True
         ctx = llama_cpp.llama_init_from_model(self.llm._model.model, params)
         if not ctx:
-            raise ModelLoadError(f"cannot create a {n_ctx}-token context for {self.path}: out of memory? "
-                                 "Lower the prompt budget (--budget, budget_tokens in the config file, or the "
-                                 "editor's budgetTokens setting) or use a q8_0 KV cache (kv_cache_type, or the "
-                                 "editor's kvCacheType setting)")
+            raise ModelLoadError(
+                f"cannot create a {n_ctx}-token context for {self.path}: out of memory? "
+                "Lower the prompt budget (--budget, budget_tokens in the config file, or the "
+                "editor's budgetTokens setting) or use a q8_0 KV cache (kv_cache_type, or the "
+                "editor's kvCacheType setting)"
+            )
         self.llm._stack.callback(llama_cpp.llama_free, ctx)  # freed before the model
         self._ctx = ctx
         self._memory = llama_cpp.llama_get_memory(ctx)
@@ -219,9 +257,16 @@ class LlamaCppModel:
         return not self.vocab_only
 
     def describe(self) -> dict[str, object]:
-        return {"name": self.name, "path": str(self.path), "architecture": self.architecture,
-                "device": "gpu" if self.n_gpu_layers else "cpu", "gpu_layers": self.n_gpu_layers,
-                "context_tokens": self.n_ctx, **self.hardware.to_dict(), "kv_shift": self.can_shift}
+        return {
+            "name": self.name,
+            "path": str(self.path),
+            "architecture": self.architecture,
+            "device": "gpu" if self.n_gpu_layers else "cpu",
+            "gpu_layers": self.n_gpu_layers,
+            "context_tokens": self.n_ctx,
+            **self.hardware.to_dict(),
+            "kv_shift": self.can_shift,
+        }
 
     @property
     def n_ctx_train(self) -> int:
@@ -251,8 +296,10 @@ class LlamaCppModel:
             special = llama_cpp.LLAMA_TOKEN_ATTR_CONTROL | llama_cpp.LLAMA_TOKEN_ATTR_USER_DEFINED
             vocab = self.llm._model.vocab
             self._protected_ids = frozenset(
-                i for i in range(llama_cpp.llama_vocab_n_tokens(vocab))
-                if llama_cpp.llama_vocab_get_attr(vocab, i) & special)
+                i
+                for i in range(llama_cpp.llama_vocab_n_tokens(vocab))
+                if llama_cpp.llama_vocab_get_attr(vocab, i) & special
+            )
         return self._protected_ids
 
     def _encode_split(self, text: str, found: frozenset[int]) -> list[int]:
@@ -269,8 +316,12 @@ class LlamaCppModel:
         if not cuts:
             raise GenerationError(f"cannot tokenise text without special tokens for {self.path}")
         bounds = [0, *sorted(cuts), len(text)]
-        return [t for a, b in itertools.pairwise(bounds) if a < b
-                for t in self.llm.tokenize(text[a:b].encode("utf-8"), add_bos=False, special=False)]
+        return [
+            t
+            for a, b in itertools.pairwise(bounds)
+            if a < b
+            for t in self.llm.tokenize(text[a:b].encode("utf-8"), add_bos=False, special=False)
+        ]
 
     def decode(self, tokens: list[int]) -> str:
         return self.llm.detokenize(tokens).decode("utf-8", errors="ignore")
@@ -321,8 +372,9 @@ class LlamaCppModel:
 
         return np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(self._ctx, i), shape=(self._n_vocab,))
 
-    def _evaluate(self, tokens: list[int], cancel: threading.Event | None, deadline: float,
-                  max_stale: int) -> tuple[Plan, str | None]:
+    def _evaluate(
+        self, tokens: list[int], cancel: threading.Event | None, deadline: float, max_stale: int
+    ) -> tuple[Plan, str | None]:
         """Bring the KV cache to `tokens` along the plan; the reason it stopped early, if it did.
 
         Moved runs wait in sequence 1 at their new positions; then, in position order, each
@@ -331,8 +383,14 @@ class LlamaCppModel:
         import llama_cpp
 
         mem = self._memory
-        p = plan(self._held, tokens, staleness=self._stale, can_shift=self.can_shift,
-                 min_run=self.min_reuse_tokens, max_stale=max_stale)
+        p = plan(
+            self._held,
+            tokens,
+            staleness=self._stale,
+            can_shift=self.can_shift,
+            min_run=self.min_reuse_tokens,
+            max_stale=max_stale,
+        )
         for m in p.moves:
             llama_cpp.llama_memory_seq_cp(mem, 0, 1, m.src, m.src + m.length)
         for start, end in [(m.src, m.src + m.length) for m in p.moves] + p.removed(len(self._held)):
@@ -341,8 +399,10 @@ class LlamaCppModel:
             if m.delta:
                 llama_cpp.llama_memory_seq_add(mem, 1, m.src, m.src + m.length, m.delta)
         self._held, self._stale = after(p, self._held, self._stale, tokens)
-        steps = sorted([(s, e, None) for s, e in p.evaluate] + [(m.dst, m.dst + m.length, m) for m in p.moves],
-                       key=lambda step: step[0])
+        steps = sorted(
+            [(s, e, None) for s, e in p.evaluate] + [(m.dst, m.dst + m.length, m) for m in p.moves],
+            key=lambda step: step[0],
+        )
         # llama.cpp applies the shifts inside the next llama_decode, in a graph of its own; aborting
         # that graph part-way leaves the shift pending with some layers already rotated, and the
         # retry rotates them twice. So the first decode after a shift is not abortable and takes at
@@ -360,8 +420,9 @@ class LlamaCppModel:
                     stop = min(b + (min(32, self._n_batch) if shift_pending else self._n_batch), end)
                     self._abort_at = (None, float("inf")) if shift_pending else (cancel, deadline)
                     shift_pending = False
-                    status = self._decode([(pos, tokens[pos]) for pos in range(b, stop)],
-                                          want_logits=stop == len(tokens))
+                    status = self._decode(
+                        [(pos, tokens[pos]) for pos in range(b, stop)], want_logits=stop == len(tokens)
+                    )
                     if status == 2:  # aborted: drop this batch and the gaps after it, keep the runs
                         llama_cpp.llama_memory_seq_rm(mem, 0, b, -1)
                         kept = [m for m in p.moves if m.dst >= end]
@@ -370,49 +431,81 @@ class LlamaCppModel:
                         llama_cpp.llama_memory_seq_rm(mem, 1, -1, -1)
                         held = [ABSENT] * (len(tokens) - b)
                         for m in kept:
-                            held[m.dst - b:m.dst - b + m.length] = tokens[m.dst:m.dst + m.length]
+                            held[m.dst - b : m.dst - b + m.length] = tokens[m.dst : m.dst + m.length]
                         self._held[b:] = held
                         while self._held and self._held[-1] == ABSENT:
                             self._held.pop()
-                        del self._stale[len(self._held):]
+                        del self._stale[len(self._held) :]
                         return p, interruption(cancel, deadline) or "cancelled"
                     if status != 0:
                         llama_cpp.llama_memory_clear(mem, True)
                         self._held, self._stale = [], []
-                        raise GenerationError(f"llama_decode failed with status {status} (context of "
-                                              f"{self.n_ctx} tokens full?); lower the prompt budget")
+                        raise GenerationError(
+                            f"llama_decode failed with status {status} (context of "
+                            f"{self.n_ctx} tokens full?); lower the prompt budget"
+                        )
                     b = stop
         finally:
             llama_cpp.llama_set_abort_callback(self._ctx, llama_cpp.ggml_abort_callback(), None)
             self._abort_at = (None, float("inf"))
         return p, None
 
-    def warm(self, prompt: Prompt, *, cancel: threading.Event | None = None, timeout_s: float = 60.0) -> Warmed:
+    def warm(
+        self, prompt: Prompt, *, cancel: threading.Event | None = None, timeout_s: float = 60.0
+    ) -> Warmed:
         tokens = prompt.tokens
         p, stopped = self.warm_tokens(tokens, cancel, timeout_s)
         return Warmed(len(tokens), p.n_evaluated, p.n_reused, stopped)
 
-    def generate(self, prompt: Prompt, *, max_tokens: int, stops: Stops, cut: Cut, timeout_s: float,
-                 cancel: threading.Event | None = None, n_candidates: int = 1) -> Generation:
-        return self.generate_tokens(prompt.tokens, max_tokens=max_tokens, stop_ids=stops.ids, cut=cut,
-                                    timeout_s=timeout_s, cancel=cancel, n_candidates=n_candidates)
+    def generate(
+        self,
+        prompt: Prompt,
+        *,
+        max_tokens: int,
+        stops: Stops,
+        cut: Cut,
+        timeout_s: float,
+        cancel: threading.Event | None = None,
+        n_candidates: int = 1,
+    ) -> Generation:
+        return self.generate_tokens(
+            prompt.tokens,
+            max_tokens=max_tokens,
+            stop_ids=stops.ids,
+            cut=cut,
+            timeout_s=timeout_s,
+            cancel=cancel,
+            n_candidates=n_candidates,
+        )
 
-    def warm_tokens(self, tokens: list[int], cancel: threading.Event | None = None,
-                    timeout_s: float = 60.0) -> tuple[Plan, str | None]:
+    def warm_tokens(
+        self, tokens: list[int], cancel: threading.Event | None = None, timeout_s: float = 60.0
+    ) -> tuple[Plan, str | None]:
         """Evaluate `tokens` into the KV cache without generating, so that a later prompt that
         starts with them pays only for the rest. The plan, and why it stopped early if it did
         (the batches evaluated before a cancel stay in the cache)."""
         if self.vocab_only:
             raise GenerationError(f"{self.path} was loaded for its vocabulary only; it cannot evaluate")
         with self._lock:
-            p, stopped = self._evaluate(tokens, cancel, time.perf_counter() + timeout_s, self.refresh_stale_tokens)
+            p, stopped = self._evaluate(
+                tokens, cancel, time.perf_counter() + timeout_s, self.refresh_stale_tokens
+            )
             self.last_plan = p
             return p, stopped
 
-    def generate_tokens(self, tokens: list[int], *, max_tokens: int, stop_ids: AbstractSet[int], cut: Cut,
-                        timeout_s: float, cancel: threading.Event | None = None,
-                        n_candidates: int = 1, draft: Sequence[int] = (),
-                        max_draft_tokens: int = 16) -> Generation:
+    def generate_tokens(
+        self,
+        tokens: list[int],
+        *,
+        max_tokens: int,
+        stop_ids: AbstractSet[int],
+        cut: Cut,
+        timeout_s: float,
+        cancel: threading.Event | None = None,
+        n_candidates: int = 1,
+        draft: Sequence[int] = (),
+        max_draft_tokens: int = 16,
+    ) -> Generation:
         """Greedy generation after `tokens`, ending at an end token, a stop rule, a limit or `cancel`.
 
         With `n_candidates` > 1, further candidates start from the next most likely first tokens.
@@ -435,13 +528,25 @@ class LlamaCppModel:
             counts = _DraftCounts()
             if stopped is None:
                 first = self._logits().copy()
-                order = np.argsort(-first)[:max(n_candidates, 1) * 4]
-                starts = [int(t) for t in order if not self._ends(int(t), stop_ids)][:n_candidates] or [int(order[0])]
+                order = np.argsort(-first)[: max(n_candidates, 1) * 4]
+                starts = [int(t) for t in order if not self._ends(int(t), stop_ids)][:n_candidates] or [
+                    int(order[0])
+                ]
                 for k, start in enumerate(starts):
                     if k and (interruption(cancel, deadline) or time.perf_counter() - t0 > timeout_s / 2):
                         break  # alternatives only while there is time to spare
-                    out_text, out_reason, out_n = self._continue(len(tokens), start, max_tokens, stop_ids, cut,
-                                                                 cancel, deadline, draft, max_draft_tokens, counts)
+                    out_text, out_reason, out_n = self._continue(
+                        len(tokens),
+                        start,
+                        max_tokens,
+                        stop_ids,
+                        cut,
+                        cancel,
+                        deadline,
+                        draft,
+                        max_draft_tokens,
+                        counts,
+                    )
                     if k == 0:
                         text, reason, n_out = out_text, out_reason, out_n
                     elif out_text.strip() and out_text != text and out_text not in alternatives:
@@ -449,18 +554,40 @@ class LlamaCppModel:
                 # Generated tokens never help the next prompt (it puts accepted text in the prefix).
                 llama_cpp.llama_memory_seq_rm(self._memory, 0, len(tokens), -1)
             ms = (time.perf_counter() - t0) * 1000
-        return Generation(text, len(tokens), p.n_evaluated, p.n_reused, n_out, reason, ms,
-                          n_moved=p.n_moved, eval_ms=eval_ms, alternatives=alternatives,
-                          n_drafted=counts.drafted, n_draft_accepted=counts.accepted, n_decodes=counts.decodes)
+        return Generation(
+            text,
+            len(tokens),
+            p.n_evaluated,
+            p.n_reused,
+            n_out,
+            reason,
+            ms,
+            n_moved=p.n_moved,
+            eval_ms=eval_ms,
+            alternatives=alternatives,
+            n_drafted=counts.drafted,
+            n_draft_accepted=counts.accepted,
+            n_decodes=counts.decodes,
+        )
 
     def _ends(self, token: int, stop_ids: AbstractSet[int]) -> bool:
         import llama_cpp
 
         return bool(llama_cpp.llama_vocab_is_eog(self._vocab, token)) or token in stop_ids
 
-    def _continue(self, pos: int, token: int, max_tokens: int, stop_ids: AbstractSet[int],
-                  cut: Cut, cancel: threading.Event | None, deadline: float, draft: Sequence[int] = (),
-                  max_draft_tokens: int = 16, counts: _DraftCounts | None = None) -> tuple[str, str, int]:
+    def _continue(
+        self,
+        pos: int,
+        token: int,
+        max_tokens: int,
+        stop_ids: AbstractSet[int],
+        cut: Cut,
+        cancel: threading.Event | None,
+        deadline: float,
+        draft: Sequence[int] = (),
+        max_draft_tokens: int = 16,
+        counts: _DraftCounts | None = None,
+    ) -> tuple[str, str, int]:
         """Greedy decoding from `token` at `pos`: the kept text, why it stopped, tokens generated.
 
         `token` is the next token, not yet in the KV cache; each step decodes it (with the draft
@@ -488,12 +615,17 @@ class LlamaCppModel:
             at = pos + len(out) - 1  # where the last chosen token goes
             room = min(max_draft_tokens, max_tokens - len(out), self._n_batch - 1, self.n_ctx - at - 1)
             found, guess = lookup(out, draft, room, hint) if draft and room > 0 else (0, [])
-            status = self._decode([(at + i, t) for i, t in enumerate([out[-1], *guess])], want_logits=True,
-                                  all_logits=bool(guess))
+            status = self._decode(
+                [(at + i, t) for i, t in enumerate([out[-1], *guess])],
+                want_logits=True,
+                all_logits=bool(guess),
+            )
             counts.decodes += 1
             if status != 0:
-                raise GenerationError(f"llama_decode failed with status {status} while generating "
-                                      f"(context of {self.n_ctx} tokens full?); lower the prompt budget or max tokens")
+                raise GenerationError(
+                    f"llama_decode failed with status {status} while generating "
+                    f"(context of {self.n_ctx} tokens full?); lower the prompt budget or max tokens"
+                )
             if not guess:
                 pending = [int(self._logits().argmax())]
                 continue
@@ -518,16 +650,17 @@ class _DraftCounts:
     decodes: int = 0  # llama_decode calls while generating
 
 
-def lookup(out: Sequence[int], draft: Sequence[int], k: int, hint: int = 0,
-           max_ngram: int = 3) -> tuple[int, list[int]]:
+def lookup(
+    out: Sequence[int], draft: Sequence[int], k: int, hint: int = 0, max_ngram: int = 3
+) -> tuple[int, list[int]]:
     """Where in `draft` the answer `out` goes on, and up to `k` draft tokens from there: after an
     occurrence of the last tokens of `out` (the longest such n-gram first, down to one token),
     the one ending at `hint` (where the previous lookup left off) if there is one, else the first
     after it, else the last. (0, []) where they occur nowhere."""
     for n in range(min(max_ngram, len(out)), 0, -1):
         tail = list(out[-n:])
-        ends = [s + n for s in range(len(draft) - n) if list(draft[s:s + n]) == tail]
+        ends = [s + n for s in range(len(draft) - n) if list(draft[s : s + n]) == tail]
         if ends:
             at = hint if hint in ends else next((e for e in ends if e > hint), ends[-1])
-            return at, list(draft[at:at + k])
+            return at, list(draft[at : at + k])
     return 0, []

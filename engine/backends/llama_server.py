@@ -53,8 +53,10 @@ class LlamaServerInfillBackend:
         try:
             props = get_json(self.endpoint + "/props", headers(api_key), connect_timeout_s)
         except (urllib.error.URLError, OSError, ValueError) as exc:
-            raise EngineError(f"cannot reach llama.cpp's server at {endpoint} ({exc}); is it running? "
-                              "Check the endpoint (--endpoint, or the editor's endpoint setting)") from exc
+            raise EngineError(
+                f"cannot reach llama.cpp's server at {endpoint} ({exc}); is it running? "
+                "Check the endpoint (--endpoint, or the editor's endpoint setting)"
+            ) from exc
         settings = props.get("default_generation_settings") or {}
         self.n_ctx: int | None = int(settings.get("n_ctx") or props.get("n_ctx") or 0) or None
         model = str(props.get("model_path") or "").rsplit("/", 1)[-1]
@@ -64,11 +66,22 @@ class LlamaServerInfillBackend:
     def describe(self) -> dict[str, object]:
         return {"name": self.name, "device": self.device, "context_tokens": self.n_ctx}
 
-    def warm(self, prompt: Prompt, *, cancel: threading.Event | None = None, timeout_s: float = 60.0) -> Warmed:
+    def warm(
+        self, prompt: Prompt, *, cancel: threading.Event | None = None, timeout_s: float = 60.0
+    ) -> Warmed:
         return Warmed()
 
-    def generate(self, prompt: Prompt, *, max_tokens: int, stops: Stops, cut: Cut, timeout_s: float,
-                 cancel: threading.Event | None = None, n_candidates: int = 1) -> Generation:
+    def generate(
+        self,
+        prompt: Prompt,
+        *,
+        max_tokens: int,
+        stops: Stops,
+        cut: Cut,
+        timeout_s: float,
+        cancel: threading.Event | None = None,
+        n_candidates: int = 1,
+    ) -> Generation:
         """Generate from the prompt's parts; the server knows its model's end tokens, the stop texts
         (the file separator first) end a completion too. One candidate only."""
         t0 = time.perf_counter()
@@ -77,18 +90,38 @@ class LlamaServerInfillBackend:
             "input_extra": [{"filename": p.path, "text": p.text} for p in parts if p.kind in CONTEXT_KINDS],
             "input_prefix": next((p.text for p in parts if p.kind == "prefix"), ""),
             "input_suffix": next((p.text for p in parts if p.kind == "suffix"), ""),
-            "prompt": "", "n_predict": max_tokens, "temperature": 0, "top_k": 1, "stream": True,
-            "cache_prompt": True, "stop": list(stops.texts), "t_max_predict_ms": int(timeout_s * 1000),
+            "prompt": "",
+            "n_predict": max_tokens,
+            "temperature": 0,
+            "top_k": 1,
+            "stream": True,
+            "cache_prompt": True,
+            "stop": list(stops.texts),
+            "t_max_predict_ms": int(timeout_s * 1000),
         }
-        events = post_stream(self.url, body, headers(self.api_key), max(timeout_s, self.connect_timeout_s),
-                             self.endpoint)
-        out = stream_completion(events, piece=lambda e: e.get("content") or "", end=_end, cut=cut, cancel=cancel,
-                                deadline=t0 + timeout_s)
+        events = post_stream(
+            self.url, body, headers(self.api_key), max(timeout_s, self.connect_timeout_s), self.endpoint
+        )
+        out = stream_completion(
+            events,
+            piece=lambda e: e.get("content") or "",
+            end=_end,
+            cut=cut,
+            cancel=cancel,
+            deadline=t0 + timeout_s,
+        )
         final: dict[str, Any] = next((e for e in reversed(out.events) if e.get("stop")), {})
         timings = final.get("timings") or {}
         n_prompt = int(final.get("tokens_evaluated") or prompt.n_tokens)
         evaluated = int(timings.get("prompt_n", n_prompt))
         reused = int(timings.get("cache_n", 0))
         generated = int(timings.get("predicted_n") or final.get("tokens_predicted") or out.n_pieces)
-        return Generation(out.text, n_prompt, evaluated, reused, generated, out.stop_reason,
-                          (time.perf_counter() - t0) * 1000)
+        return Generation(
+            out.text,
+            n_prompt,
+            evaluated,
+            reused,
+            generated,
+            out.stop_reason,
+            (time.perf_counter() - t0) * 1000,
+        )

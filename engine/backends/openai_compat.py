@@ -41,8 +41,13 @@ class OpenAICompletionsBackend:
     warms = False
     n_ctx: int | None = None
 
-    def __init__(self, endpoint: str, model: str | None = None, api_key: str | None = None,
-                 connect_timeout_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        endpoint: str,
+        model: str | None = None,
+        api_key: str | None = None,
+        connect_timeout_s: float = 5.0,
+    ) -> None:
         self.endpoint = endpoint
         self.url = completions_url(endpoint)
         self.api_key = api_key
@@ -55,39 +60,65 @@ class OpenAICompletionsBackend:
         """The server's first model, and proof that the endpoint answers at all."""
         url = self.url.rsplit("/completions", 1)[0] + "/models"
         try:
-            with urllib.request.urlopen(urllib.request.Request(url, headers=headers(self.api_key)),
-                                        timeout=self.connect_timeout_s) as response:
+            with urllib.request.urlopen(
+                urllib.request.Request(url, headers=headers(self.api_key)), timeout=self.connect_timeout_s
+            ) as response:
                 data = json.load(response).get("data") or []
         except urllib.error.HTTPError as exc:
             log.info("%s answered %d; sending requests without a model name", url, exc.code)
             return None
         except (urllib.error.URLError, OSError, ValueError) as exc:
-            raise EngineError(f"cannot reach the inference server at {self.endpoint} ({exc}); is it running? "
-                              "Check the endpoint (--endpoint, or the editor's endpoint setting)") from exc
+            raise EngineError(
+                f"cannot reach the inference server at {self.endpoint} ({exc}); is it running? "
+                "Check the endpoint (--endpoint, or the editor's endpoint setting)"
+            ) from exc
         return str(data[0]["id"]) if data and "id" in data[0] else None
 
     def describe(self) -> dict[str, object]:
         return {"name": self.name, "device": self.device}
 
-    def warm(self, prompt: Prompt, *, cancel: threading.Event | None = None, timeout_s: float = 60.0) -> Warmed:
+    def warm(
+        self, prompt: Prompt, *, cancel: threading.Event | None = None, timeout_s: float = 60.0
+    ) -> Warmed:
         return Warmed()
 
-    def generate(self, prompt: Prompt, *, max_tokens: int, stops: Stops, cut: Cut, timeout_s: float,
-                 cancel: threading.Event | None = None, n_candidates: int = 1) -> Generation:
+    def generate(
+        self,
+        prompt: Prompt,
+        *,
+        max_tokens: int,
+        stops: Stops,
+        cut: Cut,
+        timeout_s: float,
+        cancel: threading.Event | None = None,
+        n_candidates: int = 1,
+    ) -> Generation:
         """Generate from the prompt's text. One candidate only."""
         t0 = time.perf_counter()
-        body: dict[str, Any] = {"prompt": prompt.text, "max_tokens": max_tokens, "temperature": 0, "stream": True,
-                                "stop": list(stops.texts[:4])}  # OpenAI allows four stop sequences
+        body: dict[str, Any] = {
+            "prompt": prompt.text,
+            "max_tokens": max_tokens,
+            "temperature": 0,
+            "stream": True,
+            "stop": list(stops.texts[:4]),
+        }  # OpenAI allows four stop sequences
         if self.model:
             body["model"] = self.model
-        events = post_stream(self.url, body, headers(self.api_key), max(timeout_s, self.connect_timeout_s),
-                             self.endpoint)
-        out = stream_completion(events, piece=lambda e: _choice(e).get("text") or "",
-                                end=lambda e: "eog" if _choice(e).get("finish_reason") == "stop" else None,
-                                cut=cut, cancel=cancel, deadline=t0 + timeout_s)
+        events = post_stream(
+            self.url, body, headers(self.api_key), max(timeout_s, self.connect_timeout_s), self.endpoint
+        )
+        out = stream_completion(
+            events,
+            piece=lambda e: _choice(e).get("text") or "",
+            end=lambda e: "eog" if _choice(e).get("finish_reason") == "stop" else None,
+            cut=cut,
+            cancel=cancel,
+            deadline=t0 + timeout_s,
+        )
         usage = next((e["usage"] for e in reversed(out.events) if e.get("usage")), None)
         n_prompt = int(usage.get("prompt_tokens", prompt.n_tokens)) if usage else prompt.n_tokens
         generated = int(usage.get("completion_tokens", out.n_pieces)) if usage else out.n_pieces
         # The API does not say how much of the prompt the server found in its cache.
-        return Generation(out.text, n_prompt, n_prompt, 0, generated, out.stop_reason,
-                          (time.perf_counter() - t0) * 1000)
+        return Generation(
+            out.text, n_prompt, n_prompt, 0, generated, out.stop_reason, (time.perf_counter() - t0) * 1000
+        )

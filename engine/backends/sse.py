@@ -24,8 +24,9 @@ def headers(api_key: str | None) -> dict[str, str]:
     return out
 
 
-def post_stream(url: str, body: dict[str, Any], headers: dict[str, str], timeout_s: float,
-                endpoint: str) -> Generator[dict[str, Any], None, None]:
+def post_stream(
+    url: str, body: dict[str, Any], headers: dict[str, str], timeout_s: float, endpoint: str
+) -> Generator[dict[str, Any], None, None]:
     """Each `data:` event as JSON, until `[DONE]` or the end of the stream. Closing the generator
     closes the connection, which tells the server to stop generating."""
     request = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers)
@@ -54,9 +55,15 @@ class Streamed:
     events: list[dict[str, Any]]  # every event read, for the counts a server reports in them
 
 
-def stream_completion(events: Generator[dict[str, Any], None, None], *, piece: Callable[[dict[str, Any]], str],
-                      end: Callable[[dict[str, Any]], str | None], cut: Cut,
-                      cancel: threading.Event | None, deadline: float) -> Streamed:
+def stream_completion(
+    events: Generator[dict[str, Any], None, None],
+    *,
+    piece: Callable[[dict[str, Any]], str],
+    end: Callable[[dict[str, Any]], str | None],
+    cut: Cut,
+    cancel: threading.Event | None,
+    deadline: float,
+) -> Streamed:
     """Read `events` until the stop rule `cut` ends the text, an event ends the stream (`end` gives
     the reason, None to go on), `cancel` is set or `deadline` (time.perf_counter()) passes; then
     close the stream, which stops the server's generation."""

@@ -73,5 +73,3 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     finally:
         log.debug("%s took %.2f s", args.command, time.perf_counter() - t0)
-
-

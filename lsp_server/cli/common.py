@@ -57,8 +57,14 @@ class Bar:
         if self.bar is None:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=total, initial=done, file=sys.stderr, mininterval=0.2, dynamic_ncols=True,
-                            **self.tqdm_args)
+            self.bar = tqdm(
+                total=total,
+                initial=done,
+                file=sys.stderr,
+                mininterval=0.2,
+                dynamic_ncols=True,
+                **self.tqdm_args,
+            )
         bar = self.bar
         bar.n = done
         if postfix:
@@ -85,22 +91,35 @@ def run_reindex(index: CodeIndex, quiet: bool) -> ReindexStats:
 
 
 def add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging on stderr (-vv: debug)")
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more logging on stderr (-vv: debug)"
+    )
     parser.add_argument("--log-file", help="also write the log to this file")
-    parser.add_argument("--index-dir", help="where the index lives (default: ROOT/.code-kb, or the user's "
-                        "cache folder for a folder code-kb cannot or should not write into)")
-    parser.add_argument("--embedding-model", help="sentence-transformers model name or path "
-                        "(default: the packaged all-MiniLM-L6-v2)")
-    parser.add_argument("--max-files", type=int, help="refuse to index a tree with more files than this "
-                        "(default 25000)")
+    parser.add_argument(
+        "--index-dir",
+        help="where the index lives (default: ROOT/.code-kb, or the user's "
+        "cache folder for a folder code-kb cannot or should not write into)",
+    )
+    parser.add_argument(
+        "--embedding-model",
+        help="sentence-transformers model name or path (default: the packaged all-MiniLM-L6-v2)",
+    )
+    parser.add_argument(
+        "--max-files", type=int, help="refuse to index a tree with more files than this (default 25000)"
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
 def add_model(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="GGUF model file (default: $CODE_KB_MODEL, then the config file)")
-    parser.add_argument("--endpoint", help="OpenAI-compatible inference server (e.g. http://127.0.0.1:8080) "
-                        "that generates instead of an in-process model; --model then only counts tokens")
-    parser.add_argument("--budget", type=int, help="prompt budget in tokens (default: from the model and hardware)")
+    parser.add_argument(
+        "--endpoint",
+        help="OpenAI-compatible inference server (e.g. http://127.0.0.1:8080) "
+        "that generates instead of an in-process model; --model then only counts tokens",
+    )
+    parser.add_argument(
+        "--budget", type=int, help="prompt budget in tokens (default: from the model and hardware)"
+    )
     parser.add_argument("--max-tokens", type=int, help="tokens to generate at most (default 64)")
 
 
@@ -108,4 +127,6 @@ def add_index_use(parser: argparse.ArgumentParser) -> None:
     """--json, --root and --no-reindex: for commands that read an index."""
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     parser.add_argument("--root", help="the indexed root (default: nearest directory with .code-kb or .git)")
-    parser.add_argument("--no-reindex", action="store_true", help="use the index as it is, without updating it")
+    parser.add_argument(
+        "--no-reindex", action="store_true", help="use the index as it is, without updating it"
+    )

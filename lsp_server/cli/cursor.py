@@ -116,7 +116,9 @@ def cursor_of(session: Session, item: dict[str, Any]) -> Cursor:
         raise UsageError(f"code-kb builds no prompt for {item['path']}: {why}") from None
 
 
-def _each(args: argparse.Namespace, session: Session, indexes: TreeIndexes, handle: Callable[[Cursor], None]) -> int:
+def _each(
+    args: argparse.Namespace, session: Session, indexes: TreeIndexes, handle: Callable[[Cursor], None]
+) -> int:
     """Run `handle` per request, then close the indexes; in batch mode a bad request becomes an error
     line, not an exit."""
     failures = 0
@@ -130,8 +132,17 @@ def _each(args: argparse.Namespace, session: Session, indexes: TreeIndexes, hand
                 if not args.batch:
                     raise
                 failures += 1
-                print(json.dumps({"path": item.get("path"), "line": item.get("line"), "col": item.get("col"),
-                                  "error": str(exc)}), flush=True)
+                print(
+                    json.dumps(
+                        {
+                            "path": item.get("path"),
+                            "line": item.get("line"),
+                            "col": item.get("col"),
+                            "error": str(exc),
+                        }
+                    ),
+                    flush=True,
+                )
     finally:
         indexes.close()
     return 1 if failures else 0
@@ -155,17 +166,29 @@ def cmd_context(args: argparse.Namespace) -> int:
     def handle(cursor: Cursor) -> None:
         prompt, retrieval_ms = session.prompt(cursor, budget_tokens=args.budget)
         if args.json or args.batch:
-            print(json.dumps(prompt.to_dict(cursor.place.path, cursor.line + 1, cursor.col + 1),
-                             ensure_ascii=False), flush=True)
+            print(
+                json.dumps(
+                    prompt.to_dict(cursor.place.path, cursor.line + 1, cursor.col + 1), ensure_ascii=False
+                ),
+                flush=True,
+            )
             return
         sys.stdout.write(prompt.text)
         sys.stdout.write("\n")
-        snippets = [f"{p.path}:{p.start_line + 1}-{p.end_line + 1}" for p in prompt.parts
-                    if p.kind in ("snippet", "recent")]
-        exact = "" if session.completer and session.completer.tokenizer.exact else " (estimated: no model given)"
-        print(f"--\nprompt {prompt.n_tokens} tokens{exact} of a {prompt.budget_tokens}-token budget, template "
-              f"{prompt.template}; retrieval {retrieval_ms:.0f} ms, assembly {prompt.build_ms:.0f} ms\n"
-              f"retrieved: {', '.join(snippets) if snippets else 'nothing'}", file=sys.stderr)
+        snippets = [
+            f"{p.path}:{p.start_line + 1}-{p.end_line + 1}"
+            for p in prompt.parts
+            if p.kind in ("snippet", "recent")
+        ]
+        exact = (
+            "" if session.completer and session.completer.tokenizer.exact else " (estimated: no model given)"
+        )
+        print(
+            f"--\nprompt {prompt.n_tokens} tokens{exact} of a {prompt.budget_tokens}-token budget, template "
+            f"{prompt.template}; retrieval {retrieval_ms:.0f} ms, assembly {prompt.build_ms:.0f} ms\n"
+            f"retrieved: {', '.join(snippets) if snippets else 'nothing'}",
+            file=sys.stderr,
+        )
 
     return _each(args, session, indexes, handle)
 
@@ -177,11 +200,24 @@ def cmd_complete(args: argparse.Namespace) -> int:
         result = session.complete(cursor)
         if args.json or args.batch:
             g = result.generation
-            print(json.dumps({"path": cursor.place.path, "line": cursor.line + 1, "col": cursor.col + 1,
-                              "text": result.text, "prompt_tokens": g.n_prompt, "evaluated_tokens": g.n_evaluated,
-                              "reused_tokens": g.n_reused, "generated_tokens": g.n_generated,
-                              "stop_reason": g.stop_reason, "total_ms": round(result.total_ms, 1)},
-                             ensure_ascii=False), flush=True)
+            print(
+                json.dumps(
+                    {
+                        "path": cursor.place.path,
+                        "line": cursor.line + 1,
+                        "col": cursor.col + 1,
+                        "text": result.text,
+                        "prompt_tokens": g.n_prompt,
+                        "evaluated_tokens": g.n_evaluated,
+                        "reused_tokens": g.n_reused,
+                        "generated_tokens": g.n_generated,
+                        "stop_reason": g.stop_reason,
+                        "total_ms": round(result.total_ms, 1),
+                    },
+                    ensure_ascii=False,
+                ),
+                flush=True,
+            )
             return
         print(result.text)
         print(f"-- {result.summary()}", file=sys.stderr)
@@ -190,14 +226,19 @@ def cmd_complete(args: argparse.Namespace) -> int:
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
-    for name, func, text in (("context", cmd_context, "print the prompt code-kb would send the model at a position"),
-                             ("complete", cmd_complete, "print the model's completion at a position")):
+    for name, func, text in (
+        ("context", cmd_context, "print the prompt code-kb would send the model at a position"),
+        ("complete", cmd_complete, "print the model's completion at a position"),
+    ):
         p = sub.add_parser(name, help=text)
         add_common(p)
         add_model(p)
         p.add_argument("location", nargs="?", help="PATH:LINE:COL, 1-based line and column")
         p.add_argument("--buffer", help="file holding the unsaved text of PATH, used instead of PATH on disk")
-        p.add_argument("--batch", help='JSON lines of {"path", "line", "col", optional "buffer"}; one result line '
-                       "each, in order ('-' for stdin)")
+        p.add_argument(
+            "--batch",
+            help='JSON lines of {"path", "line", "col", optional "buffer"}; one result line '
+            "each, in order ('-' for stdin)",
+        )
         add_index_use(p)
         p.set_defaults(func=func)

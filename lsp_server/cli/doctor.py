@@ -24,17 +24,26 @@ def cmd_doctor(args: argparse.Namespace) -> int:
             if c.fix and c.status != "ok":
                 print(f"{'':15}fix: {c.fix}")
         failed = sum(c.status == "FAIL" for c in checks)
-        print("all is well" if not failed else f"{failed} problem{'s' if failed > 1 else ''} to fix",
-              file=sys.stderr)
+        print(
+            "all is well" if not failed else f"{failed} problem{'s' if failed > 1 else ''} to fix",
+            file=sys.stderr,
+        )
     return 0 if healthy(checks) else 1
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("doctor", help="check the install, the model, the indexes and the editors; print what to "
-                       "fix (exit status 1 when something is broken)")
+    p = sub.add_parser(
+        "doctor",
+        help="check the install, the model, the indexes and the editors; print what to "
+        "fix (exit status 1 when something is broken)",
+    )
     add_common(p)
-    p.add_argument("paths", nargs="*", metavar="PATH", help="indexed roots to check (default: the nearest root)")
+    p.add_argument(
+        "paths", nargs="*", metavar="PATH", help="indexed roots to check (default: the nearest root)"
+    )
     p.add_argument("--model", help="GGUF file or catalogue name to check instead of the configured one")
-    p.add_argument("--no-embedder", action="store_true", help="skip loading the embedding model (saves seconds)")
+    p.add_argument(
+        "--no-embedder", action="store_true", help="skip loading the embedding model (saves seconds)"
+    )
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(func=cmd_doctor)

@@ -36,13 +36,29 @@ def cmd_search(args: argparse.Namespace) -> int:
     finally:
         index.close()
     if args.json:
-        print(json.dumps([{"path": h.path, "start_line": h.start_line + 1, "end_line": h.end_line + 1,
-                           "kind": h.kind, "name": h.name, "score": round(h.score, 4), "text": h.text}
-                          for h in hits], ensure_ascii=False))
+        print(
+            json.dumps(
+                [
+                    {
+                        "path": h.path,
+                        "start_line": h.start_line + 1,
+                        "end_line": h.end_line + 1,
+                        "kind": h.kind,
+                        "name": h.name,
+                        "score": round(h.score, 4),
+                        "text": h.text,
+                    }
+                    for h in hits
+                ],
+                ensure_ascii=False,
+            )
+        )
         return 0
     for rank, h in enumerate(hits, 1):
         first = next((ln.strip() for ln in h.text.split("\n") if ln.strip()), "")
-        print(f"{rank:2d}. {h.score:.3f}  {h.path}:{h.start_line + 1}-{h.end_line + 1}  {h.kind} {h.name}".rstrip())
+        print(
+            f"{rank:2d}. {h.score:.3f}  {h.path}:{h.start_line + 1}-{h.end_line + 1}  {h.kind} {h.name}".rstrip()
+        )
         print(f"      {first[:100]}")
     if not hits:
         print(f"nothing found in {root}", file=sys.stderr)
@@ -65,20 +81,36 @@ def hardware_report(settings: Settings) -> dict:
     elif not settings.engine.endpoint:
         model["problem"] = f"no model configured; run: code-kb model pull {choice.model}"
     engine = settings.engine
-    overrides = {k: v for k, v in (("budget", engine.budget_tokens), ("kv_cache_type", engine.kv_cache_type
-                                   if engine.kv_cache_type != "auto" else None), ("gpu_layers", engine.n_gpu_layers))
-                 if v is not None}  # the settings that replace the choice
+    overrides = {
+        k: v
+        for k, v in (
+            ("budget", engine.budget_tokens),
+            ("kv_cache_type", engine.kv_cache_type if engine.kv_cache_type != "auto" else None),
+            ("gpu_layers", engine.n_gpu_layers),
+        )
+        if v is not None
+    }  # the settings that replace the choice
     return {"machine": machine.to_dict(), "choice": choice.to_dict(), "overrides": overrides, "model": model}
 
 
 def _print_hardware(report: dict) -> None:
     m, c, model = report["machine"], report["choice"], report["model"]
     gib = 1 << 30
-    gpus = ", ".join(f"{d['backend']} {d['name']} {(d['total_bytes'] or 0) / gib:.1f} GiB"
-                     for d in m["devices"] if d["kind"] != "cpu") or "none"
-    print(f"machine       {m['cpu_cores']} CPU cores, {(m['ram_bytes'] or 0) / gib:.1f} GiB RAM, GPUs: {gpus}")
-    print(f"chosen        model {c['model']} {c['quant']} (what `code-kb model list` marks), budget "
-          f"{c['budget_tokens']} tokens, KV {c['kv_cache_type']}, GPU layers {c['gpu_layers']}")
+    gpus = (
+        ", ".join(
+            f"{d['backend']} {d['name']} {(d['total_bytes'] or 0) / gib:.1f} GiB"
+            for d in m["devices"]
+            if d["kind"] != "cpu"
+        )
+        or "none"
+    )
+    print(
+        f"machine       {m['cpu_cores']} CPU cores, {(m['ram_bytes'] or 0) / gib:.1f} GiB RAM, GPUs: {gpus}"
+    )
+    print(
+        f"chosen        model {c['model']} {c['quant']} (what `code-kb model list` marks), budget "
+        f"{c['budget_tokens']} tokens, KV {c['kv_cache_type']}, GPU layers {c['gpu_layers']}"
+    )
     for reason in c["reasons"]:
         print(f"  because     {reason}")
     if report["overrides"]:
@@ -113,7 +145,6 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
-
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("reindex", help="index a tree (incremental)")
     add_common(p)
@@ -125,8 +156,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-k", type=int, default=10, help="how many chunks (default 10)")
     add_index_use(p)
     p.set_defaults(func=cmd_search)
-    p = sub.add_parser("status", help="what the index of a tree holds, this machine, and the model, budget and "
-                       "offload chosen for it")
+    p = sub.add_parser(
+        "status",
+        help="what the index of a tree holds, this machine, and the model, budget and offload chosen for it",
+    )
     add_common(p)
     p.add_argument("path", nargs="?", default=".", help="root of the indexed tree (default: .)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")

@@ -22,8 +22,10 @@ def loopback_host(host: str) -> None:
     except ValueError:
         loopback = False
     if not loopback:
-        raise UsageError(f"--host {host} is not a loopback address; code-kb serves only this machine "
-                         "(127.0.0.1, ::1 or localhost): it has no authentication")
+        raise UsageError(
+            f"--host {host} is not a loopback address; code-kb serves only this machine "
+            "(127.0.0.1, ::1 or localhost): it has no authentication"
+        )
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -47,8 +49,15 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     add_common(p)
     add_model(p)
     p.add_argument("--tcp", type=int, metavar="PORT", help="listen on 127.0.0.1:PORT instead of stdio")
-    p.add_argument("--host", default="127.0.0.1", help="loopback address for --tcp (127.0.0.1, ::1 or localhost); "
-                   "any other is refused")
-    p.add_argument("--stdio", action="store_true", help="speak LSP on stdin/stdout (the default; accepted "
-                   "because editor clients such as vscode-languageclient append it)")
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="loopback address for --tcp (127.0.0.1, ::1 or localhost); any other is refused",
+    )
+    p.add_argument(
+        "--stdio",
+        action="store_true",
+        help="speak LSP on stdin/stdout (the default; accepted "
+        "because editor clients such as vscode-languageclient append it)",
+    )
     p.set_defaults(func=cmd_serve)

@@ -13,8 +13,9 @@ _WORD_AT_END = re.compile(r"\w*$")
 
 
 async def completion(ls: CodeKbServer, params: types.CompletionParams) -> types.CompletionList | None:
-    result = await ls.complete(params.text_document.uri, params.position, ls.settings.engine.candidates,
-                              kind="completion")
+    result = await ls.complete(
+        params.text_document.uri, params.position, ls.settings.engine.candidates, kind="completion"
+    )
     if result is None or not result.text:
         return None
     # The edit replaces the identifier being typed, so the client filters the item by what the
@@ -26,17 +27,23 @@ async def completion(ls: CodeKbServer, params: types.CompletionParams) -> types.
     line_start = doc.source.rfind("\n", 0, offset) + 1
     word = _WORD_AT_END.findall(doc.source[line_start:offset])[0]
     # Positions count UTF-16 units: a word with characters beyond the BMP is longer there.
-    start = types.Position(line=params.position.line,
-                           character=params.position.character - len(word.encode("utf-16-le")) // 2)
+    start = types.Position(
+        line=params.position.line, character=params.position.character - len(word.encode("utf-16-le")) // 2
+    )
     sources = result.prompt.snippet_paths()
-    detail = "code-kb" + (f" · context from {', '.join(sources[:3])}" if sources else " · no retrieved context")
-    items = [_item(ls, word, text, start, params.position, detail, rank)
-             for rank, text in enumerate([result.text, *result.alternatives])]
+    detail = "code-kb" + (
+        f" · context from {', '.join(sources[:3])}" if sources else " · no retrieved context"
+    )
+    items = [
+        _item(ls, word, text, start, params.position, detail, rank)
+        for rank, text in enumerate([result.text, *result.alternatives])
+    ]
     return types.CompletionList(is_incomplete=True, items=items)
 
 
-def _item(ls: CodeKbServer, word: str, text: str, start: types.Position, end: types.Position, detail: str,
-          rank: int) -> types.CompletionItem:
+def _item(
+    ls: CodeKbServer, word: str, text: str, start: types.Position, end: types.Position, detail: str, rank: int
+) -> types.CompletionItem:
     first_line = text.strip().split("\n", 1)[0]
     return types.CompletionItem(
         label=(word + first_line)[:60] + ("…" if len(word + first_line) > 60 or "\n" in text.strip() else ""),
@@ -65,4 +72,5 @@ def _documentation(ls: CodeKbServer, text: str) -> types.MarkupContent | str:
 
 def register(server: CodeKbServer) -> None:
     server.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(trigger_characters=[".", "("]))(
-        completion)
+        completion
+    )

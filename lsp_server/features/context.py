@@ -24,8 +24,10 @@ def _field(obj: Any, key: str) -> Any:
 def _position(pos: Any) -> types.Position:
     line, character = _field(pos, "line"), _field(pos, "character")
     if not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**31 for v in (line, character)):
-        raise JsonRpcInvalidParams(f"{CONTEXT_METHOD}: position needs line and character as integers "
-                                   f"from 0 to 2^31-1, got {line!r} and {character!r}")
+        raise JsonRpcInvalidParams(
+            f"{CONTEXT_METHOD}: position needs line and character as integers "
+            f"from 0 to 2^31-1, got {line!r} and {character!r}"
+        )
     return types.Position(line=line, character=character)
 
 

@@ -7,7 +7,9 @@ from lsprotocol import types
 from ..server import CodeKbServer
 
 
-async def inline_completion(ls: CodeKbServer, params: types.InlineCompletionParams) -> types.InlineCompletionList | None:
+async def inline_completion(
+    ls: CodeKbServer, params: types.InlineCompletionParams
+) -> types.InlineCompletionList | None:
     result = await ls.complete(params.text_document.uri, params.position)
     if result is None or not result.text:
         return None

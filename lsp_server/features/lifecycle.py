@@ -23,7 +23,9 @@ async def initialized(ls: CodeKbServer, params: types.InitializedParams) -> None
 
 
 def workspace_roots(ls: CodeKbServer) -> list[Path]:
-    uris = [f.uri for f in ls.workspace.folders.values()] or ([ls.workspace.root_uri] if ls.workspace.root_uri else [])
+    uris = [f.uri for f in ls.workspace.folders.values()] or (
+        [ls.workspace.root_uri] if ls.workspace.root_uri else []
+    )
     return [Path(p).resolve() for p in (to_fs_path(u) for u in uris) if p]
 
 

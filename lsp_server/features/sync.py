@@ -26,8 +26,10 @@ def did_change(ls: CodeKbServer, params: types.DidChangeTextDocumentParams) -> N
     if isinstance(last, types.TextDocumentContentChangePartial):
         end = last.range.start
         lines = last.text.split("\n")
-        position = types.Position(line=end.line + len(lines) - 1,
-                                  character=(end.character if len(lines) == 1 else 0) + len(lines[-1].encode("utf-16-le")) // 2)
+        position = types.Position(
+            line=end.line + len(lines) - 1,
+            character=(end.character if len(lines) == 1 else 0) + len(lines[-1].encode("utf-16-le")) // 2,
+        )
         offset = doc.offset_at_position(position)
     else:
         offset = len(doc.source)

@@ -50,10 +50,21 @@ async def register_file_watcher(ls: CodeKbServer) -> None:
     if not (watch and watch.dynamic_registration):
         log.info("client cannot watch files for us: the index follows saves only")
         return
-    options = types.DidChangeWatchedFilesRegistrationOptions(watchers=[types.FileSystemWatcher(glob_pattern="**/*")])
+    options = types.DidChangeWatchedFilesRegistrationOptions(
+        watchers=[types.FileSystemWatcher(glob_pattern="**/*")]
+    )
     try:
-        await ls.client_register_capability_async(types.RegistrationParams(registrations=[types.Registration(
-            id="code-kb-watch", method=types.WORKSPACE_DID_CHANGE_WATCHED_FILES, register_options=options)]))
+        await ls.client_register_capability_async(
+            types.RegistrationParams(
+                registrations=[
+                    types.Registration(
+                        id="code-kb-watch",
+                        method=types.WORKSPACE_DID_CHANGE_WATCHED_FILES,
+                        register_options=options,
+                    )
+                ]
+            )
+        )
     except JsonRpcException as exc:
         log.info("client refused to watch files: %s", exc)
 
@@ -69,8 +80,9 @@ async def did_change_configuration(ls: CodeKbServer, params: types.DidChangeConf
         caps = ls.client_capabilities.workspace
         if caps and caps.configuration:
             try:
-                items = await ls.workspace_configuration_async(types.ConfigurationParams(
-                    items=[types.ConfigurationItem(section=SECTION)]))
+                items = await ls.workspace_configuration_async(
+                    types.ConfigurationParams(items=[types.ConfigurationItem(section=SECTION)])
+                )
             except JsonRpcException as exc:
                 log.info("client did not answer workspace/configuration: %s", exc)
                 return

@@ -16,9 +16,11 @@ SERVER = [sys.executable, "-m", "lsp_server", "serve"]
 CAPABILITIES = types.ClientCapabilities(
     window=types.WindowClientCapabilities(work_done_progress=True),
     workspace=types.WorkspaceClientCapabilities(
-        workspace_folders=True, configuration=True,
+        workspace_folders=True,
+        configuration=True,
         did_change_watched_files=types.DidChangeWatchedFilesClientCapabilities(dynamic_registration=True),
-        execute_command=types.ExecuteCommandClientCapabilities()),
+        execute_command=types.ExecuteCommandClientCapabilities(),
+    ),
     text_document=types.TextDocumentClientCapabilities(
         inline_completion=types.InlineCompletionClientCapabilities(),
         completion=types.CompletionClientCapabilities(),
@@ -32,9 +34,11 @@ def get(obj: Any, key: str) -> Any:
     return obj[key] if isinstance(obj, dict) else getattr(obj, key)
 
 
-async def wait_for_log(client: LanguageClient, text: str, timeout_s: float = 180, after: int = 0,
-                       count: int = 1) -> types.LogMessageParams:
+async def wait_for_log(
+    client: LanguageClient, text: str, timeout_s: float = 180, after: int = 0, count: int = 1
+) -> types.LogMessageParams:
     """The `count`-th window/logMessage (from index `after` on) that contains `text`."""
+
     async def scan() -> types.LogMessageParams:
         while True:
             found = [m for m in client.log_messages[after:] if text in m.message]
@@ -45,10 +49,17 @@ async def wait_for_log(client: LanguageClient, text: str, timeout_s: float = 180
     return await asyncio.wait_for(scan(), timeout_s)
 
 
-def open_file(client: LanguageClient, path: Path, language_id: str = "python", text: str | None = None) -> str:
+def open_file(
+    client: LanguageClient, path: Path, language_id: str = "python", text: str | None = None
+) -> str:
     uri = path.as_uri()
-    client.text_document_did_open(types.DidOpenTextDocumentParams(text_document=types.TextDocumentItem(
-        uri=uri, language_id=language_id, version=1, text=path.read_text() if text is None else text)))
+    client.text_document_did_open(
+        types.DidOpenTextDocumentParams(
+            text_document=types.TextDocumentItem(
+                uri=uri, language_id=language_id, version=1, text=path.read_text() if text is None else text
+            )
+        )
+    )
     return uri
 
 
@@ -57,14 +68,18 @@ async def status(client: LanguageClient) -> Any:
 
 
 async def context(client: LanguageClient, uri: str, position: types.Position) -> Any:
-    return await client.protocol.send_request_async("codeKb/context", {
-        "textDocument": {"uri": uri}, "position": {"line": position.line, "character": position.character}})
+    return await client.protocol.send_request_async(
+        "codeKb/context",
+        {"textDocument": {"uri": uri}, "position": {"line": position.line, "character": position.character}},
+    )
 
 
 def inline_params(uri: str, position: types.Position) -> types.InlineCompletionParams:
     return types.InlineCompletionParams(
-        text_document=types.TextDocumentIdentifier(uri=uri), position=position,
-        context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Automatic))
+        text_document=types.TextDocumentIdentifier(uri=uri),
+        position=position,
+        context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Automatic),
+    )
 
 
 def track_registrations(client: LanguageClient) -> list[types.Registration]:
@@ -85,6 +100,9 @@ async def start_client(root: Path, options: dict, env: dict[str, str]) -> Langua
     client = make_test_lsp_client()
     track_registrations(client)
     await client.start_io(*SERVER, env=env)
-    await client.initialize_session(types.InitializeParams(
-        capabilities=CAPABILITIES, root_uri=root.as_uri(), initialization_options=options))
+    await client.initialize_session(
+        types.InitializeParams(
+            capabilities=CAPABILITIES, root_uri=root.as_uri(), initialization_options=options
+        )
+    )
     return client

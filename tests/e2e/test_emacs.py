@@ -31,8 +31,13 @@ def elisp_string(text: str) -> str:
 
 def test_eglot_snippet_in_real_emacs(tiny_repo: Path, tiny_gguf: Path, tmp_path: Path):
     emacs = emacs_binary()
-    if emacs is None or subprocess.run([str(emacs), "--batch", "--eval", "(require 'eglot)"],
-                                       capture_output=True, timeout=60).returncode != 0:
+    if (
+        emacs is None
+        or subprocess.run(
+            [str(emacs), "--batch", "--eval", "(require 'eglot)"], capture_output=True, timeout=60
+        ).returncode
+        != 0
+    ):
         missing("Emacs with eglot", "`apt-get install emacs-nox elpa-eglot` (Emacs 29+ has eglot built in)")
 
     # The snippet as a user pastes it, pointed at the tiny model with the suite's short generations
@@ -50,18 +55,29 @@ def test_eglot_snippet_in_real_emacs(tiny_repo: Path, tiny_gguf: Path, tmp_path:
 
     out = tmp_path / "result.json"
     prelude = tmp_path / "prelude.el"
-    prelude.write_text("\n".join([
-        f"(setq code-kb-test-out {elisp_string(str(out))})",
-        f"(setq code-kb-test-file {elisp_string(str(tiny_repo / 'shop' / 'checkout.py'))})",
-        f"(setq code-kb-test-line {LINE} code-kb-test-column {COLUMN})",
-        "(require 'eglot)",
-        f"(load {elisp_string(str(tmp_path / 'snippet.el'))} nil t)",
-    ]) + "\n")
+    prelude.write_text(
+        "\n".join(
+            [
+                f"(setq code-kb-test-out {elisp_string(str(out))})",
+                f"(setq code-kb-test-file {elisp_string(str(tiny_repo / 'shop' / 'checkout.py'))})",
+                f"(setq code-kb-test-line {LINE} code-kb-test-column {COLUMN})",
+                "(require 'eglot)",
+                f"(load {elisp_string(str(tmp_path / 'snippet.el'))} nil t)",
+            ]
+        )
+        + "\n"
+    )
     home = tmp_path / "home"
     home.mkdir()
     env = dict(os.environ, HOME=str(home), PATH=f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
-    proc = subprocess.run([str(emacs), "--batch", "-l", str(prelude), "-l", str(SCENARIO)],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [str(emacs), "--batch", "-l", str(prelude), "-l", str(SCENARIO)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.is_file(), f"emacs exited {proc.returncode} without a result\n{proc.stdout}\n{proc.stderr}"
     r = json.loads(out.read_text())
     log = r.pop("server_log", "")  # the server's stderr, for a failure to show

@@ -50,9 +50,13 @@ def pid_of(client: LanguageClient) -> int:
 @pytest_lsp.fixture(config=ClientServerConfig(server_command=SERVER))
 async def client(lsp_client: LanguageClient, tiny_repo: Path, tiny_gguf: Path):
     track_registrations(lsp_client)
-    await lsp_client.initialize_session(types.InitializeParams(
-        capabilities=CAPABILITIES, root_uri=tiny_repo.as_uri(),
-        initialization_options={"modelPath": str(tiny_gguf), "maxTokens": 8, "debounceMs": 5}))
+    await lsp_client.initialize_session(
+        types.InitializeParams(
+            capabilities=CAPABILITIES,
+            root_uri=tiny_repo.as_uri(),
+            initialization_options={"modelPath": str(tiny_gguf), "maxTokens": 8, "debounceMs": 5},
+        )
+    )
     await wait_for_log(lsp_client, "index ready")
     yield
     await lsp_client.shutdown_session()
@@ -81,19 +85,29 @@ class Typist:
     def type(self, text: str) -> None:
         at = self.cursor
         self.version += 1
-        self.client.text_document_did_change(types.DidChangeTextDocumentParams(
-            text_document=types.VersionedTextDocumentIdentifier(uri=self.uri, version=self.version),
-            content_changes=[types.TextDocumentContentChangePartial(range=types.Range(at, at), text=text)]))
+        self.client.text_document_did_change(
+            types.DidChangeTextDocumentParams(
+                text_document=types.VersionedTextDocumentIdentifier(uri=self.uri, version=self.version),
+                content_changes=[
+                    types.TextDocumentContentChangePartial(range=types.Range(at, at), text=text)
+                ],
+            )
+        )
         parts = text.split("\n")
         self.lines[-1] += parts[0]
         self.lines += parts[1:]
 
     def request(self, rng: random.Random) -> asyncio.Future:
         if rng.random() < 0.8:
-            return self.client.protocol.send_request(types.TEXT_DOCUMENT_INLINE_COMPLETION,
-                                                     inline_params(self.uri, self.cursor))
-        return self.client.protocol.send_request(types.TEXT_DOCUMENT_COMPLETION, types.CompletionParams(
-            text_document=types.TextDocumentIdentifier(uri=self.uri), position=self.cursor))
+            return self.client.protocol.send_request(
+                types.TEXT_DOCUMENT_INLINE_COMPLETION, inline_params(self.uri, self.cursor)
+            )
+        return self.client.protocol.send_request(
+            types.TEXT_DOCUMENT_COMPLETION,
+            types.CompletionParams(
+                text_document=types.TextDocumentIdentifier(uri=self.uri), position=self.cursor
+            ),
+        )
 
 
 async def burst(client: LanguageClient, typist: Typist, n: int, rng: random.Random) -> dict:
@@ -104,8 +118,13 @@ async def burst(client: LanguageClient, typist: Typist, n: int, rng: random.Rand
             typist.type(rng.choice(["x", " ", "(", "a", "\n    ", "1", ".", "total"]))
         msg_id = f"burst-{i}-{rng.random()}"
         kind = types.TEXT_DOCUMENT_INLINE_COMPLETION if rng.random() < 0.8 else types.TEXT_DOCUMENT_COMPLETION
-        params = inline_params(typist.uri, typist.cursor) if kind == types.TEXT_DOCUMENT_INLINE_COMPLETION else \
-            types.CompletionParams(text_document=types.TextDocumentIdentifier(uri=typist.uri), position=typist.cursor)
+        params = (
+            inline_params(typist.uri, typist.cursor)
+            if kind == types.TEXT_DOCUMENT_INLINE_COMPLETION
+            else types.CompletionParams(
+                text_document=types.TextDocumentIdentifier(uri=typist.uri), position=typist.cursor
+            )
+        )
         futures.append(asyncio.wrap_future(client.protocol.send_request(kind, params, msg_id=msg_id)))
         if rng.random() < 0.25:
             client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id=msg_id))
@@ -115,10 +134,20 @@ async def burst(client: LanguageClient, typist: Typist, n: int, rng: random.Rand
     results = await asyncio.wait_for(asyncio.gather(*futures, return_exceptions=True), 600)
     answered = sum(1 for r in results if not isinstance(r, BaseException))
     cancel_errors = sum(1 for r in results if isinstance(r, JsonRpcException) and "cancel" in str(r).lower())
-    other = [r for r in results if isinstance(r, BaseException) and not
-             (isinstance(r, JsonRpcException) and "cancel" in str(r).lower())]
-    return {"sent": n, "cancel_sent": cancelled, "answered": answered, "cancelled": cancel_errors,
-            "errors": [repr(e)[:200] for e in other[:5]], "error_count": len(other)}
+    other = [
+        r
+        for r in results
+        if isinstance(r, BaseException)
+        and not (isinstance(r, JsonRpcException) and "cancel" in str(r).lower())
+    ]
+    return {
+        "sent": n,
+        "cancel_sent": cancelled,
+        "answered": answered,
+        "cancelled": cancel_errors,
+        "errors": [repr(e)[:200] for e in other[:5]],
+        "error_count": len(other),
+    }
 
 
 async def latencies(client: LanguageClient, typist: Typist, n: int, rng: random.Random) -> list[float]:
@@ -155,10 +184,16 @@ async def test_a_burst_of_2000_requests_with_cancels_and_edits(client: LanguageC
     await idle(client)
     rss_after, fds_after = rss_mb(pid), open_fds(pid)
     in_flight = get(await status(client), "requests_in_flight")  # this status request itself
-    figures.update(model_runs=ran, requests_in_flight=in_flight, rss_before_mb=round(rss_before, 1),
-                   rss_after_mb=round(rss_after, 1),
-                   fds_before=fds_before, fds_after=fds_after, p99_last_ms=round(p99(last), 1),
-                   max_last_ms=round(max(last), 1))
+    figures.update(
+        model_runs=ran,
+        requests_in_flight=in_flight,
+        rss_before_mb=round(rss_before, 1),
+        rss_after_mb=round(rss_after, 1),
+        fds_before=fds_before,
+        fds_after=fds_after,
+        p99_last_ms=round(p99(last), 1),
+        max_last_ms=round(max(last), 1),
+    )
     print(f"\nburst: {figures}")
     # Every request answered or cancelled; nothing else.
     assert figures["error_count"] == 0, figures["errors"]
@@ -188,8 +223,9 @@ async def soak(client: LanguageClient, tiny_repo: Path, seconds: float) -> dict:
             typist.type(rng.choice(["def ", "x", "(", "self", "):\n        ", "return ", "1", "\n    "]))
             await asyncio.wait_for(asyncio.wrap_future(typist.request(rng)), 120)
             cycles += 1
-        client.text_document_did_close(types.DidCloseTextDocumentParams(
-            text_document=types.TextDocumentIdentifier(uri=typist.uri)))
+        client.text_document_did_close(
+            types.DidCloseTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=typist.uri))
+        )
         await idle(client)
         samples.append((time.monotonic(), rss_mb(pid), open_fds(pid)))
         if t_end is None:
@@ -199,10 +235,17 @@ async def soak(client: LanguageClient, tiny_repo: Path, seconds: float) -> dict:
     first, last = samples[0], samples[-1]
     mid = samples[len(samples) // 2]
     in_flight = get(await status(client), "requests_in_flight")
-    return {"cycles": cycles, "requests_in_flight": in_flight, "seconds": round(last[0] - first[0], 1),
-            "rss_first_mb": round(first[1], 1),
-            "rss_mid_mb": round(mid[1], 1), "rss_last_mb": round(last[1], 1), "fds_first": first[2],
-            "fds_last": last[2], "rss_max_mb": round(max(s[1] for s in samples), 1)}
+    return {
+        "cycles": cycles,
+        "requests_in_flight": in_flight,
+        "seconds": round(last[0] - first[0], 1),
+        "rss_first_mb": round(first[1], 1),
+        "rss_mid_mb": round(mid[1], 1),
+        "rss_last_mb": round(last[1], 1),
+        "fds_first": first[2],
+        "fds_last": last[2],
+        "rss_max_mb": round(max(s[1] for s in samples), 1),
+    }
 
 
 async def test_edit_complete_soak_short(client: LanguageClient, tiny_repo: Path):

@@ -48,8 +48,9 @@ sys.exit(main(sys.argv[1:]))
 
 
 def audited_server(log: Path) -> ClientServerConfig:
-    return ClientServerConfig(server_command=[sys.executable, "-c", AUDITED, "serve"],
-                              server_env={"CODE_KB_NET_LOG": str(log)})
+    return ClientServerConfig(
+        server_command=[sys.executable, "-c", AUDITED, "serve"], server_env={"CODE_KB_NET_LOG": str(log)}
+    )
 
 
 def events(log: Path) -> list[list[str]]:
@@ -69,18 +70,26 @@ def workspace(tiny_repo: Path) -> Path:
 
 async def exercise(client: LanguageClient, root: Path, options: dict) -> None:
     track_registrations(client)
-    await client.initialize_session(types.InitializeParams(
-        capabilities=CAPABILITIES, root_uri=root.as_uri(), initialization_options=options))
+    await client.initialize_session(
+        types.InitializeParams(
+            capabilities=CAPABILITIES, root_uri=root.as_uri(), initialization_options=options
+        )
+    )
     await wait_for_log(client, "index ready")
     uri = open_file(client, root / "shop" / "checkout.py")
-    client.text_document_did_change(types.DidChangeTextDocumentParams(
-        text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
-        content_changes=[types.TextDocumentContentChangePartial(
-            range=types.Range(CURSOR, CURSOR), text="c")]))
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
+            content_changes=[
+                types.TextDocumentContentChangePartial(range=types.Range(CURSOR, CURSOR), text="c")
+            ],
+        )
+    )
     after = types.Position(CURSOR.line, CURSOR.character + 1)
     await client.text_document_inline_completion_async(inline_params(uri, after))
-    await client.text_document_completion_async(types.CompletionParams(
-        text_document=types.TextDocumentIdentifier(uri=uri), position=after))
+    await client.text_document_completion_async(
+        types.CompletionParams(text_document=types.TextDocumentIdentifier(uri=uri), position=after)
+    )
     assert get(await context(client, uri, after), "parts")
 
 
@@ -133,15 +142,35 @@ async def test_a_remote_endpoint_gets_only_the_prompt(workspace: Path, net_log: 
     port = http.server_address[1]
     client = await audited_server(net_log).start()
     try:
-        await exercise(client, workspace, {"endpoint": f"http://127.0.0.1:{port}", "endpointApi": "completions",
-                                           "maxTokens": 4, "debounceMs": 0})
+        await exercise(
+            client,
+            workspace,
+            {
+                "endpoint": f"http://127.0.0.1:{port}",
+                "endpointApi": "completions",
+                "maxTokens": 4,
+                "debounceMs": 0,
+            },
+        )
     finally:
         await client.shutdown_session()
         http.shutdown()
     assert Recorder.bodies, "the endpoint was never asked"
     for body in Recorder.bodies:
-        assert set(body) <= {"prompt", "max_tokens", "temperature", "stream", "stop", "model", "n_probs",
-                             "logprobs", "cache_prompt", "seed", "top_k", "top_p"}, set(body)
+        assert set(body) <= {
+            "prompt",
+            "max_tokens",
+            "temperature",
+            "stream",
+            "stop",
+            "model",
+            "n_probs",
+            "logprobs",
+            "cache_prompt",
+            "seed",
+            "top_k",
+            "top_p",
+        }, set(body)
         assert isinstance(body["prompt"], str) and SECRET not in body["prompt"]
     assert all(p.startswith("/v1/") for p in Recorder.paths)
     # Every connection the server made went to the endpoint, on loopback (and the hook saw them).

@@ -38,6 +38,7 @@ def expected_api(version: tuple[int, int, int]) -> str:
 def displayed(line: str, tabstop: int) -> str:
     """A line of ghost text as the plugin draws it: tabs as 'tabstop' spaces, control characters as
     Vim shows them (strtrans)."""
+
     def char(c: str) -> str:
         code = ord(c)
         if code < 0x20 or code == 0x7F:
@@ -54,7 +55,10 @@ def lua_string(text: str) -> str:
 def run_scenario(nvim: Path, repo: Path, model: Path, tmp_path: Path) -> dict:
     out = tmp_path / "result.json"
     params = {
-        "out": str(out), "line": LINE, "character": CHARACTER, "deadline_ms": 150_000,
+        "out": str(out),
+        "line": LINE,
+        "character": CHARACTER,
+        "deadline_ms": 150_000,
         "setup": {
             "cmd": [sys.executable, "-m", "lsp_server", "serve"],
             "init_options": {"modelPath": str(model), "maxTokens": 16, "debounceMs": 10},
@@ -62,25 +66,44 @@ def run_scenario(nvim: Path, repo: Path, model: Path, tmp_path: Path) -> dict:
         },
     }
     init = tmp_path / "init.lua"
-    init.write_text("\n".join([
-        "vim.g.loaded_python3_provider = 0",  # the python ftplugin would probe for pynvim
-        "vim.g.loaded_node_provider = 0",
-        "vim.g.loaded_ruby_provider = 0",
-        "vim.g.loaded_perl_provider = 0",
-        "vim.o.updatetime = 100000",  # no CursorHoldI request in the middle of a step
-        "vim.o.completeopt = 'menuone,noinsert'",  # a menu even for one item; nothing inserted until chosen
-        "vim.lsp.set_log_level(os.getenv(\"CODE_KB_TEST_NVIM_LOG\") or \"WARN\")",
-        f"vim.opt.runtimepath:prepend({lua_string(str(PLUGIN))})",
-        f"_G.CODE_KB_TEST = vim.fn.json_decode({lua_string(json.dumps(params))})",
-        f"dofile({lua_string(str(SCENARIO))})",
-    ]) + "\n")
+    init.write_text(
+        "\n".join(
+            [
+                "vim.g.loaded_python3_provider = 0",  # the python ftplugin would probe for pynvim
+                "vim.g.loaded_node_provider = 0",
+                "vim.g.loaded_ruby_provider = 0",
+                "vim.g.loaded_perl_provider = 0",
+                "vim.o.updatetime = 100000",  # no CursorHoldI request in the middle of a step
+                "vim.o.completeopt = 'menuone,noinsert'",  # a menu even for one item; nothing inserted until chosen
+                'vim.lsp.set_log_level(os.getenv("CODE_KB_TEST_NVIM_LOG") or "WARN")',
+                f"vim.opt.runtimepath:prepend({lua_string(str(PLUGIN))})",
+                f"_G.CODE_KB_TEST = vim.fn.json_decode({lua_string(json.dumps(params))})",
+                f"dofile({lua_string(str(SCENARIO))})",
+            ]
+        )
+        + "\n"
+    )
     home = tmp_path / "home"
-    env = dict(os.environ, HOME=str(home), XDG_CONFIG_HOME=str(home / "config"), XDG_DATA_HOME=str(home / "data"),
-               XDG_STATE_HOME=str(home / "state"), XDG_CACHE_HOME=str(home / "cache"))
-    proc = subprocess.run([str(nvim), "--headless", "-n", "-i", "NONE", "-u", str(init), str(repo / "shop" / "checkout.py")],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=200)
+    env = dict(
+        os.environ,
+        HOME=str(home),
+        XDG_CONFIG_HOME=str(home / "config"),
+        XDG_DATA_HOME=str(home / "data"),
+        XDG_STATE_HOME=str(home / "state"),
+        XDG_CACHE_HOME=str(home / "cache"),
+    )
+    proc = subprocess.run(
+        [str(nvim), "--headless", "-n", "-i", "NONE", "-u", str(init), str(repo / "shop" / "checkout.py")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=200,
+    )
     logs = "\n".join(f"--- {p}\n{tail(p)}" for p in home.rglob("lsp.log"))
-    assert out.is_file(), f"nvim exited {proc.returncode} without a result\n{proc.stdout}\n{proc.stderr}\n{logs}"
+    assert out.is_file(), (
+        f"nvim exited {proc.returncode} without a result\n{proc.stdout}\n{proc.stderr}\n{logs}"
+    )
     result = json.loads(out.read_text())
     assert "error" not in result, f"{result['error']}\nsteps: {result['steps']}\n{proc.stderr}\n{logs}"
     return result
@@ -116,8 +139,11 @@ def test_plugin_in_real_neovim(branch: str, tiny_repo: Path, tiny_gguf: Path, tm
     # and the whole edit on <C-y>, 0.7 inserts the whole text.
     # (A repeated request may carry fewer alternatives; the greedy completion always comes first.)
     assert r["menu"] and r["menu"][0]["abbr"] == r["completion"][0]["label"]
-    assert r["menu"][0]["word"] == (r["completion"][0]["new_text"] if version < (0, 11) else
-                                    re.match(r"[^ \t\n\v\f\r]*", r["completion"][0]["new_text"])[0])
+    assert r["menu"][0]["word"] == (
+        r["completion"][0]["new_text"]
+        if version < (0, 11)
+        else re.match(r"[^ \t\n\v\f\r]*", r["completion"][0]["new_text"])[0]
+    )
     assert r["line_before_typing"] == "    return "
 
     # Typing "p" brought ghost text after a debounce: an extmark at the cursor holding the server's text.
@@ -153,7 +179,7 @@ def test_plugin_in_real_neovim(branch: str, tiny_repo: Path, tiny_gguf: Path, tm
     # With nothing shown, <Tab> did what <Tab> does.
     before, after, col = r["tab"]["before"].encode(), r["tab"]["after"].encode(), r["tab"]["col"]
     assert after[:col] == before[:col] and after.endswith(before[col:])
-    assert re.fullmatch(rb"\t| +", after[col:len(after) - len(before[col:])])
+    assert re.fullmatch(rb"\t| +", after[col : len(after) - len(before[col:])])
     # A multi-line suggestion: first line at the cursor, the others as virtual lines; <Tab> inserts all.
     m = r["multi"]
     assert m["shown"] == "first\n\tsecond\nthird"

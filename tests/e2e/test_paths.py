@@ -28,10 +28,14 @@ async def client(lsp_client: LanguageClient, tiny_repo: Path, tiny_gguf: Path, t
     link = tmp_path / "linked-workspace"
     link.symlink_to(tiny_repo, target_is_directory=True)
     lsp_client.link = link  # type: ignore[attr-defined]
-    await lsp_client.initialize_session(types.InitializeParams(
-        capabilities=CAPABILITIES, root_uri=link.as_uri(),
-        workspace_folders=[types.WorkspaceFolder(uri=link.as_uri(), name="linked")],
-        initialization_options={"modelPath": str(tiny_gguf), "maxTokens": 16, "maxFiles": 40}))
+    await lsp_client.initialize_session(
+        types.InitializeParams(
+            capabilities=CAPABILITIES,
+            root_uri=link.as_uri(),
+            workspace_folders=[types.WorkspaceFolder(uri=link.as_uri(), name="linked")],
+            initialization_options={"modelPath": str(tiny_gguf), "maxTokens": 16, "maxFiles": 40},
+        )
+    )
     await wait_for_log(lsp_client, "index ready")
     yield
     await lsp_client.shutdown_session()
@@ -41,8 +45,9 @@ async def test_a_workspace_opened_through_a_link_gets_both_kinds_of_completion(c
     uri = open_file(client, client.link / "shop" / "checkout.py")  # type: ignore[attr-defined]
     inline = await client.text_document_inline_completion_async(inline_params(uri, CURSOR))
     assert inline is not None
-    listed = await client.text_document_completion_async(types.CompletionParams(
-        text_document=types.TextDocumentIdentifier(uri=uri), position=CURSOR))
+    listed = await client.text_document_completion_async(
+        types.CompletionParams(text_document=types.TextDocumentIdentifier(uri=uri), position=CURSOR)
+    )
     assert listed is not None
     prompt = await context(client, uri, CURSOR)
     assert get(prompt, "path") == "shop/checkout.py"
@@ -56,22 +61,33 @@ async def test_a_file_linked_to_a_secret_gets_no_completion_and_feeds_no_prompt(
     secret_uri = open_file(client, link / "shop" / "settings.py", text=SECRET)
     at_end = types.Position(line=1, character=0)
     assert await client.text_document_inline_completion_async(inline_params(secret_uri, at_end)) is None
-    client.text_document_did_change(types.DidChangeTextDocumentParams(
-        text_document=types.VersionedTextDocumentIdentifier(uri=secret_uri, version=2),
-        content_changes=[types.TextDocumentContentChangePartial(
-            range=types.Range(start=at_end, end=at_end), text="DB_PASSWORD=hunter2\n")]))
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=secret_uri, version=2),
+            content_changes=[
+                types.TextDocumentContentChangePartial(
+                    range=types.Range(start=at_end, end=at_end), text="DB_PASSWORD=hunter2\n"
+                )
+            ],
+        )
+    )
     uri = open_file(client, link / "shop" / "checkout.py")
     prompt = await context(client, uri, CURSOR)
     text = "".join(get(p, "text") for p in get(prompt, "parts"))
     assert "sk-live" not in text and "hunter2" not in text
-    assert all(get(p, "path") != "shop/settings.py" and get(p, "path") != ".env" for p in get(prompt, "parts"))
+    assert all(
+        get(p, "path") != "shop/settings.py" and get(p, "path") != ".env" for p in get(prompt, "parts")
+    )
 
 
 async def test_an_unsaved_buffer_completes_from_its_own_text(client: LanguageClient):
     uri = "untitled:Untitled-1"
     text = "def total(prices):\n    return sum(prices)\n\ndef mean(prices):\n    return "
-    client.text_document_did_open(types.DidOpenTextDocumentParams(text_document=types.TextDocumentItem(
-        uri=uri, language_id="python", version=1, text=text)))
+    client.text_document_did_open(
+        types.DidOpenTextDocumentParams(
+            text_document=types.TextDocumentItem(uri=uri, language_id="python", version=1, text=text)
+        )
+    )
     end = types.Position(line=4, character=11)
     inline = await client.text_document_inline_completion_async(inline_params(uri, end))
     assert inline is not None and inline.items[0].insert_text
@@ -81,11 +97,22 @@ async def test_an_unsaved_buffer_completes_from_its_own_text(client: LanguageCli
 
 
 async def test_documents_that_are_no_files_get_an_empty_answer(client: LanguageClient):
-    for uri in ("git:/repo/shop/checkout.py?ref=HEAD", "file:///tmp/a%00b.py", "file:///" + "d/" * 3000 + "x.py"):
-        client.text_document_did_open(types.DidOpenTextDocumentParams(text_document=types.TextDocumentItem(
-            uri=uri, language_id="python", version=1, text="x = 1\n")))
-        assert await client.text_document_inline_completion_async(
-            inline_params(uri, types.Position(line=1, character=0))) is None, uri
+    for uri in (
+        "git:/repo/shop/checkout.py?ref=HEAD",
+        "file:///tmp/a%00b.py",
+        "file:///" + "d/" * 3000 + "x.py",
+    ):
+        client.text_document_did_open(
+            types.DidOpenTextDocumentParams(
+                text_document=types.TextDocumentItem(uri=uri, language_id="python", version=1, text="x = 1\n")
+            )
+        )
+        assert (
+            await client.text_document_inline_completion_async(
+                inline_params(uri, types.Position(line=1, character=0))
+            )
+            is None
+        ), uri
     assert not [m for m in client.log_messages if m.type == types.MessageType.Error]
 
 
@@ -102,27 +129,41 @@ async def test_requests_that_make_no_sense_are_answered_with_an_error(client: La
     uri = open_file(client, client.link / "shop" / "checkout.py")  # type: ignore[attr-defined]
     for n, position in enumerate(({"line": -1, "character": 0}, {"line": 0, "character": 2**40})):
         with pytest.raises(JsonRpcInvalidParams, match="invalid params for textDocument/inlineCompletion"):
-            await asyncio.wait_for(_raw_request(client, f"bad-{n}", "textDocument/inlineCompletion", {
-                "textDocument": {"uri": uri}, "position": position, "context": {"triggerKind": 2}}), 10)
+            await asyncio.wait_for(
+                _raw_request(
+                    client,
+                    f"bad-{n}",
+                    "textDocument/inlineCompletion",
+                    {"textDocument": {"uri": uri}, "position": position, "context": {"triggerKind": 2}},
+                ),
+                10,
+            )
     with pytest.raises(JsonRpcInvalidParams, match="lack 'position'"):
         await client.protocol.send_request_async("codeKb/context", {"textDocument": {"uri": uri}})
     with pytest.raises(JsonRpcInvalidParams, match="takes a folder"):
-        await client.workspace_execute_command_async(types.ExecuteCommandParams(
-            command="codeKb.reindex", arguments=["not a folder"]))
+        await client.workspace_execute_command_async(
+            types.ExecuteCommandParams(command="codeKb.reindex", arguments=["not a folder"])
+        )
     # Still serving after all of them.
     assert await client.text_document_inline_completion_async(inline_params(uri, CURSOR)) is not None
 
 
 async def test_system_folders_and_folders_over_the_file_cap_are_refused_with_a_message(
-        client: LanguageClient, tmp_path: Path):
+    client: LanguageClient, tmp_path: Path
+):
     big = tmp_path / "big"
     big.mkdir()
     for n in range(60):
         (big / f"m{n}.py").write_text(f"X{n} = {n}\n")
-    added = [types.WorkspaceFolder(uri=Path("/etc").as_uri(), name="etc"),
-             types.WorkspaceFolder(uri=big.as_uri(), name="big")]
-    client.workspace_did_change_workspace_folders(types.DidChangeWorkspaceFoldersParams(
-        event=types.WorkspaceFoldersChangeEvent(added=added, removed=[])))
+    added = [
+        types.WorkspaceFolder(uri=Path("/etc").as_uri(), name="etc"),
+        types.WorkspaceFolder(uri=big.as_uri(), name="big"),
+    ]
+    client.workspace_did_change_workspace_folders(
+        types.DidChangeWorkspaceFoldersParams(
+            event=types.WorkspaceFoldersChangeEvent(added=added, removed=[])
+        )
+    )
 
     async def shown(text: str) -> types.ShowMessageParams:
         while not (found := [m for m in client.messages if text in m.message]):
@@ -136,7 +177,10 @@ async def test_system_folders_and_folders_over_the_file_cap_are_refused_with_a_m
     assert not Path("/etc/.code-kb").exists()
     ready = [get(r, "root") for r in get(await status(client), "indexes") if get(r, "ready")]
     assert str(big) not in ready and "/etc" not in ready
-    client.workspace_did_change_workspace_folders(types.DidChangeWorkspaceFoldersParams(
-        event=types.WorkspaceFoldersChangeEvent(added=[], removed=added)))
+    client.workspace_did_change_workspace_folders(
+        types.DidChangeWorkspaceFoldersParams(
+            event=types.WorkspaceFoldersChangeEvent(added=[], removed=added)
+        )
+    )
     roots = [get(r, "root") for r in get(await status(client), "indexes")]
     assert str(big) not in roots and "/etc" not in roots and len(roots) == 1

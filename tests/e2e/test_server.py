@@ -29,10 +29,14 @@ CURSOR = types.Position(line=13, character=11)  # shop/checkout.py, after "    r
 
 async def start(client: LanguageClient, folders: list[Path], options: dict) -> types.InitializeResult:
     client.registered = track_registrations(client)  # type: ignore[attr-defined]
-    result = await client.initialize_session(types.InitializeParams(
-        capabilities=CAPABILITIES, root_uri=folders[0].as_uri(),
-        workspace_folders=[types.WorkspaceFolder(uri=f.as_uri(), name=f.name) for f in folders],
-        initialization_options=options))
+    result = await client.initialize_session(
+        types.InitializeParams(
+            capabilities=CAPABILITIES,
+            root_uri=folders[0].as_uri(),
+            workspace_folders=[types.WorkspaceFolder(uri=f.as_uri(), name=f.name) for f in folders],
+            initialization_options=options,
+        )
+    )
     return result
 
 
@@ -53,7 +57,9 @@ async def test_capabilities_are_advertised(client: LanguageClient):
     assert set(caps.execute_command_provider.commands) >= {"codeKb.reindex", "codeKb.status"}
     sync = caps.text_document_sync
     assert (sync.change if hasattr(sync, "change") else sync) == types.TextDocumentSyncKind.Incremental
-    assert caps.workspace.workspace_folders.supported and caps.workspace.workspace_folders.change_notifications
+    assert (
+        caps.workspace.workspace_folders.supported and caps.workspace.workspace_folders.change_notifications
+    )
     registered = [r.method for r in client.registered]
     assert registered == [types.WORKSPACE_DID_CHANGE_WATCHED_FILES]
 
@@ -67,8 +73,9 @@ async def test_progress_during_the_first_index(client: LanguageClient):
     assert percentages and percentages[-1] == 100 and percentages == sorted(percentages)
 
 
-@pytest.mark.parametrize("client", [{"maxTokens": 4000, "maxLines": 100000, "timeoutS": 120,
-                                     "debounceMs": 0}], indirect=True)
+@pytest.mark.parametrize(
+    "client", [{"maxTokens": 4000, "maxLines": 100000, "timeoutS": 120, "debounceMs": 0}], indirect=True
+)
 async def test_cancel_request_stops_a_running_generation(client: LanguageClient, tiny_repo: Path):
     # At the end of a file on a top-level blank line nothing but the token limit ends generation.
     path = tiny_repo / "shop" / "checkout.py"
@@ -76,8 +83,9 @@ async def test_cancel_request_stops_a_running_generation(client: LanguageClient,
     uri = open_file(client, path, text=text)
     end = types.Position(line=text.count("\n"), character=0)
     msg_id = f"gen-{uuid.uuid4().hex[:6]}"
-    pending = client.protocol.send_request(types.TEXT_DOCUMENT_INLINE_COMPLETION, inline_params(uri, end),
-                                           msg_id=msg_id)
+    pending = client.protocol.send_request(
+        types.TEXT_DOCUMENT_INLINE_COMPLETION, inline_params(uri, end), msg_id=msg_id
+    )
     # The event loop keeps answering while the model thread generates: poll status until it runs.
     for _ in range(2000):
         if get(await status(client), "generating") == uri:
@@ -98,12 +106,15 @@ async def test_cancel_request_stops_a_running_generation(client: LanguageClient,
     assert get(get(report, "scheduler"), "cancelled") == 1
 
 
-async def test_a_burst_of_requests_answers_the_newest_and_builds_no_queue(client: LanguageClient, tiny_repo: Path):
+async def test_a_burst_of_requests_answers_the_newest_and_builds_no_queue(
+    client: LanguageClient, tiny_repo: Path
+):
     uri = open_file(client, tiny_repo / "shop" / "checkout.py")
     before = get(get(await status(client), "scheduler"), "ran")
     positions = [types.Position(line=13, character=c % 12) for c in range(200)]
-    results = await asyncio.gather(*(client.text_document_inline_completion_async(inline_params(uri, p))
-                                     for p in positions))
+    results = await asyncio.gather(
+        *(client.text_document_inline_completion_async(inline_params(uri, p)) for p in positions)
+    )
     assert results[-1] is not None and results[-1].items[0].range.start == positions[-1]
     answered = [r for r in results[:-1] if r is not None]
     scheduler = get(await status(client), "scheduler")
@@ -119,12 +130,23 @@ async def test_watched_file_changes_show_up_in_retrieval(client: LanguageClient,
     refunds.write_text("def refund(order, reason: str) -> float:\n    return -order.total\n")
     (tiny_repo / "shop" / "inventory.py").unlink()
     seen = len(client.log_messages)
-    client.workspace_did_change_watched_files(types.DidChangeWatchedFilesParams(changes=[
-        types.FileEvent(uri=refunds.as_uri(), type=types.FileChangeType.Created),
-        types.FileEvent(uri=(tiny_repo / "shop" / "inventory.py").as_uri(), type=types.FileChangeType.Deleted)]))
+    client.workspace_did_change_watched_files(
+        types.DidChangeWatchedFilesParams(
+            changes=[
+                types.FileEvent(uri=refunds.as_uri(), type=types.FileChangeType.Created),
+                types.FileEvent(
+                    uri=(tiny_repo / "shop" / "inventory.py").as_uri(), type=types.FileChangeType.Deleted
+                ),
+            ]
+        )
+    )
     message = await wait_for_log(client, "index updated", after=seen)
     assert "shop/refunds.py" in message.message and "shop/inventory.py" in message.message
-    paths = {get(p, "path") for p in get(await context(client, uri, CURSOR), "parts") if get(p, "kind") == "snippet"}
+    paths = {
+        get(p, "path")
+        for p in get(await context(client, uri, CURSOR), "parts")
+        if get(p, "kind") == "snippet"
+    }
     assert "shop/refunds.py" in paths and "shop/inventory.py" not in paths
 
 
@@ -134,39 +156,68 @@ async def test_commands_reindex_and_status(client: LanguageClient, tiny_repo: Pa
     assert completion is not None
     report = await status(client)
     model = get(report, "model")
-    assert get(model, "loaded") and get(model, "template") == "qwen2.5-coder" and get(model, "device") == "cpu"
+    assert (
+        get(model, "loaded") and get(model, "template") == "qwen2.5-coder" and get(model, "device") == "cpu"
+    )
     (index,) = get(report, "indexes")
-    assert get(index, "root") == str(tiny_repo.resolve()) and get(index, "chunks") > 0 and get(index, "files") == 7
+    assert (
+        get(index, "root") == str(tiny_repo.resolve())
+        and get(index, "chunks") > 0
+        and get(index, "files") == 7
+    )
     last = get(report, "last_completion")
     assert get(last, "latency_ms") > 0 and 0 <= get(last, "kv_reuse") <= 1
     assert get(last, "prompt_tokens") == get(last, "evaluated_tokens") + get(last, "reused_tokens")
     (tiny_repo / "docs" / "more.txt").write_text("More notes about refunds.\n")
-    summary = await client.workspace_execute_command_async(types.ExecuteCommandParams(command="codeKb.reindex"))
+    summary = await client.workspace_execute_command_async(
+        types.ExecuteCommandParams(command="codeKb.reindex")
+    )
     assert "1 changed" in get(summary, str(tiny_repo.resolve()))
 
 
-async def test_configuration_changes_apply_at_run_time(client: LanguageClient, tiny_repo: Path, tiny_gguf: Path):
+async def test_configuration_changes_apply_at_run_time(
+    client: LanguageClient, tiny_repo: Path, tiny_gguf: Path
+):
     notes = tiny_repo / "docs" / "notes.txt"
     md = open_file(client, notes, language_id="markdown")
     py = open_file(client, tiny_repo / "shop" / "checkout.py")
-    assert await client.text_document_inline_completion_async(inline_params(md, types.Position(line=5, character=0)))
-    client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings={"codeKb": {
-        "modelPath": str(tiny_gguf), "maxTokens": 3, "disabledLanguages": ["markdown"], "debounceMs": "soon"}}))
+    assert await client.text_document_inline_completion_async(
+        inline_params(md, types.Position(line=5, character=0))
+    )
+    client.workspace_did_change_configuration(
+        types.DidChangeConfigurationParams(
+            settings={
+                "codeKb": {
+                    "modelPath": str(tiny_gguf),
+                    "maxTokens": 3,
+                    "disabledLanguages": ["markdown"],
+                    "debounceMs": "soon",
+                }
+            }
+        )
+    )
     for _ in range(2000):
         settings = get(await status(client), "settings")
         if get(settings, "max_tokens") == 3:
             break
     assert get(settings, "disabled_languages") == ["markdown"] and get(settings, "debounce_ms") == 50
-    assert await client.text_document_inline_completion_async(
-        inline_params(md, types.Position(line=5, character=0))) is None
+    assert (
+        await client.text_document_inline_completion_async(
+            inline_params(md, types.Position(line=5, character=0))
+        )
+        is None
+    )
     result = await client.text_document_inline_completion_async(inline_params(py, CURSOR))
     assert result is not None
     assert get(get(await status(client), "last_completion"), "generated_tokens") <= 3
     warnings = [m for m in client.messages if m.type == types.MessageType.Warning]
     assert len(warnings) == 1 and "debounceMs='soon' is invalid" in warnings[0].message
     # A model that is not there: one message saying what to set, and no completions.
-    client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings={"codeKb": {
-        "modelPath": str(tiny_repo / "missing.gguf")}}))
+    client.workspace_did_change_configuration(
+        types.DidChangeConfigurationParams(
+            settings={"codeKb": {"modelPath": str(tiny_repo / "missing.gguf")}}
+        )
+    )
     for _ in range(2000):
         if not get(get(await status(client), "model"), "loaded"):
             break
@@ -192,8 +243,9 @@ async def multi_root(lsp_client: LanguageClient, tiny_repo: Path, other_root: Pa
     await lsp_client.shutdown_session()
 
 
-async def test_multi_root_workspaces_index_each_folder(multi_root: LanguageClient, other_root: Path,
-                                                       tiny_repo: Path, tmp_path: Path):
+async def test_multi_root_workspaces_index_each_folder(
+    multi_root: LanguageClient, other_root: Path, tiny_repo: Path, tmp_path: Path
+):
     client, other = multi_root, other_root
     roots = {get(i, "root"): i for i in get(await status(client), "indexes")}
     assert all(get(i, "ready") for i in roots.values())
@@ -207,10 +259,14 @@ async def test_multi_root_workspaces_index_each_folder(multi_root: LanguageClien
     third.mkdir()
     (third / "util.py").write_text("def clamp(x, lo, hi):\n    return max(lo, min(x, hi))\n")
     seen = len(client.log_messages)
-    client.workspace_did_change_workspace_folders(types.DidChangeWorkspaceFoldersParams(
-        event=types.WorkspaceFoldersChangeEvent(
-            added=[types.WorkspaceFolder(uri=third.as_uri(), name="third")],
-            removed=[types.WorkspaceFolder(uri=other.as_uri(), name="other")])))
+    client.workspace_did_change_workspace_folders(
+        types.DidChangeWorkspaceFoldersParams(
+            event=types.WorkspaceFoldersChangeEvent(
+                added=[types.WorkspaceFolder(uri=third.as_uri(), name="third")],
+                removed=[types.WorkspaceFolder(uri=other.as_uri(), name="other")],
+            )
+        )
+    )
     await wait_for_log(client, f"index ready for {third.resolve()}", after=seen)
     roots = {get(i, "root") for i in get(await status(client), "indexes")}
     assert roots == {str(tiny_repo.resolve()), str(third.resolve())}
@@ -226,16 +282,22 @@ async def wait_for_background(client: LanguageClient, n: int) -> Any:
     pytest.fail(f"idle work done: {get(scheduler, 'background')}, expected {n}")
 
 
-async def test_idle_model_warms_on_open_and_after_a_pause_and_speculates(client: LanguageClient, tiny_repo: Path):
+async def test_idle_model_warms_on_open_and_after_a_pause_and_speculates(
+    client: LanguageClient, tiny_repo: Path
+):
     await wait_for_log(client, "index ready")
     path = tiny_repo / "shop" / "checkout.py"
     uri = open_file(client, path)
     await wait_for_background(client, 1)  # the repository part of the prompt, on open
     # Typing, then a pause with no request: the whole prompt at the edit is evaluated.
-    client.text_document_did_change(types.DidChangeTextDocumentParams(
-        text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
-        content_changes=[types.TextDocumentContentChangePartial(range=types.Range(start=CURSOR, end=CURSOR),
-                                                                text="t")]))
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
+            content_changes=[
+                types.TextDocumentContentChangePartial(range=types.Range(start=CURSOR, end=CURSOR), text="t")
+            ],
+        )
+    )
     await wait_for_background(client, 2)
     # A completion there pays only for the last token; then the model computes the next one ahead.
     after = types.Position(line=CURSOR.line, character=CURSOR.character + 1)
@@ -246,13 +308,21 @@ async def test_idle_model_warms_on_open_and_after_a_pause_and_speculates(client:
     await wait_for_background(client, 3)  # the speculation
     # Accepting the suggestion: the next one comes from the type-through cache at once.
     accepted = result.items[0].insert_text
-    client.text_document_did_change(types.DidChangeTextDocumentParams(
-        text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=3),
-        content_changes=[types.TextDocumentContentChangePartial(range=types.Range(start=after, end=after),
-                                                                text=accepted)]))
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=3),
+            content_changes=[
+                types.TextDocumentContentChangePartial(
+                    range=types.Range(start=after, end=after), text=accepted
+                )
+            ],
+        )
+    )
     lines = accepted.split("\n")
-    end = types.Position(line=after.line + len(lines) - 1,
-                         character=(after.character if len(lines) == 1 else 0) + len(lines[-1]))
+    end = types.Position(
+        line=after.line + len(lines) - 1,
+        character=(after.character if len(lines) == 1 else 0) + len(lines[-1]),
+    )
     await client.text_document_inline_completion_async(inline_params(uri, end))
     last = get(await status(client), "last_completion")
     assert get(last, "stop_reason") == "type-through" and get(last, "evaluated_tokens") == 0
@@ -263,10 +333,16 @@ async def test_a_recent_edit_in_another_file_enters_the_prompt(client: LanguageC
     cart = tiny_repo / "shop" / "cart.py"
     cart_uri = open_file(client, cart)
     edit_at = types.Position(line=3, character=0)
-    client.text_document_did_change(types.DidChangeTextDocumentParams(
-        text_document=types.VersionedTextDocumentIdentifier(uri=cart_uri, version=2),
-        content_changes=[types.TextDocumentContentChangePartial(range=types.Range(start=edit_at, end=edit_at),
-                                                                text="DISCOUNT_CODE = 'SPRING'\n")]))
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=cart_uri, version=2),
+            content_changes=[
+                types.TextDocumentContentChangePartial(
+                    range=types.Range(start=edit_at, end=edit_at), text="DISCOUNT_CODE = 'SPRING'\n"
+                )
+            ],
+        )
+    )
     uri = open_file(client, tiny_repo / "shop" / "checkout.py")
     parts = get(await context(client, uri, CURSOR), "parts")
     recent = [p for p in parts if get(p, "kind") == "recent"]
@@ -274,14 +350,17 @@ async def test_a_recent_edit_in_another_file_enters_the_prompt(client: LanguageC
     assert "DISCOUNT_CODE = 'SPRING'" in get(recent[0], "text")
 
 
-async def test_ghost_text_and_completion_list_requests_do_not_supersede_each_other(client: LanguageClient,
-                                                                                   tiny_repo: Path):
+async def test_ghost_text_and_completion_list_requests_do_not_supersede_each_other(
+    client: LanguageClient, tiny_repo: Path
+):
     # Editors send both on one keystroke; answering only the newer would leave the list empty.
     uri = open_file(client, tiny_repo / "shop" / "checkout.py")
     inline, listed = await asyncio.gather(
         client.text_document_inline_completion_async(inline_params(uri, CURSOR)),
-        client.text_document_completion_async(types.CompletionParams(
-            text_document=types.TextDocumentIdentifier(uri=uri), position=CURSOR)))
+        client.text_document_completion_async(
+            types.CompletionParams(text_document=types.TextDocumentIdentifier(uri=uri), position=CURSOR)
+        ),
+    )
     assert inline is not None and inline.items[0].insert_text
     assert listed is not None and listed.items
     assert get(get(await status(client), "scheduler"), "superseded") == 0

@@ -20,8 +20,11 @@ from .lsp_helpers import context, get, open_file, start_client, status, wait_for
 
 async def progress_at_least(client: LanguageClient, percent: int) -> None:
     def reached() -> bool:
-        return any(isinstance(r, types.WorkDoneProgressReport) and (r.percentage or 0) >= percent
-                   for values in client.progress_reports.values() for r in values)
+        return any(
+            isinstance(r, types.WorkDoneProgressReport) and (r.percentage or 0) >= percent
+            for values in client.progress_reports.values()
+            for r in values
+        )
 
     while not reached():
         await client.wait_for_notification("$/progress")
@@ -57,7 +60,9 @@ async def test_kill_9_of_the_server_while_indexing_then_restart(tmp_path: Path, 
         assert get(indexes[0], "chunks") == get(indexes[0], "vectors")
         final = audit(root, expect_complete=True)
         assert final.consistent and final.lost_chunks == 0, (final.stale, final.missing_files)
-        print(f"\nkill -9 of serve while indexing: {kills} kills, {final.files} files, {final.chunks} chunks, "
-              f"{final.lost_chunks} lost")
+        print(
+            f"\nkill -9 of serve while indexing: {kills} kills, {final.files} files, {final.chunks} chunks, "
+            f"{final.lost_chunks} lost"
+        )
     finally:
         await client.shutdown_session()

@@ -46,14 +46,18 @@ def require(tool: str, *alternatives: str) -> str:
     for name in (tool, *alternatives):
         if path := shutil.which(name):
             return path
-    missing(f"{tool} is not installed (VS Code end-to-end tests need node/npm, chromium and ripgrep; see .ci/run)")
+    missing(
+        f"{tool} is not installed (VS Code end-to-end tests need node/npm, chromium and ripgrep; see .ci/run)"
+    )
 
 
 def run(cmd: list[str], cwd: Path, timeout_s: float, env: dict[str, str] | None = None) -> str:
     """Runs a command; on failure the test fails with its output."""
     done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout_s)
     if done.returncode != 0:
-        pytest.fail(f"{' '.join(cmd)} exited {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+        pytest.fail(
+            f"{' '.join(cmd)} exited {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+        )
     return done.stdout
 
 
@@ -100,8 +104,11 @@ def code_server() -> Path:
         require("make")  # node-pty compiles with node-gyp
         require("g++")
     CACHE.mkdir(parents=True, exist_ok=True)
-    out = run(["bash", str(EXTENSION / "test" / "install-code-server.sh"), str(CACHE), CODE_SERVER_VERSION],
-              REPO, 900)
+    out = run(
+        ["bash", str(EXTENSION / "test" / "install-code-server.sh"), str(CACHE), CODE_SERVER_VERSION],
+        REPO,
+        900,
+    )
     return Path(out.strip().splitlines()[-1])
 
 
@@ -140,8 +147,9 @@ def sent_messages(log_file: Path) -> list[dict]:
 
 
 @pytest.fixture
-def vscode(chromium: str, tmp_path: Path, tiny_repo: Path, tiny_gguf: Path, vsix: Path, code_server: Path
-           ) -> Iterator[dict]:
+def vscode(
+    chromium: str, tmp_path: Path, tiny_repo: Path, tiny_gguf: Path, vsix: Path, code_server: Path
+) -> Iterator[dict]:
     """code-server with the extension installed, serving a copy of the tiny repository, with user
     settings that start this checkout's server on the tiny model."""
     home = tmp_path / "vscode"
@@ -171,19 +179,43 @@ def vscode(chromium: str, tmp_path: Path, tiny_repo: Path, tiny_gguf: Path, vsix
     }
     (user_data / "User" / "settings.json").write_text(json.dumps(settings, indent=2))
     env = {**os.environ, "XDG_CONFIG_HOME": str(xdg / "config"), "XDG_DATA_HOME": str(xdg / "data")}
-    common = [str(code_server), "--config", str(config), "--user-data-dir", str(user_data),
-              "--extensions-dir", str(extensions)]
+    common = [
+        str(code_server),
+        "--config",
+        str(config),
+        "--user-data-dir",
+        str(user_data),
+        "--extensions-dir",
+        str(extensions),
+    ]
     run([*common, "--install-extension", str(vsix)], tmp_path, 120, env)
     proc = subprocess.Popen(
-        [*common, "--bind-addr", f"127.0.0.1:{port}", "--auth", "none", "--disable-telemetry",
-         "--disable-update-check", "--disable-workspace-trust", str(tiny_repo)],
-        cwd=tmp_path, env=env, stdout=(home / "code-server.log").open("w"), stderr=subprocess.STDOUT,
-        start_new_session=True)
+        [
+            *common,
+            "--bind-addr",
+            f"127.0.0.1:{port}",
+            "--auth",
+            "none",
+            "--disable-telemetry",
+            "--disable-update-check",
+            "--disable-workspace-trust",
+            str(tiny_repo),
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=(home / "code-server.log").open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         url = f"http://127.0.0.1:{port}"
         wait_healthy(url, proc)
-        yield {"url": f"{url}/?folder={tiny_repo}", "chromium": chromium, "workspace": tiny_repo,
-               "server_log": server_log}
+        yield {
+            "url": f"{url}/?folder={tiny_repo}",
+            "chromium": chromium,
+            "workspace": tiny_repo,
+            "server_log": server_log,
+        }
     finally:
         os.killpg(proc.pid, signal.SIGTERM)  # code-server, its extension host and our server
         try:
@@ -200,30 +232,49 @@ def test_vscode_extension_lints_and_passes_its_unit_tests(npm_packages: Path) ->
     assert "# fail 0" in out
 
 
-def test_vscode_shows_code_kb_ghost_text_and_completion_items(vscode: dict, capsys: pytest.CaptureFixture) -> None:
+def test_vscode_shows_code_kb_ghost_text_and_completion_items(
+    vscode: dict, capsys: pytest.CaptureFixture
+) -> None:
     if ARTIFACTS.exists():
         shutil.rmtree(ARTIFACTS)
     ARTIFACTS.mkdir(parents=True)
     started = time.monotonic()
     driver = subprocess.Popen(
-        [shutil.which("node") or "node", str(EXTENSION / "test" / "e2e.mjs"), "--url", vscode["url"],
-         "--chromium", vscode["chromium"], "--out", str(ARTIFACTS),
-         "--saved-file", str(vscode["workspace"] / "shop" / "checkout.py")],
-        cwd=EXTENSION, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        [
+            shutil.which("node") or "node",
+            str(EXTENSION / "test" / "e2e.mjs"),
+            "--url",
+            vscode["url"],
+            "--chromium",
+            vscode["chromium"],
+            "--out",
+            str(ARTIFACTS),
+            "--saved-file",
+            str(vscode["workspace"] / "shop" / "checkout.py"),
+        ],
+        cwd=EXTENSION,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     try:
         output, _ = driver.communicate(timeout=240)
     except subprocess.TimeoutExpired:
         os.killpg(driver.pid, signal.SIGKILL)  # node and the chromium it started
         output, _ = driver.communicate()
     with capsys.disabled():
-        print(f"\nVS Code e2e: {time.monotonic() - started:.1f} s; screenshots and result.json in {ARTIFACTS}")
+        print(
+            f"\nVS Code e2e: {time.monotonic() - started:.1f} s; screenshots and result.json in {ARTIFACTS}"
+        )
     record_file = ARTIFACTS / "result.json"
     record = json.loads(record_file.read_text()) if record_file.is_file() else {}
     server_log = vscode["server_log"]
     log_text = server_log.read_text(errors="replace") if server_log.is_file() else "(no server log)"
     assert driver.returncode == 0 and "error" not in record, (
         f"the browser run failed: {record.get('error')}\n--- driver ---\n{output[-4000:]}\n"
-        f"--- server log (tail) ---\n{log_text[-4000:]}")
+        f"--- server log (tail) ---\n{log_text[-4000:]}"
+    )
 
     # The status bar showed indexing, then the tiny model once the index was ready, and a latency
     # after completions.
@@ -235,8 +286,13 @@ def test_vscode_shows_code_kb_ghost_text_and_completion_items(vscode: dict, caps
     ghost = "\n".join([record["ghost_inline"], *record["ghost_below"]])
     assert ghost.strip()
     sent = sent_messages(server_log)
-    inserts = [item["insertText"] for m in sent if isinstance(m.get("result"), dict)
-               for item in m["result"].get("items", []) if "insertText" in item]
+    inserts = [
+        item["insertText"]
+        for m in sent
+        if isinstance(m.get("result"), dict)
+        for item in m["result"].get("items", [])
+        if "insertText" in item
+    ]
     assert inserts, "the server never answered an inline completion with text"
     assert any(i.rstrip() == ghost.rstrip() for i in inserts), (ghost, inserts[-5:])
 
@@ -247,8 +303,13 @@ def test_vscode_shows_code_kb_ghost_text_and_completion_items(vscode: dict, caps
 
     # The completion widget listed the server's items, the best one first, with its detail.
     labels = [r["label"] for r in record["completion_rows"]]
-    served = [item["label"] for m in sent if isinstance(m.get("result"), dict) and m["result"].get("items")
-              for item in m["result"]["items"] if "label" in item]
+    served = [
+        item["label"]
+        for m in sent
+        if isinstance(m.get("result"), dict) and m["result"].get("items")
+        for item in m["result"]["items"]
+        if "label" in item
+    ]
     assert labels and labels[0] in served, (labels, served[-5:])
     focused = [r for r in record["completion_rows"] if r["focused"]]
     assert focused and "code-kb" in focused[0]["detail"] + focused[0]["aria"]
@@ -259,5 +320,8 @@ def test_vscode_shows_code_kb_ghost_text_and_completion_items(vscode: dict, caps
     assert any(s["settings"]["disabled_languages"] == ["python"] for s in statuses)
     assert '"version"' in record["status_document"] and '"model"' in record["status_document"]
     assert record["status_bar_off"].endswith("code-kb: off")
-    assert '"path": "shop/checkout.py"' in record["context_document"] and '"prompt_tokens"' in record["context_document"]
+    assert (
+        '"path": "shop/checkout.py"' in record["context_document"]
+        and '"prompt_tokens"' in record["context_document"]
+    )
     assert "code-kb: reindexed" in record["reindex_message"]

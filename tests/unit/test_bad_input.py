@@ -116,8 +116,11 @@ def test_symlink_loops_and_links_out_of_the_tree_are_never_followed(tiny_repo: P
 def test_files_that_vanish_or_change_during_indexing(tiny_repo: Path):
     index = make(tiny_repo)
     index.reindex()
-    cart, pricing, notes = tiny_repo / "shop" / "cart.py", tiny_repo / "shop" / "pricing.py", \
-        tiny_repo / "docs" / "notes.txt"
+    cart, pricing, notes = (
+        tiny_repo / "shop" / "cart.py",
+        tiny_repo / "shop" / "pricing.py",
+        tiny_repo / "docs" / "notes.txt",
+    )
     for p in (cart, pricing, notes):  # all three need reading again
         p.write_text(p.read_text() + "\n# touched\n")
     touched = False
@@ -134,8 +137,10 @@ def test_files_that_vanish_or_change_during_indexing(tiny_repo: Path):
     index.reindex(progress)
     assert touched
     assert "shop/cart.py" not in indexed(index)
-    assert any("late_addition" in c.text for c in index.store.chunks_by_id(
-        index.store.chunk_ids("shop/pricing.py")).values())
+    assert any(
+        "late_addition" in c.text
+        for c in index.store.chunks_by_id(index.store.chunk_ids("shop/pricing.py")).values()
+    )
     # notes.txt's record describes what was read; the next pass sees the newer file and catches up.
     stats = index.reindex()
     assert "docs/notes.txt" in stats.changed_paths

@@ -30,9 +30,13 @@ class Service:
 def test_python_definitions_become_chunks_with_exact_ranges():
     chunks = chunk_file("svc.py", SOURCE)
     data = SOURCE.encode()
-    assert [(c.kind, c.name) for c in chunks] == [("module", ""), ("function", "helper"), ("class", "Service")]
+    assert [(c.kind, c.name) for c in chunks] == [
+        ("module", ""),
+        ("function", "helper"),
+        ("class", "Service"),
+    ]
     for c in chunks:
-        assert data[c.start_byte:c.end_byte].decode() == c.text
+        assert data[c.start_byte : c.end_byte].decode() == c.text
         assert SOURCE.split("\n")[c.start_line] == c.text.split("\n")[0]
     helper = chunks[1]
     assert helper.text.startswith("@decorate\ndef helper")
@@ -70,8 +74,9 @@ def test_empty_file_has_no_chunks():
 
 
 def test_tiny_neighbours_are_merged():
-    source = "A = 1\n\n\ndef one():\n    return 1\n\n\ndef two():\n    return 2\n\n\ndef big():\n" + \
-        "".join(f"    x{i} = {i}\n" for i in range(6))
+    source = "A = 1\n\n\ndef one():\n    return 1\n\n\ndef two():\n    return 2\n\n\ndef big():\n" + "".join(
+        f"    x{i} = {i}\n" for i in range(6)
+    )
     chunks = chunk_file("m.py", source)
     assert [(c.kind, c.name) for c in chunks] == [("module", "one, two"), ("function", "big")]
     assert chunks[0].text.startswith("A = 1") and chunks[0].text.rstrip().endswith("return 2")
@@ -80,37 +85,65 @@ def test_tiny_neighbours_are_merged():
 LANGUAGES = Path(__file__).resolve().parents[1] / "fixtures" / "languages"
 
 
-@pytest.mark.parametrize("name, expected", [
-    ("a.ts", {("type", "Shape"), ("class", "Circle"), ("constant", "unitCircle"), ("function", "totalArea"),
-              ("type", "Id")}),
-    ("a.js", {("class", "Store"), ("function", "ids")}),
-    ("a.go", {("type", "Circle"), ("method", "Circle.Area"), ("function", "TotalArea"), ("constant", "Unit")}),
-    ("a.rs", {("type", "Circle"), ("impl", "impl Circle"), ("type", "Shape"), ("function", "total_area")}),
-    ("A.java", {("class", "Circle")}),
-    ("a.c", {("function", "circle_area"), ("function", "make_table")}),
-    ("a.h", {("type", "circle_t"), ("type", "point"), ("macro", "SQUARE")}),
-    ("a.cpp", {("namespace", "geo")}),
-])
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        (
+            "a.ts",
+            {
+                ("type", "Shape"),
+                ("class", "Circle"),
+                ("constant", "unitCircle"),
+                ("function", "totalArea"),
+                ("type", "Id"),
+            },
+        ),
+        ("a.js", {("class", "Store"), ("function", "ids")}),
+        (
+            "a.go",
+            {("type", "Circle"), ("method", "Circle.Area"), ("function", "TotalArea"), ("constant", "Unit")},
+        ),
+        (
+            "a.rs",
+            {("type", "Circle"), ("impl", "impl Circle"), ("type", "Shape"), ("function", "total_area")},
+        ),
+        ("A.java", {("class", "Circle")}),
+        ("a.c", {("function", "circle_area"), ("function", "make_table")}),
+        ("a.h", {("type", "circle_t"), ("type", "point"), ("macro", "SQUARE")}),
+        ("a.cpp", {("namespace", "geo")}),
+    ],
+)
 def test_each_language_yields_named_definitions(name: str, expected: set):
     text = (LANGUAGES / name).read_text()
     chunks = chunk_file(name, text, ChunkingConfig(tiny_lines=0))
     assert expected <= {(c.kind, c.name) for c in chunks}
     data = text.encode()
-    assert all(data[c.start_byte:c.end_byte].decode() == c.text for c in chunks)
+    assert all(data[c.start_byte : c.end_byte].decode() == c.text for c in chunks)
     spans = [(c.start_line, c.end_line) for c in chunks]
     assert all(a[1] < b[0] for a, b in zip(spans, spans[1:]))  # in order, never overlapping
 
 
-@pytest.mark.parametrize("name, members", [
-    ("A.java", {("method", "Circle.Circle"), ("method", "Circle.area"), ("method", "Circle.totalArea")}),
-    ("a.cpp", {("class", "geo.Circle"), ("method", "geo.Circle.area"), ("function", "geo.total_area"),
-               ("function", "geo.Circle2::perimeter")}),
-    ("a.rs", {("method", "impl Circle.new"), ("method", "impl Circle.area")}),
-    ("a.ts", {("method", "Circle.constructor"), ("method", "Circle.area")}),
-])
+@pytest.mark.parametrize(
+    "name, members",
+    [
+        ("A.java", {("method", "Circle.Circle"), ("method", "Circle.area"), ("method", "Circle.totalArea")}),
+        (
+            "a.cpp",
+            {
+                ("class", "geo.Circle"),
+                ("method", "geo.Circle.area"),
+                ("function", "geo.total_area"),
+                ("function", "geo.Circle2::perimeter"),
+            },
+        ),
+        ("a.rs", {("method", "impl Circle.new"), ("method", "impl Circle.area")}),
+        ("a.ts", {("method", "Circle.constructor"), ("method", "Circle.area")}),
+    ],
+)
 def test_large_containers_split_into_members(name: str, members: set):
-    chunks = chunk_file(name, (LANGUAGES / name).read_text(), ChunkingConfig(max_chunk_lines=4, window_lines=3,
-                                                                              tiny_lines=0))
+    chunks = chunk_file(
+        name, (LANGUAGES / name).read_text(), ChunkingConfig(max_chunk_lines=4, window_lines=3, tiny_lines=0)
+    )
     assert members <= {(c.kind, c.name) for c in chunks}
 
 

@@ -52,8 +52,12 @@ def test_context_json_shape_and_retrieved_parts(indexed_repo: Path, tiny_gguf: P
     assert lines[pricing["start_line"] - 1] == pricing["text"].split("\n")[0]
 
 
-def test_context_batch_keeps_order_and_uses_buffers(indexed_repo: Path, tiny_gguf: Path, capsys, tmp_path: Path):
-    unsaved = (indexed_repo / "shop/cart.py").read_text() + "\n    def unsaved_method(self):\n        return \n"
+def test_context_batch_keeps_order_and_uses_buffers(
+    indexed_repo: Path, tiny_gguf: Path, capsys, tmp_path: Path
+):
+    unsaved = (
+        indexed_repo / "shop/cart.py"
+    ).read_text() + "\n    def unsaved_method(self):\n        return \n"
     requests = [
         {"path": "shop/checkout.py", "line": 14, "col": 12},
         {"path": "shop/cart.py", "line": unsaved.count("\n"), "col": 16, "buffer": unsaved},
@@ -93,8 +97,13 @@ def test_console_script_and_module_entry_point(indexed_repo: Path):
     for command in (["code-kb"], [sys.executable, "-m", "lsp_server"]):
         out = subprocess.run(command + ["--version"], capture_output=True, text=True, check=True)
         assert out.stdout.startswith("code-kb ")
-    out = subprocess.run(["code-kb", "context", CURSOR, "--json", "-q"], capture_output=True, text=True,
-                         cwd=indexed_repo, check=True)
+    out = subprocess.run(
+        ["code-kb", "context", CURSOR, "--json", "-q"],
+        capture_output=True,
+        text=True,
+        cwd=indexed_repo,
+        check=True,
+    )
     result = json.loads(out.stdout)
     assert result["prompt_tokens"] > 0 and "token counts are estimates" in out.stderr
 

@@ -14,11 +14,22 @@ from lsp_server.cli import main
 from tests.fixtures.gguf_builder import write_tiny_gguf
 
 EDIT_KEYS = {"start_line", "start_col", "end_line", "end_col", "text"}
-RESULT_KEYS = {"path", "line", "col", "edits", "verdict", "prompt_tokens", "evaluated_tokens", "reused_tokens",
-               "total_ms"}
+RESULT_KEYS = {
+    "path",
+    "line",
+    "col",
+    "edits",
+    "verdict",
+    "prompt_tokens",
+    "evaluated_tokens",
+    "reused_tokens",
+    "total_ms",
+}
 VERDICTS = {"edit", "unchanged", "undo", "max_tokens", "timeout", "cancelled"}
-SUMMARY = re.compile(r"-- (edit|unchanged|undo|max_tokens|timeout|cancelled): \d+ edits; prompt \d+ tokens: "
-                     r"\d+ evaluated, \d+ reused")
+SUMMARY = re.compile(
+    r"-- (edit|unchanged|undo|max_tokens|timeout|cancelled): \d+ edits; prompt \d+ tokens: "
+    r"\d+ evaluated, \d+ reused"
+)
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +59,20 @@ def test_next_edit_prints_a_unified_diff_or_nothing_with_a_verdict(renamed, swee
     file, old = renamed
     capsys.readouterr()
     # line 6 is the signature: the cursor after `zone`
-    status = main(["next-edit", "shop/checkout.py:6:32", "--before", str(old), "--model", str(sweep_gguf),
-                   "--max-tokens", "48", "--no-reindex", "-q"])
+    status = main(
+        [
+            "next-edit",
+            "shop/checkout.py:6:32",
+            "--before",
+            str(old),
+            "--model",
+            str(sweep_gguf),
+            "--max-tokens",
+            "48",
+            "--no-reindex",
+            "-q",
+        ]
+    )
     out, err = capsys.readouterr()
     assert status == 0
     assert SUMMARY.search(err), err
@@ -63,8 +86,24 @@ def test_next_edit_prints_a_unified_diff_or_nothing_with_a_verdict(renamed, swee
 def test_next_edit_json_is_well_formed(renamed, sweep_gguf: Path, capsys):
     file, old = renamed
     capsys.readouterr()
-    assert main(["next-edit", "shop/checkout.py:7:13", "--before", str(old), "--model", str(sweep_gguf),
-                 "--max-tokens", "32", "--json", "--no-reindex", "-q"]) == 0
+    assert (
+        main(
+            [
+                "next-edit",
+                "shop/checkout.py:7:13",
+                "--before",
+                str(old),
+                "--model",
+                str(sweep_gguf),
+                "--max-tokens",
+                "32",
+                "--json",
+                "--no-reindex",
+                "-q",
+            ]
+        )
+        == 0
+    )
     result = json.loads(capsys.readouterr().out)
     assert set(result) == RESULT_KEYS
     assert (result["path"], result["line"], result["col"]) == ("shop/checkout.py", 7, 13)
@@ -82,8 +121,24 @@ def test_the_prompt_holds_the_change_and_the_repositorys_context(renamed, sweep_
     """With -vv the predictor logs the prompt's layout: the recent change and related files are in it."""
     file, old = renamed
     capsys.readouterr()
-    assert main(["next-edit", "shop/checkout.py:6:32", "--before", str(old), "--model", str(sweep_gguf),
-                 "--max-tokens", "8", "--no-reindex", "-q", "-vv"]) == 0
+    assert (
+        main(
+            [
+                "next-edit",
+                "shop/checkout.py:6:32",
+                "--before",
+                str(old),
+                "--model",
+                str(sweep_gguf),
+                "--max-tokens",
+                "8",
+                "--no-reindex",
+                "-q",
+                "-vv",
+            ]
+        )
+        == 0
+    )
     err = capsys.readouterr().err
     found = re.search(r"next-edit prompt \d+ tokens \(budget \d+\): (\d+) related files, (\d+) changes", err)
     assert found, err
@@ -93,8 +148,21 @@ def test_the_prompt_holds_the_change_and_the_repositorys_context(renamed, sweep_
 
 def test_without_before_the_model_sees_no_change(renamed, sweep_gguf: Path, capsys):
     capsys.readouterr()
-    assert main(["next-edit", "shop/checkout.py:6:1", "--model", str(sweep_gguf), "--max-tokens", "8",
-                 "--no-reindex", "-q"]) == 0
+    assert (
+        main(
+            [
+                "next-edit",
+                "shop/checkout.py:6:1",
+                "--model",
+                str(sweep_gguf),
+                "--max-tokens",
+                "8",
+                "--no-reindex",
+                "-q",
+            ]
+        )
+        == 0
+    )
     assert "no --before given" in capsys.readouterr().err
 
 
@@ -113,8 +181,21 @@ def test_a_before_text_holding_a_secret_gets_no_prompt(renamed, sweep_gguf: Path
     leaked = tmp_path / "before.py"
     leaked.write_text("-----BEGIN RSA PRIVATE KEY-----\nMIIEow\n-----END RSA PRIVATE KEY-----\n")
     capsys.readouterr()
-    assert main(["next-edit", "shop/checkout.py:6:1", "--before", str(leaked), "--model", str(sweep_gguf),
-                 "--no-reindex", "-q"]) == 2
+    assert (
+        main(
+            [
+                "next-edit",
+                "shop/checkout.py:6:1",
+                "--before",
+                str(leaked),
+                "--model",
+                str(sweep_gguf),
+                "--no-reindex",
+                "-q",
+            ]
+        )
+        == 2
+    )
     assert "code-kb builds no prompt for shop/checkout.py: the --before text" in capsys.readouterr().err
 
 
@@ -127,26 +208,49 @@ def test_no_next_edit_model_configured_says_how(tiny_repo: Path, monkeypatch, ca
     assert "code-kb model pull sweep-next-edit-1.5b" in err and "next_edit_model" in err
 
 
-def test_the_config_files_next_edit_model_is_used(renamed, sweep_gguf: Path, tmp_path: Path, monkeypatch, capsys):
+def test_the_config_files_next_edit_model_is_used(
+    renamed, sweep_gguf: Path, tmp_path: Path, monkeypatch, capsys
+):
     config = tmp_path / "config.toml"
     config.write_text(f'next_edit_model = "{sweep_gguf}"\n')
     monkeypatch.setenv("CODE_KB_CONFIG", str(config))
     file, old = renamed
     capsys.readouterr()
-    assert main(["next-edit", "shop/checkout.py:6:1", "--before", str(old), "--max-tokens", "8", "--json",
-                 "--no-reindex", "-q"]) == 0
+    assert (
+        main(
+            [
+                "next-edit",
+                "shop/checkout.py:6:1",
+                "--before",
+                str(old),
+                "--max-tokens",
+                "8",
+                "--json",
+                "--no-reindex",
+                "-q",
+            ]
+        )
+        == 0
+    )
     assert json.loads(capsys.readouterr().out)["verdict"] in VERDICTS
 
 
-def test_a_completion_model_is_refused_with_what_to_use(tiny_repo: Path, tiny_gguf: Path, monkeypatch, capsys):
+def test_a_completion_model_is_refused_with_what_to_use(
+    tiny_repo: Path, tiny_gguf: Path, monkeypatch, capsys
+):
     monkeypatch.chdir(tiny_repo)
     capsys.readouterr()
     assert main(["next-edit", "shop/checkout.py:6:1", "--model", str(tiny_gguf), "--no-reindex", "-q"]) == 1
     err = capsys.readouterr().err
-    assert "tiny-qwen2.gguf is not a next-edit model: it is a completion model (qwen2.5-coder FIM tokens)" in err
+    assert (
+        "tiny-qwen2.gguf is not a next-edit model: it is a completion model (qwen2.5-coder FIM tokens)" in err
+    )
     assert "sweep-next-edit-1.5b" in err
     # A catalogue name of a completion model is refused before anything is looked up.
-    assert main(["next-edit", "shop/checkout.py:6:1", "--model", "qwen2.5-coder-1.5b", "--no-reindex", "-q"]) == 1
+    assert (
+        main(["next-edit", "shop/checkout.py:6:1", "--model", "qwen2.5-coder-1.5b", "--no-reindex", "-q"])
+        == 1
+    )
     err = capsys.readouterr().err
     assert "qwen2.5-coder-1.5b is a completion model" in err and "sweep-next-edit-0.5b" in err
 
@@ -154,8 +258,26 @@ def test_a_completion_model_is_refused_with_what_to_use(tiny_repo: Path, tiny_gg
 def test_format_names_the_format_of_a_gguf_whose_name_does_not_tell(renamed, tiny_gguf: Path, capsys):
     file, old = renamed
     capsys.readouterr()
-    assert main(["next-edit", "shop/checkout.py:6:1", "--before", str(old), "--model", str(tiny_gguf),
-                 "--format", "sweep", "--max-tokens", "8", "--json", "--no-reindex", "-q"]) == 0
+    assert (
+        main(
+            [
+                "next-edit",
+                "shop/checkout.py:6:1",
+                "--before",
+                str(old),
+                "--model",
+                str(tiny_gguf),
+                "--format",
+                "sweep",
+                "--max-tokens",
+                "8",
+                "--json",
+                "--no-reindex",
+                "-q",
+            ]
+        )
+        == 0
+    )
     assert json.loads(capsys.readouterr().out)["verdict"] in VERDICTS
 
 
@@ -167,7 +289,9 @@ def test_the_diff_is_the_files_unified_diff_of_the_suggested_edits():
     at = source.index("region")
     edits = [TextEdit(at, at + 6, "zone"), TextEdit(at + 9, at + 15, "zone")]
     diff = unified_diff("a.py", source, apply_edits(source, edits))
-    assert diff == ("--- a/a.py\n+++ b/a.py\n@@ -1,2 +1,2 @@\n def f(zone):\n-    return region + region\n"
-                    "+    return zone + zone\n")
+    assert diff == (
+        "--- a/a.py\n+++ b/a.py\n@@ -1,2 +1,2 @@\n def f(zone):\n-    return region + region\n"
+        "+    return zone + zone\n"
+    )
     assert unified_diff("a.py", source, source) == ""
     assert unified_diff("a.py", "x", "y").endswith("+y\n\\ No newline at end of file\n")

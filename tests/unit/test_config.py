@@ -13,7 +13,11 @@ def test_precedence_init_options_then_env_then_file(tmp_path: Path, monkeypatch)
     monkeypatch.setenv("CODE_KB_MODEL", "/from/env.gguf")
     assert Settings.load().engine.model_path == "/from/env.gguf"
     s = Settings.load({"modelPath": "/from/editor.gguf", "maxTokens": 16})
-    assert (s.engine.model_path, s.engine.max_tokens, s.engine.budget_tokens) == ("/from/editor.gguf", 16, 2048)
+    assert (s.engine.model_path, s.engine.max_tokens, s.engine.budget_tokens) == (
+        "/from/editor.gguf",
+        16,
+        2048,
+    )
     assert s.problems == ()
 
 

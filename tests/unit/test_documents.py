@@ -13,8 +13,15 @@ def test_form_feeds_and_unicode_separators_do_not_break_lines():
     assert doc.offset_at_position(types.Position(line=2, character=2)) == source.index("c = 3") + 2
     assert len(source.splitlines()) == 8  # what pygls's own splitting made of it
     # An incremental edit after the form feed lands where the client meant it.
-    doc.apply_change(types.TextDocumentContentChangePartial(
-        range=types.Range(start=types.Position(line=2, character=4), end=types.Position(line=2, character=5)),
-        text="33"))
+    doc.apply_change(
+        types.TextDocumentContentChangePartial(
+            range=types.Range(
+                start=types.Position(line=2, character=4), end=types.Position(line=2, character=5)
+            ),
+            text="33",
+        )
+    )
     assert "c = 33\r\n" in doc.source and doc.source.startswith("a = 1\f# page\n")
-    assert TextDocument("file:///y.py", "").lines == () and TextDocument("file:///z.py", "x\n").lines == ("x\n",)
+    assert TextDocument("file:///y.py", "").lines == () and TextDocument("file:///z.py", "x\n").lines == (
+        "x\n",
+    )

@@ -20,7 +20,7 @@ from engine.postprocess import StopRules
 from engine.prompt import Prompt
 from tests.fixtures.gguf_builder import write_tiny_gguf
 
-SOURCE = '''import math
+SOURCE = """import math
 
 
 def area(radius):
@@ -29,7 +29,7 @@ def area(radius):
 
 def circumference(radius):
     return\x20
-'''
+"""
 CURSOR = SOURCE.index("    return \n") + len("    return ")
 
 
@@ -78,8 +78,9 @@ def test_special_token_text_in_user_code_stays_plain_text(completer: Completer):
 
 
 def test_prompt_layout_within_budget(completer: Completer):
-    prompt, _ = completer.prompt("calc/shapes.py", SOURCE, CURSOR, FixedSource(GEOMETRY, UNITS), "demo",
-                                 budget_tokens=400)
+    prompt, _ = completer.prompt(
+        "calc/shapes.py", SOURCE, CURSOR, FixedSource(GEOMETRY, UNITS), "demo", budget_tokens=400
+    )
     assert prompt.n_tokens <= 400
     kinds = [p.kind for p in prompt.parts]
     assert kinds == ["snippet", "snippet", "prefix", "suffix"]
@@ -98,14 +99,18 @@ def test_prompt_layout_within_budget(completer: Completer):
 def test_tight_budget_cuts_at_line_boundaries(completer: Completer):
     long_source = "".join(f"value_{i} = compute({i})\n" for i in range(400)) + SOURCE
     cursor = long_source.index("    return \n") + len("    return ")
-    prompt, _ = completer.prompt("big.py", long_source, cursor, FixedSource(GEOMETRY), "demo", budget_tokens=200)
+    prompt, _ = completer.prompt(
+        "big.py", long_source, cursor, FixedSource(GEOMETRY), "demo", budget_tokens=200
+    )
     assert prompt.n_tokens <= 200
     prefix = next(p for p in prompt.parts if p.kind == "prefix")
     assert prefix.start_line > 0
     assert long_source.split("\n")[prefix.start_line] == prefix.text.split("\n")[0]
     d = prompt.to_dict("big.py", 409, 12)
     assert set(d) == {"path", "line", "col", "budget_tokens", "prompt_tokens", "template", "parts"}
-    assert all(set(p) == {"kind", "reason", "path", "start_line", "end_line", "text", "tokens"} for p in d["parts"])
+    assert all(
+        set(p) == {"kind", "reason", "path", "start_line", "end_line", "text", "tokens"} for p in d["parts"]
+    )
 
 
 def test_completion_is_generated_within_limits_and_reuses_the_kv_cache(completer: Completer):
@@ -186,11 +191,21 @@ class RecordingBackend:
         self.prompts: list[Prompt] = []
         self.requests: list[dict] = []
 
-    def generate(self, prompt: Prompt, *, max_tokens: int, stops: Stops, cut: Cut, timeout_s: float,
-                 cancel=None, n_candidates: int = 1) -> Generation:
+    def generate(
+        self,
+        prompt: Prompt,
+        *,
+        max_tokens: int,
+        stops: Stops,
+        cut: Cut,
+        timeout_s: float,
+        cancel=None,
+        n_candidates: int = 1,
+    ) -> Generation:
         self.prompts.append(prompt)
-        self.requests.append({"max_tokens": max_tokens, "stops": stops, "timeout_s": timeout_s,
-                              "n_candidates": n_candidates})
+        self.requests.append(
+            {"max_tokens": max_tokens, "stops": stops, "timeout_s": timeout_s, "n_candidates": n_candidates}
+        )
         text, _ = cut(self.text)
         return Generation(text, prompt.n_tokens, prompt.n_tokens, 0, 5, "eog", 1.0)
 
@@ -210,7 +225,9 @@ def test_any_backend_gets_the_assembled_prompt_and_the_template_stops(tiny_gguf:
     completer = Completer(config, backend, vocab)
     # The backend's context bounds the prompt: 600 tokens less the 24 generated.
     assert completer.budget_tokens == 576
-    result = completer.complete("calc/shapes.py", SOURCE, CURSOR, FixedSource(GEOMETRY), "demo", n_candidates=2)
+    result = completer.complete(
+        "calc/shapes.py", SOURCE, CURSOR, FixedSource(GEOMETRY), "demo", n_candidates=2
+    )
     assert result.text == "2 * math.pi * radius" and result.generation.n_generated == 5
     [prompt] = recording.prompts
     assert prompt is result.prompt and prompt.n_tokens <= 576
@@ -231,8 +248,12 @@ def test_any_backend_gets_the_assembled_prompt_and_the_template_stops(tiny_gguf:
     assert not completer.warms and completer.warm("calc/shapes.py", SOURCE, CURSOR, None) == 0
     assert len(recording.prompts) == 1
     d = completer.describe()
-    assert (d["name"], d["device"], d["template"], d["exact_token_counts"]) == ("recording", "test", "qwen2.5-coder",
-                                                                                 True)
+    assert (d["name"], d["device"], d["template"], d["exact_token_counts"]) == (
+        "recording",
+        "test",
+        "qwen2.5-coder",
+        True,
+    )
 
 
 def test_new_request_settings_keep_the_backend_and_model_settings_reload_it():
@@ -242,18 +263,33 @@ def test_new_request_settings_keep_the_backend_and_model_settings_reload_it():
     assert again.backend is recording and again.tokenizer is completer.tokenizer
     assert again.template is completer.template and again.config.max_lines == 2
     assert not needs_reload(completer.config, again.config)
-    for changed in ({"max_tokens": 32}, {"budget_tokens": 2048}, {"endpoint": "http://x"}, {"model_path": "m"},
-                    {"kv_cache_type": "q8_0"}, {"n_threads": 2}, {"template": "starcoder2"}):
+    for changed in (
+        {"max_tokens": 32},
+        {"budget_tokens": 2048},
+        {"endpoint": "http://x"},
+        {"model_path": "m"},
+        {"kv_cache_type": "q8_0"},
+        {"n_threads": 2},
+        {"template": "starcoder2"},
+    ):
         assert needs_reload(EngineConfig(), EngineConfig(**changed)), changed
     assert not needs_reload(EngineConfig(), EngineConfig(snippet_limit=4, candidates=1))
 
 
 def test_tight_budget_keeps_signatures_and_drops_what_the_prefix_shows(completer: Completer):
-    big = FixedSnippet("lib/big.py", "def big_helper(a, b):\n" + "".join(
-        f"    step_{i}(alpha, beta, gamma, delta, epsilon, zeta, eta, theta)\n" for i in range(60)), 0, 60)
-    same_file_far = FixedSnippet("calc/shapes.py", "def area(radius):\n    return math.pi * radius ** 2\n", 3, 4)
-    prompt, _ = completer.prompt("calc/shapes.py", SOURCE, CURSOR, FixedSource(big, same_file_far), "demo",
-                                 budget_tokens=200)
+    big = FixedSnippet(
+        "lib/big.py",
+        "def big_helper(a, b):\n"
+        + "".join(f"    step_{i}(alpha, beta, gamma, delta, epsilon, zeta, eta, theta)\n" for i in range(60)),
+        0,
+        60,
+    )
+    same_file_far = FixedSnippet(
+        "calc/shapes.py", "def area(radius):\n    return math.pi * radius ** 2\n", 3, 4
+    )
+    prompt, _ = completer.prompt(
+        "calc/shapes.py", SOURCE, CURSOR, FixedSource(big, same_file_far), "demo", budget_tokens=200
+    )
     kinds = {(p.kind, p.path) for p in prompt.parts}
     assert ("signature", "lib/big.py") in kinds
     signature = next(p for p in prompt.parts if p.kind == "signature")
@@ -309,7 +345,9 @@ def test_snippets_already_in_the_prompt_keep_their_place_when_ranking_changes(co
 
 def test_completion_lists_get_distinct_candidates(tiny_gguf: Path):
     completer = Completer.load(EngineConfig(model_path=str(tiny_gguf), max_tokens=8, budget_tokens=1024))
-    result = completer.complete("calc/shapes.py", SOURCE, CURSOR, FixedSource(GEOMETRY), "demo", n_candidates=3)
+    result = completer.complete(
+        "calc/shapes.py", SOURCE, CURSOR, FixedSource(GEOMETRY), "demo", n_candidates=3
+    )
     assert result.text and 1 <= len(result.alternatives) <= 2
     assert len({result.text, *result.alternatives}) == 1 + len(result.alternatives)
 
@@ -328,7 +366,17 @@ def test_snippets_still_relevant_stay_while_two_places_stay_open_for_new_ones():
     previous = Prompt("qwen2.5-coder", 1024, [Part("snippet", s.text, s.path, 0, 0) for s in ranked[4:8]])
     # The previous prompt had m4..m7; with a limit of 4 two of them stay, the best two new ones join,
     # offered after the kept ones (where the token budget runs out, the same ones stay out).
-    assert [s.path for s in _sticky(ranked, previous, 4)] == ["lib/m4.py", "lib/m5.py", "lib/m0.py", "lib/m1.py"]
+    assert [s.path for s in _sticky(ranked, previous, 4)] == [
+        "lib/m4.py",
+        "lib/m5.py",
+        "lib/m0.py",
+        "lib/m1.py",
+    ]
     assert [s.path for s in _sticky(ranked, None, 3)] == ["lib/m0.py", "lib/m1.py", "lib/m2.py"]
     # Ones ranked out of the list altogether leave.
-    assert [s.path for s in _sticky(ranked[:5], previous, 4)] == ["lib/m4.py", "lib/m0.py", "lib/m1.py", "lib/m2.py"]
+    assert [s.path for s in _sticky(ranked[:5], previous, 4)] == [
+        "lib/m4.py",
+        "lib/m0.py",
+        "lib/m1.py",
+        "lib/m2.py",
+    ]

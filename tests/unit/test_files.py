@@ -52,12 +52,20 @@ def test_symlinked_directories_are_not_followed(tiny_repo: Path, tmp_path: Path)
 def test_secrets_vendored_and_build_folders_never_enter_the_index(tiny_repo: Path, caplog):
     caplog.set_level(logging.INFO, logger="retrieval.files")
     secrets = {
-        ".env": "API_TOKEN=abc\n", "config/.env.production": "DB_PASSWORD=x\n", "deploy/server.pem": "cert\n",
-        "keys/id_ed25519": "key\n", ".ssh/config": "Host x\n", "gcp/service-account-prod.json": "{}\n",
+        ".env": "API_TOKEN=abc\n",
+        "config/.env.production": "DB_PASSWORD=x\n",
+        "deploy/server.pem": "cert\n",
+        "keys/id_ed25519": "key\n",
+        ".ssh/config": "Host x\n",
+        "gcp/service-account-prod.json": "{}\n",
         "shop/embedded_key.py": 'KEY = """-----BEGIN RSA PRIVATE KEY-----\nMIIE...\n"""\n',
     }
-    vendored = {"dist/bundle.js": "x\n", "target/debug/out.rs": "fn main() {}\n",
-                "vendor/lib/dep.go": "package dep\n", ".venv/lib/site.py": "x = 1\n"}
+    vendored = {
+        "dist/bundle.js": "x\n",
+        "target/debug/out.rs": "fn main() {}\n",
+        "vendor/lib/dep.go": "package dep\n",
+        ".venv/lib/site.py": "x = 1\n",
+    }
     for rel, text in {**secrets, **vendored}.items():
         (tiny_repo / rel).parent.mkdir(parents=True, exist_ok=True)
         (tiny_repo / rel).write_text(text)

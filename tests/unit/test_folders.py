@@ -15,8 +15,9 @@ from retrieval.folders import refusal
 from tests.fixtures.hash_embedder import HashEmbedder
 
 
-def test_system_folders_and_the_home_folder_are_refused_and_projects_are_not(tmp_path: Path,
-                                                                              monkeypatch: pytest.MonkeyPatch):
+def test_system_folders_and_the_home_folder_are_refused_and_projects_are_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
     home = tmp_path / "home" / "ann"
     (home / "code" / "app").mkdir(parents=True)
     monkeypatch.setenv("HOME", str(home))
@@ -28,7 +29,9 @@ def test_system_folders_and_the_home_folder_are_refused_and_projects_are_not(tmp
     assert refusal(home / "code" / "app") is None
 
 
-def test_the_index_of_a_refused_folder_lives_in_the_cache_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def test_the_index_of_a_refused_folder_lives_in_the_cache_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))

@@ -27,12 +27,38 @@ SOURCES[".md"] = "# Title\n\nSome *text*.\n"
 EXTENSIONS = sorted(SOURCES)
 
 # Code-ish text: brackets, quotes, keywords, newlines of every kind, tabs, emoji, combining marks.
-CODEISH = st.lists(st.one_of(
-    st.sampled_from(list("{}()[]<>;:,.=+-*/\\'\"`#@$%&|!?~^ \t\n\r") + ["\r\n", "\f", "\v", "\u2028", "\x00"]),
-    st.sampled_from(["def ", "class ", "fn ", "func ", "impl ", "struct ", "return ", "if ", "template<",
-                     "namespace ", "#ifdef X\n", "#endif\n", "/*", "*/", "//", '"""', "=>", "::", "    "]),
-    st.characters(codec="utf-8", exclude_categories=["Cs"]),
-), max_size=200).map("".join)
+CODEISH = st.lists(
+    st.one_of(
+        st.sampled_from(
+            list("{}()[]<>;:,.=+-*/\\'\"`#@$%&|!?~^ \t\n\r") + ["\r\n", "\f", "\v", "\u2028", "\x00"]
+        ),
+        st.sampled_from(
+            [
+                "def ",
+                "class ",
+                "fn ",
+                "func ",
+                "impl ",
+                "struct ",
+                "return ",
+                "if ",
+                "template<",
+                "namespace ",
+                "#ifdef X\n",
+                "#endif\n",
+                "/*",
+                "*/",
+                "//",
+                '"""',
+                "=>",
+                "::",
+                "    ",
+            ]
+        ),
+        st.characters(codec="utf-8", exclude_categories=["Cs"]),
+    ),
+    max_size=200,
+).map("".join)
 
 
 def check_chunks(path: str, text: str) -> None:
@@ -42,7 +68,7 @@ def check_chunks(path: str, text: str) -> None:
     for c in chunks:
         # Exact byte and line ranges, in order, never overlapping, never beyond the text.
         assert last_end <= c.start_byte <= c.end_byte <= len(data)
-        assert data[c.start_byte:c.end_byte].decode("utf-8") == c.text
+        assert data[c.start_byte : c.end_byte].decode("utf-8") == c.text
         assert 0 <= c.start_line <= c.end_line
         last_end = c.end_byte
 
@@ -79,10 +105,15 @@ INDEX_FILES = ["index.sqlite3", "vectors.faiss", "index.sqlite3-wal", "lock"]
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(name=st.sampled_from(INDEX_FILES), keep=st.integers(0, 1 << 16), noise=st.binary(max_size=4096),
-       mode=st.sampled_from(["replace", "truncate+noise", "overwrite-middle"]))
-def test_random_bytes_as_index_files(built_index: Path, tmp_path_factory: pytest.TempPathFactory, name: str,
-                                     keep: int, noise: bytes, mode: str):
+@given(
+    name=st.sampled_from(INDEX_FILES),
+    keep=st.integers(0, 1 << 16),
+    noise=st.binary(max_size=4096),
+    mode=st.sampled_from(["replace", "truncate+noise", "overwrite-middle"]),
+)
+def test_random_bytes_as_index_files(
+    built_index: Path, tmp_path_factory: pytest.TempPathFactory, name: str, keep: int, noise: bytes, mode: str
+):
     root = tmp_path_factory.mktemp("case") / "repo"
     shutil.copytree(built_index, root, symlinks=True)
     target = root / ".code-kb" / name
@@ -93,7 +124,7 @@ def test_random_bytes_as_index_files(built_index: Path, tmp_path_factory: pytest
         damaged = original[:keep] + noise
     else:
         at = keep % max(1, len(original))
-        damaged = original[:at] + noise + original[at + len(noise):]
+        damaged = original[:at] + noise + original[at + len(noise) :]
     target.write_bytes(damaged)
     index = CodeIndex(root, IndexConfig(), embedder=HashEmbedder())
     index.reindex()
@@ -104,21 +135,32 @@ def test_random_bytes_as_index_files(built_index: Path, tmp_path_factory: pytest
     assert report.consistent and report.lost_chunks == 0, (report.stale, report.missing_files)
 
 
-@pytest.mark.parametrize("where, damage", [
-    (b"def apply_discount", b"\x80"),  # a chunk's text no longer decodes
-    (b"def apply_discount", b"X"),  # a chunk's text no longer matches its sha1
-    (b"CREATE TABLE chunks", b"\x80"),  # the schema's SQL no longer decodes
-    (b"start_line INTEGER", b"X"),  # a column of chunks renamed: "no such column" on the first search
-    (b"value TEXT NOT NULL)", b"X"),  # the meta table's value column renamed
-    (b"dim16", b"X"),  # the stored dimension (16) no longer a number: int() failed at open
-    (b"dim16", b"7"),  # the stored dimension a number that does not match the cached vectors
-    (hashlib.sha1((FIXTURES / "tiny_repo" / "shop" / "inventory.py").read_bytes()).hexdigest().encode(), b"X"),
-    # a file's recorded sha1 no longer hex: it stood until the file changed (the soak sweep found it)
-])
-def test_a_byte_changed_inside_a_stored_row_is_found_and_rebuilt(built_index: Path,
-                                                                  tmp_path_factory: pytest.TempPathFactory,
-                                                                  caplog: pytest.LogCaptureFixture,
-                                                                  where: bytes, damage: bytes):
+@pytest.mark.parametrize(
+    "where, damage",
+    [
+        (b"def apply_discount", b"\x80"),  # a chunk's text no longer decodes
+        (b"def apply_discount", b"X"),  # a chunk's text no longer matches its sha1
+        (b"CREATE TABLE chunks", b"\x80"),  # the schema's SQL no longer decodes
+        (b"start_line INTEGER", b"X"),  # a column of chunks renamed: "no such column" on the first search
+        (b"value TEXT NOT NULL)", b"X"),  # the meta table's value column renamed
+        (b"dim16", b"X"),  # the stored dimension (16) no longer a number: int() failed at open
+        (b"dim16", b"7"),  # the stored dimension a number that does not match the cached vectors
+        (
+            hashlib.sha1((FIXTURES / "tiny_repo" / "shop" / "inventory.py").read_bytes())
+            .hexdigest()
+            .encode(),
+            b"X",
+        ),
+        # a file's recorded sha1 no longer hex: it stood until the file changed (the soak sweep found it)
+    ],
+)
+def test_a_byte_changed_inside_a_stored_row_is_found_and_rebuilt(
+    built_index: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    caplog: pytest.LogCaptureFixture,
+    where: bytes,
+    damage: bytes,
+):
     # SQLite has no page checksums: integrity_check passes when a byte of a row's text changes. The
     # hypothesis run above found such cases in CI (a chunk's text, its hash, its kind, the schema's
     # SQL); the checks at open (chunk sha1s, decoding, the schema against the one this code writes)
@@ -129,7 +171,7 @@ def test_a_byte_changed_inside_a_stored_row_is_found_and_rebuilt(built_index: Pa
     data = bytearray(db_file.read_bytes())
     at = data.find(where)  # a chunk's text, or the schema's text in SQLite's own table
     assert at > 0
-    data[at + 4:at + 5] = damage
+    data[at + 4 : at + 5] = damage
     db_file.write_bytes(bytes(data))
     index = CodeIndex(root, IndexConfig(), embedder=HashEmbedder())
     index.reindex()  # opens the store
@@ -142,8 +184,9 @@ def test_a_byte_changed_inside_a_stored_row_is_found_and_rebuilt(built_index: Pa
 
 @pytest.mark.soak
 @pytest.mark.parametrize("noise", [b"\x80", b"X", b"\x00\xff\x07"])
-def test_index_database_overwritten_at_every_offset_soak(built_index: Path, tmp_path_factory: pytest.TempPathFactory,
-                                                         noise: bytes):
+def test_index_database_overwritten_at_every_offset_soak(
+    built_index: Path, tmp_path_factory: pytest.TempPathFactory, noise: bytes
+):
     """The hypothesis test above, systematically: `noise` written over index.sqlite3 at every
     STEP-th offset (CODE_KB_SWEEP_STEP, default 5; 1 is every byte). Each damaged copy must open,
     rebuild what is damaged, answer a search, and pass the consistency audit. About 3 minutes per
@@ -154,7 +197,7 @@ def test_index_database_overwritten_at_every_offset_soak(built_index: Path, tmp_
     for at in range(0, len(original), step):
         root = tmp_path_factory.mktemp("sweep") / "repo"
         shutil.copytree(built_index, root, symlinks=True)
-        (root / ".code-kb" / "index.sqlite3").write_bytes(original[:at] + noise + original[at + len(noise):])
+        (root / ".code-kb" / "index.sqlite3").write_bytes(original[:at] + noise + original[at + len(noise) :])
         try:
             index = CodeIndex(root, IndexConfig(), embedder=HashEmbedder())
             index.reindex()
@@ -166,4 +209,7 @@ def test_index_database_overwritten_at_every_offset_soak(built_index: Path, tmp_
         except Exception as exc:  # collected, so one run reports every failing offset
             failures.append(f"offset {at}: {type(exc).__name__}: {exc}"[:300])
         shutil.rmtree(root.parent)
-    assert not failures, f"{len(failures)} of {len(range(0, len(original), step))} offsets failed:\n" + "\n".join(failures[:20])
+    assert not failures, (
+        f"{len(failures)} of {len(range(0, len(original), step))} offsets failed:\n"
+        + "\n".join(failures[:20])
+    )

@@ -141,22 +141,39 @@ REPOS: dict[str, dict[str, str]] = {
 
 # What the probe must offer at the cursor of each repository: (file, a line the prompt must show).
 EXPECTED: dict[str, list[tuple[str, str]]] = {
-    "python": [("shop/pricing.py", "def apply_discount(amount: float, percent: float) -> float: ..."),
-               ("shop/models.py", "    def ship(self, carrier: str) -> bool: ...")],
-    "javascript": [("lib/math.js", "export function addAll(values, start = 0) { ... }"),
-                   ("lib/stack.js", "  push(item) { ... }")],
+    "python": [
+        ("shop/pricing.py", "def apply_discount(amount: float, percent: float) -> float: ..."),
+        ("shop/models.py", "    def ship(self, carrier: str) -> bool: ..."),
+    ],
+    "javascript": [
+        ("lib/math.js", "export function addAll(values, start = 0) { ... }"),
+        ("lib/stack.js", "  push(item) { ... }"),
+    ],
     "typescript": [("src/shapes/circle.ts", "  area(): number { ... }")],
-    "tsx": [("src/theme.ts", "export function spacing(n: number): string { ... }"),
-            ("src/theme.ts", "export const PRIMARY_COLOR = '#336699';")],
-    "go": [("cart/cart.go", "func New(owner string) *Cart { ... }"), ("cart/item.go", "func Sum(items []Item) float64 { ... }")],
+    "tsx": [
+        ("src/theme.ts", "export function spacing(n: number): string { ... }"),
+        ("src/theme.ts", "export const PRIMARY_COLOR = '#336699';"),
+    ],
+    "go": [
+        ("cart/cart.go", "func New(owner string) *Cart { ... }"),
+        ("cart/item.go", "func Sum(items []Item) float64 { ... }"),
+    ],
     "rust": [("src/geometry/point.rs", "    pub fn new(x: f64, y: f64) -> Self { ... }")],
     "java": [("src/main/java/com/acme/model/User.java", "    public String getName() { ... }")],
     "c": [("include/geo.h", "double point_distance(const struct point *a, const struct point *b);")],
     "cpp": [("include/shapes/circle.hpp", "  double area() const;")],
 }
-CURRENT = {"python": "app.py", "javascript": "app.js", "typescript": "src/main.ts", "tsx": "src/Button.tsx",
-           "go": "main.go", "rust": "src/lib.rs", "java": "src/main/java/com/acme/App.java", "c": "src/main.c",
-           "cpp": "src/main.cpp"}
+CURRENT = {
+    "python": "app.py",
+    "javascript": "app.js",
+    "typescript": "src/main.ts",
+    "tsx": "src/Button.tsx",
+    "go": "main.go",
+    "rust": "src/lib.rs",
+    "java": "src/main/java/com/acme/App.java",
+    "c": "src/main.c",
+    "cpp": "src/main.cpp",
+}
 
 
 def _repo(tmp_path: Path, files: dict[str, str]) -> tuple[CodeIndex, dict[str, str]]:
@@ -201,7 +218,9 @@ def test_receiver_members_come_first_and_outlines_show_fields_and_constructor(tm
 
 def test_self_reaches_the_bases_of_the_enclosing_class(tmp_path: Path):
     files = dict(REPOS["python"])
-    files["shop/express.py"] = "from .models import Order\n\nclass Express(Order):\n    def go(self):\n        self.<|>\n"
+    files["shop/express.py"] = (
+        "from .models import Order\n\nclass Express(Order):\n    def go(self):\n        self.<|>\n"
+    )
     index, _ = _repo(tmp_path, files)
     text = files["shop/express.py"]
     found = index.needs_snippets("shop/express.py", text.replace(CURSOR, ""), text.index(CURSOR))
@@ -243,21 +262,37 @@ def test_extraction_per_language_names_containers_and_signatures():
     go = extract("a.go", REPOS["go"]["cart/cart.go"])
     assert go.package == "cart"
     assert [(d.qualified, d.kind) for d in go.definitions] == [
-        ("Cart", "type"), ("Cart.Items", "field"), ("Cart.Owner", "field"), ("Cart.Total", "method"),
-        ("New", "function")]
+        ("Cart", "type"),
+        ("Cart.Items", "field"),
+        ("Cart.Owner", "field"),
+        ("Cart.Total", "method"),
+        ("New", "function"),
+    ]
     rust = extract("lib.rs", REPOS["rust"]["src/lib.rs"].replace(CURSOR, ""))
     assert [(i.kind, i.module, i.name, i.alias) for i in rust.imports] == [
-        ("module", "self::geometry", "", ""), ("name", "crate::geometry", "Point", ""),
-        ("name", "crate::geometry", "distance", "dist")]
+        ("module", "self::geometry", "", ""),
+        ("name", "crate::geometry", "Point", ""),
+        ("name", "crate::geometry", "distance", "dist"),
+    ]
     java = extract("User.java", REPOS["java"]["src/main/java/com/acme/model/User.java"])
     assert java.package == "com.acme.model"
     assert [d.qualified for d in java.definitions] == ["User", "User.name", "User.User", "User.getName"]
     cpp = extract("c.hpp", REPOS["cpp"]["include/shapes/circle.hpp"])
     assert [(d.qualified, d.kind) for d in cpp.definitions] == [
-        ("Circle", "class"), ("Circle.Circle", "method"), ("Circle.area", "method"), ("Circle.radius_", "field")]
-    ts = extract("a.ts", "import def, {a as b} from './x';\nexport * as ns from './y';\nconst r = require('./z');\n")
+        ("Circle", "class"),
+        ("Circle.Circle", "method"),
+        ("Circle.area", "method"),
+        ("Circle.radius_", "field"),
+    ]
+    ts = extract(
+        "a.ts", "import def, {a as b} from './x';\nexport * as ns from './y';\nconst r = require('./z');\n"
+    )
     assert [(i.kind, i.module, i.binding) for i in ts.imports] == [
-        ("name", "./x", "def"), ("name", "./x", "b"), ("module", "./y", "ns"), ("module", "./z", "r")]
+        ("name", "./x", "def"),
+        ("name", "./x", "b"),
+        ("module", "./y", "ns"),
+        ("module", "./z", "r"),
+    ]
     assert extract("notes.txt", "anything") is None
 
 
@@ -295,10 +330,17 @@ def test_prompt_puts_needed_definitions_first_within_their_share(tmp_path: Path)
     # similar code competing for it, and a buffer that calls into the package.
     body = "".join(f"    step_{i} = amount * {i}\n" for i in range(80))
     files["shop/pricing.py"] = files["shop/pricing.py"].replace(
-        "    return amount * (1 - percent / 100)\n", body + "    return amount * (1 - percent / 100)\n")
+        "    return amount * (1 - percent / 100)\n", body + "    return amount * (1 - percent / 100)\n"
+    )
     files["shop/models.py"] += "".join(f"        note_{i} = carrier * {i}\n" for i in range(80))
-    files.update({f"shop/similar{i}.py": "".join(f"def total_{i}_{j}(order, quantity):\n    return order * quantity\n\n"
-                                                for j in range(12)) for i in range(6)})
+    files.update(
+        {
+            f"shop/similar{i}.py": "".join(
+                f"def total_{i}_{j}(order, quantity):\n    return order * quantity\n\n" for j in range(12)
+            )
+            for i in range(6)
+        }
+    )
     index, _ = _repo(tmp_path, files)
     buffer = "from shop.pricing import apply_discount\nfrom shop import Order\n\n\ndef total(order: Order):\n    return "
     completer = Completer(EngineConfig(budget_tokens=1024))
@@ -335,7 +377,7 @@ def test_attribute_chains_follow_fields_whose_declaration_names_their_class(tmp_
     found = index.needs_snippets("shop/desk.py", buffer, offset)
     assert found[0].name == "Order" and "def ship(self, carrier: str)" in found[0].text
     # A local assigned from the chain reaches the same class.
-    buffer = buffer[:offset - len("desk.order.")] + "current." + buffer[offset:]
+    buffer = buffer[: offset - len("desk.order.")] + "current." + buffer[offset:]
     found = index.needs_snippets("shop/desk.py", buffer, offset - len("desk.order.") + len("current."))
     assert found[0].name == "Order"
     index.close()
@@ -344,7 +386,9 @@ def test_attribute_chains_follow_fields_whose_declaration_names_their_class(tmp_
 def test_go_chains_through_typed_fields_to_types_of_the_same_package(tmp_path: Path):
     files = dict(REPOS["go"])
     files["cart/lock.go"] = "package cart\n\ntype Guard struct {\n\tn int\n}\n\nfunc (g *Guard) Hold() {}\n"
-    files["cart/cart.go"] = files["cart/cart.go"].replace("\tOwner string\n", "\tOwner string\n\tguard Guard\n")
+    files["cart/cart.go"] = files["cart/cart.go"].replace(
+        "\tOwner string\n", "\tOwner string\n\tguard Guard\n"
+    )
     files["cart/use.go"] = "package cart\n\nfunc Use(c *Cart) {\n\tc.guard.<|>\n}\n"
     index, _ = _repo(tmp_path, files)
     text = files["cart/use.go"]

@@ -42,8 +42,12 @@ def test_choice_for_this_machine_is_explained():
 def _machine(cores: int, ram_gib: float, vram_gib: float | None = None, backend: str = "CUDA") -> Machine:
     devices = [Device("CPU", "CPU", "cpu", "test cpu", int(ram_gib * GIB), int(ram_gib * GIB))]
     if vram_gib is not None:
-        devices.append(Device(f"{backend}0", backend, "gpu", "test gpu", int(vram_gib * GIB), int(vram_gib * GIB)))
-    return Machine(cores, int(ram_gib * GIB), vram_gib is not None, (backend,) if vram_gib else (), tuple(devices), "")
+        devices.append(
+            Device(f"{backend}0", backend, "gpu", "test gpu", int(vram_gib * GIB), int(vram_gib * GIB))
+        )
+    return Machine(
+        cores, int(ram_gib * GIB), vram_gib is not None, (backend,) if vram_gib else (), tuple(devices), ""
+    )
 
 
 def test_choices_scale_with_the_hardware():
@@ -51,7 +55,12 @@ def test_choices_scale_with_the_hardware():
     assert choose(_machine(4, 8)).model == "qwen2.5-coder-1.5b"
     assert choose(_machine(16, 64)).model == "qwen2.5-coder-3b"
     big = choose(_machine(8, 32, vram_gib=24))
-    assert (big.model, big.quant, big.budget_tokens, big.gpu_layers) == ("qwen2.5-coder-7b", "Q8_0", 16384, "all")
+    assert (big.model, big.quant, big.budget_tokens, big.gpu_layers) == (
+        "qwen2.5-coder-7b",
+        "Q8_0",
+        16384,
+        "all",
+    )
     assert "CUDA device CUDA0" in big.reasons[0]
     assert choose(_machine(8, 32, vram_gib=8, backend="Vulkan")).model == "qwen2.5-coder-3b"
     assert choose(_machine(8, 16, vram_gib=4, backend="Metal")).model == "qwen2.5-coder-1.5b"
@@ -91,11 +100,13 @@ def test_status_explains_the_choice(tiny_repo: Path, hash_embedder, monkeypatch,
     assert report["model"]["problem"] == f"no model configured; run: code-kb model pull {choice.model}"
     assert main(["status", "--embedding-model", hash_embedder.name]) == 0
     out = capsys.readouterr().out
-    assert f"chosen        model {choice.model} {choice.quant} (what `code-kb model list` marks), budget " \
+    assert (
+        f"chosen        model {choice.model} {choice.quant} (what `code-kb model list` marks), budget "
         f"{choice.budget_tokens} tokens" in out
+    )
     assert out.count("  because     ") == len(choice.reasons) and "set by you" not in out
     config = tiny_repo / "config.toml"
-    config.write_text("budget_tokens = 2048\nkv_cache_type = \"q8_0\"\n")
+    config.write_text('budget_tokens = 2048\nkv_cache_type = "q8_0"\n')
     monkeypatch.setenv("CODE_KB_CONFIG", str(config))
     assert main(["status", "--embedding-model", hash_embedder.name]) == 0
     assert "  set by you  budget 2048, kv_cache_type q8_0" in capsys.readouterr().out

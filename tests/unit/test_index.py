@@ -42,8 +42,9 @@ def test_events_about_the_index_itself_write_nothing(tiny_repo: Path, hash_embed
     before = {p.name: (p.stat().st_mtime_ns, p.stat().st_size) for p in own}
     stats = index.update_files(own)
     assert (stats.files_seen, stats.files_changed, stats.files_removed) == (0, 0, 0)
-    assert {p.name: (p.stat().st_mtime_ns, p.stat().st_size) for p in sorted((tiny_repo / ".code-kb").iterdir())} \
-        == before
+    assert {
+        p.name: (p.stat().st_mtime_ns, p.stat().st_size) for p in sorted((tiny_repo / ".code-kb").iterdir())
+    } == before
     # Ignored files and unchanged files write nothing to the database either (only the lock file).
     index.update_files([tiny_repo / "build" / "generated.py", tiny_repo / "shop" / "cart.py"])
     after = {p.name: (p.stat().st_mtime_ns, p.stat().st_size) for p in (tiny_repo / ".code-kb").iterdir()}
@@ -61,7 +62,9 @@ def test_touched_but_identical_file_is_not_reembedded(tiny_repo: Path, hash_embe
     assert len(hash_embedder.embedded) == before
 
 
-def test_edit_embeds_only_new_chunks_and_keeps_vectors_consistent(tiny_repo: Path, hash_embedder: HashEmbedder):
+def test_edit_embeds_only_new_chunks_and_keeps_vectors_consistent(
+    tiny_repo: Path, hash_embedder: HashEmbedder
+):
     index = make(tiny_repo, hash_embedder)
     index.reindex()
     hash_embedder.embedded.clear()
@@ -87,7 +90,9 @@ def test_deleted_file_leaves_index_and_search(tiny_repo: Path, hash_embedder: Ha
     assert all(h.path != "shop/pricing.py" for h in index.search("apply discount percent tax", k=50))
 
 
-def test_corrupt_vector_file_is_rebuilt_without_embedding(tiny_repo: Path, hash_embedder: HashEmbedder, caplog):
+def test_corrupt_vector_file_is_rebuilt_without_embedding(
+    tiny_repo: Path, hash_embedder: HashEmbedder, caplog
+):
     make(tiny_repo, hash_embedder).reindex()
     (tiny_repo / ".code-kb" / "vectors.faiss").write_bytes(b"garbage")
     hash_embedder.embedded.clear()
@@ -154,7 +159,9 @@ def test_store_keeps_the_index_out_of_git(tmp_path: Path):
     assert (tmp_path / ".code-kb" / ".gitignore").read_text().strip().endswith("*")
 
 
-def test_update_files_handles_changed_new_deleted_and_ignored_paths(tiny_repo: Path, hash_embedder: HashEmbedder):
+def test_update_files_handles_changed_new_deleted_and_ignored_paths(
+    tiny_repo: Path, hash_embedder: HashEmbedder
+):
     index = make(tiny_repo, hash_embedder)
     index.reindex()
     (tiny_repo / "shop" / "refunds.py").write_text("def refund(order):\n    return order.total\n")
@@ -162,8 +169,15 @@ def test_update_files_handles_changed_new_deleted_and_ignored_paths(tiny_repo: P
     (tiny_repo / "build" / "out.py").write_text("def generated():\n    pass\n")  # ignored by .gitignore
     cart = tiny_repo / "shop" / "cart.py"
     cart.write_text(cart.read_text().replace("def subtotal", "def sub_total"))
-    stats = index.update_files(["shop/refunds.py", tiny_repo / "shop" / "pricing.py", "build/out.py",
-                                str(cart), "/elsewhere/outside.py"])
+    stats = index.update_files(
+        [
+            "shop/refunds.py",
+            tiny_repo / "shop" / "pricing.py",
+            "build/out.py",
+            str(cart),
+            "/elsewhere/outside.py",
+        ]
+    )
     assert sorted(stats.changed_paths) == ["shop/cart.py", "shop/pricing.py", "shop/refunds.py"]
     assert (stats.files_changed, stats.files_removed) == (2, 1)
     paths = {h.path for h in index.search("refund order total cart subtotal", k=50)}
@@ -207,7 +221,9 @@ def test_search_answers_while_a_long_index_is_embedding(tiny_repo: Path):
 
 def test_large_index_switches_to_ivf_and_back(tiny_repo: Path, hash_embedder: HashEmbedder):
     for i in range(30):  # enough chunks to cross a low threshold
-        (tiny_repo / "shop" / f"gen_{i}.py").write_text(f"def generated_{i}(value):\n    return value * {i}\n")
+        (tiny_repo / "shop" / f"gen_{i}.py").write_text(
+            f"def generated_{i}(value):\n    return value * {i}\n"
+        )
     index = CodeIndex(tiny_repo, IndexConfig(ivf_threshold=30), embedder=hash_embedder)
     stats = index.reindex()
     assert stats.chunks_total >= 30

@@ -47,8 +47,13 @@ def vectors_match_chunks(root: Path) -> None:
 
 
 def worker(root: Path, *extra: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "tests.fixtures.index_worker", str(root), *extra],
-                            cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.fixtures.index_worker", str(root), *extra],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def kill_rounds(root: Path, files: list[Path], versions: dict[str, bytes], rounds: int, seed: int) -> dict:
@@ -70,7 +75,9 @@ def kill_rounds(root: Path, files: list[Path], versions: dict[str, bytes], round
             lines += 1
             if lines >= target:
                 break
-        time.sleep(rng.random() * 0.05)  # anywhere: between files, inside a transaction, during the FAISS save
+        time.sleep(
+            rng.random() * 0.05
+        )  # anywhere: between files, inside a transaction, during the FAISS save
         proc.send_signal(signal.SIGKILL)
         proc.wait(30)
         proc.stdout.close()  # type: ignore[union-attr]
@@ -114,8 +121,12 @@ def test_kill_9_of_the_code_kb_reindex_command(tmp_path: Path):
     make_repo(root, 60, versions)
     rng = random.Random(3)
     for _ in range(1):  # one: each start loads MiniLM (the soak above repeats the kill many times)
-        proc = subprocess.Popen([sys.executable, "-m", "lsp_server", "reindex", str(root)], cwd=REPO_ROOT,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "lsp_server", "reindex", str(root)],
+            cwd=REPO_ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         seen = b""
         while b"indexing:" not in seen and b"/60" not in seen:  # tqdm's bar on stderr
             chunk = proc.stderr.read1(4096)  # type: ignore[union-attr]
@@ -128,8 +139,13 @@ def test_kill_9_of_the_code_kb_reindex_command(tmp_path: Path):
         proc.stderr.close()  # type: ignore[union-attr]
         report = audit(root, versions=versions)
         assert report.consistent, report.stale
-    done = subprocess.run([sys.executable, "-m", "lsp_server", "reindex", "-q", str(root)], cwd=REPO_ROOT,
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "lsp_server", "reindex", "-q", str(root)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     final = audit(root, expect_complete=True)
     assert final.consistent and final.lost_chunks == 0
@@ -139,7 +155,10 @@ CORRUPTIONS = {
     "sqlite truncated": ("index.sqlite3", lambda data: data[: len(data) // 3]),
     "sqlite header only": ("index.sqlite3", lambda data: data[:100]),
     "sqlite garbage": ("index.sqlite3", lambda data: os.urandom(len(data))),
-    "sqlite garbage after the header": ("index.sqlite3", lambda data: data[:4096] + os.urandom(len(data) - 4096)),
+    "sqlite garbage after the header": (
+        "index.sqlite3",
+        lambda data: data[:4096] + os.urandom(len(data) - 4096),
+    ),
     "sqlite empty": ("index.sqlite3", lambda data: b""),
     "faiss truncated": ("vectors.faiss", lambda data: data[: len(data) // 2]),
     "faiss garbage": ("vectors.faiss", lambda data: os.urandom(len(data))),
@@ -152,7 +171,7 @@ CORRUPTIONS = {
 
 def _huge_count(data: bytes) -> bytes:
     at = data.find(b"IxFI") + 16  # fourcc, d (int32), ntotal (int64), then the vector count
-    return data[:at] + (1 << 44).to_bytes(8, "little") + data[at + 8:]
+    return data[:at] + (1 << 44).to_bytes(8, "little") + data[at + 8 :]
 
 
 @pytest.mark.parametrize("case", sorted(CORRUPTIONS))
@@ -214,8 +233,13 @@ def test_a_full_disk_fails_the_write_and_keeps_the_previous_index(tmp_path: Path
     for i in range(40, 400):
         write_module(root / "new" / f"mod{i}.py", i, versions)
     limit = (root / ".code-kb" / "index.sqlite3").stat().st_size + 64 * 1024
-    result = subprocess.run([sys.executable, "-m", "tests.fixtures.index_worker", str(root),
-                             "--fsize-bytes", str(limit)], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "tests.fixtures.index_worker", str(root), "--fsize-bytes", str(limit)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 1, result.stderr[-2000:]
     assert "code-kb: error: cannot write" in result.stderr and "free disk space" in result.stderr
     after = audit(root, versions=versions)
@@ -290,7 +314,9 @@ def test_a_write_error_is_a_retrieval_error_with_advice(tmp_path: Path):
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("a file where the index folder should be\n")
     index = CodeIndex(root, IndexConfig(index_dir=blocker / "index"), embedder=HashEmbedder())
-    with pytest.raises(IndexWriteError, match="cannot create the index folder .*--index-dir, or the editor's indexDir"):
+    with pytest.raises(
+        IndexWriteError, match="cannot create the index folder .*--index-dir, or the editor's indexDir"
+    ):
         index.reindex()
 
 

@@ -22,8 +22,11 @@ def build(root: Path) -> Path:
 def snapshot(directory: Path) -> dict[str, bytes]:
     """The index's files; SQLite's -wal and -shm side files are left out: a read-only reader of a WAL
     database may create them empty, which changes nothing the index holds."""
-    return {p.name: p.read_bytes() for p in sorted(directory.iterdir())
-            if p.is_file() and not p.name.endswith(("-wal", "-shm"))}
+    return {
+        p.name: p.read_bytes()
+        for p in sorted(directory.iterdir())
+        if p.is_file() and not p.name.endswith(("-wal", "-shm"))
+    }
 
 
 def reopened_is_repaired(root: Path) -> None:

@@ -71,9 +71,22 @@ def test_runs_that_overlap_are_chained_with_the_overlap_cut():
     repo, header = list(range(10000, 14000)), list(range(8000, 8040))
     prefix, suffix = list(range(4000, 7000)), list(range(7000, 7600))
     held = repo + header + prefix + suffix + [9]
-    new = [1] + repo[1:] + header + prefix[:200] + list(range(3000, 3050)) + header + prefix + [8] + suffix + [9]
+    new = (
+        [1]
+        + repo[1:]
+        + header
+        + prefix[:200]
+        + list(range(3000, 3050))
+        + header
+        + prefix
+        + [8]
+        + suffix
+        + [9]
+    )
     p = plan(held, new, min_run=32)
-    assert Move(1, 1, 4239) in p.moves  # the repository part and the new snippet that repeats the file's start
+    assert (
+        Move(1, 1, 4239) in p.moves
+    )  # the repository part and the new snippet that repeats the file's start
     assert Move(4240, 4530, 2800) in p.moves  # the rest of the prefix, its first 240 tokens cut off
     assert p.n_evaluated <= 1 + 50 + 240 + 1 + 1
 
@@ -101,7 +114,9 @@ def model(tmp_path_factory: pytest.TempPathFactory) -> LlamaCppModel:
 
 
 def _greedy(model: LlamaCppModel, tokens: list[int], **kw):
-    return model.generate_tokens(tokens, max_tokens=12, stop_ids=set(), cut=lambda t: (t, False), timeout_s=30, **kw)
+    return model.generate_tokens(
+        tokens, max_tokens=12, stop_ids=set(), cut=lambda t: (t, False), timeout_s=30, **kw
+    )
 
 
 def _source_tokens(model: LlamaCppModel, n: int) -> list[int]:
@@ -118,8 +133,9 @@ def _source_tokens(model: LlamaCppModel, n: int) -> list[int]:
     return tokens[:n]
 
 
-def test_moved_tokens_are_shifted_not_evaluated_and_give_the_same_completion(model: LlamaCppModel,
-                                                                             tmp_path: Path):
+def test_moved_tokens_are_shifted_not_evaluated_and_give_the_same_completion(
+    model: LlamaCppModel, tmp_path: Path
+):
     assert model.can_shift
     base = _source_tokens(model, 1500)
     model.reset()
@@ -197,13 +213,17 @@ def test_a_cancelled_evaluation_keeps_the_runs_it_had_moved(model: LlamaCppModel
 
 
 def test_requests_reuse_stale_runs_and_warming_refreshes_them(model: LlamaCppModel):
-    lenient = LlamaCppModel(model.path, n_ctx=4096, n_threads=2, max_stale_tokens=10_000, refresh_stale_tokens=50)
+    lenient = LlamaCppModel(
+        model.path, n_ctx=4096, n_threads=2, max_stale_tokens=10_000, refresh_stale_tokens=50
+    )
     base = _source_tokens(lenient, 600)
     _greedy(lenient, base)
     grown = base[:100] + _source_tokens(lenient, 1400)[1300:1380] + base[100:]
     typed = _greedy(lenient, grown)  # 80 tokens inserted before the run: stale, but a request keeps it
     assert typed.n_moved >= 490 and typed.n_evaluated <= 81
-    plan, stopped = lenient.warm_tokens(grown)  # the pause: past the refresh bound, the run is evaluated afresh
+    plan, stopped = lenient.warm_tokens(
+        grown
+    )  # the pause: past the refresh bound, the run is evaluated afresh
     assert stopped is None and plan.n_evaluated >= 490
     assert _greedy(lenient, grown).n_evaluated == 1
 

@@ -9,15 +9,29 @@ from tests.fixtures.hash_embedder import HashEmbedder
 
 def test_identifiers_split_at_case_and_underscores():
     assert identifier_tokens("total = computeShippingCost(cart)") == [
-        "total", "computeshippingcost", "compute", "shipping", "cost", "cart"]
+        "total",
+        "computeshippingcost",
+        "compute",
+        "shipping",
+        "cost",
+        "cart",
+    ]
     assert identifier_tokens("def compute_shipping_cost(self, HTTPServer):") == [
-        "compute_shipping_cost", "compute", "shipping", "cost", "httpserver", "http", "server"]
+        "compute_shipping_cost",
+        "compute",
+        "shipping",
+        "cost",
+        "httpserver",
+        "http",
+        "server",
+    ]
     assert match_query("return x") is None  # keywords and one-letter names carry no signal
 
 
 def test_lexical_search_finds_a_definition_by_the_parts_of_its_name(tiny_repo: Path):
     (tiny_repo / "shop" / "shipping.py").write_text(
-        "def compute_shipping_cost(weight_kg: float, zone: str) -> float:\n    return 4.5 + weight_kg * 1.2\n")
+        "def compute_shipping_cost(weight_kg: float, zone: str) -> float:\n    return 4.5 + weight_kg * 1.2\n"
+    )
     index = CodeIndex(tiny_repo, IndexConfig(), embedder=HashEmbedder())
     index.reindex()
     hits = index.lexical_search("total = computeShippingCost(", 3)
@@ -28,7 +42,8 @@ def test_lexical_search_finds_a_definition_by_the_parts_of_its_name(tiny_repo: P
 
 def test_snippets_fuse_both_probes_and_keep_the_lexical_only_hit(tiny_repo: Path, minilm):
     (tiny_repo / "shop" / "shipping.py").write_text(
-        "def compute_shipping_cost(weight_kg: float, zone: str) -> float:\n    return 4.5 + weight_kg * 1.2\n")
+        "def compute_shipping_cost(weight_kg: float, zone: str) -> float:\n    return 4.5 + weight_kg * 1.2\n"
+    )
     index = CodeIndex(tiny_repo, IndexConfig(), embedder=minilm)
     index.reindex()
     source = "from shop.cart import Cart\n\n\ndef quote(cart: Cart, zone: str) -> float:\n    fee = computeShippingCost("
@@ -53,8 +68,10 @@ def test_symbol_table_finds_definitions_of_names_before_the_cursor_and_imports(t
 
     index = CodeIndex(tiny_repo, IndexConfig(), embedder=HashEmbedder())
     index.reindex()
-    source = ("from shop.inventory import Inventory\n\n\n"
-              "def price_with_tax(table, amount: float) -> float:\n    return table.with_tax(")
+    source = (
+        "from shop.inventory import Inventory\n\n\n"
+        "def price_with_tax(table, amount: float) -> float:\n    return table.with_tax("
+    )
     names = wanted_names(source, len(source))
     assert names[:3] == ["with_tax", "table", "amount"] and "Inventory" in names
     hits = index.symbol_search(names, 5, exclude_path="shop/quote.py")
@@ -72,8 +89,11 @@ def test_symbol_table_finds_definitions_of_names_before_the_cursor_and_imports(t
 def test_current_file_chunks_far_from_the_cursor_can_be_retrieved(tiny_repo: Path):
     long_file = tiny_repo / "shop" / "report.py"
     filler = "".join(f"LINE_{i} = {i}\n" for i in range(80))
-    long_file.write_text("def format_receipt_total(total):\n    return f'{total:.2f}'\n\n\n" + filler +
-                         "\n\ndef summary(total):\n    return \n")
+    long_file.write_text(
+        "def format_receipt_total(total):\n    return f'{total:.2f}'\n\n\n"
+        + filler
+        + "\n\ndef summary(total):\n    return \n"
+    )
     index = CodeIndex(tiny_repo, IndexConfig(cursor_margin_lines=30), embedder=HashEmbedder())
     index.reindex()
     source = long_file.read_text()

@@ -28,7 +28,9 @@ class OneSnippet:
 @pytest.fixture(scope="module")
 def server(tiny_gguf: Path, tmp_path_factory: pytest.TempPathFactory):
     log = tmp_path_factory.mktemp("llama-server") / "server.log"
-    with llama_server.running(tiny_gguf, "-c", "4096", "--cache-reuse", "64", "-np", "1", log_file=log) as url:
+    with llama_server.running(
+        tiny_gguf, "-c", "4096", "--cache-reuse", "64", "-np", "1", log_file=log
+    ) as url:
         yield url
 
 

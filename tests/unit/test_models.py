@@ -35,7 +35,10 @@ Q8 = "qwen2.5-coder-0.5b-q8_0.gguf"
 @pytest.fixture(scope="module")
 def ggufs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
     folder = tmp_path_factory.mktemp("hub-files")
-    return {Q4: write_tiny_gguf(folder / Q4).read_bytes(), Q8: write_tiny_gguf(folder / Q8, seed=1).read_bytes()}
+    return {
+        Q4: write_tiny_gguf(folder / Q4).read_bytes(),
+        Q8: write_tiny_gguf(folder / Q8, seed=1).read_bytes(),
+    }
 
 
 @pytest.fixture
@@ -107,7 +110,9 @@ def test_interrupted_pull_resumes_with_a_range_request(hub: HubServer, ggufs, ca
     hub.faults = Faults(drop_after_bytes=cut, drops_left=1)
     plan = resolve_pull("qwen2.5-coder-0.5b", "Q4_K_M")
     (remote,) = plan.files
-    with pytest.raises(DownloadError, match="interrupted at 200000 bytes.*run the same command again to resume"):
+    with pytest.raises(
+        DownloadError, match="interrupted at 200000 bytes.*run the same command again to resume"
+    ):
         download(remote, attempts=1)
     assert not remote.dest.exists()
     assert remote.part.stat().st_size == cut
@@ -194,22 +199,39 @@ def test_model_list_marks_what_fits_here(capsys):
     assert main(["model", "list", "--json"]) == 0
     listing = json.loads(capsys.readouterr().out)
     names = [m["name"] for m in listing["models"]]
-    assert names == ["qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b", "qwen2.5-coder-3b", "qwen2.5-coder-7b",
-                     "deepseek-coder-1.3b", "deepseek-coder-6.7b", "starcoder2-3b", "starcoder2-7b",
-                     "sweep-next-edit-1.5b", "sweep-next-edit-0.5b"]
+    assert names == [
+        "qwen2.5-coder-0.5b",
+        "qwen2.5-coder-1.5b",
+        "qwen2.5-coder-3b",
+        "qwen2.5-coder-7b",
+        "deepseek-coder-1.3b",
+        "deepseek-coder-6.7b",
+        "starcoder2-3b",
+        "starcoder2-7b",
+        "sweep-next-edit-1.5b",
+        "sweep-next-edit-0.5b",
+    ]
     recommended = [m for m in listing["models"] if m["recommended"]]
-    assert len(recommended) == 1 and recommended[0]["name"] == listing["choice"]["model"] and recommended[0]["fits"]
+    assert (
+        len(recommended) == 1
+        and recommended[0]["name"] == listing["choice"]["model"]
+        and recommended[0]["fits"]
+    )
     assert recommended[0]["kind"] == "completion"
     next_edit = {m["name"]: m for m in listing["models"] if m["kind"] == "next-edit"}
     assert set(next_edit) == {"sweep-next-edit-1.5b", "sweep-next-edit-0.5b"}
-    assert all(m["quant"] == "Q8_0" and m["quants"] == ["Q8_0"] and m["context_tokens"] == 8192
-               for m in next_edit.values())
+    assert all(
+        m["quant"] == "Q8_0" and m["quants"] == ["Q8_0"] and m["context_tokens"] == 8192
+        for m in next_edit.values()
+    )
     assert next_edit["sweep-next-edit-1.5b"]["repository"] == "sweepai/sweep-next-edit-1.5B"
     assert main(["model", "list"]) == 0
     out = capsys.readouterr().out
     assert f"* {listing['choice']['model']}" in out
     completion, _, next_edits = out.partition("next-edit models")
-    assert "sweep-next-edit" not in completion and "qwen2.5-coder" not in next_edits.replace("qwen2.5-coder ", "")
+    assert "sweep-next-edit" not in completion and "qwen2.5-coder" not in next_edits.replace(
+        "qwen2.5-coder ", ""
+    )
     assert "  sweep-next-edit-1.5b" in next_edits and "1.6 GB Q8_0" in next_edits
 
 
@@ -220,7 +242,9 @@ def test_the_hardware_choice_is_never_a_next_edit_model():
         devices = [Device("CPU", "CPU", "cpu", "test cpu", ram_gib << 30, ram_gib << 30)]
         if vram_gib:
             devices.append(Device("CUDA0", "CUDA", "gpu", "test gpu", vram_gib << 30, vram_gib << 30))
-        machine = Machine(cores, ram_gib << 30, vram_gib is not None, ("CUDA",) if vram_gib else (), tuple(devices), "")
+        machine = Machine(
+            cores, ram_gib << 30, vram_gib is not None, ("CUDA",) if vram_gib else (), tuple(devices), ""
+        )
         model = choose(machine).model
         assert BY_NAME[model].kind == "completion" and model not in NEXT_EDIT_NAMES
 
@@ -236,7 +260,9 @@ def test_a_sweep_model_is_pulled_by_its_exact_file_name(hub: HubServer, ggufs, t
     path = Path(out.strip())
     assert path == models_dir() / "sweep-next-edit-1.5b" / name and path.read_bytes() == sweep
     assert "verified: size and sha256" in err and 'next_edit_model = "sweep-next-edit-1.5b"' in err
-    assert local_model_path("sweep-next-edit-1.5b") == str(path) == local_model_path("sweep-next-edit-1.5b:Q8_0")
+    assert (
+        local_model_path("sweep-next-edit-1.5b") == str(path) == local_model_path("sweep-next-edit-1.5b:Q8_0")
+    )
     assert main(["model", "list", "--json"]) == 0
     rows = {m["name"]: m for m in json.loads(capsys.readouterr().out)["models"]}
     assert rows["sweep-next-edit-1.5b"]["pulled"] == ["Q8_0"] and rows["sweep-next-edit-0.5b"]["pulled"] == []
@@ -244,7 +270,9 @@ def test_a_sweep_model_is_pulled_by_its_exact_file_name(hub: HubServer, ggufs, t
     assert f"has no Q4_K_M GGUF (code-kb knows Q8_0: {name}); it lists {name}" in capsys.readouterr().err
 
 
-def test_a_renamed_sweep_upload_with_one_q8_0_file_is_pulled_in_its_stead(hub: HubServer, tmp_path: Path, capsys):
+def test_a_renamed_sweep_upload_with_one_q8_0_file_is_pulled_in_its_stead(
+    hub: HubServer, tmp_path: Path, capsys
+):
     repo, name = "sweepai/sweep-next-edit-0.5B", "sweep-next-edit-0.5b.q8_0.v3.gguf"
     hub.add(repo, name, write_tiny_gguf(tmp_path / name, name="sweep-next-edit-0.5B").read_bytes())
     assert main(["model", "pull", "sweep-next-edit-0.5b", "-q"]) == 0
@@ -267,8 +295,12 @@ def test_model_info_says_a_sweep_gguf_is_a_next_edit_model(tiny_gguf: Path, tmp_
 def test_model_info_reports_fim_context_quantization_and_kv_memory(tiny_gguf: Path, tmp_path: Path, capsys):
     assert main(["model", "info", str(tiny_gguf), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
-    assert (info["architecture"], info["family"], info["context_tokens"], info["quantization"]) == \
-        ("qwen2", "qwen2.5-coder", 32768, "F32")
+    assert (info["architecture"], info["family"], info["context_tokens"], info["quantization"]) == (
+        "qwen2",
+        "qwen2.5-coder",
+        32768,
+        "F32",
+    )
     assert info["repo_layout"] and info["fim_tokens"]["prefix"] == "<|fim_prefix|>"
     # 2 layers x 2 KV heads x (16 + 16) values x 2 bytes = 256 bytes a token
     assert info["kv_bytes"]["f16"] == {"8192": 8192 * 256, "16384": 16384 * 256, "32768": 32768 * 256}
@@ -277,7 +309,9 @@ def test_model_info_reports_fim_context_quantization_and_kv_memory(tiny_gguf: Pa
     assert main(["model", "info", str(tiny_gguf)]) == 0
     out = capsys.readouterr().out
     assert "FIM           yes: qwen2.5-coder" in out and "KV f16" in out and "fits in ram" in out
-    chat = write_tiny_gguf(tmp_path / "chat.gguf", special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"])
+    chat = write_tiny_gguf(
+        tmp_path / "chat.gguf", special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    )
     assert main(["model", "info", str(chat)]) == 1
     assert "FIM           no:" in capsys.readouterr().out
 
@@ -290,7 +324,9 @@ def test_the_server_names_the_pull_to_run_for_a_model_not_yet_pulled(tmp_path: P
     shown: list[str] = []
     server.show_once = shown.append  # what would reach window/showMessage
     assert server._load_model(server.settings.engine) is None
-    assert shown == ["model qwen2.5-coder-1.5b is not downloaded yet; run: code-kb model pull qwen2.5-coder-1.5b"]
+    assert shown == [
+        "model qwen2.5-coder-1.5b is not downloaded yet; run: code-kb model pull qwen2.5-coder-1.5b"
+    ]
 
 
 def test_a_file_larger_than_the_free_disk_is_refused_before_any_transfer(tmp_path: Path, hub: HubServer):

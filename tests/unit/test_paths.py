@@ -14,8 +14,11 @@ def test_a_file_under_a_linked_root_is_relative_to_the_resolved_root(tmp_path: P
     link = tmp_path / "link"
     link.symlink_to(real, target_is_directory=True)
     located = locate(link / "pkg" / "main.py", real.resolve())
-    assert (located.named, located.target, located.path) == (str(link / "pkg" / "main.py"), "pkg/main.py",
-                                                             "pkg/main.py")
+    assert (located.named, located.target, located.path) == (
+        str(link / "pkg" / "main.py"),
+        "pkg/main.py",
+        "pkg/main.py",
+    )
     assert not holds_secrets(located)
 
 

@@ -51,7 +51,7 @@ def test_spacing_before_code_after_the_cursor_stays():
 def test_completion_ending_with_the_rest_of_the_line_loses_it():
     assert fin("items))", "print(len(<|>))\n") == "items"
     assert fin("prices);", "const total = sum(<|>);\n") == "prices"
-    assert fin('"done")', 'func main() {\n\tfmt.Println(<|>)\n}\n') == '"done"'
+    assert fin('"done")', "func main() {\n\tfmt.Println(<|>)\n}\n") == '"done"'
     assert fin(" > 0:", "def f(x):\n    if x<|>:\n        pass\n") == " > 0"
     # The line after the cursor brings its own spacing.
     assert fin("1  # seconds", "timeout = <|>  # seconds\n") == "1"

@@ -29,7 +29,9 @@ def test_recent_edits_enter_the_prompt_ahead_of_retrieval_without_duplicates():
     source = WithRecentEdits(FixedSource(shifted, units), recent)
     found = source.snippets("calc/shapes.py", SOURCE, CURSOR)
     assert [(s.path, s.prompt_kind) for s in found] == [
-        ("lib/geometry.py", "recent"), ("lib/units.py", "snippet")]
+        ("lib/geometry.py", "recent"),
+        ("lib/units.py", "snippet"),
+    ]
     prompt, _ = Completer(EngineConfig()).prompt("calc/shapes.py", SOURCE, CURSOR, source, "demo")
     assert [p.kind for p in prompt.parts if p.path != "calc/shapes.py"] == ["snippet", "recent"]  # best last
     assert prompt.snippet_paths() == ["lib/units.py", "lib/geometry.py"]

@@ -30,9 +30,23 @@ def server(tiny_gguf: Path, tmp_path_factory: pytest.TempPathFactory):
     port = free_port()
     log = tmp_path_factory.mktemp("server") / "server.log"
     with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(tiny_gguf),
-                                 "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096"],
-                                stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "llama_cpp.server",
+                "--model",
+                str(tiny_gguf),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--n_ctx",
+                "4096",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(600):  # up to a minute: the server imports FastAPI and loads the model
@@ -77,12 +91,18 @@ def test_remote_completion_without_a_local_model_and_cancellation(server: str):
 
 def test_cli_complete_through_an_endpoint(server: str, tiny_repo: Path, monkeypatch, capsys):
     monkeypatch.chdir(tiny_repo)
-    assert main(["complete", "shop/checkout.py:14:12", "--endpoint", server, "--max-tokens", "6", "--json",
-                 "-q"]) == 0
+    assert (
+        main(
+            ["complete", "shop/checkout.py:14:12", "--endpoint", server, "--max-tokens", "6", "--json", "-q"]
+        )
+        == 0
+    )
     out = json.loads(capsys.readouterr().out)
     assert out["text"] and out["generated_tokens"] <= 6
 
 
 def test_unreachable_endpoint_says_so():
-    with pytest.raises(EngineError, match=r"cannot reach the inference server at http://127.0.0.1:\d+ .*running"):
+    with pytest.raises(
+        EngineError, match=r"cannot reach the inference server at http://127.0.0.1:\d+ .*running"
+    ):
         Completer.load(EngineConfig(endpoint=f"http://127.0.0.1:{free_port()}"))

@@ -17,6 +17,7 @@ async def test_a_newer_request_for_the_same_key_supersedes_the_older_one():
         def run(cancel: threading.Event) -> str:
             ran.append(name)
             return name
+
         return run
 
     first = asyncio.ensure_future(scheduler.latest("doc", 0.2, work("first")))
@@ -29,7 +30,9 @@ async def test_a_newer_request_for_the_same_key_supersedes_the_older_one():
 
 async def test_requests_for_different_keys_both_run():
     scheduler = Scheduler()
-    results = await asyncio.gather(scheduler.latest("a", 0, lambda cancel: 1), scheduler.latest("b", 0, lambda c: 2))
+    results = await asyncio.gather(
+        scheduler.latest("a", 0, lambda cancel: 1), scheduler.latest("b", 0, lambda c: 2)
+    )
     assert results == [1, 2] and scheduler.stats.ran == 2
     scheduler.shutdown()
 

@@ -58,8 +58,15 @@ def test_planted_secrets_are_never_indexed_nor_embedded(planted: Path):
     assert embedder.embedded, "nothing embedded at all"
     assert not [t for t in embedder.embedded if SECRET in t]
     files = set(index.store.files())
-    assert files == {".gitignore", "docs/notes.txt", "shop/__init__.py", "shop/cart.py", "shop/checkout.py",
-                     "shop/inventory.py", "shop/pricing.py"}
+    assert files == {
+        ".gitignore",
+        "docs/notes.txt",
+        "shop/__init__.py",
+        "shop/cart.py",
+        "shop/checkout.py",
+        "shop/inventory.py",
+        "shop/pricing.py",
+    }
     for name in ("index.sqlite3", "index.sqlite3-wal", "vectors.faiss"):
         path = planted / ".code-kb" / name
         if path.exists():
@@ -80,8 +87,9 @@ def test_is_secret_knows_paths_the_deny_list_and_key_blocks():
     assert is_secret("notes.py", head="x = '''-----BEGIN OPENSSH PRIVATE KEY-----\n'''")
 
 
-def test_code_kb_context_builds_no_prompt_from_or_for_a_secret(planted: Path, capsys,
-                                                                monkeypatch: pytest.MonkeyPatch):
+def test_code_kb_context_builds_no_prompt_from_or_for_a_secret(
+    planted: Path, capsys, monkeypatch: pytest.MonkeyPatch
+):
     config = planted.parent / "config.toml"
     config.write_text(f"deny_patterns = {json.dumps(DENY)}\n")
     monkeypatch.setenv("CODE_KB_CONFIG", str(config))
@@ -89,8 +97,16 @@ def test_code_kb_context_builds_no_prompt_from_or_for_a_secret(planted: Path, ca
     assert main(["context", "shop/checkout.py:14:12", "--root", str(planted), "--json", "-q"]) == 0
     out = capsys.readouterr().out
     assert json.loads(out)["parts"] and SECRET not in out
-    for target in (".env", "shop/settings.py", "ops/terraform.tfvars", "internal/payroll.py", "shop/vault.py"):
+    for target in (
+        ".env",
+        "shop/settings.py",
+        "ops/terraform.tfvars",
+        "internal/payroll.py",
+        "shop/vault.py",
+    ):
         assert main(["context", f"{target}:1:1", "--root", str(planted), "--no-reindex", "-q"]) == 2, target
         captured = capsys.readouterr()
-        assert "code-kb: error:" in captured.err and ("secrets" in captured.err or "private key" in captured.err)
+        assert "code-kb: error:" in captured.err and (
+            "secrets" in captured.err or "private key" in captured.err
+        )
         assert SECRET not in captured.out + captured.err

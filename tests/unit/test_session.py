@@ -59,8 +59,9 @@ def session(repo: Path, tiny_gguf: Path):
     roots.close()
 
 
-def test_a_file_reached_through_a_linked_workspace_is_placed_under_the_resolved_root(session: Session, repo: Path,
-                                                                                      tmp_path: Path):
+def test_a_file_reached_through_a_linked_workspace_is_placed_under_the_resolved_root(
+    session: Session, repo: Path, tmp_path: Path
+):
     link = tmp_path / "link"
     link.symlink_to(repo, target_is_directory=True)
     file = link / CHECKOUT
@@ -95,7 +96,9 @@ def test_an_unsaved_buffer_completes_from_its_own_text_only(session: Session, re
     assert session.warm_up(Buffer(None, text, label="Untitled-1"), None) is None
 
 
-def test_a_file_outside_every_root_gets_no_repository_context_and_feeds_none(session: Session, tmp_path: Path):
+def test_a_file_outside_every_root_gets_no_repository_context_and_feeds_none(
+    session: Session, tmp_path: Path
+):
     outside = tmp_path / "elsewhere.py"
     outside.write_text("import os\n")
     place = session.place(Buffer(outside, outside.read_text()))
@@ -106,7 +109,9 @@ def test_a_file_outside_every_root_gets_no_repository_context_and_feeds_none(ses
     assert session.warm_up(Buffer(outside, "import os\n"), None) is None
 
 
-def test_paths_no_system_takes_offsets_outside_and_disabled_languages_are_refused(session: Session, repo: Path):
+def test_paths_no_system_takes_offsets_outside_and_disabled_languages_are_refused(
+    session: Session, repo: Path
+):
     with pytest.raises(Refused, match="NUL"):
         session.place(Buffer(Path("/tmp/a\0b.py"), ""))
     with pytest.raises(Refused, match="longer than the system allows"):
@@ -115,23 +120,33 @@ def test_paths_no_system_takes_offsets_outside_and_disabled_languages_are_refuse
         session.place(Buffer(Path("/tmp/" + "n" * 300 + ".py"), ""))
     with pytest.raises(Refused, match="outside the document"):
         session.cursor(Buffer(repo / CHECKOUT, "abc"), 4)
-    session.settings = dataclasses.replace(session.settings, server=ServerConfig(disabled_languages=("python",)))
+    session.settings = dataclasses.replace(
+        session.settings, server=ServerConfig(disabled_languages=("python",))
+    )
     with pytest.raises(Refused, match="completions are off for python"):
         session.place(Buffer(repo / CHECKOUT, "x", "python"))
 
 
 def test_settings_say_what_must_be_reloaded_and_keep_the_model_otherwise(session: Session):
     backend = session.completer.backend
-    change = session.apply_settings(dataclasses.replace(
-        session.settings, engine=dataclasses.replace(session.settings.engine, max_lines=3),
-        server=ServerConfig(debounce_ms=10)))
+    change = session.apply_settings(
+        dataclasses.replace(
+            session.settings,
+            engine=dataclasses.replace(session.settings.engine, max_lines=3),
+            server=ServerConfig(debounce_ms=10),
+        )
+    )
     assert (change.reload_model, change.reindex) == (False, False)
     assert session.completer.backend is backend and session.completer.config.max_lines == 3
-    change = session.apply_settings(dataclasses.replace(
-        session.settings, index=IndexConfig(deny_patterns=("*.sql",))))
+    change = session.apply_settings(
+        dataclasses.replace(session.settings, index=IndexConfig(deny_patterns=("*.sql",)))
+    )
     assert (change.reload_model, change.reindex) == (False, True)
-    change = session.apply_settings(dataclasses.replace(
-        session.settings, engine=dataclasses.replace(session.settings.engine, budget_tokens=512)))
+    change = session.apply_settings(
+        dataclasses.replace(
+            session.settings, engine=dataclasses.replace(session.settings.engine, budget_tokens=512)
+        )
+    )
     assert change.reload_model
 
 

@@ -16,12 +16,19 @@ FAMILY_NAMES = [f.name for f in FAMILIES]
 
 # Token ids of the FIM and repository tokens in the real tokenizers.
 REAL_IDS = {
-    "qwen2.5-coder": {"prefix": 151659, "suffix": 151661, "middle": 151660, "repo_name": 151663, "file_sep": 151664},
+    "qwen2.5-coder": {
+        "prefix": 151659,
+        "suffix": 151661,
+        "middle": 151660,
+        "repo_name": 151663,
+        "file_sep": 151664,
+    },
     "starcoder2": {"prefix": 1, "suffix": 3, "middle": 2, "repo_name": 5, "file_sep": 6},
     "starcoder": {"prefix": 1, "suffix": 3, "middle": 2, "repo_name": 18, "file_sep": 5},
     "deepseek-coder": {"prefix": 32016, "suffix": 32015, "middle": 32017},
     "codellama": {"prefix": 32007, "suffix": 32008, "middle": 32009},
 }
+
 
 def special_texts(template: FimTemplate) -> tuple[str, ...]:
     return template.specials() + template.stops
@@ -43,7 +50,9 @@ def test_detection_picks_the_family_of_its_real_tokenizer(real_tokenizer, family
 @pytest.mark.parametrize("family", FAMILY_NAMES)
 def test_fim_tokens_sit_at_the_real_ids(real_tokenizer, family: str):
     tokenizer, template = real_tokenizer(family), template_named(family)
-    assert {field: tokenizer.special_id(getattr(template, field)) for field in REAL_IDS[family]} == REAL_IDS[family]
+    assert {field: tokenizer.special_id(getattr(template, field)) for field in REAL_IDS[family]} == REAL_IDS[
+        family
+    ]
 
 
 @pytest.mark.parametrize("family", FAMILY_NAMES)
@@ -60,8 +69,10 @@ def test_every_special_token_is_one_id_that_detokenises_to_its_text(real_tokeniz
     assert len(set(ids)) == len(texts)  # no two of the template's tokens share an id
 
 
-@pytest.mark.parametrize("family, text", [
-    pytest.param(f.name, text, id=f"{f.name}-{text}") for f in FAMILIES for text in special_texts(f)])
+@pytest.mark.parametrize(
+    "family, text",
+    [pytest.param(f.name, text, id=f"{f.name}-{text}") for f in FAMILIES for text in special_texts(f)],
+)
 def test_user_code_with_special_token_text_stays_plain_text(real_tokenizer, family: str, text: str):
     """Also where llama.cpp itself would turn the text special: DeepSeek-Coder's `<|EOT|>` is a
     user-defined token, matched in plain text, and CodeLlama's SentencePiece merges ' <PRE>' into
@@ -94,10 +105,18 @@ def test_codellama_fim_ids_are_read_from_its_metadata(real_tokenizer):
 def test_metadata_naming_the_family_tokens_keeps_the_repository_layout(tmp_path: Path, caplog):
     starcoder2 = vocabs.family_vocab("starcoder2")
     ids = REAL_IDS["starcoder2"]
-    keys = {"prefix": "fim_pre", "suffix": "fim_suf", "middle": "fim_mid",
-            "repo_name": "fim_rep", "file_sep": "fim_sep"}
-    path = vocabs.with_metadata(starcoder2, tmp_path / "sc2-fim-ids.gguf",
-                                {f"tokenizer.ggml.{keys[f]}_token_id": i for f, i in ids.items()})
+    keys = {
+        "prefix": "fim_pre",
+        "suffix": "fim_suf",
+        "middle": "fim_mid",
+        "repo_name": "fim_rep",
+        "file_sep": "fim_sep",
+    }
+    path = vocabs.with_metadata(
+        starcoder2,
+        tmp_path / "sc2-fim-ids.gguf",
+        {f"tokenizer.ggml.{keys[f]}_token_id": i for f, i in ids.items()},
+    )
     tokenizer = LlamaCppModel(path, vocab_only=True)
     assert metadata_fim_ids(tokenizer.metadata) == ids
     with caplog.at_level(logging.DEBUG, logger="engine.templates"):
@@ -107,9 +126,15 @@ def test_metadata_naming_the_family_tokens_keeps_the_repository_layout(tmp_path:
 
 def test_metadata_ids_of_other_tokens_fall_back_to_the_vocabulary(tmp_path: Path, caplog):
     # ids 7-9 of StarCoder2 are <issue_start>, <issue_comment>, <issue_closed>: no family's FIM tokens.
-    path = vocabs.with_metadata(vocabs.family_vocab("starcoder2"), tmp_path / "sc2-wrong-ids.gguf", {
-        "tokenizer.ggml.fim_pre_token_id": 7, "tokenizer.ggml.fim_suf_token_id": 8,
-        "tokenizer.ggml.fim_mid_token_id": 9})
+    path = vocabs.with_metadata(
+        vocabs.family_vocab("starcoder2"),
+        tmp_path / "sc2-wrong-ids.gguf",
+        {
+            "tokenizer.ggml.fim_pre_token_id": 7,
+            "tokenizer.ggml.fim_suf_token_id": 8,
+            "tokenizer.ggml.fim_mid_token_id": 9,
+        },
+    )
     tokenizer = LlamaCppModel(path, vocab_only=True)
     with caplog.at_level(logging.WARNING, logger="engine.templates"):
         assert detect_template(tokenizer, "sc2") == template_named("starcoder2")
