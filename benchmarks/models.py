@@ -1,19 +1,23 @@
 """Shape-alike Qwen2.5-Coder models for speed benchmarks: real shapes and tokenizer, random weights.
 
-    python benchmarks/models.py [0.5b|1.5b]
+    python benchmarks/models.py [0.5b|1.5b] [--quant Q8_0] [--name sweep-next-edit-1.5B]
 
-Prints the path of a Q4_K_M GGUF with exactly the shape of Qwen2.5-Coder-0.5B or -1.5B (qwen2
-architecture, the numbers below) and the real Qwen2.5-Coder tokenizer, built once and cached
-under benchmarks/.cache/models/. llama.cpp's speed depends on the shapes and the quantization
-types, not on the weights' values, so these time like the real models without a download of
-their weights; what they generate is noise.
+Prints the path of a Q4_K_M GGUF (or `--quant Q8_0`) with exactly the shape of Qwen2.5-Coder-0.5B
+or -1.5B (qwen2 architecture, the numbers below) and the real Qwen2.5-Coder tokenizer, built once
+and cached under benchmarks/.cache/models/. `--name` sets the GGUF's name (and the file's), for a
+shape-alike of a fine-tune such as Sweep's next-edit models (Qwen2.5-Coder's shape and vocabulary,
+Q8_0), which code-kb recognises by that name.
+
+llama.cpp's speed depends on the shapes and the quantization types, not on the weights' values,
+so these time like the real models without a download of their weights; what they generate is
+noise.
 
 The shapes are those of Qwen's published config.json files (Qwen/Qwen2.5-Coder-0.5B and -1.5B:
 hidden_size, num_hidden_layers, num_attention_heads, num_key_value_heads, intermediate_size,
 vocab_size, max_position_embeddings, rope_theta, rms_norm_eps, tie_word_embeddings). Weights are
 written in F16 (norms and biases F32, as convert_hf_to_gguf.py does) to a temporary file, then
-quantized to Q4_K_M with llama.cpp's own quantizer through llama-cpp-python, so every tensor gets
-the type llama-quantize gives the real model; the F16 file is deleted afterwards.
+quantized (Q4_K_M, or Q8_0) with llama.cpp's own quantizer through llama-cpp-python, so every
+tensor gets the type llama-quantize gives the real model; the F16 file is deleted afterwards.
 """
 
 from __future__ import annotations
@@ -71,24 +75,34 @@ def qwen25_coder_vocab() -> Path:
     return family_vocab("qwen2.5-coder", CACHE)
 
 
-def model_path(size: str) -> Path:
-    """The cached Q4_K_M model of a shape (`0.5b` or `1.5b`), built first if missing."""
+QUANTS = {"Q4_K_M": "LLAMA_FTYPE_MOSTLY_Q4_K_M", "Q8_0": "LLAMA_FTYPE_MOSTLY_Q8_0"}
+
+
+def model_path(size: str, quant: str = "Q4_K_M", name: str | None = None) -> Path:
+    """The cached model of a shape (`0.5b` or `1.5b`) at a quantization (Q4_K_M or Q8_0), named
+    `name` (default: the Qwen2.5-Coder model of that shape), built first if missing."""
     shape = SHAPES[size]
-    out = MODELS / f"{shape.name.lower()}-shape-random-q4_k_m.gguf"
+    quant = quant.upper()
+    if quant not in QUANTS:
+        raise ValueError(f"quantization {quant}: one of {', '.join(QUANTS)}")
+    out = MODELS / f"{(name or shape.name).lower()}-shape-random-{quant.lower()}.gguf"
     if not out.is_file():
         MODELS.mkdir(parents=True, exist_ok=True)
         f16 = out.with_name(out.name + f".{os.getpid()}.f16.tmp")
         part = out.with_name(out.name + f".{os.getpid()}.part")
         try:
             t0 = time.perf_counter()
-            write_f16(shape, qwen25_coder_vocab(), f16)
+            write_f16(shape, qwen25_coder_vocab(), f16, name=name)
             log.info(
                 "wrote %s (%.0f MB) in %.0f s", f16.name, f16.stat().st_size / 1e6, time.perf_counter() - t0
             )
             t0 = time.perf_counter()
-            quantize_q4_k_m(f16, part)
+            quantize(f16, part, quant)
             log.info(
-                "quantized to Q4_K_M (%.0f MB) in %.0f s", part.stat().st_size / 1e6, time.perf_counter() - t0
+                "quantized to %s (%.0f MB) in %.0f s",
+                quant,
+                part.stat().st_size / 1e6,
+                time.perf_counter() - t0,
             )
             os.replace(part, out)  # an interrupted build leaves no half model under the final name
         finally:
@@ -97,8 +111,9 @@ def model_path(size: str) -> Path:
     return out
 
 
-def write_f16(shape: Shape, vocab: Path, path: Path, seed: int = 0) -> Path:
-    """A complete qwen2 GGUF: the vocabulary GGUF's tokenizer, `shape`'s hyperparameters, random weights.
+def write_f16(shape: Shape, vocab: Path, path: Path, seed: int = 0, name: str | None = None) -> Path:
+    """A complete qwen2 GGUF: the vocabulary GGUF's tokenizer, `shape`'s hyperparameters, random weights,
+    named `name` (default: the shape's Qwen2.5-Coder name).
 
     Weights are normal * 0.02 (the models' initializer_range) and norms 1, so activations stay
     finite through every layer; biases are 0.
@@ -114,7 +129,7 @@ def write_f16(shape: Shape, vocab: Path, path: Path, seed: int = 0) -> Path:
         return reader.fields[key].contents()
 
     writer = gguf.GGUFWriter(str(path), "qwen2")
-    writer.add_name(f"{shape.name} shape (random weights)")
+    writer.add_name(f"{name or shape.name} shape (random weights)")
     writer.add_context_length(shape.context_length)
     writer.add_embedding_length(shape.n_embd)
     writer.add_block_count(shape.n_layer)
@@ -170,10 +185,15 @@ def write_f16(shape: Shape, vocab: Path, path: Path, seed: int = 0) -> Path:
 
 def quantize_q4_k_m(src: Path, dst: Path) -> Path:
     """llama.cpp's quantizer (what llama-quantize runs), to Q4_K_M."""
+    return quantize(src, dst, "Q4_K_M")
+
+
+def quantize(src: Path, dst: Path, quant: str) -> Path:
+    """llama.cpp's quantizer (what llama-quantize runs), to `quant` (a key of QUANTS)."""
     import llama_cpp
 
     params = llama_cpp.llama_model_quantize_default_params()
-    params.ftype = llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_K_M
+    params.ftype = getattr(llama_cpp, QUANTS[quant])
     params.nthread = os.cpu_count() or 1
     status = llama_cpp.llama_model_quantize(str(src).encode(), str(dst).encode(), ctypes.byref(params))
     if status != 0:
@@ -182,13 +202,15 @@ def quantize_q4_k_m(src: Path, dst: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    size = (args or ["0.5b"])[0].lower()
-    if size not in SHAPES or len(args) > 1:
-        print(f"usage: python benchmarks/models.py [{'|'.join(SHAPES)}]", file=sys.stderr)
-        return 2
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python benchmarks/models.py")
+    parser.add_argument("size", nargs="?", default="0.5b", choices=sorted(SHAPES))
+    parser.add_argument("--quant", default="Q4_K_M", choices=sorted(QUANTS), type=str.upper)
+    parser.add_argument("--name", help="the GGUF's name (default: the Qwen2.5-Coder model of that shape)")
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
-    print(model_path(size))
+    print(model_path(args.size, args.quant, args.name))
     return 0
 
 

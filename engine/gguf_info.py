@@ -1,8 +1,8 @@
 """What a GGUF model is and whether it fits here: `code-kb model info` and `code-kb doctor`.
 
 Reads the file's metadata and vocabulary through llama.cpp (vocabulary only: no weights are
-loaded), recognises the FIM family as the engine does, and sets the model's size and KV cache
-against this machine's memory.
+loaded), recognises the FIM family and a next-edit model's prompt format as the engine does, and
+sets the model's size and KV cache against this machine's memory.
 """
 
 from __future__ import annotations
@@ -66,6 +66,9 @@ class ModelInfo:
     kv_bytes: dict[str, dict[int, int | None]] = field(default_factory=dict)  # cache type -> n_ctx -> bytes
     fits: dict[str, str] = field(default_factory=dict)  # "ram"/"vram" -> verdict at the default budget
     problem: str | None = None  # why it cannot complete code (no FIM tokens)
+    next_edit: str | None = (
+        None  # the next-edit prompt format it was trained on (engine/next_edit); None: none
+    )
 
     def to_dict(self) -> dict:
         out = dict(self.__dict__)
@@ -84,6 +87,7 @@ def model_info(path: str | Path, machine: Machine, budget_tokens: int | None = N
     """Describe a GGUF; raises ModelNotFoundError / ModelLoadError when llama.cpp cannot read it."""
     from .backends.llama_cpp import LlamaCppModel
     from .config import DEFAULT_BUDGET_CPU_TOKENS, DEFAULT_BUDGET_GPU_TOKENS
+    from .next_edit import detect_next_edit_format
     from .templates import detect_template
 
     vocab = LlamaCppModel(path, vocab_only=True)
@@ -103,6 +107,7 @@ def model_info(path: str | Path, machine: Machine, budget_tokens: int | None = N
         }
     except NoFimSupportError as exc:
         problem = str(exc)
+    next_edit = detect_next_edit_format(vocab)
     info = ModelInfo(
         str(vocab.path),
         vocab.name,
@@ -115,6 +120,7 @@ def model_info(path: str | Path, machine: Machine, budget_tokens: int | None = N
         layout,
         _n_layer(meta),
         problem=problem,
+        next_edit=next_edit.name if next_edit is not None else None,
     )
     for cache_type in ("f16", "q8_0"):
         info.kv_bytes[cache_type] = {n: kv_cache_bytes(meta, n, cache_type) for n in KV_CONTEXTS}

@@ -9,7 +9,8 @@ files to download, through huggingface_hub's API.
 What the catalogue knows, and how: the Hugging Face repositories and their file naming were
 checked against public references (the repositories' own file lists as other projects cite them:
 Qwen's official base GGUF repositories, TheBloke's DeepSeek-Coder base conversions, second-state's
-StarCoder2 conversions). No entry pins a file size or sha256: those come at pull time from the
+StarCoder2 conversions; Sweep's next-edit repositories and their Q8_0 file names as Sweep's own
+JetBrains plugin and other clients name them). No entry pins a file size or sha256: those come at pull time from the
 Hub's own file metadata (`model_info(files_metadata=True)`: the size of every file, and the sha256
 of every LFS file, which GGUFs are), so every catalogue download is verified by size and sha256.
 A direct URL is verified by the size its server announces, and by sha256 only when given one
@@ -20,19 +21,27 @@ models' published config.json values; they serve only to estimate memory before 
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from .download import DownloadError, RemoteFile, remote_size
 from .errors import EngineError, ModelNotFoundError
+
+log = logging.getLogger(__name__)
 
 # Bits per weight of llama.cpp's quantization mixes, as llama.cpp's quantize tool reports them for
 # 7B-class models: for size estimates only.
 QUANT_BITS = {"Q4_K_M": 4.89, "Q5_K_M": 5.70, "Q6_K": 6.56, "Q8_0": 8.50, "F16": 16.0}
 PREFERRED_QUANTS = ("Q4_K_M", "Q8_0", "Q5_K_M", "Q6_K", "F16")  # which pulled file a bare name picks
+
+# "completion": a FIM-trained base model (`model`); "next-edit": a model that rewrites the window
+# around the cursor from the recent changes (`next_edit_model`, engine/next_edit/).
+ModelKind = Literal["completion", "next-edit"]
 
 
 @dataclass(frozen=True)
@@ -47,6 +56,20 @@ class CatalogueEntry:
     head_dim: int
     context_tokens: int  # trained context length
     note: str = ""
+    kind: ModelKind = (
+        "completion"  # what code-kb uses it for; the hardware's choice is always a completion model
+    )
+    # Quantization -> exact file name, for repositories whose names the quantization pattern does not
+    # match (Sweep's 1.5B: `sweep-next-edit-1.5b.q8_0.v2.gguf`); empty: any `...{quant}.gguf`.
+    files: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def quants(self) -> tuple[str, ...]:
+        """The quantizations the repository is known to have, when the entry names its files."""
+        return tuple(q for q, _ in self.files)
+
+    def file_for(self, quant: str) -> str | None:
+        return dict(self.files).get(quant.upper())
 
     def weights_bytes(self, quant: str) -> int:
         """Estimated file size at a quantization."""
@@ -150,8 +173,39 @@ CATALOGUE: tuple[CatalogueEntry, ...] = (
         128,
         16384,
     ),
+    # Sweep's next-edit models: Qwen2.5-Coder 1.5B / 0.5B fine-tunes (their shapes), one Q8_0 file each,
+    # 8k context as Sweep trained them (the 0.5B's taken to be its sibling's; `model info` reads it).
+    CatalogueEntry(
+        "sweep-next-edit-1.5b",
+        "Sweep Next-Edit 1.5B",
+        "qwen2.5-coder",
+        1.54,
+        "sweepai/sweep-next-edit-1.5B",
+        28,
+        2,
+        128,
+        8192,
+        "next edits (nextEditModel)",
+        kind="next-edit",
+        files=(("Q8_0", "sweep-next-edit-1.5b.q8_0.v2.gguf"),),
+    ),
+    CatalogueEntry(
+        "sweep-next-edit-0.5b",
+        "Sweep Next-Edit 0.5B",
+        "qwen2.5-coder",
+        0.49,
+        "sweepai/sweep-next-edit-0.5B",
+        24,
+        2,
+        64,
+        8192,
+        "next edits, faster (nextEditModel)",
+        kind="next-edit",
+        files=(("Q8_0", "sweep-next-edit-0.5b.q8_0.gguf"),),
+    ),
 )
 BY_NAME = {e.name: e for e in CATALOGUE}
+NEXT_EDIT_NAMES = tuple(e.name for e in CATALOGUE if e.kind == "next-edit")
 
 
 class ModelNotPulledError(EngineError):
@@ -183,6 +237,11 @@ def is_url(spec: str) -> bool:
     return urllib.parse.urlsplit(spec).scheme in ("http", "https")
 
 
+def _loose_quant_pattern(quant: str) -> re.Pattern:
+    # `sweep-next-edit-1.5b.q8_0.v2.gguf`: the quantization anywhere between separators
+    return re.compile(rf"(?:^|[-._]){re.escape(quant)}(?:[-._]|$)", re.I)
+
+
 def _quant_pattern(quant: str) -> re.Pattern:
     # `...-q4_k_m.gguf`, `....Q4_K_M.gguf`, and split files `...-q4_k_m-00001-of-00002.gguf`
     return re.compile(rf"(?:^|[-._]){re.escape(quant)}(?:-(\d{{5}})-of-(\d{{5}}))?\.gguf$", re.I)
@@ -193,6 +252,16 @@ def pulled_files(entry: CatalogueEntry, quant: str) -> list[Path]:
     folder = models_dir() / entry.name
     if not folder.is_dir():
         return []
+    if entry.files:  # the name it knows, else a renamed upload pulled in its stead
+        named = entry.file_for(quant)
+        if named and (folder / named).is_file():
+            return [folder / named]
+        loose = _loose_quant_pattern(quant)
+        return sorted(
+            p
+            for p in folder.iterdir()
+            if p.is_file() and p.name.lower().endswith(".gguf") and loose.search(p.name)
+        )[:1]
     pattern = _quant_pattern(quant)
     return sorted(p for p in folder.iterdir() if p.is_file() and pattern.search(p.name))
 
@@ -200,6 +269,8 @@ def pulled_files(entry: CatalogueEntry, quant: str) -> list[Path]:
 def pulled_quants(entry: CatalogueEntry) -> list[str]:
     """The quantizations of `entry` in the models folder, preferred first."""
     folder = models_dir() / entry.name
+    if entry.files:
+        return [q for q in entry.quants if pulled_files(entry, q)]
     found = []
     if folder.is_dir():
         for p in folder.iterdir():
@@ -266,6 +337,8 @@ def resolve_pull(spec: str, quant: str | None = None, *, sha256: str | None = No
         )
     entry, named_quant = parsed
     quant = (quant or named_quant or "").upper() or None
+    if quant is None and entry.quants:  # the repository's own file (Sweep's: one Q8_0)
+        quant = entry.quants[0]
     if quant is None:
         from .hardware import choose, detect
 
@@ -302,6 +375,14 @@ def _hub_files(entry: CatalogueEntry, quant: str) -> list[RemoteFile]:
     siblings = sorted(
         (s for s in info.siblings or [] if pattern.search(s.rfilename)), key=lambda s: s.rfilename
     )
+    if entry.files:
+        siblings = _named_sibling(entry, quant, info.siblings or [])
+    if not siblings and entry.files:
+        listed = ", ".join(sorted(s.rfilename for s in info.siblings or [] if s.rfilename.endswith(".gguf")))
+        raise DownloadError(
+            f"{entry.repo} has no {quant} GGUF (code-kb knows "
+            f"{', '.join(f'{q}: {n}' for q, n in entry.files)}); it lists {listed or 'no GGUF'}"
+        )
     if not siblings:
         available = sorted(
             {
@@ -322,3 +403,18 @@ def _hub_files(entry: CatalogueEntry, quant: str) -> list[RemoteFile]:
         url = hf_hub_url(entry.repo, s.rfilename, revision=info.sha or "main", endpoint=endpoint)
         files.append(RemoteFile(url, folder / Path(s.rfilename).name, size, sha))
     return files
+
+
+def _named_sibling(entry: CatalogueEntry, quant: str, siblings: list) -> list:
+    """The entry's file for `quant` in the repository's listing: the name it knows, else the one GGUF
+    whose name holds the quantization (a renamed upload, e.g. `.v3`), else none."""
+    named = entry.file_for(quant)
+    exact = [s for s in siblings if s.rfilename == named]
+    if exact:
+        return exact
+    loose = _loose_quant_pattern(quant)
+    renamed = [s for s in siblings if s.rfilename.lower().endswith(".gguf") and loose.search(s.rfilename)]
+    if len(renamed) == 1:
+        log.warning("%s has no %s; pulling %s instead", entry.repo, named, renamed[0].rfilename)
+        return renamed
+    return []

@@ -1,4 +1,4 @@
-"""The `code-kb` command: one module per command group (index, cursor, model, serve, doctor).
+"""The `code-kb` command: one module per command group (index, cursor, next_edit, model, serve, doctor).
 Data to stdout; progress, logs and errors to stderr. Only this package configures logging."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from engine import EngineError
 from retrieval import RetrievalError
 
 from .. import __version__
-from . import cursor, doctor, index, model, serve
+from . import cursor, doctor, index, model, next_edit, serve
 from .common import UsageError
 
 log = logging.getLogger("code_kb")
@@ -25,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="code-kb", description="Local, repository-aware code completion.")
     parser.add_argument("--version", action="version", version=f"code-kb {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    for group in (index, cursor, serve, model, doctor):
+    for group in (index, cursor, next_edit, serve, model, doctor):
         group.add_parsers(sub)
     return parser
 

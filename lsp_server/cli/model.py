@@ -13,7 +13,7 @@ from .common import Bar, add_common
 
 def cmd_model_pull(args: argparse.Namespace) -> int:
     from engine.download import download
-    from engine.models import local_model_path, resolve_pull
+    from engine.models import local_model_path, parse_name, resolve_pull
 
     plan = resolve_pull(args.spec, args.quant, sha256=args.sha256)
     for remote in plan.files:
@@ -34,6 +34,14 @@ def cmd_model_pull(args: argparse.Namespace) -> int:
     if plan.quant:  # a catalogue model: its bare name, when that is the file it picks, else NAME:QUANT
         bare = plan.spec.split(":")[0]
         name = bare if local_model_path(bare) == str(plan.path) else plan.spec
+    entry = parse_name(plan.spec) if plan.quant else None
+    if entry is not None and entry[0].kind == "next-edit":
+        print(
+            f'use it: set next_edit_model = "{name}" in {config_file_path()}, or the editor\'s nextEditModel; '
+            f"try it: code-kb next-edit PATH:LINE:COL --before OLD_FILE --model {name}",
+            file=sys.stderr,
+        )
+        return 0
     print(
         f'use it: set model = "{name}" in {config_file_path()}, or CODE_KB_MODEL={name}, '
         "or the editor's modelPath",
@@ -51,20 +59,22 @@ def cmd_model_list(args: argparse.Namespace) -> int:
     memory = (machine.vram_bytes if choice.gpu_layers == "all" else None) or machine.ram_bytes or 0
     rows: list[dict[str, Any]] = []
     for e in CATALOGUE:
-        quant = choice.quant
+        quant = e.quants[0] if e.quants else choice.quant  # Sweep's repositories have one Q8_0 file
         need = e.weights_bytes(quant) + e.kv_bytes(min(choice.budget_tokens, e.context_tokens))
         rows.append(
             {
                 "name": e.name,
                 "title": e.title,
+                "kind": e.kind,
                 "family": e.family,
                 "repository": e.repo,
                 "params_b": e.params_b,
                 "context_tokens": e.context_tokens,
                 "quant": quant,
-                "est_bytes": {q: e.weights_bytes(q) for q in QUANT_BITS},
+                "quants": list(e.quants) or None,
+                "est_bytes": {q: e.weights_bytes(q) for q in (e.quants or QUANT_BITS)},
                 "fits": bool(memory) and need <= memory * 0.75,
-                "recommended": e.name == choice.model,
+                "recommended": e.kind == "completion" and e.name == choice.model,
                 "pulled": pulled_quants(e),
                 "note": e.note,
             }
@@ -72,14 +82,18 @@ def cmd_model_list(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"machine": machine.to_dict(), "choice": choice.to_dict(), "models": rows}))
         return 0
-    print(f"{'':2}{'name':<22}{'family':<16}{'~size ' + choice.quant:>14}  {'fits':<5}{'pulled':<14}note")
-    for r in rows:
-        mark = "*" if r["recommended"] else " "
-        size = f"{r['est_bytes'][choice.quant] / 1e9:.1f} GB"
-        print(
-            f"{mark} {r['name']:<22}{r['family']:<16}{size:>14}  {'yes' if r['fits'] else 'no':<5}"
-            f"{','.join(r['pulled']) or '-':<14}{r['note']}"
-        )
+    for kind, heading in (
+        ("completion", "completion models (model)"),
+        ("next-edit", "next-edit models (next_edit_model)"),
+    ):
+        print(f"{heading}:\n{'':2}{'name':<22}{'family':<16}{'~size':>14}  {'fits':<5}{'pulled':<14}note")
+        for r in (r for r in rows if r["kind"] == kind):
+            mark = "*" if r["recommended"] else " "
+            size = f"{r['est_bytes'][r['quant']] / 1e9:.1f} GB {r['quant']}"
+            print(
+                f"{mark} {r['name']:<22}{r['family']:<16}{size:>14}  {'yes' if r['fits'] else 'no':<5}"
+                f"{','.join(r['pulled']) or '-':<14}{r['note']}"
+            )
     where = "GPU memory" if choice.gpu_layers == "all" else "RAM"
     print(
         f"\n* recommended here ({choice.quant}; fits: weights and a {choice.budget_tokens}-token KV cache in "
@@ -117,6 +131,13 @@ def cmd_model_info(args: argparse.Namespace) -> int:
         )
     else:
         print(f"FIM           no: {info.problem}")
+    if info.next_edit:
+        print(
+            f"next edit     yes: a next-edit model ({info.next_edit} format); use it as next_edit_model "
+            "(nextEditModel) and `code-kb next-edit`, not as the completion model"
+        )
+    else:
+        print("next edit     no: a completion model (model / modelPath)")
     for cache_type, by_ctx in info.kv_bytes.items():
         sizes = ", ".join(
             f"{n // 1024}k {b / gib:.2f} GiB" if b is not None else f"{n // 1024}k ?"

@@ -14,7 +14,14 @@ import pytest
 
 from engine import Completer, EngineConfig, ModelNotFoundError
 from engine.download import DownloadError, RemoteFile, download
-from engine.models import ModelNotPulledError, local_model_path, models_dir, resolve_pull
+from engine.models import (
+    BY_NAME,
+    NEXT_EDIT_NAMES,
+    ModelNotPulledError,
+    local_model_path,
+    models_dir,
+    resolve_pull,
+)
 from lsp_server.cli import main
 from lsp_server.config import Settings
 from tests.fixtures.gguf_builder import write_tiny_gguf
@@ -201,6 +208,8 @@ def test_model_list_marks_what_fits_here(capsys):
         "deepseek-coder-6.7b",
         "starcoder2-3b",
         "starcoder2-7b",
+        "sweep-next-edit-1.5b",
+        "sweep-next-edit-0.5b",
     ]
     recommended = [m for m in listing["models"] if m["recommended"]]
     assert (
@@ -208,9 +217,79 @@ def test_model_list_marks_what_fits_here(capsys):
         and recommended[0]["name"] == listing["choice"]["model"]
         and recommended[0]["fits"]
     )
+    assert recommended[0]["kind"] == "completion"
+    next_edit = {m["name"]: m for m in listing["models"] if m["kind"] == "next-edit"}
+    assert set(next_edit) == {"sweep-next-edit-1.5b", "sweep-next-edit-0.5b"}
+    assert all(
+        m["quant"] == "Q8_0" and m["quants"] == ["Q8_0"] and m["context_tokens"] == 8192
+        for m in next_edit.values()
+    )
+    assert next_edit["sweep-next-edit-1.5b"]["repository"] == "sweepai/sweep-next-edit-1.5B"
     assert main(["model", "list"]) == 0
     out = capsys.readouterr().out
     assert f"* {listing['choice']['model']}" in out
+    completion, _, next_edits = out.partition("next-edit models")
+    assert "sweep-next-edit" not in completion and "qwen2.5-coder" not in next_edits.replace(
+        "qwen2.5-coder ", ""
+    )
+    assert "  sweep-next-edit-1.5b" in next_edits and "1.6 GB Q8_0" in next_edits
+
+
+def test_the_hardware_choice_is_never_a_next_edit_model():
+    from engine.hardware import Device, Machine, choose
+
+    for cores, ram_gib, vram_gib in ((2, 4, None), (4, 8, None), (16, 64, None), (8, 32, 8), (16, 64, 24)):
+        devices = [Device("CPU", "CPU", "cpu", "test cpu", ram_gib << 30, ram_gib << 30)]
+        if vram_gib:
+            devices.append(Device("CUDA0", "CUDA", "gpu", "test gpu", vram_gib << 30, vram_gib << 30))
+        machine = Machine(
+            cores, ram_gib << 30, vram_gib is not None, ("CUDA",) if vram_gib else (), tuple(devices), ""
+        )
+        model = choose(machine).model
+        assert BY_NAME[model].kind == "completion" and model not in NEXT_EDIT_NAMES
+
+
+def test_a_sweep_model_is_pulled_by_its_exact_file_name(hub: HubServer, ggufs, tmp_path: Path, capsys):
+    """Sweep's 1.5B file is `...q8_0.v2.gguf`: no `...q8_0.gguf` pattern finds it; the entry names it."""
+    repo, name = "sweepai/sweep-next-edit-1.5B", "sweep-next-edit-1.5b.q8_0.v2.gguf"
+    sweep = write_tiny_gguf(tmp_path / name, name="sweep-next-edit-1.5B").read_bytes()
+    hub.add(repo, name, sweep)
+    hub.add(repo, "README.md", b"# Sweep Next-Edit 1.5B\n")
+    assert main(["model", "pull", "sweep-next-edit-1.5b", "-q"]) == 0  # Q8_0 without asking: its only file
+    out, err = capsys.readouterr()
+    path = Path(out.strip())
+    assert path == models_dir() / "sweep-next-edit-1.5b" / name and path.read_bytes() == sweep
+    assert "verified: size and sha256" in err and 'next_edit_model = "sweep-next-edit-1.5b"' in err
+    assert (
+        local_model_path("sweep-next-edit-1.5b") == str(path) == local_model_path("sweep-next-edit-1.5b:Q8_0")
+    )
+    assert main(["model", "list", "--json"]) == 0
+    rows = {m["name"]: m for m in json.loads(capsys.readouterr().out)["models"]}
+    assert rows["sweep-next-edit-1.5b"]["pulled"] == ["Q8_0"] and rows["sweep-next-edit-0.5b"]["pulled"] == []
+    assert main(["model", "pull", "sweep-next-edit-1.5b:Q4_K_M", "-q"]) == 1
+    assert f"has no Q4_K_M GGUF (code-kb knows Q8_0: {name}); it lists {name}" in capsys.readouterr().err
+
+
+def test_a_renamed_sweep_upload_with_one_q8_0_file_is_pulled_in_its_stead(
+    hub: HubServer, tmp_path: Path, capsys
+):
+    repo, name = "sweepai/sweep-next-edit-0.5B", "sweep-next-edit-0.5b.q8_0.v3.gguf"
+    hub.add(repo, name, write_tiny_gguf(tmp_path / name, name="sweep-next-edit-0.5B").read_bytes())
+    assert main(["model", "pull", "sweep-next-edit-0.5b", "-q"]) == 0
+    path = Path(capsys.readouterr().out.strip())
+    assert path == models_dir() / "sweep-next-edit-0.5b" / name
+    assert local_model_path("sweep-next-edit-0.5b") == str(path)
+
+
+def test_model_info_says_a_sweep_gguf_is_a_next_edit_model(tiny_gguf: Path, tmp_path: Path, capsys):
+    sweep = write_tiny_gguf(tmp_path / "sweep-next-edit-0.5b.q8_0.gguf", name="sweep-next-edit-0.5B")
+    assert main(["model", "info", str(sweep), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["next_edit"] == "sweep-next-edit" and info["family"] == "qwen2.5-coder"
+    assert main(["model", "info", str(sweep)]) == 0
+    assert "next edit     yes: a next-edit model (sweep-next-edit format)" in capsys.readouterr().out
+    assert main(["model", "info", str(tiny_gguf), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["next_edit"] is None
 
 
 def test_model_info_reports_fim_context_quantization_and_kv_memory(tiny_gguf: Path, tmp_path: Path, capsys):
