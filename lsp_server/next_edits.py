@@ -33,6 +33,7 @@ from engine.next_edit import (
     format_named,
 )
 from engine.prompt import EstimateTokenizer, Snippet, Tokenizer
+from engine.templates import detect_template
 
 log = logging.getLogger(__name__)
 
@@ -183,20 +184,36 @@ class NextEdits:
                 "(`code-kb model pull sweep-next-edit-1.5b`) or to a GGUF file, or nextEditEndpoint "
                 "to a server that generates next edits"
             )
+        _refuse_completion_model(config.model_path)
         path = local_model_path(config.model_path)
-        vocab = LlamaCppModel(path, vocab_only=True)
+        vocab = LlamaCppModel(
+            path, vocab_only=True
+        )  # read first: a wrong model is refused before its weights
         fmt = format_named(config.format) if config.format != "auto" else detect_next_edit_format(vocab)
         if fmt is None:
+            try:
+                what = f"a completion model ({detect_template(vocab, Path(path).name).name} FIM tokens)"
+            except EngineError:
+                what = "no model code-kb knows"
             raise NextEditFormatError(
-                f"{vocab.name} ({path}) is not a next-edit model code-kb knows; set nextEditModel to "
-                "sweep-next-edit-1.5b or sweep-next-edit-0.5b"
+                f"{Path(path).name} is not a next-edit model: it is {what}; code-kb recognises Sweep's "
+                "next-edit GGUFs by their name (sweep-next-edit-1.5B, -0.5B): pull one (code-kb model pull "
+                "sweep-next-edit-1.5b) and set nextEditModel (--model), or set nextEditFormat (--format) to "
+                "sweep for a GGUF that speaks Sweep's format under another name"
             )
         n_ctx = config.budget_tokens + config.max_tokens
         if vocab.n_ctx_train:
             n_ctx = min(n_ctx, vocab.n_ctx_train)
         need = MemoryNeed(completion_bytes, model_bytes(vocab, n_ctx), capacity_bytes())
         check_memory(need)
-        model = LlamaCppModel(path, n_ctx=n_ctx, n_threads=engine.n_threads, flash_attn=engine.flash_attn)
+        model = LlamaCppModel(
+            path,
+            n_ctx=n_ctx,
+            n_gpu_layers=engine.n_gpu_layers,
+            n_threads=engine.n_threads,
+            flash_attn=engine.flash_attn,
+            kv_cache_type=engine.kv_cache_type if engine.kv_cache_type in ("f16", "q8_0") else "f16",
+        )
         self.predictor = NextEditPredictor(
             model,
             fmt,
@@ -375,3 +392,15 @@ class NextEdits:
                 len(offered.edit.text),
             )
         return offered
+
+
+def _refuse_completion_model(spec: str) -> None:
+    """A catalogue name of a completion model, refused before anything is loaded."""
+    from engine.models import NEXT_EDIT_NAMES, parse_name
+
+    parsed = parse_name(spec)
+    if parsed is not None and parsed[0].kind != "next-edit":
+        raise NextEditFormatError(
+            f"{parsed[0].name} is a completion model (the `model` setting); next edits need a next-edit model: "
+            f"{' or '.join(NEXT_EDIT_NAMES)} (code-kb model pull {NEXT_EDIT_NAMES[0]})"
+        )

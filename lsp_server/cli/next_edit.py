@@ -14,16 +14,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from engine import EngineError
-from engine.config import NextEditConfig, default_snippet_limit
-from engine.errors import NextEditFormatError
+from engine.config import default_snippet_limit
 
 from ..config import Settings, config_file_path
+from ..next_edits import NextEdits
 from ..session import Buffer, Cursor, Refused, Session
 from .common import UsageError, add_common, add_index_use, cli_overrides
 from .cursor import TreeIndexes, cursor_of, parse_location
 
 if TYPE_CHECKING:
-    from engine.next_edit import NextEditPredictor
+    pass
 
 log = logging.getLogger("code_kb")
 
@@ -35,67 +35,6 @@ class NextEditModelNotConfiguredError(EngineError):
             'give --model sweep-next-edit-1.5b, or set `next_edit_model = "sweep-next-edit-1.5b"` in '
             f"{config_file_path()} (the editor's nextEditModel setting)"
         )
-
-
-def _check_kind(spec: str) -> None:
-    """A catalogue name of a completion model, refused before anything is loaded."""
-    from engine.models import NEXT_EDIT_NAMES, parse_name
-
-    parsed = parse_name(spec)
-    if parsed is not None and parsed[0].kind != "next-edit":
-        raise NextEditFormatError(
-            f"{parsed[0].name} is a completion model (the `model` setting); next edits need a next-edit model: "
-            f"{' or '.join(NEXT_EDIT_NAMES)} (code-kb model pull {NEXT_EDIT_NAMES[0]})"
-        )
-
-
-def load_predictor(
-    spec: str, config: NextEditConfig, settings: Settings, fmt_name: str | None
-) -> NextEditPredictor:
-    """The next-edit model named by `spec` (a GGUF path or a catalogue name) and its predictor.
-
-    The vocabulary is read first, so a model that is no next-edit model is refused before its
-    weights are loaded."""
-    from engine.backends.llama_cpp import LlamaCppModel
-    from engine.models import local_model_path
-    from engine.next_edit import NextEditPredictor, detect_next_edit_format, format_named
-    from engine.templates import detect_template
-
-    _check_kind(spec)
-    path = local_model_path(spec)
-    vocab = LlamaCppModel(path, vocab_only=True)
-    fmt = format_named(fmt_name) if fmt_name else detect_next_edit_format(vocab)
-    if fmt is None:
-        try:
-            what = f"a completion model ({detect_template(vocab, Path(path).name).name} FIM tokens)"
-        except EngineError:
-            what = "no model code-kb knows"
-        raise NextEditFormatError(
-            f"{Path(path).name} is not a next-edit model: it is {what}; code-kb recognises Sweep's next-edit GGUFs "
-            "by their name (sweep-next-edit-1.5B, -0.5B): pull one (code-kb model pull sweep-next-edit-1.5b), "
-            "or give --format sweep for a GGUF that speaks Sweep's format under another name"
-        )
-    n_ctx = config.budget_tokens + config.max_tokens
-    if vocab.n_ctx_train:
-        n_ctx = min(n_ctx, vocab.n_ctx_train)
-    engine = settings.engine
-    kv_type = engine.kv_cache_type if engine.kv_cache_type in ("f16", "q8_0") else "f16"
-    model = LlamaCppModel(
-        path,
-        n_ctx=n_ctx,
-        n_gpu_layers=engine.n_gpu_layers,
-        n_threads=engine.n_threads,
-        flash_attn=engine.flash_attn,
-        kv_cache_type=kv_type,
-    )
-    return NextEditPredictor(
-        model,
-        fmt,
-        budget_tokens=config.budget_tokens,
-        max_tokens=config.max_tokens,
-        timeout_s=config.timeout_s,
-        speculative=config.speculative,
-    )
 
 
 def _line_col(source: str, offset: int) -> tuple[int, int]:
@@ -130,6 +69,8 @@ def cmd_next_edit(args: argparse.Namespace) -> int:
         "timeout_s": args.timeout_s,
         "speculative": False if args.no_speculative else None,
     }
+    if args.format:
+        flags["format"] = args.format
     config = dataclasses.replace(settings.next_edit, **{k: v for k, v in flags.items() if v is not None})
     if not config.model_path:
         raise NextEditModelNotConfiguredError()
@@ -142,7 +83,7 @@ def cmd_next_edit(args: argparse.Namespace) -> int:
             item["buffer"] = _read(Path(args.buffer))
         cursor = cursor_of(session, item)  # the path and secret policy, before the file is read
         before = _before(args, session, cursor)
-        predictor = load_predictor(config.model_path, config, settings, args.format)
+        predictor = NextEdits().load(config, settings.engine, completion_bytes=0)
         history = EditHistory()
         if before is not None:
             history.record(cursor.place.path, before, cursor.source)
