@@ -90,7 +90,51 @@ def hardware_report(settings: Settings) -> dict:
         )
         if v is not None
     }  # the settings that replace the choice
-    return {"machine": machine.to_dict(), "choice": choice.to_dict(), "overrides": overrides, "model": model}
+    if "path" in model:
+        model.update(_memory(model["path"], engine.budget_tokens or choice.budget_tokens, engine.max_tokens))
+    return {
+        "machine": machine.to_dict(),
+        "choice": choice.to_dict(),
+        "overrides": overrides,
+        "model": model,
+        "next_edit": _next_edit_report(settings),
+    }
+
+
+def _memory(path: str, budget_tokens: int, max_tokens: int) -> dict[str, Any]:
+    """What a model file takes loaded (weights and its KV cache at this budget), read from its header."""
+    from engine.backends.llama_cpp import LlamaCppModel
+
+    from ..next_edits import model_bytes
+
+    try:
+        vocab = LlamaCppModel(path, vocab_only=True)
+    except EngineError as exc:
+        return {"problem": str(exc)}
+    n_ctx = budget_tokens + max_tokens
+    if vocab.n_ctx_train:
+        n_ctx = min(n_ctx, vocab.n_ctx_train)
+    return {"memory_bytes": model_bytes(vocab, n_ctx), "memory_context_tokens": n_ctx}
+
+
+def _next_edit_report(settings: Settings) -> dict[str, Any]:
+    """The next-edit model: as configured, its file, and its memory beside the completion model."""
+    from engine.models import local_model_path
+
+    config = settings.next_edit
+    report: dict[str, Any] = {
+        "setting": config.model_path,
+        "endpoint": config.endpoint,
+        "enabled": config.enabled,
+    }
+    if config.model_path and not config.endpoint:
+        try:
+            report["path"] = local_model_path(config.model_path)
+        except EngineError as exc:
+            report["problem"] = str(exc)
+            return report
+        report.update(_memory(report["path"], config.budget_tokens, config.max_tokens))
+    return report
 
 
 def _print_hardware(report: dict) -> None:
@@ -115,9 +159,16 @@ def _print_hardware(report: dict) -> None:
         print(f"  because     {reason}")
     if report["overrides"]:
         print(f"  set by you  {', '.join(f'{k} {v}' for k, v in report['overrides'].items())}")
-    configured = model["setting"] or (f"endpoint {model['endpoint']}" if model["endpoint"] else "none")
-    where = model.get("path") or model.get("problem") or ""
-    print(f"model         {configured}{' -> ' + where if where else ''}")
+    gb = 1e9
+    for label, m in (("model", model), ("next edit", report["next_edit"])):
+        configured = m["setting"] or (f"endpoint {m['endpoint']}" if m["endpoint"] else "none")
+        where = m.get("path") or m.get("problem") or ""
+        memory = (
+            f" (about {m['memory_bytes'] / gb:.1f} GB loaded, with a {m['memory_context_tokens']}-token cache)"
+            if "memory_bytes" in m
+            else ""
+        )
+        print(f"{label:<13} {configured}{' -> ' + where if where else ''}{memory}")
 
 
 def cmd_status(args: argparse.Namespace) -> int:

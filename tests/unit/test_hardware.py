@@ -110,3 +110,30 @@ def test_status_explains_the_choice(tiny_repo: Path, hash_embedder, monkeypatch,
     monkeypatch.setenv("CODE_KB_CONFIG", str(config))
     assert main(["status", "--embedding-model", hash_embedder.name]) == 0
     assert "  set by you  budget 2048, kv_cache_type q8_0" in capsys.readouterr().out
+
+
+def test_status_shows_both_models_and_what_each_takes_loaded(
+    tiny_repo: Path, tiny_gguf: Path, hash_embedder, monkeypatch, capsys, tmp_path: Path
+):
+    from retrieval import CodeIndex, IndexConfig
+    from tests.fixtures.gguf_builder import write_tiny_gguf
+
+    sweep = write_tiny_gguf(tmp_path / "sweep-next-edit-1.5b.q8_0.v2.gguf", name="sweep-next-edit-1.5B")
+    index = CodeIndex(tiny_repo, IndexConfig(embedding_model=hash_embedder.name), embedder=hash_embedder)
+    index.reindex()
+    index.close()
+    config = tmp_path / "config.toml"
+    config.write_text(f'model = "{tiny_gguf}"\nbudget_tokens = 1024\nnext_edit_model = "{sweep}"\n')
+    monkeypatch.setenv("CODE_KB_CONFIG", str(config))
+    monkeypatch.chdir(tiny_repo)
+    assert main(["status", "--json", "--embedding-model", hash_embedder.name]) == 0
+    report = json.loads(capsys.readouterr().out)["hardware"]
+    model, next_edit = report["model"], report["next_edit"]
+    # Weights plus a KV cache for the budget and the tokens generated: more than the file alone.
+    assert model["path"] == str(tiny_gguf) and model["memory_bytes"] > tiny_gguf.stat().st_size
+    assert model["memory_context_tokens"] == 1024 + 64
+    assert next_edit["path"] == str(sweep) and next_edit["memory_bytes"] > sweep.stat().st_size
+    assert next_edit["enabled"] is True and next_edit["endpoint"] is None
+    assert main(["status", "--embedding-model", hash_embedder.name]) == 0
+    out = capsys.readouterr().out
+    assert f"next edit     {sweep} -> {sweep} (about " in out and "GB loaded, with a" in out
