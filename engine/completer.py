@@ -105,9 +105,9 @@ class Completer:
         if vocab_only:
             return cls(config, tokenizer=vocab)
         # The context window follows the prompt budget, which needs the trained length first.
-        budget = _auto_budget(config, vocab.n_ctx_train)
+        budget = auto_budget(config, vocab.n_ctx_train)
         n_ctx = budget + config.max_tokens
-        kv_type = _kv_cache_type(config, vocab, n_ctx)
+        kv_type = kv_cache_type_of(config, vocab, n_ctx)
         model = LlamaCppModel(
             config.model_path,
             n_ctx=n_ctx,
@@ -140,7 +140,7 @@ class Completer:
         }
 
     def _budget(self) -> int:
-        return min(_auto_budget(self.config, self.tokenizer.n_ctx_train), self._budget_limit())
+        return min(auto_budget(self.config, self.tokenizer.n_ctx_train), self._budget_limit())
 
     def _budget_limit(self) -> int:
         """The largest prompt this model can take and still generate `max_tokens`."""
@@ -367,7 +367,7 @@ def _remote_backend(config: EngineConfig) -> Backend:
     return OpenAICompletionsBackend(config.endpoint, config.remote_model)
 
 
-def _kv_cache_type(config: EngineConfig, vocab: LlamaCppModel, n_ctx: int) -> str:
+def kv_cache_type_of(config: EngineConfig, vocab: LlamaCppModel, n_ctx: int) -> str:
     """f16 unless asked otherwise or its cache would take more than a quarter of the memory it lives in."""
     if config.kv_cache_type != "auto":
         return config.kv_cache_type
@@ -392,7 +392,10 @@ def _gpu_layers(config: EngineConfig, vocab: LlamaCppModel, n_ctx: int, kv_type:
     )
 
 
-def _auto_budget(config: EngineConfig, n_ctx_train: int | None) -> int:
+def auto_budget(config: EngineConfig, n_ctx_train: int | None) -> int:
+    """The prompt budget a model gets: the setting, else the hardware's choice (a server's default for
+    an endpoint), within what the model was trained on less the tokens it generates. `Completer.load`
+    sizes the context window as this plus `max_tokens`."""
     if config.budget_tokens:
         budget = config.budget_tokens
     elif config.endpoint:

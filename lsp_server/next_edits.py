@@ -115,6 +115,17 @@ class MemoryNeed:
     capacity_bytes: int | None  # what both may take on this machine; None where it cannot say
 
 
+def context_tokens(model: LlamaCppModel, config: NextEditConfig) -> int:
+    """The next-edit model's context window: its prompt budget and answer, within what it was trained on."""
+    n_ctx = config.budget_tokens + config.max_tokens
+    return min(n_ctx, model.n_ctx_train) if model.n_ctx_train else n_ctx
+
+
+def kv_type(engine: EngineConfig) -> str:
+    """The next-edit model's KV cache type: the setting's when it names one, else f16."""
+    return engine.kv_cache_type if engine.kv_cache_type in ("f16", "q8_0") else "f16"
+
+
 def model_bytes(model: LlamaCppModel, n_ctx: int, kv_type: str = "f16") -> int:
     """What a loaded model takes: its file (the weights) and its KV cache."""
     size = model.path.stat().st_size if model.path.is_file() else 0
@@ -201,10 +212,8 @@ class NextEdits:
                 "sweep-next-edit-1.5b) and set nextEditModel (--model), or set nextEditFormat (--format) to "
                 "sweep for a GGUF that speaks Sweep's format under another name"
             )
-        n_ctx = config.budget_tokens + config.max_tokens
-        if vocab.n_ctx_train:
-            n_ctx = min(n_ctx, vocab.n_ctx_train)
-        need = MemoryNeed(completion_bytes, model_bytes(vocab, n_ctx), capacity_bytes())
+        n_ctx = context_tokens(vocab, config)
+        need = MemoryNeed(completion_bytes, model_bytes(vocab, n_ctx, kv_type(engine)), capacity_bytes())
         check_memory(need)
         model = LlamaCppModel(
             path,
@@ -212,7 +221,7 @@ class NextEdits:
             n_gpu_layers=engine.n_gpu_layers,
             n_threads=engine.n_threads,
             flash_attn=engine.flash_attn,
-            kv_cache_type=engine.kv_cache_type if engine.kv_cache_type in ("f16", "q8_0") else "f16",
+            kv_cache_type=kv_type(engine),
         )
         self.predictor = NextEditPredictor(
             model,

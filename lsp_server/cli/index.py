@@ -5,14 +5,18 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine import EngineError
 from retrieval import CodeIndex, RetrievalError
 
 from ..config import Settings
 from .common import add_common, add_index_use, find_root, run_reindex, settings_from
+
+if TYPE_CHECKING:
+    from engine.backends.llama_cpp import LlamaCppModel
 
 
 def cmd_reindex(args: argparse.Namespace) -> int:
@@ -90,8 +94,14 @@ def hardware_report(settings: Settings) -> dict:
         )
         if v is not None
     }  # the settings that replace the choice
-    if "path" in model:
-        model.update(_memory(model["path"], engine.budget_tokens or choice.budget_tokens, engine.max_tokens))
+    if "path" in model:  # sized as Completer.load sizes it
+        from engine.completer import auto_budget, kv_cache_type_of
+
+        def completion_size(vocab: LlamaCppModel) -> tuple[int, str]:
+            n_ctx = auto_budget(engine, vocab.n_ctx_train) + engine.max_tokens
+            return n_ctx, kv_cache_type_of(engine, vocab, n_ctx)
+
+        model.update(_memory(model["path"], completion_size))
     return {
         "machine": machine.to_dict(),
         "choice": choice.to_dict(),
@@ -101,8 +111,9 @@ def hardware_report(settings: Settings) -> dict:
     }
 
 
-def _memory(path: str, budget_tokens: int, max_tokens: int) -> dict[str, Any]:
-    """What a model file takes loaded (weights and its KV cache at this budget), read from its header."""
+def _memory(path: str, size: Callable[[LlamaCppModel], tuple[int, str]]) -> dict[str, Any]:
+    """What a model file takes loaded: its weights and the KV cache `size(vocab)` gives (tokens, type),
+    read from its header."""
     from engine.backends.llama_cpp import LlamaCppModel
 
     from ..next_edits import model_bytes
@@ -111,15 +122,15 @@ def _memory(path: str, budget_tokens: int, max_tokens: int) -> dict[str, Any]:
         vocab = LlamaCppModel(path, vocab_only=True)
     except EngineError as exc:
         return {"problem": str(exc)}
-    n_ctx = budget_tokens + max_tokens
-    if vocab.n_ctx_train:
-        n_ctx = min(n_ctx, vocab.n_ctx_train)
-    return {"memory_bytes": model_bytes(vocab, n_ctx), "memory_context_tokens": n_ctx}
+    n_ctx, kv = size(vocab)
+    return {"memory_bytes": model_bytes(vocab, n_ctx, kv), "memory_context_tokens": n_ctx}
 
 
 def _next_edit_report(settings: Settings) -> dict[str, Any]:
-    """The next-edit model: as configured, its file, and its memory beside the completion model."""
+    """The next-edit model: as configured, its file, and its memory as NextEdits.load would load it."""
     from engine.models import local_model_path
+
+    from ..next_edits import context_tokens, kv_type
 
     config = settings.next_edit
     report: dict[str, Any] = {
@@ -133,7 +144,9 @@ def _next_edit_report(settings: Settings) -> dict[str, Any]:
         except EngineError as exc:
             report["problem"] = str(exc)
             return report
-        report.update(_memory(report["path"], config.budget_tokens, config.max_tokens))
+        report.update(
+            _memory(report["path"], lambda vocab: (context_tokens(vocab, config), kv_type(settings.engine)))
+        )
     return report
 
 
