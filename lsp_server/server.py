@@ -289,16 +289,18 @@ class CodeKbServer(LanguageServer):
     def cursor(self, uri: str, position: types.Position) -> Cursor | None:
         """The cursor of a request, converted once from LSP's UTF-16 position; None (logged) when
         the document is not open or not one to complete in."""
-        buffer = self.buffer(uri)
-        if buffer is None:
-            return None
         try:
-            return self.session.cursor(
-                buffer, str_offset(self.workspace.text_documents[unquote(uri)], position)
-            )
+            return self._cursor(uri, position)
         except Refused as why:
             log.info("nothing for %s: %s", uri[:200], why)
             return None
+
+    def _cursor(self, uri: str, position: types.Position) -> Cursor:
+        """The cursor of a request, or Refused saying why there is none."""
+        buffer = self.buffer(uri)
+        if buffer is None:
+            raise Refused(f"document not open (or not a file): {uri[:200]}; send textDocument/didOpen first")
+        return self.session.cursor(buffer, str_offset(self.workspace.text_documents[unquote(uri)], position))
 
     # -- completion ------------------------------------------------------------------
     async def complete(
@@ -421,14 +423,8 @@ class CodeKbServer(LanguageServer):
 
     async def prompt_json(self, uri: str, position: types.Position) -> dict:
         """The `code-kb context --json` object for a position (the codeKb/context request)."""
-        buffer = self.buffer(uri)
-        if buffer is None:
-            raise JsonRpcInvalidParams(
-                f"document not open (or not a file): {uri[:200]}; send textDocument/didOpen first"
-            )
         try:
-            doc = self.workspace.text_documents[unquote(uri)]
-            cursor = self.session.cursor(buffer, str_offset(doc, position))
+            cursor = self._cursor(uri, position)
         except Refused as why:
             raise JsonRpcInvalidParams(f"code-kb builds no prompt here: {why}") from None
         if self._model_future is not None:
