@@ -7,7 +7,6 @@ rules as the in-process model; closing the stream stops the server's generation.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -18,7 +17,7 @@ from typing import Any
 from ..errors import EngineError
 from ..prompt import Prompt
 from . import Cut, Generation, Stops, Warmed
-from .sse import headers, post_stream, stream_completion
+from .sse import get_json, headers, post_stream, stream_completion
 
 log = logging.getLogger(__name__)
 
@@ -60,10 +59,7 @@ class OpenAICompletionsBackend:
         """The server's first model, and proof that the endpoint answers at all."""
         url = self.url.rsplit("/completions", 1)[0] + "/models"
         try:
-            with urllib.request.urlopen(
-                urllib.request.Request(url, headers=headers(self.api_key)), timeout=self.connect_timeout_s
-            ) as response:
-                data = json.load(response).get("data") or []
+            data = get_json(url, headers(self.api_key), self.connect_timeout_s).get("data") or []
         except urllib.error.HTTPError as exc:
             log.info("%s answered %d; sending requests without a model name", url, exc.code)
             return None
