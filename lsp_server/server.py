@@ -41,8 +41,10 @@ log = logging.getLogger(__name__)
 # A test hook, reachable only through the server process's environment, never from settings: with
 # CODE_KB_TEST_NEXT_EDIT='{"find": "old", "text": "new"}' each next-edit prediction (the model still
 # runs) answers one edit that replaces the first `old` in the document with `new`, or, with
-# '{"insert": "text"}', one that inserts `text` at the cursor. The end-to-end tests use it to follow
-# an edit's whole round trip, which the tiny test model's noise rarely produces.
+# '{"insert": "text"}', one that inserts `text` at the cursor. A list of such objects answers the
+# first that applies (a `find` that is in the document, or an insert), so that one editor session
+# can meet several kinds of edit. The end-to-end tests use it to follow an edit's whole round trip,
+# which the tiny test model's noise rarely produces.
 TEST_NEXT_EDIT_ENV = "CODE_KB_TEST_NEXT_EDIT"
 
 # LSP ends lines only at \n, \r\n and \r. pygls 2.1 splits documents with str.splitlines, which
@@ -97,20 +99,24 @@ class OfferedEdit:
     version: int
 
 
-def _test_next_edit() -> dict[str, str] | None:
+def _test_next_edit() -> list[dict[str, str]] | None:
     raw = os.environ.get(TEST_NEXT_EDIT_ENV)
     if not raw:
         return None
     hook = json.loads(raw)
     log.warning("test hook %s set: next edits are fixed edits, not the model's", TEST_NEXT_EDIT_ENV)
-    return hook if isinstance(hook, dict) else None
+    hooks = [h for h in (hook if isinstance(hook, list) else [hook]) if isinstance(h, dict)]
+    return hooks or None
 
 
-def _test_edits(hook: dict[str, str], source: str, offset: int) -> list[TextEdit]:
-    if "insert" in hook:
-        return [TextEdit(offset, offset, hook["insert"])]
-    at = source.find(hook["find"])
-    return [TextEdit(at, at + len(hook["find"]), hook["text"])] if at >= 0 else []
+def _test_edits(hooks: list[dict[str, str]], source: str, offset: int) -> list[TextEdit]:
+    for hook in hooks:
+        if "insert" in hook:
+            return [TextEdit(offset, offset, hook["insert"])]
+        at = source.find(hook["find"])
+        if at >= 0:
+            return [TextEdit(at, at + len(hook["find"]), hook["text"])]
+    return []
 
 
 class CodeKbProtocol(LanguageServerProtocol):

@@ -9,8 +9,15 @@ export default tseslint.config(
   {
     files: ["test/**/*.mjs", "eslint.config.mjs"],
     languageOptions: {
-      // node globals, and `document` inside page.evaluate callbacks (they run in the browser)
-      globals: { process: "readonly", console: "readonly", setTimeout: "readonly", URL: "readonly", document: "readonly" },
+      // node globals, and `document` and `getComputedStyle` inside page.evaluate callbacks (they run in the browser)
+      globals: {
+        process: "readonly",
+        console: "readonly",
+        setTimeout: "readonly",
+        URL: "readonly",
+        document: "readonly",
+        getComputedStyle: "readonly",
+      },
     },
   },
 );

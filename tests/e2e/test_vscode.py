@@ -21,6 +21,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn
 
@@ -146,12 +147,19 @@ def sent_messages(log_file: Path) -> list[dict]:
     return messages
 
 
-@pytest.fixture
-def vscode(
-    chromium: str, tmp_path: Path, tiny_repo: Path, tiny_gguf: Path, vsix: Path, code_server: Path
+@contextmanager
+def running_code_server(
+    chromium: str,
+    tmp_path: Path,
+    repo: Path,
+    model: Path,
+    vsix: Path,
+    code_server: Path,
+    more_settings: dict | None = None,
+    more_env: dict[str, str] | None = None,
 ) -> Iterator[dict]:
-    """code-server with the extension installed, serving a copy of the tiny repository, with user
-    settings that start this checkout's server on the tiny model."""
+    """code-server with the extension installed, serving `repo`, with user settings that start this
+    checkout's server on `model` (plus `more_settings`), the server's environment plus `more_env`."""
     home = tmp_path / "vscode"
     user_data, extensions, xdg = home / "user-data", home / "extensions", home / "xdg"
     for d in (user_data / "User", extensions, xdg / "config", xdg / "data"):
@@ -164,7 +172,7 @@ def vscode(
         "codeKb.serverPath": sys.executable,
         # -v: debug logging, so a failure's log shows each request the server received.
         "codeKb.serverArgs": ["-m", "lsp_server", "serve", "-v", "--log-file", str(server_log)],
-        "codeKb.modelPath": str(tiny_gguf),
+        "codeKb.modelPath": str(model),
         "codeKb.debounceMs": 10,
         "codeKb.maxTokens": 16,
         "editor.wordBasedSuggestions": "off",  # the completion widget then holds only code-kb's items
@@ -176,9 +184,15 @@ def vscode(
         "extensions.autoUpdate": False,
         "security.workspace.trust.enabled": False,
         "chat.disableAIFeatures": True,
+        **(more_settings or {}),
     }
     (user_data / "User" / "settings.json").write_text(json.dumps(settings, indent=2))
-    env = {**os.environ, "XDG_CONFIG_HOME": str(xdg / "config"), "XDG_DATA_HOME": str(xdg / "data")}
+    env = {
+        **os.environ,
+        "XDG_CONFIG_HOME": str(xdg / "config"),
+        "XDG_DATA_HOME": str(xdg / "data"),
+        **(more_env or {}),
+    }
     common = [
         str(code_server),
         "--config",
@@ -199,7 +213,7 @@ def vscode(
             "--disable-telemetry",
             "--disable-update-check",
             "--disable-workspace-trust",
-            str(tiny_repo),
+            str(repo),
         ],
         cwd=tmp_path,
         env=env,
@@ -211,9 +225,9 @@ def vscode(
         url = f"http://127.0.0.1:{port}"
         wait_healthy(url, proc)
         yield {
-            "url": f"{url}/?folder={tiny_repo}",
+            "url": f"{url}/?folder={repo}",
             "chromium": chromium,
-            "workspace": tiny_repo,
+            "workspace": repo,
             "server_log": server_log,
         }
     finally:
@@ -225,6 +239,15 @@ def vscode(
             proc.wait()
 
 
+@pytest.fixture
+def vscode(
+    chromium: str, tmp_path: Path, tiny_repo: Path, tiny_gguf: Path, vsix: Path, code_server: Path
+) -> Iterator[dict]:
+    """code-server on a copy of the tiny repository and the tiny model."""
+    with running_code_server(chromium, tmp_path, tiny_repo, tiny_gguf, vsix, code_server) as running:
+        yield running
+
+
 def test_vscode_extension_lints_and_passes_its_unit_tests(npm_packages: Path) -> None:
     npm = shutil.which("npm") or "npm"
     run([npm, "run", "lint"], EXTENSION, 300)
@@ -232,12 +255,13 @@ def test_vscode_extension_lints_and_passes_its_unit_tests(npm_packages: Path) ->
     assert "# fail 0" in out
 
 
-def test_vscode_shows_code_kb_ghost_text_and_completion_items(
-    vscode: dict, capsys: pytest.CaptureFixture
-) -> None:
-    if ARTIFACTS.exists():
-        shutil.rmtree(ARTIFACTS)
-    ARTIFACTS.mkdir(parents=True)
+def drive(vscode: dict, scenario: str, capsys: pytest.CaptureFixture) -> tuple[dict, list[dict], str]:
+    """Runs test/e2e.mjs's `scenario` in the browser: its record, the messages the server sent, and
+    the server's log. Fails with the driver's output and the log's tail if the browser run failed."""
+    out = ARTIFACTS / scenario
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
     started = time.monotonic()
     driver = subprocess.Popen(
         [
@@ -248,7 +272,9 @@ def test_vscode_shows_code_kb_ghost_text_and_completion_items(
             "--chromium",
             vscode["chromium"],
             "--out",
-            str(ARTIFACTS),
+            str(out),
+            "--scenario",
+            scenario,
             "--saved-file",
             str(vscode["workspace"] / "shop" / "checkout.py"),
         ],
@@ -265,9 +291,9 @@ def test_vscode_shows_code_kb_ghost_text_and_completion_items(
         output, _ = driver.communicate()
     with capsys.disabled():
         print(
-            f"\nVS Code e2e: {time.monotonic() - started:.1f} s; screenshots and result.json in {ARTIFACTS}"
+            f"\nVS Code e2e ({scenario}): {time.monotonic() - started:.1f} s; screenshots and result.json in {out}"
         )
-    record_file = ARTIFACTS / "result.json"
+    record_file = out / "result.json"
     record = json.loads(record_file.read_text()) if record_file.is_file() else {}
     server_log = vscode["server_log"]
     log_text = server_log.read_text(errors="replace") if server_log.is_file() else "(no server log)"
@@ -275,6 +301,13 @@ def test_vscode_shows_code_kb_ghost_text_and_completion_items(
         f"the browser run failed: {record.get('error')}\n--- driver ---\n{output[-4000:]}\n"
         f"--- server log (tail) ---\n{log_text[-4000:]}"
     )
+    return record, sent_messages(server_log), log_text
+
+
+def test_vscode_shows_code_kb_ghost_text_and_completion_items(
+    vscode: dict, capsys: pytest.CaptureFixture
+) -> None:
+    record, sent, _ = drive(vscode, "completion", capsys)
 
     # The status bar showed indexing, then the tiny model once the index was ready, and a latency
     # after completions.
@@ -285,7 +318,6 @@ def test_vscode_shows_code_kb_ghost_text_and_completion_items(
     # The ghost text came from code-kb: the server answered textDocument/inlineCompletion with it.
     ghost = "\n".join([record["ghost_inline"], *record["ghost_below"]])
     assert ghost.strip()
-    sent = sent_messages(server_log)
     inserts = [
         item["insertText"]
         for m in sent
@@ -325,3 +357,85 @@ def test_vscode_shows_code_kb_ghost_text_and_completion_items(
         and '"prompt_tokens"' in record["context_document"]
     )
     assert "code-kb: reindexed" in record["reindex_message"]
+
+
+# The server's test hook (lsp_server/server.py): the first edit of the list whose text is in the
+# document. Line 7 is edited, away from the cursor, until that is done; then line 13 gets an append.
+PREVIEW_FIND, PREVIEW_TEXT = (
+    "cart.total(region, coupon_percent)",
+    "cart.total(region, coupon_percent, rounding=2)",
+)
+APPEND_FIND, APPEND_TEXT = "min(years * 2, 20)", "min(years * 2, 20) + 1"
+
+
+@pytest.fixture
+def vscode_next_edit(
+    chromium: str,
+    tmp_path: Path,
+    tiny_repo: Path,
+    tiny_gguf: Path,
+    sweep_gguf: Path,
+    vsix: Path,
+    code_server: Path,
+) -> Iterator[dict]:
+    """code-server whose server has a next-edit model and the next-edit test hook."""
+    hook = [{"find": PREVIEW_FIND, "text": PREVIEW_TEXT}, {"find": APPEND_FIND, "text": APPEND_TEXT}]
+    with running_code_server(
+        chromium,
+        tmp_path,
+        tiny_repo,
+        tiny_gguf,
+        vsix,
+        code_server,
+        more_settings={"codeKb.nextEditModel": str(sweep_gguf), "codeKb.nextEditDelayMs": 300},
+        more_env={"CODE_KB_TEST_NEXT_EDIT": json.dumps(hook)},
+    ) as running:
+        yield running
+
+
+def test_vscode_previews_jumps_to_applies_and_dismisses_next_edits(
+    vscode_next_edit: dict, capsys: pytest.CaptureFixture
+) -> None:
+    record, sent, log_text = drive(vscode_next_edit, "next-edit", capsys)
+    checkout = vscode_next_edit["workspace"] / "shop" / "checkout.py"
+    original = (REPO / "tests" / "fixtures" / "tiny_repo" / "shop" / "checkout.py").read_text().splitlines()
+
+    # The status bar said a next-edit model was loaded.
+    assert "next edit" in record["status_bar_ready"], record["status_bar_seen"]
+
+    # A pause after typing asked for a next edit; the edit of line 7 was previewed in place: the
+    # text it removes struck through, the text it adds beside it, a mark in the gutter.
+    for seen in (record["preview_after_pause"], record["preview_shown"], record["preview_command"]):
+        assert seen["struck"] == PREVIEW_FIND and seen["added"] == PREVIEW_TEXT and seen["gutter"] >= 1, seen
+    assert record["lines_before"][6] == original[6]
+
+    # Escape dismissed it and changed nothing.
+    assert record["preview_dismissed"] == {"struck": "", "added": "", "gutter": 0}
+    assert record["lines_dismissed"] == record["lines_before"]
+
+    # Tab jumped to the edit's start (line 7, after "    total = "), the preview still shown ...
+    assert record["cursor_before_jump"]["line"] == 14
+    assert record["cursor_after_jump"] == {"line": 7, "column": len("    total = ") + 1}
+    assert record["preview_after_jump"]["struck"] == PREVIEW_FIND
+    assert record["lines_after_jump"] == record["lines_before"]
+    # ... and Tab again applied it, the cursor after the new text.
+    assert record["lines_applied"][6] == original[6].replace(PREVIEW_FIND, PREVIEW_TEXT)
+    assert record["cursor_after_apply"] == {"line": 7, "column": len("    total = " + PREVIEW_TEXT) + 1}
+
+    # With the cursor on line 13 before the edit, the append was ghost text, accepted with Tab.
+    assert record["next_edit_ghost"] == " + 1"
+    assert record["lines_ghost_accepted"][12] == original[12].replace(APPEND_FIND, APPEND_TEXT)
+
+    # What was saved: both edits and the typed text, nothing else.
+    expected = list(original)
+    expected[6] = expected[6].replace(PREVIEW_FIND, PREVIEW_TEXT)
+    expected[12] = expected[12].replace(APPEND_FIND, APPEND_TEXT)
+    expected[13] = "    return price"
+    assert checkout.read_text().splitlines() == expected
+
+    # The server heard both: each shown edit reported (didShowInlineEdit), each taken one accepted.
+    answers = [m["result"] for m in sent if isinstance(m.get("result"), dict) and "edits" in m["result"]]
+    assert any(a["edits"] for a in answers)
+    assert log_text.count("next edit shown in shop/checkout.py") >= 2
+    accepted = [m["result"] for m in sent if isinstance(m.get("result"), dict) and "accepted" in m["result"]]
+    assert accepted.count({"accepted": True}) == 2, accepted

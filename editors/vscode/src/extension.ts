@@ -1,8 +1,9 @@
 /**
  * The code-kb VS Code extension: a thin client of `code-kb serve`. Ghost text comes from the
  * server's textDocument/inlineCompletion (vscode-languageclient 10+ has the LSP 3.18 feature built
- * in), completion items from textDocument/completion. Everything else here is glue: settings to the
- * server, a status bar item, and commands that call the server.
+ * in), completion items from textDocument/completion, next edits from textDocument/copilotInlineEdit
+ * (nextEdit.ts). Everything else here is glue: settings to the server, a status bar item, and
+ * commands that call the server.
  */
 import * as os from "os";
 import * as vscode from "vscode";
@@ -25,6 +26,7 @@ import {
   statusText,
   toggledLanguages,
 } from "./settings";
+import { NextEdits } from "./nextEdit";
 
 const SECTION = "codeKb";
 const SCHEME = "code-kb"; // virtual documents: code-kb:/status.json, code-kb:/context.json
@@ -34,6 +36,8 @@ let statusItem: vscode.StatusBarItem;
 let lastStatus: ServerStatus | undefined;
 let indexingPercent: number | undefined;
 let refreshTimer: NodeJS.Timeout | undefined;
+let nextEdits: NextEdits | undefined;
+let nextEditPolls = 0; // status polls while a wanted next-edit model loads
 const documents = new Map<string, string>(); // virtual document path -> content
 const documentChanged = new vscode.EventEmitter<vscode.Uri>();
 
@@ -50,8 +54,10 @@ function updateStatusBar(): void {
   const enabled = config().get<boolean>("enable", true);
   statusItem.text = statusText(lastStatus, enabled, indexingPercent);
   const last = lastStatus?.last_completion;
+  const nextEdit = lastStatus?.next_edit;
   const lines = [
     `model: ${lastStatus?.model?.name ?? lastStatus?.model?.path ?? lastStatus?.model?.endpoint ?? "none"}`,
+    `next-edit model: ${nextEdit?.loaded ? (nextEdit.name ?? nextEdit.path ?? "loaded") : nextEdit?.model_setting ? "not loaded" : "none"}`,
     ...(lastStatus?.indexes ?? []).map(
       (i) => `index ${i.root}: ${i.ready ? "ready" : "indexing"}${i.files !== undefined ? `, ${i.files} files` : ""}`,
     ),
@@ -77,7 +83,19 @@ async function refreshStatus(): Promise<void> {
   updateStatusBar();
   if (lastStatus?.indexes?.some((i) => i.ready === false) && indexingPercent === undefined) {
     refreshSoon(2000); // indexing without a progress token we follow: poll until it is done
+  } else if (nextEditLoading(lastStatus) && nextEditPolls < 150) {
+    nextEditPolls++;
+    refreshSoon(2000); // a next-edit model is loading: poll (for at most 5 minutes) until it is there
   }
+}
+
+function nextEditLoading(status: ServerStatus | undefined): boolean {
+  const n = status?.next_edit;
+  return !!n && n.enabled !== false && !!n.model_setting && !n.loaded;
+}
+
+function nextEditsOn(): boolean {
+  return config().get<boolean | null>("nextEdit", null) !== false;
 }
 
 /** Poll codeKb.status shortly after a completion answered: its latency is in the answer. */
@@ -93,7 +111,14 @@ const middleware: Middleware = {
     if (!enabledFor(document)) {
       return null;
     }
+    const planned = nextEdits?.inlineItem(document, position);
+    if (planned) {
+      return [planned]; // a next edit drawn as ghost text at the cursor
+    }
     const result = await next(document, position, context, token);
+    if (result && nextEditsOn()) {
+      nextEdits?.wrapAccepted(Array.isArray(result) ? result : result.items); // accepting asks for the next edit
+    }
     refreshSoon();
     return result;
   },
@@ -182,6 +207,7 @@ async function startClient(output: vscode.LogOutputChannel): Promise<void> {
 }
 
 async function stopClient(): Promise<void> {
+  nextEdits?.dismiss();
   const c = client;
   client = undefined;
   if (c) {
@@ -237,6 +263,15 @@ async function toggleLanguage(): Promise<void> {
 
 export async function activate(context: vscode.ExtensionContext): Promise<void> {
   const output = vscode.window.createOutputChannel("code-kb", { log: true });
+  nextEdits = new NextEdits(
+    {
+      client: () => client,
+      allowed: (document) => enabledFor(document) && nextEditsOn() && document.uri.scheme !== SCHEME,
+      modelLoaded: () => lastStatus?.next_edit?.loaded === true,
+      delayMs: () => Math.max(0, config().get<number>("nextEditDelayMs", 600)),
+    },
+    context,
+  );
   statusItem = vscode.window.createStatusBarItem("codeKb.status", vscode.StatusBarAlignment.Right, 100);
   statusItem.name = "code-kb";
   statusItem.command = "codeKb.showStatus";
@@ -246,6 +281,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   context.subscriptions.push(
     output,
     statusItem,
+    nextEdits,
     documentChanged,
     vscode.workspace.registerTextDocumentContentProvider(SCHEME, {
       onDidChange: documentChanged.event,
@@ -268,6 +304,12 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
         return;
       }
       updateStatusBar();
+      if (!nextEditsOn() || !config().get<boolean>("enable", true)) {
+        nextEdits?.dismiss();
+      }
+      if (e.affectsConfiguration(`${SECTION}.nextEdit`) || e.affectsConfiguration(`${SECTION}.nextEditModel`)) {
+        nextEditPolls = 0; // the server loads (or drops) the model: follow it in the status bar
+      }
       if (e.affectsConfiguration(`${SECTION}.serverPath`) || e.affectsConfiguration(`${SECTION}.serverArgs`)) {
         await stopClient();
         await startClient(output);

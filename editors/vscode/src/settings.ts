@@ -108,6 +108,7 @@ export interface ServerStatus {
   model?: { loaded?: boolean; name?: string | null; path?: string | null; endpoint?: string | null; device?: string };
   indexes?: { root?: string; ready?: boolean; files?: number; chunks?: number }[];
   last_completion?: { latency_ms?: number; context_from?: string[] } | null;
+  next_edit?: { enabled?: boolean; model_setting?: string | null; loaded?: boolean; name?: string | null; path?: string | null };
 }
 
 /** The status bar's text (codicons in `$(...)`) for a status answer. */
@@ -129,6 +130,9 @@ export function statusText(status: ServerStatus | undefined, enabled: boolean, i
     parts.push(model.path || model.endpoint ? "loading model" : "no model");
   } else {
     parts.push(model ? "model loaded" : "starting");
+  }
+  if (status?.next_edit?.loaded) {
+    parts.push("next edit");
   }
   const ms = status?.last_completion?.latency_ms;
   if (typeof ms === "number") {

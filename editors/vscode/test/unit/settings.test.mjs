@@ -24,7 +24,13 @@ test("every server key is a contributed codeKb.* setting, and nothing else is se
     assert.ok(contributed.includes(`codeKb.${key}`), `codeKb.${key} is not contributed`);
   }
   const clientOnly = contributed.filter((k) => !SERVER_KEYS.includes(k.slice("codeKb.".length)));
-  assert.deepEqual(clientOnly.sort(), ["codeKb.enable", "codeKb.serverArgs", "codeKb.serverPath", "codeKb.trace.server"]);
+  assert.deepEqual(clientOnly.sort(), [
+    "codeKb.enable",
+    "codeKb.nextEditDelayMs",
+    "codeKb.serverArgs",
+    "codeKb.serverPath",
+    "codeKb.trace.server",
+  ]);
 });
 
 test("the keys are exactly the server's (lsp_server/config.py SETTINGS)", () => {
@@ -79,4 +85,7 @@ test("status bar text: indexing, model name, last latency, off", () => {
   assert.equal(statusText({ model: { loaded: false, path: null }, indexes: [{ ready: false }] }, true),
     "$(sparkle) code-kb: indexing · no model");
   assert.equal(statusText(status, false), "$(circle-slash) code-kb: off");
+  // A loaded next-edit model is named; one still loading is not.
+  assert.equal(statusText({ ...status, next_edit: { loaded: true, name: "sweep" } }, true), "$(sparkle) code-kb: tiny · next edit · 12 ms");
+  assert.equal(statusText({ ...status, next_edit: { loaded: false, model_setting: "x.gguf" } }, true), "$(sparkle) code-kb: tiny · 12 ms");
 });
