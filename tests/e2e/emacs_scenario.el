@@ -1,10 +1,11 @@
 ;;; emacs_scenario.el --- driven by tests/e2e/test_emacs.py  -*- lexical-binding: t -*-
 
 ;; Run as `emacs --batch -l prelude.el -l emacs_scenario.el'.  The prelude sets the variables below
-;; and loads README.md's eglot snippet.  This opens a file of the tiny repository, connects eglot to
-;; the real server, asks for completions at a cursor (raw requests and eglot's own
-;; `completion-at-point' function, whose edit it applies), runs the snippet's commands and writes
-;; what it saw as JSON.  Every path ends in `kill-emacs'.
+;; and loads README.md's eglot snippet.  The scenario is `code-kb-test-scenario':
+;; - `code-kb-test-run' opens a file of the tiny repository, connects eglot to the real server, asks
+;;   for completions at a cursor (raw requests and eglot's own `completion-at-point' function, whose
+;;   edit it applies) and runs the snippet's status and reindex commands.
+;; It writes what it saw as JSON.  Every path ends in `kill-emacs'.
 
 (require 'eglot)
 (require 'json)
@@ -14,6 +15,7 @@
 (defvar code-kb-test-file)    ; the file to open
 (defvar code-kb-test-line)    ; 0-based line of the cursor
 (defvar code-kb-test-column)  ; 0-based column of the cursor
+(defvar code-kb-test-scenario #'code-kb-test-run)
 
 (defvar code-kb-test-result nil "A plist of what was seen.")
 (defvar code-kb-test-steps nil)
@@ -35,7 +37,8 @@
   (code-kb-test-put :steps (vconcat (reverse code-kb-test-steps)))
   (code-kb-test-keep-log)
   (with-temp-file code-kb-test-out
-    (let ((json-encoding-pretty-print nil))
+    (let ((json-encoding-pretty-print nil)
+          (coding-system-for-write 'utf-8))
       (insert (json-encode code-kb-test-result)))))
 
 (defun code-kb-test-goto ()
@@ -50,7 +53,8 @@
   "The items of a completion response: a CompletionList or a bare array."
   (append (if (and (listp response) (plist-member response :items)) (plist-get response :items) response) nil))
 
-(defun code-kb-test-run ()
+(defun code-kb-test-connect ()
+  "Open `code-kb-test-file', connect eglot to the server and return the server."
   ;; t: block until initialized (a number returns at the server's first output, stderr included)
   (setq eglot-sync-connect t
         eglot-connect-timeout 120
@@ -71,6 +75,10 @@
     (unless (and server (jsonrpc-running-p server))
       (error "eglot did not connect"))
     (code-kb-test-put :server_name (plist-get (eglot--server-info server) :name))
+    server))
+
+(defun code-kb-test-run ()
+  (let ((server (code-kb-test-connect)))
     (code-kb-test-put :managed (if eglot--managed-mode t :json-false))
     (code-kb-test-put :inline_provider (if (eglot--server-capable :inlineCompletionProvider) t :json-false))
 
@@ -137,9 +145,9 @@
 
 (condition-case err
     (progn
-      (code-kb-test-run)
+      (funcall code-kb-test-scenario)
       (code-kb-test-step "done"))
-  (error (code-kb-test-put :error (format "%S" err))))
+  (t (code-kb-test-put :error (format "%S" err))))  ; t: a quit too
 (code-kb-test-write)
 (kill-emacs 0)
 

@@ -10,6 +10,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from .editors import ROOT, emacs_binary, missing, version_of
 
@@ -29,7 +30,11 @@ def elisp_string(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def test_eglot_snippet_in_real_emacs(tiny_repo: Path, tiny_gguf: Path, tmp_path: Path):
+def run_emacs(
+    tmp_path: Path, tiny_repo: Path, options: str, settings: dict[str, str], env: dict[str, str]
+) -> dict[str, Any]:
+    """README's snippet, its model replaced by `options`, loaded into batch Emacs; the scenario run
+    with `settings` (elisp variable -> elisp expression); its JSON, the server's log under "server_log"."""
     emacs = emacs_binary()
     if (
         emacs is None
@@ -40,11 +45,9 @@ def test_eglot_snippet_in_real_emacs(tiny_repo: Path, tiny_gguf: Path, tmp_path:
     ):
         missing("Emacs with eglot", "`apt-get install emacs-nox elpa-eglot` (Emacs 29+ has eglot built in)")
 
-    # The snippet as a user pastes it, pointed at the tiny model with the suite's short generations
-    # (64 random tokens may end at the time limit on a busy machine); `code-kb` on PATH is this checkout's.
+    # The snippet as a user pastes it; `code-kb` on PATH is this checkout's.
     snippet = readme_snippet()
     assert snippet.count(README_MODEL) == 1
-    options = f"{elisp_string(str(tiny_gguf))} :maxTokens 16"
     (tmp_path / "snippet.el").write_text(snippet.replace(README_MODEL, options))
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
@@ -59,17 +62,17 @@ def test_eglot_snippet_in_real_emacs(tiny_repo: Path, tiny_gguf: Path, tmp_path:
         "\n".join(
             [
                 f"(setq code-kb-test-out {elisp_string(str(out))})",
-                f"(setq code-kb-test-file {elisp_string(str(tiny_repo / 'shop' / 'checkout.py'))})",
-                f"(setq code-kb-test-line {LINE} code-kb-test-column {COLUMN})",
+                *(f"(setq {name} {value})" for name, value in settings.items()),
                 "(require 'eglot)",
                 f"(load {elisp_string(str(tmp_path / 'snippet.el'))} nil t)",
             ]
         )
-        + "\n"
+        + "\n",
+        encoding="utf-8",
     )
     home = tmp_path / "home"
     home.mkdir()
-    env = dict(os.environ, HOME=str(home), PATH=f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
+    env = dict(env, HOME=str(home), PATH=f"{bin_dir}{os.pathsep}{env.get('PATH', '')}")
     proc = subprocess.run(
         [str(emacs), "--batch", "-l", str(prelude), "-l", str(SCENARIO)],
         cwd=tmp_path,
@@ -79,14 +82,28 @@ def test_eglot_snippet_in_real_emacs(tiny_repo: Path, tiny_gguf: Path, tmp_path:
         timeout=300,
     )
     assert out.is_file(), f"emacs exited {proc.returncode} without a result\n{proc.stdout}\n{proc.stderr}"
-    r = json.loads(out.read_text())
-    log = r.pop("server_log", "")  # the server's stderr, for a failure to show
+    r: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
+    log = r.get("server_log", "")  # the server's stderr, for a failure to show
     assert "error" not in r, f"{r['error']}\nsteps: {r['steps']}\n{proc.stderr[-6000:]}\n{log[-6000:]}"
-
-    major, minor, _ = version_of(emacs)
+    major, minor, _ = version_of(emacs) or (0, 0, 0)
     assert r["emacs"] == f"{major}.{minor}"  # the Emacs found is the one that ran (eglot: r["eglot"])
+    assert r["server_name"] == "code-kb"
+    return r
+
+
+def test_eglot_snippet_in_real_emacs(tiny_repo: Path, tiny_gguf: Path, tmp_path: Path):
+    # The suite's short generations: 64 random tokens may end at the time limit on a busy machine.
+    options = f"{elisp_string(str(tiny_gguf))} :maxTokens 16"
+    settings = {
+        "code-kb-test-file": elisp_string(str(tiny_repo / "shop" / "checkout.py")),
+        "code-kb-test-line": str(LINE),
+        "code-kb-test-column": str(COLUMN),
+    }
+    r = run_emacs(tmp_path, tiny_repo, options, settings, dict(os.environ))
+    log = r.pop("server_log", "")
+
     assert r["mode"] == "python-mode" and r["managed"] is True
-    assert r["server_name"] == "code-kb" and r["inline_provider"] is True
+    assert r["inline_provider"] is True
 
     # Completion and inline completion at the cursor: the greedy completion first, the same text.
     assert r["completion"] and r["inline"] and r["completion"][0]["new_text"] == r["inline"][0], log[-6000:]
