@@ -1,5 +1,8 @@
 """README.md's eglot snippet in real Emacs (batch mode) against the real `code-kb serve` and the tiny
-model: Debian's emacs-nox with elpa-eglot. tests/e2e/emacs_scenario.el plays the session and writes JSON.
+model: Debian's emacs-nox with elpa-eglot. tests/e2e/emacs_scenario.el plays the session and writes JSON:
+completions and the status and reindex commands; the next-edit command against the server's test hook
+(CODE_KB_TEST_NEXT_EDIT in its environment, which Emacs passes on), as test_next_edit.py follows it
+from a Python client.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from .editors import ROOT, emacs_binary, missing, version_of
 SCENARIO = Path(__file__).with_name("emacs_scenario.el")
 README_MODEL = '"~/models/qwen2.5-coder-1.5b-q4_k_m.gguf"'
 LINE, COLUMN = 13, 11  # shop/checkout.py, 0-based: after "    return "
+# An astral character (two UTF-16 units) and an accented one before the first "total", on its line.
+LABELS = 'label = "😀é"; total = price * qty\nprint(label, total)\n'
 
 
 def readme_snippet() -> str:
@@ -116,3 +121,59 @@ def test_eglot_snippet_in_real_emacs(tiny_repo: Path, tiny_gguf: Path, tmp_path:
     assert ":model" in r["status_buffer"]
     assert "code-kb:" in r["reindex_message"] and str(tiny_repo) in r["reindex_message"]
     assert r["shut_down"] is True
+
+
+def test_next_edit_command_in_real_emacs(tiny_repo: Path, tiny_gguf: Path, sweep_gguf: Path, tmp_path: Path):
+    labels = tiny_repo / "shop" / "labels.py"
+    labels.write_text(LABELS, encoding="utf-8")
+    plain = tiny_repo / "shop" / "names.py"
+    plain.write_text('NAMES = ["apple", "pear"]\n')  # nothing for the test hook to replace
+    options = f"{elisp_string(str(tiny_gguf))} :maxTokens 16 :nextEditModel {elisp_string(str(sweep_gguf))}"
+    settings = {
+        "code-kb-test-scenario": "#'code-kb-test-next-edit-run",
+        "code-kb-test-file": elisp_string(str(labels)),
+        "code-kb-test-plain-file": elisp_string(str(plain)),
+    }
+    env = {k: v for k, v in os.environ.items() if k != "CODE_KB_MODEL"}
+    env["CODE_KB_TEST_NEXT_EDIT"] = json.dumps({"find": "total", "text": "grand_total"})
+    r = run_emacs(tmp_path, tiny_repo, options, settings, env)
+    log = r.pop("server_log", "")
+
+    # Outside an eglot buffer: a user-error that says what to do.
+    assert "not connected to code-kb" in r["not_connected"] and "M-x eglot" in r["not_connected"]
+
+    # Applied: the change typed just before reached the server first (else it answers no edit for a
+    # version it has not seen); the preview struck out the first "total", after the astral character
+    # (so eglot converted the UTF-16 range), and showed "grand_total"; RET replaced it, point followed.
+    assert r["pending"] is True
+    typed = LABELS.replace("total)", "total, price)")
+    at = typed.index("total")  # Emacs positions count characters from 1: at + 1
+    first, second = r["prompts"]
+    assert "RET" in first["prompt"] and "dismisses" in first["prompt"]
+    assert first["previews"] == [
+        {"start": at + 1, "removed": "total", "added": "grand_total", "struck": True}
+    ]
+    applied = typed.replace("total", "grand_total", 1)
+    assert r["text_applied"] == applied, log[-6000:]
+    assert r["point_applied"] == at + len("grand_total") + 1
+    assert r["previews_left_applied"] == []
+    assert r["applied"] == {"accepted": True}, log[-6000:]  # codeKb.acceptNextEdit's answer
+
+    # Dismissed: the hook's next edit (the "total" inside "grand_total") shown, then nothing changed.
+    at = applied.index("total")
+    assert second["previews"] == [
+        {"start": at + 1, "removed": "total", "added": "grand_total", "struck": True}
+    ]
+    assert r["dismissed"] == "code-kb: next edit dismissed"
+    assert r["text_dismissed"] == applied
+    assert r["point_dismissed"] == r["point_before_dismissed"] == len(applied) + 1
+    assert r["previews_left_dismissed"] == []
+
+    # No edit: said so, no prompt (a third would be in r["prompts"]), the buffer as it was.
+    assert r["plain_managed"] is True
+    assert r["none"] == "code-kb: no next edit here"
+    assert r["plain_unchanged"] is True
+
+    # The server counted the two suggestions, both shown (didShowInlineEdit) and one accepted.
+    status = r["next_edit_status"]
+    assert (status["suggested"], status["shown"], status["accepted"]) == (2, 2, 1), (status, log[-6000:])
