@@ -1,10 +1,13 @@
 ;;; emacs_scenario.el --- driven by tests/e2e/test_emacs.py  -*- lexical-binding: t -*-
 
 ;; Run as `emacs --batch -l prelude.el -l emacs_scenario.el'.  The prelude sets the variables below
-;; and loads README.md's eglot snippet.  This opens a file of the tiny repository, connects eglot to
-;; the real server, asks for completions at a cursor (raw requests and eglot's own
-;; `completion-at-point' function, whose edit it applies), runs the snippet's commands and writes
-;; what it saw as JSON.  Every path ends in `kill-emacs'.
+;; and loads README.md's eglot snippet.  Two scenarios, chosen by `code-kb-test-scenario':
+;; - `code-kb-test-run' opens a file of the tiny repository, connects eglot to the real server, asks
+;;   for completions at a cursor (raw requests and eglot's own `completion-at-point' function, whose
+;;   edit it applies) and runs the snippet's status and reindex commands;
+;; - `code-kb-test-next-edit-run' runs the snippet's `code-kb-next-edit' against a server whose test
+;;   hook answers every prediction with a fixed edit: applied (RET), dismissed (another key), none.
+;; Each writes what it saw as JSON.  Every path ends in `kill-emacs'.
 
 (require 'eglot)
 (require 'json)
@@ -14,6 +17,8 @@
 (defvar code-kb-test-file)    ; the file to open
 (defvar code-kb-test-line)    ; 0-based line of the cursor
 (defvar code-kb-test-column)  ; 0-based column of the cursor
+(defvar code-kb-test-scenario #'code-kb-test-run)
+(defvar code-kb-test-plain-file) ; next edits: a file where the test hook finds nothing to replace
 
 (defvar code-kb-test-result nil "A plist of what was seen.")
 (defvar code-kb-test-steps nil)
@@ -35,7 +40,8 @@
   (code-kb-test-put :steps (vconcat (reverse code-kb-test-steps)))
   (code-kb-test-keep-log)
   (with-temp-file code-kb-test-out
-    (let ((json-encoding-pretty-print nil))
+    (let ((json-encoding-pretty-print nil)
+          (coding-system-for-write 'utf-8))
       (insert (json-encode code-kb-test-result)))))
 
 (defun code-kb-test-goto ()
@@ -50,7 +56,8 @@
   "The items of a completion response: a CompletionList or a bare array."
   (append (if (and (listp response) (plist-member response :items)) (plist-get response :items) response) nil))
 
-(defun code-kb-test-run ()
+(defun code-kb-test-connect ()
+  "Open `code-kb-test-file', connect eglot to the server and return the server."
   ;; t: block until initialized (a number returns at the server's first output, stderr included)
   (setq eglot-sync-connect t
         eglot-connect-timeout 120
@@ -71,6 +78,10 @@
     (unless (and server (jsonrpc-running-p server))
       (error "eglot did not connect"))
     (code-kb-test-put :server_name (plist-get (eglot--server-info server) :name))
+    server))
+
+(defun code-kb-test-run ()
+  (let ((server (code-kb-test-connect)))
     (code-kb-test-put :managed (if eglot--managed-mode t :json-false))
     (code-kb-test-put :inline_provider (if (eglot--server-capable :inlineCompletionProvider) t :json-false))
 
@@ -135,11 +146,93 @@
                     (with-current-buffer "*code-kb status*"
                       (buffer-substring-no-properties (point-min) (point-max)))))
 
+;;; Next edits
+
+(defvar code-kb-test-keys nil "What the coming `read-key' calls answer, one key each.")
+(defvar code-kb-test-previews nil "What each `read-key' call had on screen, newest first.")
+
+(defun code-kb-test-preview ()
+  "The next-edit previews (overlays marked `code-kb-next-edit') in the current buffer."
+  (vconcat
+   (mapcar (lambda (ov)
+             (let ((face (overlay-get ov 'face)))
+               (list :start (overlay-start ov)
+                     :removed (buffer-substring-no-properties (overlay-start ov) (overlay-end ov))
+                     :added (substring-no-properties (or (overlay-get ov 'after-string) ""))
+                     :struck (if (and (listp face) (plist-get face :strike-through)) t :json-false))))
+           (seq-filter (lambda (ov) (overlay-get ov 'code-kb-next-edit))
+                       (overlays-in (point-min) (point-max))))))
+
+(defun code-kb-test-read-key (read-key &optional prompt &rest args)
+  "Around `read-key': note the preview and the prompt, then answer with the next of
+`code-kb-test-keys' as if typed (batch Emacs reads no keyboard)."
+  (push (list :prompt prompt :point (point) :previews (code-kb-test-preview)) code-kb-test-previews)
+  (unless code-kb-test-keys
+    (error "read-key called with no answer left"))
+  (setq unread-command-events (list (pop code-kb-test-keys)))
+  (apply read-key prompt args))
+
+(defun code-kb-test-next-edit (key)
+  "Run `code-kb-next-edit' as M-x does, with KEY the answer to its prompt (nil: none expected).
+Returns what it returned."
+  (setq code-kb-test-keys (and key (list key)))
+  (prog1 (call-interactively #'code-kb-next-edit)
+    (when code-kb-test-keys
+      (error "code-kb-next-edit did not ask"))))
+
+(defun code-kb-test-next-edit-run ()
+  (advice-add 'read-key :around #'code-kb-test-read-key)
+  (code-kb-test-step "not connected")
+  (code-kb-test-put :not_connected (with-temp-buffer
+                                     (condition-case err
+                                         (progn (code-kb-next-edit) "no error")
+                                       (user-error (cadr err)))))
+  (let ((server (code-kb-test-connect)))
+    (code-kb-test-step "a change eglot has not sent yet")
+    ;; The command must send it first: for a version it has not seen the server answers no edits.
+    (goto-char (point-min))
+    (search-forward "total)")
+    (backward-char)
+    (insert ", price")
+    (code-kb-test-put :pending (if eglot--recent-changes t :json-false))
+
+    (code-kb-test-step "next edit, applied")
+    (code-kb-test-put :applied (code-kb-test-next-edit ?\r))
+    (code-kb-test-put :text_applied (buffer-substring-no-properties (point-min) (point-max)))
+    (code-kb-test-put :point_applied (point))
+    (code-kb-test-put :previews_left_applied (code-kb-test-preview))
+
+    (code-kb-test-step "next edit, dismissed")
+    (goto-char (point-max))
+    (code-kb-test-put :point_before_dismissed (point))
+    (code-kb-test-put :dismissed (code-kb-test-next-edit ?n))
+    (code-kb-test-put :text_dismissed (buffer-substring-no-properties (point-min) (point-max)))
+    (code-kb-test-put :point_dismissed (point))
+    (code-kb-test-put :previews_left_dismissed (code-kb-test-preview))
+
+    (code-kb-test-step "no next edit")
+    (find-file code-kb-test-plain-file)
+    (code-kb-test-put :plain_managed (if (eq (eglot-current-server) server) t :json-false))
+    (let ((before (buffer-substring-no-properties (point-min) (point-max))))
+      (code-kb-test-put :none (code-kb-test-next-edit nil))
+      (code-kb-test-put :plain_unchanged (if (equal before (buffer-substring-no-properties (point-min) (point-max)))
+                                             t
+                                           :json-false)))
+
+    (code-kb-test-put :prompts (vconcat (reverse code-kb-test-previews)))
+    (code-kb-test-step "code-kb-status")
+    (code-kb-test-put :next_edit_status
+                      (plist-get (jsonrpc-request server :workspace/executeCommand '(:command "codeKb.status"))
+                                 :next_edit))
+    (code-kb-test-step "shutdown")
+    (code-kb-test-keep-log)
+    (eglot-shutdown server)))
+
 (condition-case err
     (progn
-      (code-kb-test-run)
+      (funcall code-kb-test-scenario)
       (code-kb-test-step "done"))
-  (error (code-kb-test-put :error (format "%S" err))))
+  (t (code-kb-test-put :error (format "%S" err))))  ; t: a quit too
 (code-kb-test-write)
 (kill-emacs 0)
 
