@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +50,7 @@ SETTINGS: dict[str, tuple[str, str, type]] = {
     "maxFiles": ("index", "max_files", int),
     "indexDir": ("index", "index_dir", Path),
     "denyPatterns": ("index", "deny_patterns", tuple),
+    "secretPatterns": ("index", "secret_patterns", tuple),
     "debounceMs": ("server", "debounce_ms", int),
     "disabledLanguages": ("server", "disabled_languages", tuple),
     "warm": ("server", "warm", bool),
@@ -155,6 +157,17 @@ class Settings:
                 f"setting nextEditFormat={values['next_edit'].pop('format')!r} is invalid (use auto or "
                 "sweep); using the default"
             )
+        if values["index"].get("secret_patterns"):
+            kept = []
+            for pattern in values["index"]["secret_patterns"]:
+                try:
+                    re.compile(pattern)
+                    kept.append(pattern)
+                except re.error as exc:
+                    problems.append(
+                        f"setting secretPatterns: {pattern!r} is not a regular expression ({exc}); left out"
+                    )
+            values["index"]["secret_patterns"] = tuple(kept)
         for section in (engine, values["next_edit"]):
             if section.get("model_path"):
                 section["model_path"] = str(Path(section["model_path"]).expanduser())

@@ -12,6 +12,7 @@ history. One secret policy: the name, the link's target and the text (`paths.hol
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
@@ -27,6 +28,7 @@ from engine.config import needs_reload
 from engine.next_edit import EditHistory, NextEdit
 from engine.prompt import ContextSource, Prompt
 from engine.recent import RecentEdits, WithRecentEdits
+from retrieval.secrets import MASK, SecretScanner, Span, apply_mask, overlaps
 
 from . import __version__
 from .config import Settings
@@ -80,11 +82,13 @@ class Place:
 
 @dataclass(frozen=True)
 class Cursor:
-    """A position in a buffer, as a code-point offset."""
+    """A position in a buffer, as a code-point offset. `source` is the buffer's text with its inline
+    secrets masked (same length: offsets into it are offsets into the buffer); `secrets` says where."""
 
     place: Place
     source: str
     offset: int
+    secrets: tuple[Span, ...] = ()
 
     @property
     def line(self) -> int:  # 0-based
@@ -168,6 +172,14 @@ class Session:
         self.recent_edits = RecentEdits()
         self.next_edits = NextEdits()
         self.started = time.monotonic()
+        self._secrets = SecretScanner(settings.index.secret_patterns)
+
+    @property
+    def secrets(self) -> SecretScanner:
+        """The inline-secret scanner for the settings in force (secretPatterns may change)."""
+        if self._secrets.patterns != self.settings.index.secret_patterns:
+            self._secrets = SecretScanner(self.settings.index.secret_patterns)
+        return self._secrets
 
     # -- the model ---------------------------------------------------------------------
     def load_model(self, *, vocab_only: bool = False) -> Completer:
@@ -235,9 +247,15 @@ class Session:
         return Place(root, located.path, in_repository=root is not None)
 
     def cursor(self, buffer: Buffer, offset: int) -> Cursor:
+        """A cursor whose text has its inline secrets masked, as it was typed a moment ago. Refused in
+        a secret or right after one: nothing is completed into a secret."""
         if not 0 <= offset <= len(buffer.source):
             raise Refused(f"offset {offset} lies outside the document (0-{len(buffer.source)})")
-        return Cursor(self.place(buffer), buffer.source, offset)
+        place = self.place(buffer)
+        spans = self.secrets.spans(buffer.source, place.path)
+        if any(s.start < offset <= s.end for s in spans):
+            raise Refused(f"the cursor in {place.path} is in an inline secret: nothing is completed there")
+        return Cursor(place, apply_mask(buffer.source, spans), offset, tuple(spans))
 
     def context_for(self, place: Place) -> ContextSource | None:
         """What the engine draws snippets from: recent edits, then the root's index; nothing for a
@@ -261,9 +279,10 @@ class Session:
             if buffer.path is not None:
                 self.next_edits.closed(buffer.path)
             return None
-        self.recent_edits.record(place.path, buffer.source, offset)
+        masked = self.secrets.mask(buffer.source, place.path)  # what is remembered never holds a secret
+        self.recent_edits.record(place.path, masked, offset)
         if self.next_edit_wanted and buffer.path is not None:
-            self.next_edits.changed(buffer.path, place.path, buffer.source)
+            self.next_edits.changed(buffer.path, place.path, masked)
         return place
 
     def opened(self, buffer: Buffer) -> None:
@@ -276,7 +295,7 @@ class Session:
         except Refused:
             return
         if place.in_repository:
-            self.next_edits.opened(buffer.path, place.path, buffer.source)
+            self.next_edits.opened(buffer.path, place.path, self.secrets.mask(buffer.source, place.path))
 
     def closed(self, path: Path) -> None:
         """A document closed: its changes leave the next-edit history."""
@@ -317,9 +336,18 @@ class Session:
         next-edit model."""
         place = cursor.place
         history = self.next_edits.history if place.in_repository else EditHistory()
-        return self.next_edits.predict(
+        found = self.next_edits.predict(
             place.path, cursor.source, cursor.offset, history, self._related(cursor), cancel
         )
+        if found is None or not cursor.secrets:
+            return found
+        # The model saw `*` for each secret: an edit over one would write the stars into the file.
+        kept = [
+            e for e in found.edits if not overlaps(cursor.secrets, e.start, e.end) and MASK * 6 not in e.text
+        ]
+        if len(kept) < len(found.edits):
+            log.info("next edit: %d edit(s) over an inline secret dropped", len(found.edits) - len(kept))
+        return dataclasses.replace(found, edits=kept)
 
     def _related(self, cursor: Cursor) -> list[Any]:
         """Related context for a next-edit prompt from the root's index (the format's budget drops what

@@ -20,6 +20,7 @@ class IndexConfig:
     cursor_margin_lines: int = 30  # the current file's chunks this close to the cursor are not retrieved
     extra_ignores: tuple[str, ...] = ()
     deny_patterns: tuple[str, ...] = ()  # gitignore patterns treated as secrets: never indexed nor prompted
+    secret_patterns: tuple[str, ...] = ()  # regular expressions masked like detected inline secrets
     ivf_threshold: int = 50_000  # vectors; below it search is exact, above it approximate (IVF)
     max_files: int = 25_000  # a folder with more indexable files is refused, with a message saying so
 

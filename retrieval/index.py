@@ -28,6 +28,7 @@ from .graph import GRAPH_VERSION, FileGraph, extract
 from .lock import write_lock
 from .needs import NeedSnippet, NeedsProbe
 from .resolve import ModuleResolver
+from .secrets import MASKING_VERSION, SecretScanner
 from .store import FileRecord, Store
 from .symbols import wanted_names
 
@@ -97,6 +98,7 @@ class CodeIndex:
             window_lines=config.window_lines, max_chunk_lines=config.max_chunk_lines
         )
         self._lock = threading.RLock()
+        self.secrets = SecretScanner(config.secret_patterns)
         self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._store: Store | None = None
         # The symbol graph as the needs probe reads it: files' graphs (recently used ones kept) and
@@ -212,9 +214,23 @@ class CodeIndex:
                         "(--max-files, or the editor's maxFiles setting)"
                     )
             with self._lock:
-                gone = sorted(set(self.store.files()) - {f.path for f in files})
+                indexed = self.store.files()
+                gone = sorted(set(indexed) - {f.path for f in files})
                 stale_graphs = self.store.meta("graph_version") != GRAPH_VERSION
-            return self._apply(files, gone, progress, t0, cancel, refresh_graphs=stale_graphs)
+                stale_masking = self.store.meta("masking") != self._masking()
+            if stale_masking and indexed:
+                log.info(
+                    "masking of inline secrets changed since %s was indexed: reading every file again",
+                    self.root,
+                )
+            return self._apply(
+                files, gone, progress, t0, cancel, refresh_graphs=stale_graphs, rechunk=stale_masking
+            )
+
+    def _masking(self) -> str:
+        """What decides the masked text: the detection's version and the user's patterns."""
+        digest = hashlib.sha1("\n".join(self.config.secret_patterns).encode()).hexdigest()[:12]
+        return f"{MASKING_VERSION}:{digest}"
 
     def update_files(self, paths: Iterable[str | Path], progress: Progress | None = None) -> ReindexStats:
         """Bring only these files (absolute, or relative to the root) in line: changed, new or deleted."""
@@ -277,10 +293,12 @@ class CodeIndex:
         t0: float,
         cancel: threading.Event | None = None,
         refresh_graphs: bool = False,
+        rechunk: bool = False,
     ) -> ReindexStats:
         """Index what changed; with `refresh_graphs` (graphs extracted by older code), every file is read
-        again and unchanged ones get their graph re-extracted, nothing else rewritten. Setting `cancel`
-        stops at the next file, keeping what is committed."""
+        again and unchanged ones get their graph re-extracted, nothing else rewritten; with `rechunk`
+        (secrets masked by other rules), every file is chunked again (embeddings of unchanged chunks
+        come from the cache). Setting `cancel` stops at the next file, keeping what is committed."""
         stats = ReindexStats(files_seen=len(files))
         with self._lock:
             store = self.store
@@ -293,7 +311,7 @@ class CodeIndex:
                     stats.changed_paths.append(path)
             if removed_ids:
                 store.remove_vectors(removed_ids)
-        candidates = [f for f in files if refresh_graphs or not _unchanged(known.get(f.path), f)]
+        candidates = [f for f in files if refresh_graphs or rechunk or not _unchanged(known.get(f.path), f)]
         refreshed: list[str] = []
         if progress:
             progress(0, len(candidates), "indexing")
@@ -315,7 +333,7 @@ class CodeIndex:
                         store.remove_vectors(removed)
                 stats.files_removed += 1
                 stats.changed_paths.append(f.path)
-            elif record is not None and old is not None and old.hash == record.hash:
+            elif record is not None and old is not None and old.hash == record.hash and not rechunk:
                 with self._lock:
                     store.touch_file(record)  # touched but identical: only the stat changes
                     if refresh_graphs and parsed is not None:
@@ -339,6 +357,8 @@ class CodeIndex:
                 store.set_meta("updated_at", datetime.now(timezone.utc).isoformat(timespec="seconds"))
             if refresh_graphs and not (cancel is not None and cancel.is_set()):  # every graph re-extracted
                 store.set_meta("graph_version", GRAPH_VERSION)
+            if rechunk and not (cancel is not None and cancel.is_set()):  # every file masked anew
+                store.set_meta("masking", self._masking())
         if stats.changed_paths or refreshed:
             self._forget_graphs(stats.changed_paths + refreshed, files_changed=bool(stats.changed_paths))
         stats.seconds = time.perf_counter() - t0
@@ -367,6 +387,8 @@ class CodeIndex:
         except (OSError, RuntimeError, UnicodeDecodeError) as exc:
             log.info("skipping %s: %s", f.path, exc)
             return None
+        # Inline secrets never reach a chunk, an embedding, the lexical index or the symbol tables.
+        text = self.secrets.mask(text, f.path)
         record = FileRecord(f.path, hashlib.sha1(data).hexdigest(), f.size, f.mtime_ns)
         return ParsedFile(record, chunk_file(f.path, text, self.chunking), extract(f.path, text))
 

@@ -192,6 +192,9 @@ class Store:
         db = sqlite3.connect(path, check_same_thread=False, timeout=30)
         try:
             db.execute("PRAGMA journal_mode=WAL")
+            # Deleted rows are overwritten, not left in free pages: text replaced because it held a
+            # secret (or a file deleted) does not linger in the database file.
+            db.execute("PRAGMA secure_delete=ON")
             db.execute("PRAGMA synchronous=NORMAL")
             integrity.integrity_check(db)
         except (sqlite3.DatabaseError, UnicodeDecodeError):

@@ -156,7 +156,7 @@ def _before(args: argparse.Namespace, session: Session, cursor: Cursor) -> str |
         raise UsageError(
             f"code-kb builds no prompt for {cursor.place.path}: the --before text: {why}"
         ) from None
-    return before
+    return session.secrets.mask(before, cursor.place.path)
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:

@@ -26,6 +26,7 @@ export const SERVER_KEYS = [
   "maxFiles",
   "indexDir",
   "denyPatterns",
+  "secretPatterns",
   "debounceMs",
   "disabledLanguages",
   "warm",

@@ -1,0 +1,135 @@
+"""Inline secrets (retrieval/secrets.py): every planted kind found and masked in the file it is found
+in, offsets and lines kept, ordinary code left alone, the user's patterns, the per-line memory that
+keeps an open buffer's re-scan cheap, and the session's use of it (cursor, recent edits)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import retrieval.secrets as secrets_module
+from lsp_server.config import Settings
+from lsp_server.session import Buffer, Refused, Session
+from retrieval.secrets import MASK, SecretScanner, overlaps
+from tests.fixtures.planted_secrets import CORPUS, SECRETS, TYPED_TOKEN, USER_PATTERNS
+
+
+def pieces(value: str, n: int = 8) -> list[str]:
+    """Every run of `n` characters of a value: no part of a secret may survive."""
+    return [value[i : i + n] for i in range(0, max(len(value) - n, 0) + 1)]
+
+
+@pytest.fixture(scope="module")
+def scanner() -> SecretScanner:
+    return SecretScanner(USER_PATTERNS)
+
+
+@pytest.fixture(scope="module")
+def masked(scanner: SecretScanner) -> dict[str, str]:
+    return {path: scanner.mask(text, path) for path, text in CORPUS.items()}
+
+
+@pytest.mark.parametrize(("kind", "value"), SECRETS, ids=[k for k, _ in SECRETS])
+def test_every_planted_kind_is_masked_wherever_it_is(kind: str, value: str, masked: dict[str, str]):
+    planted_in = [p for p, text in CORPUS.items() if value in text]
+    assert planted_in, f"{kind} is planted nowhere"
+    for path, text in masked.items():
+        left = [piece for piece in pieces(value) if piece in text]
+        assert not left, f"{kind} survives in {path}: {left[:3]}"
+
+
+def test_masking_keeps_every_offset_and_line(masked: dict[str, str]):
+    for path, text in CORPUS.items():
+        out = masked[path]
+        assert len(out) == len(text)
+        assert out.count("\n") == text.count("\n")
+        # Only secret characters changed, each to the mask.
+        assert all(a == b or b == MASK for a, b in zip(text, out)), path
+        assert out != text, f"nothing masked in {path}"
+    # The rest of the file stays useful: names, structure and ordinary strings are untouched.
+    settings = masked["billing/settings.py"]
+    assert 'AWS_ACCESS_KEY_ID = "' in settings and "def database_url() -> str:" in settings
+    assert "postgres://billing_admin:" in settings and "@db.internal:5432/billing" in settings
+
+
+ORDINARY = """import hashlib
+import os
+
+password = get_password()
+api_key = os.environ["API_KEY"]
+SECRET_KEY = settings.SECRET_KEY
+token = "${TOKEN}"
+request_id = "123e4567-e89b-12d3-a456-426614174000"
+url = "https://example.com/api/v1/items?page=2"
+digest = hashlib.sha256(data).hexdigest()
+
+
+def authenticate(username: str, password: str) -> bool:
+    return check(username, password)
+"""
+
+
+def test_ordinary_code_is_left_alone(scanner: SecretScanner):
+    assert scanner.spans(ORDINARY, "auth.py") == []
+
+
+def test_user_patterns_mask_the_match_or_its_groups():
+    text = 'A = "acme-int-7Q2Z9K4M"\nB = "ref=ZZ-12345-end"\n'
+    plain = SecretScanner([r"acme-int-[0-9A-Z]{8}"]).mask(text, "x.py")
+    assert plain.splitlines()[0] == 'A = "' + MASK * len("acme-int-7Q2Z9K4M") + '"'
+    grouped = SecretScanner([r"ref=(ZZ-\d+)-end"]).mask(text, "x.py")
+    assert grouped.splitlines()[1] == 'B = "ref=' + MASK * len("ZZ-12345") + '-end"'
+    with pytest.raises(ValueError, match="not a regular expression"):
+        SecretScanner(["acme-(unclosed"])
+
+
+def test_an_open_buffer_is_rescanned_only_where_it_changed(monkeypatch: pytest.MonkeyPatch):
+    scanned: list[int] = []
+    real = secrets_module._scan
+
+    def counting(lines, filename):
+        scanned.append(len(lines))
+        return real(lines, filename)
+
+    monkeypatch.setattr(secrets_module, "_scan", counting)
+    scanner = SecretScanner()
+    text = CORPUS["billing/settings.py"]
+    first = scanner.spans(text, "billing/settings.py")
+    assert scanned == [text.count("\n")]  # every line once
+    typed = text.replace("def database_url", f'GITHUB = "{TYPED_TOKEN}"\n\n\ndef database_url')
+    second = scanner.spans(typed, "billing/settings.py")
+    assert scanned[1] == 1  # the new line only: blank lines were seen before
+    assert len(second) == len(first) + 1
+    assert TYPED_TOKEN not in scanner.mask(typed, "billing/settings.py")
+
+
+def test_overlaps():
+    spans = SecretScanner().spans('K = "ghp_' + "a1B2c3D4e5" * 3 + 'Zz9Yx8"\n', "k.py")
+    (s,) = spans
+    assert overlaps(spans, s.start, s.start) and overlaps(spans, s.end, s.end + 3)
+    assert not overlaps(spans, 0, s.start - 1) and not overlaps(spans, s.end + 1, s.end + 2)
+
+
+def test_the_session_masks_buffers_and_refuses_a_cursor_in_a_secret(tmp_path: Path):
+    root = tmp_path / "repo"
+    (root / "billing").mkdir(parents=True)
+    file = root / "billing" / "settings.py"
+    text = CORPUS["billing/settings.py"]
+    file.write_text(text)
+    session = Session(Settings.load({"secretPatterns": USER_PATTERNS}))
+    # Right after a secret (typing it) and inside one: no completion there.
+    end = text.index("AKIA") + 20
+    for offset in (end, end - 5):
+        with pytest.raises(Refused, match="inline secret"):
+            session.cursor(Buffer(file, text), offset)
+    # Elsewhere the cursor's text is masked, offsets unchanged.
+    at = text.index("def database_url")
+    cursor = session.cursor(Buffer(file, text), at)
+    assert cursor.offset == at and len(cursor.source) == len(text)
+    assert cursor.source[at:].startswith("def database_url")
+    for _, value in SECRETS:
+        assert value not in cursor.source
+    assert cursor.secrets and all(
+        cursor.source[s.start : s.end] == MASK * (s.end - s.start) for s in cursor.secrets
+    )
