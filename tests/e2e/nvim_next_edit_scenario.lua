@@ -7,8 +7,9 @@
 -- and to apply, the request after an applied edit and after accepted ghost text, :CodeKbNextEdit,
 -- <Esc>, moving away, <Tab> in normal mode, stale answers, the server's counts.
 -- P.mode "without": a server without a next-edit model gets no automatic requests.
--- P.mode "insert": no completion model, the hook inserts at the cursor: the next edit comes as ghost
--- text (with its accept command), not drawn a second time as a next edit.
+-- P.mode "insert": no completion model, the hook inserts at the cursor: the server's ghost text is that
+-- next edit (with its accept command), not drawn a second time; without ghost text on screen the
+-- plugin shows the next-edit answer as ghost text itself.
 
 local P = _G.CODE_KB_TEST
 local api = vim.api
@@ -336,6 +337,24 @@ local function insertion(code_kb, buf)
   result.status = wait_for("the accept counted", function()
     local status = status_of(code_kb, buf).next_edit
     return status.accepted > 0 and status
+  end, 30000)
+
+  step("a next-edit answer that only adds text at the cursor becomes ghost text")
+  settle(code_kb, buf)
+  code_kb.dismiss(buf)
+  local row_line = line(buf, P.type_row)
+  ne.request(buf, 1)
+  wait_for("the answer", function() return ne.last(buf).reason ~= "asked" end, 60000)
+  local converted = code_kb.suggestion(buf)
+  result.converted = { last = ne.last(buf), text = converted and converted.text,
+                       command = converted and converted.command and converted.command.command,
+                       edit = edit_record(ne, buf), marks = #marks(buf) }
+  feed("<Tab>")
+  wait_for("the ghost text taken", function() return line(buf, P.type_row) ~= row_line end, 5000)
+  result.converted.line_before, result.converted.line_after = row_line, line(buf, P.type_row)
+  result.converted.status = wait_for("the accept counted", function()
+    local status = status_of(code_kb, buf).next_edit
+    return status.accepted > 1 and status
   end, 30000)
 end
 

@@ -231,7 +231,7 @@ def test_no_next_edit_requests_without_a_next_edit_model(
 
 
 @pytest.mark.parametrize("branch", list(BRANCHES))
-def test_an_insertion_at_the_cursor_comes_as_ghost_text_and_is_accepted(
+def test_an_edit_that_only_adds_at_the_cursor_is_ghost_text(
     branch: str, tiny_repo: Path, sweep_gguf: Path, tmp_path: Path
 ):
     inserted = "  # checked"
@@ -247,3 +247,11 @@ def test_an_insertion_at_the_cursor_comes_as_ghost_text_and_is_accepted(
     # <Tab> took it, and the server counted the acceptance.
     assert r["line_after"] == g["line"] + inserted
     assert r["status"]["accepted"] == 1
+    # With no ghost text on screen, the plugin showed the next-edit answer as ghost text, which <Tab>
+    # took, running the edit's accept command.
+    c = r["converted"]
+    assert c["last"]["reason"] == "ghost" and c["last"]["as_ghost"] is True
+    assert c["text"] == inserted and c["command"] == "codeKb.acceptNextEdit"
+    assert c.get("edit") is None and c["marks"] == 0
+    assert c["line_after"] == c["line_before"] + inserted
+    assert c["status"]["accepted"] == 2

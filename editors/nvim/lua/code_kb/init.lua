@@ -655,7 +655,9 @@ function M.setup(opts)
   end
   next_edit.init(M.options.next_edit, {
     client = M.client, call = call, byte_col = byte_col,
-    ghost_text = function() return M.options.ghost_text.enable end,
+    ghost_text = function() return M.options.ghost_text.enable and M.ghost or nil end,
+    ghost_shown = function(bufnr) return M.suggestion(bufnr) ~= nil end,
+    show_ghost = function(bufnr, item) return M.show_item(bufnr, item) ~= nil end,
   })
   highlights()
   api.nvim_create_autocmd("ColorScheme", {

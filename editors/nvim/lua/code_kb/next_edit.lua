@@ -66,8 +66,8 @@ local function displayed(bufnr, text)
 end
 
 --- Called once by init.lua: `opts` is its `next_edit` options table, `helpers` { client(bufnr),
---- call(client, method, ...), byte_col(bufnr, row, character, encoding), ghost_text() (whether
---- ghost text is on) }.
+--- call(client, method, ...), byte_col(bufnr, row, character, encoding), ghost_text() ("plugin"
+--- when init.lua draws ghost text, else nil), ghost_shown(bufnr), show_ghost(bufnr, item) }.
 function M.init(opts, helpers)
   options, lib = opts, helpers
 end
@@ -161,8 +161,8 @@ function M.current(bufnr)
 end
 
 --- What became of the last request in a buffer: { reason = "asked" (no answer yet) | "shown" |
---- "none" | "stale" | "moved" | "ghost" (an insertion at the cursor, left to ghost text) | "error",
---- version, edits = how many came }. For a statusline, and for the tests.
+--- "none" | "stale" | "moved" | "ghost" (it only adds text after the cursor: ghost text's place) |
+--- "error", version, edits = how many came, as_ghost = true when it was shown as ghost text }.
 function M.last(bufnr)
   local s = state[resolve(bufnr)]
   return s and s.last
@@ -235,6 +235,40 @@ local function read_edit(bufnr, client, wire, asked_tick)
   return edit
 end
 
+-- Whether `small` is a subsequence of `big`: replacing it with `big` only adds characters.
+local function only_adds(small, big)
+  local i = 1
+  for j = 1, #big do
+    if i > #small then
+      break
+    end
+    if small:byte(i) == big:byte(j) then
+      i = i + 1
+    end
+  end
+  return i > #small
+end
+
+-- The edit as a ghost-text item at the cursor ({insertText, range, command}), or nil: it must lie on
+-- the cursor's line at or after the cursor and only add characters.
+local function as_ghost_text(bufnr, client, edit)
+  local row, col = unpack(api.nvim_win_get_cursor(0))
+  row = row - 1
+  if edit.from[1] ~= row or edit.to[1] ~= row or edit.from[2] < col then
+    return nil
+  end
+  local line = line_of(bufnr, row)
+  if not only_adds(line:sub(edit.from[2] + 1, edit.to[2]), edit.text) then
+    return nil
+  end
+  local here = vim.lsp.util.make_position_params(0, client.offset_encoding).position
+  return {
+    insertText = line:sub(col + 1, edit.from[2]) .. edit.text,
+    range = { start = here, ["end"] = edit.range["end"] },
+    command = edit.command,
+  }
+end
+
 -- Draw an edit and tell the server it is on screen.
 local function show(bufnr, client, edit)
   local s = buf_state(bufnr)
@@ -267,13 +301,18 @@ function M.handle(bufnr, client, result, kind, asked_tick)
     s.last.reason = "moved"
     return nil
   end
-  local here = api.nvim_win_get_cursor(0)
-  local at_cursor = edit.from[1] == here[1] - 1 and edit.from[2] == here[2]
-  if at_cursor and edit.to[1] == edit.from[1] and edit.to[2] == edit.from[2] and lib.ghost_text()
-      and api.nvim_get_mode().mode == "i" then
-    -- Text to insert at the cursor while typing: ghost text's place (the server offers such an
-    -- edit as ghost text when the completion model has none), not drawn twice.
+  local item = api.nvim_get_mode().mode == "i" and lib.ghost_text() == "plugin" and as_ghost_text(bufnr, client, edit)
+  if item then
+    -- While typing, an edit that only adds text after the cursor on its line is ghost text, as in
+    -- VS Code: shown as such unless ghost text is already there (the server offers an insertion at
+    -- the cursor as ghost text itself when the completion model has none).
     s.last.reason = "ghost"
+    if not lib.ghost_shown(bufnr) and lib.show_ghost(bufnr, item) then
+      s.last.as_ghost = true
+      if edit.command then
+        lib.call(client, "notify", DID_SHOW, { item = { command = edit.command } })
+      end
+    end
     return nil
   end
   s.last.reason = "shown"
