@@ -1,99 +1,12 @@
 -- Driven by tests/e2e/test_nvim.py inside `nvim --headless`: sets up editors/nvim's plugin against
 -- the real server, then plays a user's session (completion menu, ghost text, accept, dismiss,
--- commands) and writes what it saw as JSON to P.out. Every path ends in finish(): an error inside
--- an autocmd or timer would otherwise leave headless nvim running.
+-- commands) and writes what it saw as JSON to P.out (nvim_driver.lua: deadline, steps, finish).
 
 local P = _G.CODE_KB_TEST
-local uv = vim.uv or vim.loop
 local api = vim.api
-
-local result = { notifications = {}, steps = {} }
-local finished = false
-
-local function encode(value)
-  if vim.json then
-    return vim.json.encode(value)
-  end
-  return vim.fn.json_encode(value)
-end
-
-local function finish()
-  if finished then
-    return
-  end
-  finished = true
-  local f = assert(io.open(P.out, "w"))
-  f:write(encode(result))
-  f:close()
-  vim.cmd("qall!")
-end
-
-local function fail(message)
-  result.error = message
-  finish()
-end
-
-vim.defer_fn(function()
-  fail("deadline: still running after " .. P.deadline_ms .. " ms at step " .. tostring(result.steps[#result.steps]))
-end, P.deadline_ms)
-
-local notify = vim.notify
-vim.notify = function(msg, level, opts)
-  table.insert(result.notifications, tostring(msg))
-  return notify(msg, level, opts)
-end
-
-local ok_setup, setup_err = xpcall(function()
-  require("code_kb").setup(P.setup)
-end, debug.traceback)
-if not ok_setup then
-  fail("setup: " .. tostring(setup_err))
-  return
-end
-
--- -- a coroutine that sleeps on timers, so the editor's main loop runs between steps -----------
-local co
-
-local function resume()
-  if finished then
-    return
-  end
-  local ok, err = coroutine.resume(co)
-  if not ok then
-    fail(debug.traceback(co, tostring(err)))
-  end
-end
-
-local function sleep(ms)
-  vim.defer_fn(resume, ms)
-  coroutine.yield()
-end
-
-local function wait_for(what, predicate, timeout_ms)
-  local deadline = uv.now() + (timeout_ms or 60000)
-  while true do
-    local value = predicate()
-    if value then
-      return value
-    end
-    if uv.now() > deadline then
-      error("timed out waiting for " .. what, 0)
-    end
-    sleep(20)
-  end
-end
-
-local function step(name)
-  table.insert(result.steps, name)
-end
-
-local function feed(keys, mode)
-  api.nvim_feedkeys(api.nvim_replace_termcodes(keys, true, false, true), mode or "m", false)
-end
-
-local function line(buf, row)
-  return api.nvim_buf_get_lines(buf, row, row + 1, false)[1]
-end
+local D = dofile(P.driver)
+local result, step, wait_for, feed, line = D.result, D.step, D.wait_for, D.feed, D.line
+local finish = D.finish
 
 local function items_of(response)
   for _, r in pairs(response or {}) do
@@ -286,7 +199,4 @@ local function scenario()
   finish()
 end
 
-api.nvim_create_autocmd("VimEnter", { once = true, callback = function()
-  co = coroutine.create(scenario)
-  vim.schedule(resume)
-end })
+D.run(scenario)

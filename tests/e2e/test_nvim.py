@@ -20,6 +20,7 @@ import pytest
 from .editors import ROOT, missing, nvim_binaries, tail
 
 SCENARIO = Path(__file__).with_name("nvim_scenario.lua")
+DRIVER = Path(__file__).with_name("nvim_driver.lua")
 PLUGIN = ROOT / "editors" / "nvim"
 LINE, CHARACTER = 13, 11  # shop/checkout.py, 0-based: after "    return "
 
@@ -53,18 +54,32 @@ def lua_string(text: str) -> str:
 
 
 def run_scenario(nvim: Path, repo: Path, model: Path, tmp_path: Path) -> dict:
-    out = tmp_path / "result.json"
     params = {
-        "out": str(out),
         "line": LINE,
         "character": CHARACTER,
-        "deadline_ms": 150_000,
         "setup": {
             "cmd": [sys.executable, "-m", "lsp_server", "serve"],
             "init_options": {"modelPath": str(model), "maxTokens": 16, "debounceMs": 10},
             "ghost_text": {"debounce_ms": 20},
         },
     }
+    return run_nvim(nvim, SCENARIO, params, repo / "shop" / "checkout.py", tmp_path)
+
+
+def run_nvim(
+    nvim: Path,
+    scenario: Path,
+    params: dict,
+    file: Path,
+    tmp_path: Path,
+    env: dict[str, str] | None = None,
+    deadline_ms: int = 150_000,
+) -> dict:
+    """Play a scenario (Lua, on tests/e2e/nvim_driver.lua) in `nvim --headless` with the plugin set up
+    from params["setup"], editing `file`; `env` is added to the environment of nvim and so of the
+    server it starts. The scenario's result, with its Neovim log and the server's stderr on failure."""
+    out = tmp_path / "result.json"
+    params = {**params, "out": str(out), "driver": str(DRIVER), "deadline_ms": deadline_ms}
     init = tmp_path / "init.lua"
     init.write_text(
         "\n".join(
@@ -78,27 +93,28 @@ def run_scenario(nvim: Path, repo: Path, model: Path, tmp_path: Path) -> dict:
                 'vim.lsp.set_log_level(os.getenv("CODE_KB_TEST_NVIM_LOG") or "WARN")',
                 f"vim.opt.runtimepath:prepend({lua_string(str(PLUGIN))})",
                 f"_G.CODE_KB_TEST = vim.fn.json_decode({lua_string(json.dumps(params))})",
-                f"dofile({lua_string(str(SCENARIO))})",
+                f"dofile({lua_string(str(scenario))})",
             ]
         )
         + "\n"
     )
     home = tmp_path / "home"
-    env = dict(
+    full_env = dict(
         os.environ,
         HOME=str(home),
         XDG_CONFIG_HOME=str(home / "config"),
         XDG_DATA_HOME=str(home / "data"),
         XDG_STATE_HOME=str(home / "state"),
         XDG_CACHE_HOME=str(home / "cache"),
+        **(env or {}),
     )
     proc = subprocess.run(
-        [str(nvim), "--headless", "-n", "-i", "NONE", "-u", str(init), str(repo / "shop" / "checkout.py")],
+        [str(nvim), "--headless", "-n", "-i", "NONE", "-u", str(init), str(file)],
         cwd=tmp_path,
-        env=env,
+        env=full_env,
         capture_output=True,
         text=True,
-        timeout=200,
+        timeout=deadline_ms / 1000 + 50,
     )
     logs = "\n".join(f"--- {p}\n{tail(p)}" for p in home.rglob("lsp.log"))
     assert out.is_file(), (
@@ -109,13 +125,19 @@ def run_scenario(nvim: Path, repo: Path, model: Path, tmp_path: Path) -> dict:
     return result
 
 
-@pytest.mark.parametrize("branch", list(BRANCHES))
-def test_plugin_in_real_neovim(branch: str, tiny_repo: Path, tiny_gguf: Path, tmp_path: Path):
+def nvim_for(branch: str) -> tuple[tuple[int, int, int], Path]:
+    """The oldest Neovim found that takes a branch of the plugin (0.7.2 is the floor we support);
+    skips, or fails under CI, when there is none."""
     fits, how = BRANCHES[branch]
     found = {v: exe for v, exe in nvim_binaries().items() if fits(v)}
     if not found:
         missing(f"a Neovim for the {branch} branch", how)
-    version, nvim = min(found.items())  # the oldest that fits: 0.7.2 is the floor we support
+    return min(found.items())
+
+
+@pytest.mark.parametrize("branch", list(BRANCHES))
+def test_plugin_in_real_neovim(branch: str, tiny_repo: Path, tiny_gguf: Path, tmp_path: Path):
+    version, nvim = nvim_for(branch)
     (tiny_repo / ".git").mkdir()  # a root marker: the plugin must find the repository from the file
 
     r = run_scenario(nvim, tiny_repo, tiny_gguf, tmp_path)

@@ -1,5 +1,6 @@
 -- code-kb for Neovim: starts `code-kb serve` for code buffers, shows its completions in the
--- completion menu and its inline completions as ghost text. Thin: the server does the work.
+-- completion menu, its inline completions as ghost text and its next-edit suggestions (next_edit.lua).
+-- Thin: the server does the work.
 --
 -- Which API is used depends on the Neovim version:
 --   0.11+       vim.lsp.config / vim.lsp.enable, vim.lsp.completion.enable for the menu
@@ -11,10 +12,10 @@
 
 local M = {}
 
+local next_edit = require("code_kb.next_edit")
 local api = vim.api
 local uv = vim.uv or vim.loop
 
-local NAME = "code-kb"
 local ns = api.nvim_create_namespace("code_kb_ghost")
 local has = function(feature) return vim.fn.has(feature) == 1 end
 local HAS_011 = has("nvim-0.11")
@@ -22,6 +23,7 @@ local HAS_010 = has("nvim-0.10")
 local INVOKED, AUTOMATIC = 1, 2 -- lsp.InlineCompletionTriggerKind
 
 M.defaults = {
+  name = "code-kb", -- the LSP client's name (sidekick.nvim only talks to names holding "copilot")
   cmd = { "code-kb", "serve" },
   init_options = {}, -- initializationOptions: camelCase keys, see the README's Configuration
   filetypes = {
@@ -45,11 +47,21 @@ M.defaults = {
     trigger = "<M-\\>", -- ask now (invoked), even without typing
     hl_group = "CodeKbGhost", -- links to Comment unless defined
   },
+  next_edit = {
+    enable = true, -- false: no requests, no keys (also none while the server has no next-edit model)
+    auto = true, -- ask after a pause in typing (normal and insert mode); false: only :CodeKbNextEdit
+    debounce_ms = 600, -- the pause
+    key = "<Tab>", -- jump to the edit, again to apply it (normal mode; insert mode without ghost text)
+    hl_delete = "CodeKbNextEditDelete", -- removed text: strikethrough unless defined
+    hl_add = "CodeKbNextEditAdd", -- new text: links to DiffAdd unless defined
+    hl_hint = "CodeKbNextEditHint", -- "next edit at line N": links to Comment unless defined
+  },
 }
 
 M.options = vim.deepcopy(M.defaults)
 M.api = nil -- which client API setup used: "vim.lsp.config", "vim.lsp.start" or "start_client"
 M.ghost = nil -- which ghost text: "builtin" or "plugin"
+M.next_edit = next_edit -- request(bufnr), current(bufnr), tab(bufnr), dismiss(bufnr), ...
 
 -- -- small compatibility helpers --------------------------------------------------------------
 
@@ -64,10 +76,10 @@ end
 local function clients_for(bufnr)
   local found = {}
   if vim.lsp.get_clients then
-    found = vim.lsp.get_clients({ bufnr = bufnr, name = NAME })
+    found = vim.lsp.get_clients({ bufnr = bufnr, name = M.options.name })
   else
     for _, client in pairs(vim.lsp.buf_get_clients(bufnr)) do
-      if client.name == NAME then
+      if client.name == M.options.name then
         table.insert(found, client)
       end
     end
@@ -237,6 +249,7 @@ local function show(bufnr, client, item, row, col)
   buf_state(bufnr).suggestion = {
     text = text, shown = text:sub(#typed + 1), row = row, col = col,
     range = { start_row, start_col, end_row, math.max(end_col, col) },
+    command = item.command, -- run on accept (a next edit offered as ghost text: codeKb.acceptNextEdit)
   }
   draw(bufnr)
 end
@@ -294,7 +307,7 @@ function M.request(bufnr, kind)
   end
 end
 
---- The suggestion shown in a buffer, or nil: { text, shown, row, col, range }.
+--- The suggestion shown in a buffer, or nil: { text, shown, row, col, range, command }.
 function M.suggestion(bufnr)
   bufnr = (bufnr == nil or bufnr == 0) and api.nvim_get_current_buf() or bufnr
   local s = state[bufnr]
@@ -323,6 +336,16 @@ function M.accept(bufnr)
   local last_row = r[1] + #lines - 1
   local last_col = (#lines == 1 and r[2] or 0) + #lines[#lines]
   api.nvim_win_set_cursor(0, { last_row + 1, last_col })
+  local client = sug.command and M.client(bufnr)
+  if client then
+    local command = { command = sug.command.command, arguments = sug.command.arguments }
+    call(client, "request", "workspace/executeCommand", command, function(err)
+      if err then
+        vim.notify("code-kb: " .. command.command .. " failed: " .. (err.message or vim.inspect(err)),
+          vim.log.levels.WARN)
+      end
+    end, bufnr)
+  end
   return true
 end
 
@@ -373,32 +396,45 @@ local function schedule_request(bufnr)
   end))
 end
 
--- A key that acts only while a suggestion is shown, and otherwise does what it did before.
-local function map_when_shown(bufnr, lhs, action, desc)
+-- A key (in `mode`, "i" or "n") that acts only while a suggestion is shown (`action(bufnr)` returns
+-- true), and otherwise does what it did before.
+local function map_when_shown(mode, bufnr, lhs, action, desc)
   if not lhs or lhs == "" then
     return
   end
-  local before = vim.fn.maparg(lhs, "i", false, true)
+  local before = vim.fn.maparg(lhs, mode, false, true)
   if before.desc and before.desc:find("^code%-kb") then
     before = {} -- our own mapping from an earlier attach
   end
-  vim.keymap.set("i", lhs, function()
+  vim.keymap.set(mode, lhs, function()
     if action(bufnr) then
       return
     end
-    local keys, mode = lhs, "n"
+    local keys, remap = lhs, "n"
     if before.callback then
       local out = before.callback()
       if before.expr ~= 1 or type(out) ~= "string" then
         return
       end
-      keys, mode = out, before.noremap == 1 and "n" or "m"
+      keys, remap = out, before.noremap == 1 and "n" or "m"
     elseif before.rhs and before.rhs ~= "" then
       keys = before.expr == 1 and vim.fn.eval(before.rhs) or before.rhs
-      mode = before.noremap == 1 and "n" or "m"
+      remap = before.noremap == 1 and "n" or "m"
     end
-    api.nvim_feedkeys(termcodes(keys), mode .. "i", false)
+    api.nvim_feedkeys(termcodes(keys), remap .. "i", false)
   end, { buffer = bufnr, desc = "code-kb: " .. desc })
+end
+
+-- The accept key's action: the shown ghost text, else (when next edits use the same key) the next
+-- edit's jump or apply. One mapping, so that the key's own earlier meaning stays the fallback.
+local function accept_or_next_edit(accept, lhs)
+  local o = M.options.next_edit
+  if not (o.enable and o.key == lhs) then
+    return accept
+  end
+  return function(bufnr)
+    return accept(bufnr) or next_edit.tab(bufnr)
+  end
 end
 
 local function attach_plugin_ghost(bufnr)
@@ -426,8 +462,8 @@ local function attach_plugin_ghost(bufnr)
     state[bufnr] = nil
   end })
   local g = M.options.ghost_text
-  map_when_shown(bufnr, g.accept, M.accept, "accept suggestion")
-  map_when_shown(bufnr, g.dismiss, M.dismiss, "dismiss suggestion")
+  map_when_shown("i", bufnr, g.accept, accept_or_next_edit(M.accept, g.accept), "accept suggestion")
+  map_when_shown("i", bufnr, g.dismiss, M.dismiss, "dismiss suggestion")
   if g.trigger and g.trigger ~= "" then
     vim.keymap.set("i", g.trigger, function()
       M.request(bufnr, INVOKED)
@@ -439,9 +475,10 @@ local function attach_builtin_ghost(client, bufnr)
   local inline = vim.lsp.inline_completion
   inline.enable(true, { bufnr = bufnr, client_id = client.id })
   local g = M.options.ghost_text
-  map_when_shown(bufnr, g.accept, function()
+  local accept = function()
     return inline.get({ bufnr = bufnr })
-  end, "accept suggestion")
+  end
+  map_when_shown("i", bufnr, g.accept, accept_or_next_edit(accept, g.accept), "accept suggestion")
   if g.trigger and g.trigger ~= "" and inline.select then
     vim.keymap.set("i", g.trigger, function()
       inline.select({ bufnr = bufnr })
@@ -469,6 +506,14 @@ local function on_attach(client, bufnr)
       attach_plugin_ghost(bufnr)
     end
   end
+  local ne = o.next_edit
+  if ne.enable then
+    next_edit.attach(bufnr)
+    map_when_shown("n", bufnr, ne.key, next_edit.tab, "jump to or apply the next edit")
+    if not (o.ghost_text.enable and o.ghost_text.accept == ne.key) then
+      map_when_shown("i", bufnr, ne.key, next_edit.tab, "jump to or apply the next edit")
+    end
+  end
   if o.on_attach then
     o.on_attach(client, bufnr)
   end
@@ -477,7 +522,7 @@ end
 local function client_config(root)
   local o = M.options
   return {
-    name = NAME,
+    name = o.name,
     cmd = o.cmd,
     root_dir = root,
     init_options = o.init_options,
@@ -578,19 +623,53 @@ function M.reindex(bufnr, on_result)
   end)
 end
 
+--- Ask for the next edit at the cursor now (:CodeKbNextEdit); says so when there is none.
+function M.request_next_edit(bufnr)
+  bufnr = (bufnr == nil or bufnr == 0) and api.nvim_get_current_buf() or bufnr
+  if not M.options.next_edit.enable then
+    vim.notify("code-kb: next edits are off (next_edit.enable)", vim.log.levels.WARN)
+    return false
+  end
+  if not M.client(bufnr) then
+    vim.notify("code-kb: not running for this buffer", vim.log.levels.WARN)
+    return false
+  end
+  return next_edit.request(bufnr, 1)
+end
+
 -- -- setup -------------------------------------------------------------------------------------
+
+-- Default highlights, again after a colour scheme clears them.
+local function highlights()
+  local o = M.options
+  vim.cmd("highlight default link " .. o.ghost_text.hl_group .. " Comment")
+  vim.cmd("highlight default " .. o.next_edit.hl_delete .. " cterm=strikethrough gui=strikethrough")
+  vim.cmd("highlight default link " .. o.next_edit.hl_add .. " DiffAdd")
+  vim.cmd("highlight default link " .. o.next_edit.hl_hint .. " Comment")
+end
 
 function M.setup(opts)
   M.options = vim.tbl_deep_extend("force", vim.deepcopy(M.defaults), opts or {})
   if opts and opts.filetypes then
     M.options.filetypes = opts.filetypes -- a list replaces the default list, not merged into it
   end
-  vim.cmd("highlight default link " .. M.options.ghost_text.hl_group .. " Comment")
+  next_edit.init(M.options.next_edit, {
+    client = M.client, call = call, byte_col = byte_col,
+    ghost_text = function() return M.options.ghost_text.enable and M.ghost or nil end,
+    ghost_shown = function(bufnr) return M.suggestion(bufnr) ~= nil end,
+    show_ghost = function(bufnr, item) return M.show_item(bufnr, item) ~= nil end,
+  })
+  highlights()
+  api.nvim_create_autocmd("ColorScheme", {
+    group = api.nvim_create_augroup("code_kb_highlights", { clear = true }), callback = highlights,
+  })
 
   api.nvim_create_user_command("CodeKbStatus", function() M.status(0) end,
     { desc = "code-kb: model, index and latency of this buffer's server" })
   api.nvim_create_user_command("CodeKbReindex", function() M.reindex(0) end,
     { desc = "code-kb: reindex the workspace" })
+  api.nvim_create_user_command("CodeKbNextEdit", function() M.request_next_edit(0) end,
+    { desc = "code-kb: suggest the next edit now" })
 
   if vim.lsp.config and vim.lsp.enable then
     M.api = "vim.lsp.config"
@@ -600,8 +679,8 @@ function M.setup(opts)
     config.root_dir = function(bufnr, on_dir)
       on_dir(M.root_for(bufnr))
     end
-    vim.lsp.config(NAME, config)
-    vim.lsp.enable(NAME)
+    vim.lsp.config(M.options.name, config)
+    vim.lsp.enable(M.options.name)
     return
   end
 
