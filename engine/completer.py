@@ -98,7 +98,10 @@ class Completer:
         if config.endpoint and not vocab_only:
             # A remote server generates; a local GGUF, if given, only counts tokens exactly.
             tokenizer = LlamaCppModel(config.model_path, vocab_only=True) if config.model_path else None
-            return cls(config, _remote_backend(config), tokenizer)
+            backend = _remote_backend(config)
+            if tokenizer is not None and isinstance(backend, OpenAICompletionsBackend):
+                backend.agree_on_tokens(tokenizer)  # ids where the server takes ours; else neutralised text
+            return cls(config, backend, tokenizer)
         if not config.model_path:
             raise ModelNotConfiguredError()
         vocab = LlamaCppModel(config.model_path, vocab_only=True)

@@ -249,6 +249,7 @@ class NextEdits:
         if config.model_path:
             tokenizer = LlamaCppModel(local_model_path(config.model_path), vocab_only=True)
         backend = OpenAICompletionsBackend(config.endpoint)
+        backend.agree_on_tokens(tokenizer)  # ids where the server takes ours; else neutralised text
         fmt: NextEditFormat | None
         if config.format != "auto":
             fmt = format_named(config.format)

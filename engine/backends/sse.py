@@ -92,3 +92,12 @@ def get_json(url: str, headers: dict[str, str], timeout_s: float) -> Any:
     """A GET answered with JSON; urllib's exceptions pass through for the caller to judge."""
     with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout_s) as response:
         return json.load(response)
+
+
+def post_json(url: str, body: dict[str, Any], headers: dict[str, str], timeout_s: float) -> Any:
+    """A POST of JSON answered with JSON (not streamed); urllib's exceptions pass through."""
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={**headers, "Accept": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=timeout_s) as response:
+        return json.load(response)

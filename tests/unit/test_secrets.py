@@ -13,6 +13,7 @@ from lsp_server.config import Settings
 from lsp_server.session import Buffer, Refused, Session
 from retrieval.secrets import MASK, SecretScanner, overlaps
 from tests.fixtures.planted_secrets import CORPUS, SECRETS, TYPED_TOKEN, USER_PATTERNS
+from tests.unit.test_session import Roots
 
 
 def pieces(value: str, n: int = 8) -> list[str]:
@@ -133,3 +134,26 @@ def test_the_session_masks_buffers_and_refuses_a_cursor_in_a_secret(tmp_path: Pa
     assert cursor.secrets and all(
         cursor.source[s.start : s.end] == MASK * (s.end - s.start) for s in cursor.secrets
     )
+
+
+def test_what_the_session_remembers_of_edits_is_masked(tmp_path: Path, sweep_gguf: Path):
+    root = tmp_path / "repo"
+    (root / "billing").mkdir(parents=True)
+    (root / ".git").mkdir()
+    file = root / "billing" / "settings.py"
+    text = CORPUS["billing/settings.py"]
+    file.write_text(text)
+    session = Session(
+        Settings.load({"nextEditModel": str(sweep_gguf), "secretPatterns": USER_PATTERNS}), Roots(root)
+    )
+    session.opened(Buffer(file, text))
+    at = text.index("\n\ndef database_url")
+    typed = text[:at] + f'\nGITHUB = "{TYPED_TOKEN}"' + text[at:]
+    assert session.edited(Buffer(file, typed), at + 5) is not None
+    recent = session.recent_edits.snippets_for("billing/other.py")
+    assert recent and all(TYPED_TOKEN not in s.text for s in recent)
+    assert any('GITHUB = "****' in s.text for s in recent)
+    changes = session.next_edits.history.changes()
+    assert changes and all(TYPED_TOKEN not in c.updated and TYPED_TOKEN not in c.original for c in changes)
+    for _, value in SECRETS:
+        assert all(value not in c.original + c.updated for c in changes)
