@@ -77,6 +77,7 @@ def cmd_model_list(args: argparse.Namespace) -> int:
                 "recommended": e.kind == "completion" and e.name == choice.model,
                 "pulled": pulled_quants(e),
                 "note": e.note,
+                "licence": e.licence,
             }
         )
     if args.json:
@@ -92,7 +93,7 @@ def cmd_model_list(args: argparse.Namespace) -> int:
             size = f"{r['est_bytes'][r['quant']] / 1e9:.1f} GB {r['quant']}"
             print(
                 f"{mark} {r['name']:<22}{r['family']:<16}{size:>14}  {'yes' if r['fits'] else 'no':<5}"
-                f"{','.join(r['pulled']) or '-':<14}{r['note']}"
+                f"{','.join(r['pulled']) or '-':<14}{'; '.join(t for t in (r['note'], r['licence']) if t)}"
             )
     where = "GPU memory" if choice.gpu_layers == "all" else "RAM"
     print(
