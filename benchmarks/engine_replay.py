@@ -1,10 +1,12 @@
 """KV-cache reuse while typing: the engine replaying real typing, against llama.cpp doing only the necessary work.
 
-    python benchmarks/engine_replay.py [--model 0.5b|1.5b] [--budgets 4096,16384,32768]
+    python benchmarks/engine_replay.py [--model 0.5b|1.5b] [--vocab seed-coder] [--budgets 4096,16384,32768]
         [--kv f16,q8_0] [--requests N] [--json out.json]
 
 A shape-alike Qwen2.5-Coder model (benchmarks/models.py: real shapes and tokenizer, random
-weights, Q4_K_M) completes in a real file of a real project: `PreparedRequest.prepare_body` in
+weights, Q4_K_M; `--vocab seed-coder`: the same shape with Seed-Coder's special tokens, so the
+prompts are laid out suffix first, as Seed-Coder, Mellum and Codestral have them) completes in a
+real file of a real project: `PreparedRequest.prepare_body` in
 requests 2.32.3's `src/requests/models.py` (the sdist, cached as benchmarks/retrieval_quality.py
 caches it), indexed with the packaged MiniLM embedder. The function's body is deleted and typed
 back one character at a time; a new line arrives with its indentation, as an editor indents it.
@@ -34,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import dataclasses
 import json
 import logging
 import os
@@ -55,7 +58,7 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.models import CACHE, SHAPES, model_path  # noqa: E402
+from benchmarks.models import CACHE, SHAPES, VOCABS, model_path, qwen25_coder_vocab  # noqa: E402
 
 PROJECT = "requests==2.32.3"
 FILE = "src/requests/models.py"
@@ -64,6 +67,11 @@ BOUNDARIES = (" ", "\n", "(", ".")
 MAX_TOKENS = 16
 
 log = logging.getLogger("engine_replay")
+VOCAB = "qwen2.5-coder"  # the shape-alike's vocabulary, and so its FIM family (--vocab)
+
+
+def _model(size: str) -> Path:
+    return model_path(size, vocab=VOCAB)
 
 
 # -- the typing -------------------------------------------------------------------------------
@@ -348,7 +356,13 @@ def _setup(budget: int, snippet_limit: int | None):
 
 
 def _config(
-    size: str, budget: int, kv: str, snippet_limit: int | None, timeout_s: float, threads: int | None = None
+    size: str,
+    budget: int,
+    kv: str,
+    snippet_limit: int | None,
+    timeout_s: float,
+    threads: int | None = None,
+    build: bool = True,
 ):
     from engine import EngineConfig
 
@@ -356,7 +370,7 @@ def _config(
     if threads:
         extra["n_threads"] = threads
     return EngineConfig(
-        model_path=str(model_path(size)),
+        model_path=str(_model(size)) if build else None,
         budget_tokens=budget,
         max_tokens=MAX_TOKENS,
         timeout_s=timeout_s,
@@ -398,7 +412,7 @@ def run_one(
     from engine import Completer
     from engine.config import default_snippet_limit
 
-    path = model_path(size)
+    path = _model(size)
     version = code_version()
     root, index, start, pauses = _setup(budget, snippet_limit)
     pauses = pauses[:n_requests]
@@ -440,6 +454,8 @@ def run_one(
         return {
             "model": size,
             "model_file": path.name,
+            "template": completer.template.name,
+            "fim_order": completer.template.order,
             "code": version,
             "budget_tokens": budget,
             "kv_cache_type": kv,
@@ -539,7 +555,7 @@ def memory_one(size: str, budget: int, kv: str, threads: int | None) -> dict:
         "rss_before_model_mb": rss_before,
         "rss_loaded_mb": rss_loaded,
         "rss_after_eval_mb": rss_mb(),
-        "model_file_mb": model_path(size).stat().st_size / 2**20,
+        "model_file_mb": _model(size).stat().st_size / 2**20,
     }
     estimate = kv_cache_bytes(model.metadata, model.n_ctx, kv)
     if estimate is not None:
@@ -558,7 +574,12 @@ def plan_only(size: str, budgets: list[int], n_requests: int, snippet_limit: int
     for budget in budgets:
         root, index, start, pauses = _setup(budget, snippet_limit)
         pauses = pauses[:n_requests]
-        completer = Completer.load(_config(size, budget, "f16", snippet_limit, 600.0), vocab_only=True)
+        # The tokenizer alone: the vocabulary GGUF the shape-alike is built from, no model to build.
+        config = dataclasses.replace(
+            _config(size, budget, "f16", snippet_limit, 600.0, build=False),
+            model_path=str(qwen25_coder_vocab(VOCAB)),
+        )
+        completer = Completer.load(config, vocab_only=True)
         sim = PlanCounterfactual(min_run, max_stale, can_shift=True)
         previous = None
         n_prompt = reused = unbounded_reused = heavy = churn = moved_prefix = 0
@@ -607,7 +628,7 @@ def shift_cost(
     import llama_cpp
 
     rows = []
-    path = model_path(size)
+    path = _model(size)
     for n_ctx in n_ctxs:
         kv_type = {"f16": llama_cpp.GGML_TYPE_F16, "q8_0": llama_cpp.GGML_TYPE_Q8_0}[kv]
         llm = llama_cpp.Llama(
@@ -746,8 +767,12 @@ def summary_rows(results: list[dict]) -> tuple[list[str], list[str], list[str], 
 def print_report(results: list[dict], shape_name: str) -> None:
     main, where, which, split = summary_rows(results)
     versions = ", ".join(dict.fromkeys(r.get("code", "?") for r in results))
+    templates = ", ".join(
+        dict.fromkeys(f"{r.get('template', 'qwen2.5-coder')} ({r.get('fim_order', 'psm')})" for r in results)
+    )
     print(
-        f"\n{shape_name} shape, Q4_K_M, random weights; typed requests after one cold request; code {versions}\n"
+        f"\n{shape_name} shape, Q4_K_M, random weights, FIM template {templates}; typed requests after one "
+        f"cold request; code {versions}\n"
     )
     print(
         "| model | threads | KV | budget | prompt tokens (median) | requests | prompt tokens reused | evaluated p50 / p95 "
@@ -784,6 +809,12 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--model", choices=sorted(SHAPES), default="0.5b")
+    parser.add_argument(
+        "--vocab",
+        choices=VOCABS,
+        default="qwen2.5-coder",
+        help="the shape-alike's vocabulary: seed-coder makes code-kb lay its prompts out suffix first",
+    )
     parser.add_argument(
         "--budgets", default="4096,16384,32768", help="prompt budgets in tokens, comma-separated"
     )
@@ -831,6 +862,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", help=argparse.SUPPRESS)
     parser.add_argument("-v", "--verbose", action="store_true", help="per-request lines on stderr")
     args = parser.parse_args(argv)
+    global VOCAB
+    VOCAB = args.vocab
     logging.basicConfig(
         level=logging.INFO if args.verbose or args.one else logging.WARNING,
         stream=sys.stderr,
@@ -865,7 +898,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 0
 
-    model_path(args.model)  # build it once, before the children
+    if not args.plan_only:  # the plans need only the tokenizer
+        _model(args.model)  # build it once, before the children
     if args.shift_cost:
         print(
             "| model | KV | threads | n_ctx | one decode, ms | one decode after a shift, ms | K-shift, ms |"
@@ -894,6 +928,8 @@ def main(argv: list[str] | None = None) -> int:
                         "--memory",
                         "--model",
                         args.model,
+                        "--vocab",
+                        args.vocab,
                         "--budgets",
                         str(budget),
                         "--kv",
@@ -916,8 +952,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.plan_only:
         rows = plan_only(args.model, budgets, args.requests, args.snippets)
         print(
-            f"\nKV plans for the replay's prompts ({SHAPES[args.model].name} tokenizer, no model; "
-            f"code {code_version()})\n"
+            f"\nKV plans for the replay's prompts ({SHAPES[args.model].name} shape, {args.vocab} vocabulary, "
+            f"no model; code {code_version()})\n"
         )
         print(
             "| budget | snippet limit | prompt tokens (median) | requests | prompt tokens reused "
@@ -945,6 +981,8 @@ def main(argv: list[str] | None = None) -> int:
                         "--one",
                         "--model",
                         args.model,
+                        "--vocab",
+                        args.vocab,
                         "--budgets",
                         str(budget),
                         "--kv",

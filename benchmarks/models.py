@@ -1,12 +1,14 @@
 """Shape-alike Qwen2.5-Coder models for speed benchmarks: real shapes and tokenizer, random weights.
 
-    python benchmarks/models.py [0.5b|1.5b] [--quant Q8_0] [--name sweep-next-edit-1.5B]
+    python benchmarks/models.py [0.5b|1.5b] [--quant Q8_0] [--name sweep-next-edit-1.5B] [--vocab seed-coder]
 
 Prints the path of a Q4_K_M GGUF (or `--quant Q8_0`) with exactly the shape of Qwen2.5-Coder-0.5B
 or -1.5B (qwen2 architecture, the numbers below) and the real Qwen2.5-Coder tokenizer, built once
 and cached under benchmarks/.cache/models/. `--name` sets the GGUF's name (and the file's), for a
 shape-alike of a fine-tune such as Sweep's next-edit models (Qwen2.5-Coder's shape and vocabulary,
-Q8_0), which code-kb recognises by that name.
+Q8_0), which code-kb recognises by that name. `--vocab seed-coder` gives it tests/fixtures/vocabs.py's
+Seed-Coder layout instead (Qwen2's BPE with Seed-Coder's special tokens, same 151,936 ids), so that
+code-kb lays its prompts out suffix first, as for Seed-Coder.
 
 llama.cpp's speed depends on the shapes and the quantization types, not on the weights' values,
 so these time like the real models without a download of their weights; what they generate is
@@ -64,35 +66,45 @@ SHAPES = {
 }
 
 
-def qwen25_coder_vocab() -> Path:
-    """The real Qwen2.5-Coder tokenizer (vocab-only GGUF), cached under benchmarks/.cache/."""
+# Vocabularies with Qwen2's 151,936 ids (tests/fixtures/vocabs.py), which the shapes' embeddings fit.
+VOCABS = ("qwen2.5-coder", "seed-coder")
+
+
+def qwen25_coder_vocab(vocab: str = "qwen2.5-coder") -> Path:
+    """The real Qwen2.5-Coder tokenizer (vocab-only GGUF), or another of VOCABS, cached under benchmarks/.cache/."""
     try:
         from tests.fixtures.vocabs import family_vocab
     except ImportError:  # before tests/fixtures/vocabs.py existed
         from benchmarks.retrieval_quality import qwen25_coder_vocab as build
 
         return build()
-    return family_vocab("qwen2.5-coder", CACHE)
+    return family_vocab(vocab, CACHE)
 
 
 QUANTS = {"Q4_K_M": "LLAMA_FTYPE_MOSTLY_Q4_K_M", "Q8_0": "LLAMA_FTYPE_MOSTLY_Q8_0"}
 
 
-def model_path(size: str, quant: str = "Q4_K_M", name: str | None = None) -> Path:
+def model_path(
+    size: str, quant: str = "Q4_K_M", name: str | None = None, vocab: str = "qwen2.5-coder"
+) -> Path:
     """The cached model of a shape (`0.5b` or `1.5b`) at a quantization (Q4_K_M or Q8_0), named
-    `name` (default: the Qwen2.5-Coder model of that shape), built first if missing."""
+    `name` (default: the Qwen2.5-Coder model of that shape), with a vocabulary of VOCABS, built first
+    if missing."""
     shape = SHAPES[size]
     quant = quant.upper()
     if quant not in QUANTS:
         raise ValueError(f"quantization {quant}: one of {', '.join(QUANTS)}")
-    out = MODELS / f"{(name or shape.name).lower()}-shape-random-{quant.lower()}.gguf"
+    if vocab not in VOCABS:
+        raise ValueError(f"vocabulary {vocab}: one of {', '.join(VOCABS)}")
+    tail = "" if vocab == "qwen2.5-coder" else f"-{vocab}-vocab"
+    out = MODELS / f"{(name or shape.name).lower()}-shape-random-{quant.lower()}{tail}.gguf"
     if not out.is_file():
         MODELS.mkdir(parents=True, exist_ok=True)
         f16 = out.with_name(out.name + f".{os.getpid()}.f16.tmp")
         part = out.with_name(out.name + f".{os.getpid()}.part")
         try:
             t0 = time.perf_counter()
-            write_f16(shape, qwen25_coder_vocab(), f16, name=name)
+            write_f16(shape, qwen25_coder_vocab(vocab), f16, name=name)
             log.info(
                 "wrote %s (%.0f MB) in %.0f s", f16.name, f16.stat().st_size / 1e6, time.perf_counter() - t0
             )
@@ -208,9 +220,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("size", nargs="?", default="0.5b", choices=sorted(SHAPES))
     parser.add_argument("--quant", default="Q4_K_M", choices=sorted(QUANTS), type=str.upper)
     parser.add_argument("--name", help="the GGUF's name (default: the Qwen2.5-Coder model of that shape)")
+    parser.add_argument(
+        "--vocab", choices=VOCABS, default="qwen2.5-coder", help="its vocabulary (FIM family)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
-    print(model_path(args.size, args.quant, args.name))
+    print(model_path(args.size, args.quant, args.name, args.vocab))
     return 0
 
 

@@ -13,6 +13,7 @@ from .backends import Backend, Generation, Stops
 from .backends.llama_cpp import LlamaCppModel, gpu_offload_supported
 from .backends.llama_server import LlamaServerInfillBackend, is_llama_server
 from .backends.openai_compat import OpenAICompletionsBackend
+from .cache_reuse import CacheReuse
 from .config import DEFAULT_BUDGET_GPU_TOKENS, EngineConfig, default_snippet_limit
 from .errors import ModelNotConfiguredError
 from .models import local_model_path
@@ -108,7 +109,7 @@ class Completer:
         if vocab_only:
             return cls(config, tokenizer=vocab)
         # The context window follows the prompt budget, which needs the trained length first.
-        budget = auto_budget(config, vocab.n_ctx_train)
+        budget = auto_budget(config, vocab.n_ctx_train, vocab.cache)
         n_ctx = budget + config.max_tokens
         kv_type = kv_cache_type_of(config, vocab, n_ctx)
         model = LlamaCppModel(
@@ -135,15 +136,19 @@ class Completer:
     def describe(self) -> dict[str, object]:
         """What generates, where, and with which prompt format, for status reports."""
         generates = self.backend.describe() if self.backend is not None else {"name": None}
+        cache = getattr(self.tokenizer, "cache", None)
         return {
             **generates,
             "template": self.template.name,
+            "fim_order": self.template.order,
             "budget_tokens": self.budget_tokens,
             "exact_token_counts": self.tokenizer.exact,
+            **({"cache_reuse": cache.to_dict()} if isinstance(cache, CacheReuse) else {}),
         }
 
     def _budget(self) -> int:
-        return min(auto_budget(self.config, self.tokenizer.n_ctx_train), self._budget_limit())
+        cache = getattr(self.tokenizer, "cache", None)  # an estimate knows no architecture
+        return min(auto_budget(self.config, self.tokenizer.n_ctx_train, cache), self._budget_limit())
 
     def _budget_limit(self) -> int:
         """The largest prompt this model can take and still generate `max_tokens`."""
@@ -395,18 +400,29 @@ def _gpu_layers(config: EngineConfig, vocab: LlamaCppModel, n_ctx: int, kv_type:
     )
 
 
-def auto_budget(config: EngineConfig, n_ctx_train: int | None) -> int:
+# A model whose cache cannot be reused evaluates its whole prompt at every keystroke; without a budget
+# setting it gets this share of the default (1,024 tokens on a CPU, 4,096 on a GPU). On the 2-core
+# machine of benchmarks/README.md a cold 4k prompt took 14 s (0.5B) and 27 s (1.5B): a quarter of
+# it is 3.5 and 7 s, within the default 10 s timeout.
+NO_REUSE_BUDGET_DIVISOR = 4
+
+
+def auto_budget(config: EngineConfig, n_ctx_train: int | None, cache: CacheReuse | None = None) -> int:
     """The prompt budget a model gets: the setting, else the hardware's choice (a server's default for
-    an endpoint), within what the model was trained on less the tokens it generates. `Completer.load`
-    sizes the context window as this plus `max_tokens`."""
+    an endpoint), a quarter of it for a model that cannot reuse its cache (`cache`, from its GGUF),
+    within what the model was trained on less the tokens it generates. `Completer.load` sizes the
+    context window as this plus `max_tokens`."""
     if config.budget_tokens:
         budget = config.budget_tokens
-    elif config.endpoint:
-        budget = DEFAULT_BUDGET_GPU_TOKENS
-    else:  # the hardware's choice, as `code-kb status` explains it
-        from .hardware import choose, detect
+    else:
+        if config.endpoint:
+            budget = DEFAULT_BUDGET_GPU_TOKENS
+        else:  # the hardware's choice, as `code-kb status` explains it
+            from .hardware import choose, detect
 
-        budget = choose(detect()).budget_tokens
+            budget = choose(detect()).budget_tokens
+        if cache is not None and not cache.reusable:
+            budget //= NO_REUSE_BUDGET_DIVISOR
     if n_ctx_train:
         budget = min(budget, n_ctx_train - config.max_tokens)
     return max(budget, 256)

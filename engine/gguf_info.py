@@ -7,6 +7,8 @@ sets the model's size and KV cache against this machine's memory.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -69,6 +71,12 @@ class ModelInfo:
     next_edit: str | None = (
         None  # the next-edit prompt format it was trained on (engine/next_edit); None: none
     )
+    fim_order: str | None = None  # psm or spm (suffix first), the family's
+    cache_reuse: dict = field(default_factory=dict)  # engine/cache_reuse.py's verdict
+    budget_tokens: int = 0  # the default budget it gets here (a quarter for a cache that is not reused)
+    instruct: str | None = (
+        None  # why it looks like an instruct/chat model (instruct_warning); None: a base model
+    )
 
     def to_dict(self) -> dict:
         out = dict(self.__dict__)
@@ -86,6 +94,7 @@ def _n_layer(metadata: dict[str, str]) -> int | None:
 def model_info(path: str | Path, machine: Machine, budget_tokens: int | None = None) -> ModelInfo:
     """Describe a GGUF; raises ModelNotFoundError / ModelLoadError when llama.cpp cannot read it."""
     from .backends.llama_cpp import LlamaCppModel
+    from .completer import NO_REUSE_BUDGET_DIVISOR
     from .config import DEFAULT_BUDGET_CPU_TOKENS, DEFAULT_BUDGET_GPU_TOKENS
     from .next_edit import detect_next_edit_format
     from .templates import detect_template
@@ -96,10 +105,10 @@ def model_info(path: str | Path, machine: Machine, budget_tokens: int | None = N
         quant = FILE_TYPES.get(int(meta.get("general.file_type", "")), f"type {meta['general.file_type']}")
     except (KeyError, ValueError):
         quant = "unknown"
-    family, fim, layout, problem = None, {}, False, None
+    family, fim, layout, problem, order = None, {}, False, None, None
     try:
         template = detect_template(vocab, Path(path).name)
-        family, layout = template.name, template.has_repo_layout
+        family, layout, order = template.name, template.has_repo_layout, template.order
         fim = {
             f: getattr(template, f)
             for f in ("prefix", "suffix", "middle", "repo_name", "file_sep")
@@ -121,13 +130,19 @@ def model_info(path: str | Path, machine: Machine, budget_tokens: int | None = N
         _n_layer(meta),
         problem=problem,
         next_edit=next_edit.name if next_edit is not None else None,
+        fim_order=order,
+        cache_reuse=vocab.cache.to_dict(),
+        instruct=instruct_warning(meta, Path(path).name),
     )
     for cache_type in ("f16", "q8_0"):
         info.kv_bytes[cache_type] = {n: kv_cache_bytes(meta, n, cache_type) for n in KV_CONTEXTS}
     on_gpu = machine.gpu_offload and machine.vram_bytes is not None
     budget = budget_tokens or (DEFAULT_BUDGET_GPU_TOKENS if on_gpu else DEFAULT_BUDGET_CPU_TOKENS)
+    if not budget_tokens and not vocab.cache.reusable:
+        budget //= NO_REUSE_BUDGET_DIVISOR  # as completer.auto_budget
     if info.context_tokens:
         budget = min(budget, info.context_tokens)
+    info.budget_tokens = budget
     kv = kv_cache_bytes(meta, budget, "f16") or 0
     need = info.file_bytes + kv
     info.fits["ram"] = _verdict(need, machine.ram_bytes, budget)
@@ -154,3 +169,25 @@ def vocab_fim_check(path: str | Path) -> str:
     from .templates import detect_template
 
     return detect_template(LlamaCppModel(path, vocab_only=True), Path(path).name).name
+
+
+# An instruct or chat fine-tune, by name: "instruct", "chat", or "it" as a word (Gemma's "-it").
+_INSTRUCT_NAME = re.compile(r"instruct|chat|(?:^|[-_. ])it(?:$|[-_. ])", re.I)
+# Instruct models documented as FIM-trained: Qwen3-Coder ("FIM is supported in every version of
+# Qwen3-Coder", QwenLM/Qwen3-Coder's README); its only 30B-A3B release is the instruct one.
+FIM_TRAINED_INSTRUCT = ("qwen3-coder",)
+
+
+def instruct_warning(metadata: Mapping[str, object], file_name: str = "") -> str | None:
+    """Why a GGUF looks like an instruct/chat model rather than a FIM-trained base model (a chat
+    template in `tokenizer.chat_template` and an instruct-like name), or None."""
+    name = f"{metadata.get('general.name', '')} {file_name}"
+    if not metadata.get("tokenizer.chat_template") or not _INSTRUCT_NAME.search(name):
+        return None
+    if any(known in name.lower() for known in FIM_TRAINED_INSTRUCT):
+        return None
+    return (
+        f"{str(metadata.get('general.name') or file_name).strip()} has a chat template and an instruct/chat "
+        "name: chat fine-tunes often answer a fill-in-the-middle prompt with prose or a repeat of the "
+        "prefix; use the base model"
+    )

@@ -17,6 +17,15 @@ A direct URL is verified by the size its server announces, and by sha256 only wh
 (`--sha256`). The hyperparameters below (layers, KV heads, head size, trained context) are the
 models' published config.json values; they serve only to estimate memory before a download
 (`code-kb model list`); `code-kb model info` reads the real values from the GGUF.
+
+Added for issue 18, with the GGUF repositories that other projects' configurations pull them from:
+Seed-Coder-8B-Base (mradermacher's conversion, `Seed-Coder-8B-Base.Q4_K_M.gguf` and siblings; its
+shape from the Seed-Coder technical report: 36 layers, 8 KV heads of 128), Mellum-4b-base
+(JetBrains' own GGUF repository, one Q8_0 file; its layer and head counts are estimates for a 4B
+Llama-style model with grouped-query attention, not read from its config.json) and
+Qwen3-Coder-30B-A3B (unsloth's conversion of the instruct model, the only 30B-A3B release, trained
+for FIM as every Qwen3-Coder is; 48 layers, 4 KV heads of 128, a mixture of experts with 3B active).
+Licences as their model cards state them.
 """
 
 from __future__ import annotations
@@ -62,6 +71,7 @@ class CatalogueEntry:
     # Quantization -> exact file name, for repositories whose names the quantization pattern does not
     # match (Sweep's 1.5B: `sweep-next-edit-1.5b.q8_0.v2.gguf`); empty: any `...{quant}.gguf`.
     files: tuple[tuple[str, str], ...] = ()
+    licence: str = ""  # as the model card states it
 
     @property
     def quants(self) -> tuple[str, ...]:
@@ -93,6 +103,7 @@ CATALOGUE: tuple[CatalogueEntry, ...] = (
         64,
         32768,
         "fastest; for slow CPUs",
+        licence="Apache-2.0",
     ),
     CatalogueEntry(
         "qwen2.5-coder-1.5b",
@@ -105,6 +116,7 @@ CATALOGUE: tuple[CatalogueEntry, ...] = (
         128,
         32768,
         "recommended on a laptop CPU",
+        licence="Apache-2.0",
     ),
     CatalogueEntry(
         "qwen2.5-coder-3b",
@@ -116,6 +128,7 @@ CATALOGUE: tuple[CatalogueEntry, ...] = (
         2,
         128,
         32768,
+        licence="Qwen Research (non-commercial)",
     ),
     CatalogueEntry(
         "qwen2.5-coder-7b",
@@ -128,6 +141,7 @@ CATALOGUE: tuple[CatalogueEntry, ...] = (
         128,
         32768,
         "best quality; wants a GPU",
+        licence="Apache-2.0",
     ),
     CatalogueEntry(
         "deepseek-coder-1.3b",
@@ -139,6 +153,7 @@ CATALOGUE: tuple[CatalogueEntry, ...] = (
         16,
         128,
         16384,
+        licence="DeepSeek License",
     ),
     CatalogueEntry(
         "deepseek-coder-6.7b",
@@ -150,6 +165,7 @@ CATALOGUE: tuple[CatalogueEntry, ...] = (
         32,
         128,
         16384,
+        licence="DeepSeek License",
     ),
     CatalogueEntry(
         "starcoder2-3b",
@@ -161,6 +177,7 @@ CATALOGUE: tuple[CatalogueEntry, ...] = (
         2,
         128,
         16384,
+        licence="BigCode OpenRAIL-M",
     ),
     CatalogueEntry(
         "starcoder2-7b",
@@ -172,6 +189,47 @@ CATALOGUE: tuple[CatalogueEntry, ...] = (
         4,
         128,
         16384,
+        licence="BigCode OpenRAIL-M",
+    ),
+    CatalogueEntry(
+        "seed-coder-8b",
+        "Seed-Coder 8B base",
+        "seed-coder",
+        8.25,
+        "mradermacher/Seed-Coder-8B-Base-GGUF",
+        36,
+        8,
+        128,
+        32768,
+        "suffix-first FIM; wants a GPU",
+        licence="MIT",
+    ),
+    CatalogueEntry(
+        "mellum-4b",
+        "Mellum 4B base",
+        "mellum",
+        4.02,
+        "JetBrains/Mellum-4b-base-gguf",
+        32,
+        8,
+        128,
+        8192,
+        "suffix-first FIM; 8k context",
+        files=(("Q8_0", "mellum-4b-base.Q8_0.gguf"),),
+        licence="Apache-2.0",
+    ),
+    CatalogueEntry(
+        "qwen3-coder-30b-a3b",
+        "Qwen3-Coder 30B-A3B (instruct, FIM-trained)",
+        "qwen2.5-coder",
+        30.5,
+        "unsloth/Qwen3-Coder-30B-A3B-Instruct-GGUF",
+        48,
+        4,
+        128,
+        262144,
+        "GPU class: 3B active of 30B (MoE); 19 GB at Q4_K_M",
+        licence="Apache-2.0",
     ),
     # Sweep's next-edit models: Qwen2.5-Coder 1.5B / 0.5B fine-tunes (their shapes), one Q8_0 file each,
     # 8k context as Sweep trained them (the 0.5B's taken to be its sibling's; `model info` reads it).

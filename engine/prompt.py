@@ -4,6 +4,15 @@ The prompt is a list of segments, each tokenised on its own and concatenated, so
 tokens are never parsed out of user code and the tokens of an unchanged segment stay the
 same from one request to the next. Parts are cut at line boundaries. What changes least
 comes first: retrieved snippets, then the current file around the cursor.
+
+The order is the family's (FimTemplate.order). Prefix first (PSM): repository context, then
+prefix, suffix, middle marker; a keystroke changes the prefix's end, and the suffix after it moves
+by a token or two (kv_plan shifts it in the cache). Suffix first (SPM: Seed-Coder, Mellum,
+Codestral): the suffix and the repository context come before the prefix, so the prefix's end is
+the prompt's end and a keystroke re-evaluates only its last tokens, provided the suffix stays the
+same: it is the rest of the cursor line and a number of lines below it that is kept from the
+previous prompt of the file (Enter at the end of a line leaves it as it was; typing never re-cuts
+it), and chosen afresh only when those lines no longer fit twice the suffix's share.
 """
 
 from __future__ import annotations
@@ -122,6 +131,7 @@ class Prompt:
     budget_tokens: int
     segments: list[Part]
     build_ms: float = 0.0
+    suffix_lines: int = 0  # lines of the current file in the suffix, the cursor line's rest included
 
     @property
     def parts(self) -> list[Part]:
@@ -140,7 +150,8 @@ class Prompt:
             if s.kind in ("prefix", "suffix"):
                 break
             head.append(s)
-        # Without a repository layout the FIM prefix marker comes first; it is part of this too.
+        # Without a repository layout the first FIM marker comes first; it is part of this too
+        # (suffix first, that is all of it: the context follows the suffix).
         return Prompt(self.template, self.budget_tokens, head)
 
     @property
@@ -209,6 +220,7 @@ class PromptBuilder:
         that it already had in the same order at the front, where the KV cache still holds them."""
         t0 = time.perf_counter()
         tpl = self.template
+        spm = tpl.order == "spm"
         enc = self.tokenizer.encode
         prefix_text, suffix_text = source[:offset], source[offset:]
         before = prefix_text.split("\n")  # last item: the cursor line up to the cursor
@@ -217,8 +229,7 @@ class PromptBuilder:
 
         # Fixed cost: FIM markers, repository name and the current file's header.
         head: list[Part] = []
-        if tpl.has_repo_layout:
-            assert tpl.repo_name is not None
+        if tpl.has_repo_layout and tpl.repo_name is not None:
             head = [self._special(tpl.repo_name), self._plain(f"{repo_name or 'repo'}\n")]
         file_header = self._file_header(path, path)
         fixed = sum(len(p.tokens) for p in head) + sum(len(p.tokens) for p in file_header) + 3
@@ -239,7 +250,21 @@ class PromptBuilder:
             p_first -= 1
             used_p += cost("p", p_first)
         s_last, used_s = -1, 0
-        while s_last + 1 < len(after) and used_s + cost("s", s_last + 1) <= available * self.shares.suffix:
+        # Suffix first, the suffix keeps the previous prompt's number of lines while they fit twice
+        # its share: a suffix re-cut at a keystroke would be evaluated again with all that follows it.
+        kept = previous.suffix_lines if spm and previous is not None and previous.template == tpl.name else 0
+        if kept:
+            n = min(kept, len(after))
+            kept_cost = sum(cost("s", i) for i in range(n))
+            if kept_cost <= available * self.shares.suffix * 2:
+                s_last, used_s = n - 1, kept_cost
+            else:
+                kept = 0
+        while (
+            not kept
+            and s_last + 1 < len(after)
+            and used_s + cost("s", s_last + 1) <= available * self.shares.suffix
+        ):
             s_last += 1
             used_s += cost("s", s_last)
         remaining = available - used_p - used_s
@@ -334,7 +359,7 @@ class PromptBuilder:
         while p_first > 0 and cost("p", p_first - 1) <= remaining:
             p_first -= 1
             remaining -= cost("p", p_first)
-        while s_last + 1 < len(after) and cost("s", s_last + 1) <= remaining:
+        while not kept and s_last + 1 < len(after) and cost("s", s_last + 1) <= remaining:
             s_last += 1
             remaining -= cost("s", s_last)
 
@@ -352,19 +377,19 @@ class PromptBuilder:
         for header, body in _cache_aware_order(chosen, previous):
             context += header + [body]
         context += file_header
-        fim = [
-            self._special(tpl.prefix),
-            prefix_part,
-            self._special(tpl.suffix),
-            suffix_part,
-            self._special(tpl.middle),
-        ]
-        if tpl.has_repo_layout:
-            segments = head + context + fim
-        else:
+        pre, suf = [self._special(tpl.prefix)], [self._special(tpl.suffix), suffix_part]
+        mid = (
+            [self._special(tpl.middle)] if tpl.middle else []
+        )  # Codestral writes the middle after the prefix
+        if tpl.has_repo_layout:  # other files under their own file tokens, then the current file
+            fim = pre + [prefix_part] + suf if not spm else suf + pre + [prefix_part]
+            segments = head + context + fim + mid
+        elif not spm:
             # Without repository tokens, other files ride at the start of the prefix.
-            segments = fim[:1] + context + fim[1:]
-        prompt = Prompt(tpl.name, budget_tokens, segments)
+            segments = pre + context + [prefix_part] + suf + mid
+        else:  # ... after its marker, as Zed's Seed-Coder and Continue's Codestral prompts have them
+            segments = suf + pre + context + [prefix_part] + mid
+        prompt = Prompt(tpl.name, budget_tokens, segments, suffix_lines=s_last + 1)
         # Tokenising a part whole can differ from the sum of its lines; trim the oldest prefix lines.
         while prompt.n_tokens > budget_tokens and prefix_part.start_line < cursor_line:
             prefix_part.start_line += 1
@@ -382,7 +407,7 @@ class PromptBuilder:
 
     def _file_header(self, shown_path: str, current_path: str) -> list[Part]:
         """The line that names a file: a file separator token, or a comment in the current file's language."""
-        if self.template.file_sep is not None and self.template.has_repo_layout:
+        if self.template.file_sep is not None:
             return [self._special(self.template.file_sep), self._plain(f"{shown_path}\n")]
         marker = comment_prefix(current_path)
         return [self._plain(f"{marker} {shown_path}\n")] if marker else []

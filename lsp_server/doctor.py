@@ -13,9 +13,14 @@ import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from engine import EngineError
 from engine.hardware import Machine
+
+if TYPE_CHECKING:
+    from engine.backends.llama_cpp import LlamaCppModel
+    from engine.templates import FimTemplate
 
 from .config import Settings, config_file_path
 
@@ -172,8 +177,7 @@ def check_model(settings: Settings, machine: Machine) -> list[Check]:
     )
     try:
         template = detect_template(model, Path(path).name)
-        layout = "with" if template.has_repo_layout else "without"
-        checks.append(Check("model", "FIM tokens", OK, f"{template.name} format, {layout} repository tokens"))
+        checks.append(_fim_tokens_check(model, template))
     except EngineError as exc:
         checks.append(
             Check(
@@ -184,7 +188,65 @@ def check_model(settings: Settings, machine: Machine) -> list[Check]:
                 "use a base code model: code-kb model list shows FIM-capable ones",
             )
         )
+    checks.append(_base_model_check(model, Path(path).name))
+    checks.append(_cache_reuse_check(model, settings))
     return checks
+
+
+def _fim_tokens_check(model: LlamaCppModel, template: FimTemplate) -> Check:
+    """Each of the template's markers and file tokens is one token when its text is parsed as special
+    (as the in-process model and a server that takes text both need); its stop tokens are listed."""
+    layout = "with" if template.has_repo_layout else "without"
+    order = "suffix first" if template.order == "spm" else "prefix first"
+    found: list[str] = []
+    split: list[str] = []
+    for text in template.specials():
+        ids = model.llm.tokenize(text.encode(), add_bos=False, special=True)
+        (found if len(ids) == 1 else split).append(f"{text} {ids[0] if len(ids) == 1 else ids}")
+    missing_stops = [t for t in template.stops if model.special_id(t) is None]
+    detail = (
+        f"{template.name} format, {order}, {layout} repository tokens; each one token: {', '.join(found)}"
+    )
+    if missing_stops:
+        detail += f" (stop tokens not in this vocabulary: {', '.join(missing_stops)})"
+    if split:
+        return Check(
+            "model",
+            "FIM tokens",
+            FAIL,
+            f"{template.name} tokens that are not one token: {'; '.join(split)}",
+            "the GGUF's vocabulary is damaged or not the model's own: re-download or re-convert it",
+        )
+    return Check("model", "FIM tokens", OK, detail)
+
+
+def _base_model_check(model: LlamaCppModel, file_name: str) -> Check:
+    from engine.gguf_info import instruct_warning
+
+    why = instruct_warning(model.metadata, file_name)
+    if why:
+        return Check("model", "base model", WARN, why, "code-kb model list shows FIM-trained base models")
+    has_chat = "with a chat template" if model.metadata.get("tokenizer.chat_template") else "no chat template"
+    return Check("model", "base model", OK, f"{model.name}: {has_chat}, not named as an instruct/chat model")
+
+
+def _cache_reuse_check(model: LlamaCppModel, settings: Settings) -> Check:
+    from engine.completer import auto_budget
+
+    reuse = model.cache
+    if reuse.reusable:
+        return Check(
+            "model", "KV cache reuse", OK, f"{reuse.why}: a keystroke re-evaluates only what changed"
+        )
+    budget = auto_budget(settings.engine, model.n_ctx_train, reuse)
+    return Check(
+        "model",
+        "KV cache reuse",
+        WARN,
+        f"{reuse.why}: {reuse.cost}; prompt budget {budget} tokens"
+        + ("" if settings.engine.budget_tokens else " (a quarter of the default)"),
+        "for fast keystrokes pick a model whose cache is reused (code-kb model list), or keep the budget small",
+    )
 
 
 def _pull_hint(message: str) -> str:

@@ -5,6 +5,11 @@ ourselves: `Llama.generate` reuses only the longest common prefix, whereas a key
 also moves everything after the cursor (the suffix, the FIM markers) by a token or two.
 `kv_plan` decides what stays, what shifts and what must be evaluated; this module applies
 it to the KV cache, evaluates, and samples greedily with cancellation inside a decode.
+
+A model whose cache cannot be reused between requests (recurrent, hybrid or sliding-window layers:
+engine/cache_reuse.py) gets none of that: every prompt is evaluated whole from an empty cache, it is
+not warmed, and it generates one candidate (a second would continue from a state that cannot be
+rolled back to the prompt's end).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..cache_reuse import cache_reuse
 from ..errors import GenerationError, ModelLoadError, ModelNotFoundError
 from ..prompt import Prompt
 from . import Cut, Generation, Stops, Warmed, interruption
@@ -178,6 +184,7 @@ class LlamaCppModel:
         self.metadata: dict[str, str] = dict(self.llm.metadata)  # GGUF key-value pairs, as strings
         self.name = str(self.llm.metadata.get("general.name") or path.name)
         self.architecture = str(self.llm.metadata.get("general.architecture", "?"))
+        self.cache = cache_reuse(self.metadata)
         self.min_reuse_tokens = min_reuse_tokens
         # A request reuses moved runs up to `max_stale_tokens` of changes before them (latency
         # first); warming, which runs while the user pauses, evaluates afresh any run past
@@ -227,7 +234,9 @@ class LlamaCppModel:
         self._memory = llama_cpp.llama_get_memory(ctx)
         self._vocab = self.llm._model.vocab
         self._n_vocab = llama_cpp.llama_vocab_n_tokens(self._vocab)
-        self.can_shift = bool(llama_cpp.llama_memory_can_shift(self._memory))
+        self.can_shift = bool(llama_cpp.llama_memory_can_shift(self._memory)) and self.cache.reusable
+        if not self.cache.reusable:
+            log.info("KV cache not reused between requests: %s", self.cache.summary())
         head = _head_size(self.metadata)
         if self.hardware.kv_cache_type != "f16" and head is not None and head < 64:
             # llama.cpp 0.3.36's K-shift of a quantized cache crashes on heads this small (seen
@@ -254,7 +263,7 @@ class LlamaCppModel:
 
     @property
     def warms(self) -> bool:
-        return not self.vocab_only
+        return not self.vocab_only and self.cache.reusable
 
     def describe(self) -> dict[str, object]:
         return {
@@ -266,6 +275,7 @@ class LlamaCppModel:
             "context_tokens": self.n_ctx,
             **self.hardware.to_dict(),
             "kv_shift": self.can_shift,
+            "cache_reuse": self.cache.to_dict(),
         }
 
     @property
@@ -383,6 +393,9 @@ class LlamaCppModel:
         import llama_cpp
 
         mem = self._memory
+        if not self.cache.reusable:  # nothing of an earlier request can stand: start from an empty cache
+            llama_cpp.llama_memory_clear(mem, True)
+            self._held, self._stale = [], []
         p = plan(
             self._held,
             tokens,
@@ -518,6 +531,8 @@ class LlamaCppModel:
             raise GenerationError(f"{self.path} was loaded for its vocabulary only; it cannot generate")
         import llama_cpp
 
+        if not self.cache.reusable:
+            n_candidates = 1  # a second candidate would start from the first one's state, not the prompt's
         with self._lock:
             t0 = time.perf_counter()
             deadline = t0 + timeout_s

@@ -98,7 +98,9 @@ def hardware_report(settings: Settings) -> dict:
         from engine.completer import auto_budget, kv_cache_type_of
 
         def completion_size(vocab: LlamaCppModel) -> tuple[int, str]:
-            n_ctx = auto_budget(engine, vocab.n_ctx_train) + engine.max_tokens
+            model["cache_reuse"] = vocab.cache.to_dict()
+            model["budget_tokens"] = auto_budget(engine, vocab.n_ctx_train, vocab.cache)
+            n_ctx = model["budget_tokens"] + engine.max_tokens
             return n_ctx, kv_cache_type_of(engine, vocab, n_ctx)
 
         model.update(_memory(model["path"], completion_size))
@@ -182,6 +184,12 @@ def _print_hardware(report: dict) -> None:
             else ""
         )
         print(f"{label:<13} {configured}{' -> ' + where if where else ''}{memory}")
+        reuse = m.get("cache_reuse")
+        if reuse and not reuse["reusable"]:
+            why = "yours" if "budget" in report["overrides"] else "a quarter of the default"
+            print(
+                f"  KV reuse    no: {reuse['why']}; {reuse['cost']}; budget {m['budget_tokens']} tokens ({why})"
+            )
 
 
 def cmd_status(args: argparse.Namespace) -> int:

@@ -77,6 +77,7 @@ def cmd_model_list(args: argparse.Namespace) -> int:
                 "recommended": e.kind == "completion" and e.name == choice.model,
                 "pulled": pulled_quants(e),
                 "note": e.note,
+                "licence": e.licence,
             }
         )
     if args.json:
@@ -92,7 +93,7 @@ def cmd_model_list(args: argparse.Namespace) -> int:
             size = f"{r['est_bytes'][r['quant']] / 1e9:.1f} GB {r['quant']}"
             print(
                 f"{mark} {r['name']:<22}{r['family']:<16}{size:>14}  {'yes' if r['fits'] else 'no':<5}"
-                f"{','.join(r['pulled']) or '-':<14}{r['note']}"
+                f"{','.join(r['pulled']) or '-':<14}{'; '.join(t for t in (r['note'], r['licence']) if t)}"
             )
     where = "GPU memory" if choice.gpu_layers == "all" else "RAM"
     print(
@@ -121,16 +122,26 @@ def cmd_model_info(args: argparse.Namespace) -> int:
     print(f"context       {info.context_tokens} tokens (trained)")
     if info.family:
         layout = (
-            ", repository tokens " + " ".join(info.fim_tokens[k] for k in ("repo_name", "file_sep"))
+            ", file tokens "
+            + " ".join(info.fim_tokens[k] for k in ("repo_name", "file_sep") if k in info.fim_tokens)
             if info.repo_layout
             else ", no repository tokens"
         )
-        print(
-            f"FIM           yes: {info.family} ({info.fim_tokens['prefix']} {info.fim_tokens['suffix']} "
-            f"{info.fim_tokens['middle']}{layout})"
-        )
+        markers = " ".join(info.fim_tokens[k] for k in ("prefix", "suffix", "middle") if k in info.fim_tokens)
+        order = "suffix first" if info.fim_order == "spm" else "prefix first"
+        print(f"FIM           yes: {info.family}, {order} ({markers}{layout})")
     else:
         print(f"FIM           no: {info.problem}")
+    if info.instruct:
+        print(f"base model    no: {info.instruct}")
+    reuse = info.cache_reuse
+    if reuse:
+        print(f"KV reuse      {'yes' if reuse['reusable'] else 'no'}: {reuse['why']}")
+        if not reuse["reusable"]:
+            print(
+                f"{'':14}{reuse['cost']}; its default budget here is {info.budget_tokens} tokens "
+                "(a quarter of the hardware's), so that a keystroke stays within the time limit"
+            )
     if info.next_edit:
         print(
             f"next edit     yes: a next-edit model ({info.next_edit} format); use it as next_edit_model "

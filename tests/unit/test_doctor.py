@@ -161,3 +161,40 @@ def test_doctor_finds_a_changed_byte_inside_the_index(indexed: Path, tiny_gguf: 
     assert "damaged (chunk" in index["detail"] and "does not match its hash" in index["detail"]
     assert index["fix"].startswith(f"code-kb reindex {indexed} ")
     assert db_file.read_bytes() == bytes(data)  # doctor only reads
+
+
+def test_doctor_checks_fim_tokens_warns_for_instruct_models_and_caches_that_are_not_reused(
+    tmp_path: Path, tiny_gguf: Path, capsys
+):
+    status, checks = _doctor(capsys, "--model", str(tiny_gguf), "--no-embedder")
+    fim = checks["FIM tokens"]
+    assert (
+        fim["status"] == "ok"
+        and "prefix first, with repository tokens; each one token: <|fim_prefix|> " in fim["detail"]
+    )
+    assert checks["base model"]["status"] == "ok" and checks["KV cache reuse"]["status"] == "ok"
+    # An instruct fine-tune (chat template, instruct name) whose GGUF also says its layers are hybrid.
+    chat = write_tiny_gguf(
+        tmp_path / "tiny-coder-instruct.gguf",
+        name="Tiny-Coder-7B-Instruct",
+        metadata={
+            "tokenizer.chat_template": "{% for m in messages %}{{ m.content }}{% endfor %}",
+            "qwen2.ssm.state_size": 16,
+        },
+    )
+    status, checks = _doctor(capsys, "--model", str(chat), "--no-embedder")
+    assert status == 0  # warnings, not failures: it still completes
+    base, reuse = checks["base model"], checks["KV cache reuse"]
+    assert base["status"] == "warn" and "chat template and an instruct/chat name" in base["detail"]
+    assert (
+        reuse["status"] == "warn"
+        and "a keystroke re-evaluates the whole prompt; prompt budget" in reuse["detail"]
+    )
+    # Qwen3-Coder's instruct models are FIM-trained (QwenLM/Qwen3-Coder's README): no warning.
+    qwen3 = write_tiny_gguf(
+        tmp_path / "qwen3-coder.gguf",
+        name="Qwen3-Coder-30B-A3B-Instruct",
+        metadata={"tokenizer.chat_template": "{{ messages }}"},
+    )
+    _, checks = _doctor(capsys, "--model", str(qwen3), "--no-embedder")
+    assert checks["base model"]["status"] == "ok"

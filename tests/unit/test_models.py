@@ -208,9 +208,27 @@ def test_model_list_marks_what_fits_here(capsys):
         "deepseek-coder-6.7b",
         "starcoder2-3b",
         "starcoder2-7b",
+        "seed-coder-8b",
+        "mellum-4b",
+        "qwen3-coder-30b-a3b",
         "sweep-next-edit-1.5b",
         "sweep-next-edit-0.5b",
     ]
+    by_name = {m["name"]: m for m in listing["models"]}
+    assert (by_name["seed-coder-8b"]["family"], by_name["seed-coder-8b"]["licence"]) == ("seed-coder", "MIT")
+    mellum = by_name["mellum-4b"]
+    assert (mellum["family"], mellum["quants"], mellum["licence"]) == ("mellum", ["Q8_0"], "Apache-2.0")
+    assert mellum["repository"] == "JetBrains/Mellum-4b-base-gguf"
+    qwen3 = by_name["qwen3-coder-30b-a3b"]
+    assert qwen3["family"] == "qwen2.5-coder" and qwen3["context_tokens"] == 262144
+    # Whether it fits is this machine's memory against its weights and KV cache at the chosen budget.
+    memory = (
+        listing["machine"]["vram_bytes"] if listing["choice"]["gpu_layers"] == "all" else None
+    ) or listing["machine"]["ram_bytes"]
+    need = qwen3["est_bytes"]["Q4_K_M"] + BY_NAME["qwen3-coder-30b-a3b"].kv_bytes(
+        listing["choice"]["budget_tokens"]
+    )
+    assert qwen3["fits"] == (need <= memory * 0.75)
     recommended = [m for m in listing["models"] if m["recommended"]]
     assert (
         len(recommended) == 1

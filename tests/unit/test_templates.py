@@ -1,4 +1,5 @@
-"""FIM families against the real tokenizers: the vocab-only GGUFs of the llama-cpp-python sdist."""
+"""FIM families against the real tokenizers: the vocab-only GGUFs of the llama-cpp-python sdist, Mistral's
+V3 tokenizer from the mistral-common wheel, and layouts derived from them (tests/fixtures/vocabs.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from tests.fixtures import vocabs
 
 FAMILY_NAMES = [f.name for f in FAMILIES]
 
-# Token ids of the FIM and repository tokens in the real tokenizers.
+# Token ids of the FIM and repository tokens in the real tokenizers (codestral: Mistral V3's own; seed-coder,
+# mellum, granite: where the derived layouts put them; codegemma: CodeGemma's own ids, 67-70).
 REAL_IDS = {
     "qwen2.5-coder": {
         "prefix": 151659,
@@ -27,7 +29,13 @@ REAL_IDS = {
     "starcoder": {"prefix": 1, "suffix": 3, "middle": 2, "repo_name": 18, "file_sep": 5},
     "deepseek-coder": {"prefix": 32016, "suffix": 32015, "middle": 32017},
     "codellama": {"prefix": 32007, "suffix": 32008, "middle": 32009},
+    "seed-coder": {"prefix": 151650, "suffix": 151652, "middle": 151651},
+    "mellum": {"prefix": 1, "suffix": 3, "middle": 2, "file_sep": 5},
+    "granite": {"prefix": 128002, "suffix": 128004, "middle": 128003},
+    "codegemma": {"prefix": 67, "suffix": 69, "middle": 68},
+    "codestral": {"prefix": 11, "suffix": 13},
 }
+SUFFIX_FIRST = {"seed-coder", "mellum", "codestral"}
 
 
 def special_texts(template: FimTemplate) -> tuple[str, ...]:
@@ -44,7 +52,8 @@ def user_code(text: str) -> list[str]:
 def test_detection_picks_the_family_of_its_real_tokenizer(real_tokenizer, family: str):
     template = detect_template(real_tokenizer(family), family)
     assert template == template_named(family)  # with its repository layout, where the family has one
-    assert template.has_repo_layout == ("repo_name" in REAL_IDS[family])
+    assert template.has_repo_layout == ("file_sep" in REAL_IDS[family])
+    assert template.order == ("spm" if family in SUFFIX_FIRST else "psm")
 
 
 @pytest.mark.parametrize("family", FAMILY_NAMES)
@@ -139,3 +148,46 @@ def test_metadata_ids_of_other_tokens_fall_back_to_the_vocabulary(tmp_path: Path
     with caplog.at_level(logging.WARNING, logger="engine.templates"):
         assert detect_template(tokenizer, "sc2") == template_named("starcoder2")
     assert "no known family's tokens" in caplog.text
+
+
+def _renamed(src: Path, path: Path, **values: str) -> LlamaCppModel:
+    """A copy of a vocabulary GGUF with string metadata replaced (general.name, tokenizer.ggml.pre)."""
+    vocabs._rewrite(src, path, {k.replace("__", "."): v for k, v in values.items()})
+    return LlamaCppModel(path, vocab_only=True)
+
+
+def test_mellum_and_starcoder_share_fim_tokens_and_are_told_apart(real_tokenizer, tmp_path: Path):
+    """Mellum's vocabulary has StarCoder's <fim_*>, <reponame> and <filename>, plus role tokens;
+    without those, its architecture, pre-tokenizer or name says Mellum."""
+    assert detect_template(real_tokenizer("mellum")).name == "mellum"
+    assert detect_template(real_tokenizer("starcoder")).name == "starcoder"
+    starcoder = vocabs.family_vocab("starcoder")
+    named = _renamed(starcoder, tmp_path / "named.gguf", general__name="JetBrains Mellum 4b Base")
+    assert detect_template(named).name == "mellum"
+    pre = _renamed(starcoder, tmp_path / "pre.gguf", tokenizer__ggml__pre="mellum")  # llama.cpp's name for it
+    mellum = detect_template(pre)
+    assert mellum == template_named("mellum") and mellum.file_sep == "<filename>" and mellum.repo_name is None
+
+
+def test_granite_codegemma_and_qwen_share_fim_tokens_and_are_told_apart(real_tokenizer, tmp_path: Path):
+    assert detect_template(real_tokenizer("granite")).name == "granite"  # by <|start_of_role|>
+    assert detect_template(real_tokenizer("codegemma")).name == "codegemma"  # by <|file_separator|>
+    assert detect_template(real_tokenizer("qwen2.5-coder")).name == "qwen2.5-coder"
+    qwen = vocabs.family_vocab("qwen2.5-coder")
+    named = _renamed(qwen, tmp_path / "granite-named.gguf", general__name="Granite 4.0 H Tiny Base")
+    assert detect_template(named).name == "granite"
+
+
+def test_codegemma_fim_ids_are_read_from_its_metadata(real_tokenizer, caplog):
+    tokenizer = real_tokenizer("codegemma")
+    assert metadata_fim_ids(tokenizer.metadata) == REAL_IDS["codegemma"]
+    with caplog.at_level(logging.DEBUG, logger="engine.templates"):
+        assert detect_template(tokenizer, "codegemma") == template_named("codegemma")
+    assert "from the FIM token ids in its metadata" in caplog.text
+
+
+def test_codestral_has_no_middle_token_and_its_specials_are_its_markers(real_tokenizer):
+    template = detect_template(real_tokenizer("codestral"), "codestral")
+    assert template.middle == "" and template.specials() == ("[PREFIX]", "[SUFFIX]")
+    # V3 has a [MIDDLE] piece (12); Mistral's FIM format does not use it.
+    assert real_tokenizer("codestral").special_id("[MIDDLE]") == 12
