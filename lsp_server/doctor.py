@@ -89,15 +89,16 @@ def check_grammars() -> Check:
 
 
 def check_embedder(settings: Settings) -> Check:
-    from retrieval import SentenceTransformerEmbedder
+    from retrieval.embedding import make_embedder
 
-    embedder = SentenceTransformerEmbedder(settings.index.embedding_model)
+    embedder = make_embedder(settings.index.embedding_model, settings.index.embedding_backend)
     vector = embedder.embed(["def add(a, b): return a + b"])
     return Check(
         "install",
         "embedding model",
         OK,
-        f"{settings.index.embedding_model} loads offline, {vector.shape[1]} dimensions",
+        f"{settings.index.embedding_model} loads offline, {vector.shape[1]} dimensions, "
+        f"backend {embedder.chosen_backend} ({embedder.reason})",
     )
 
 

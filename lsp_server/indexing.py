@@ -40,11 +40,12 @@ class Reporter:
 class Indexes:
     def __init__(self, config: IndexConfig, reporter: Reporter) -> None:
         # Imported here, after `initialize` was answered: FAISS and NumPy take a tenth of a second.
-        from retrieval import SentenceTransformerEmbedder
+        from retrieval.embedding import make_embedder
 
         self.config = config
         self.reporter = reporter
-        self.embedder = SentenceTransformerEmbedder(config.embedding_model)  # one model for every root
+        # One model for every root.
+        self.embedder = make_embedder(config.embedding_model, config.embedding_backend)
         self.roots: dict[Path, CodeIndex] = {}
         self.last_stats: dict[Path, ReindexStats] = {}
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="code-kb-index")

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, get_args
 
 DEFAULT_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
+# How the embedding model runs: auto (the fastest measured here whose vectors agree with torch's),
+# torch (sentence-transformers), onnx (onnxruntime, fp32), onnx-int8 (onnxruntime, int8 weights).
+EmbeddingBackend = Literal["auto", "torch", "onnx", "onnx-int8"]
+EMBEDDING_BACKENDS: tuple[str, ...] = get_args(EmbeddingBackend)
 
 
 @dataclass(frozen=True)
 class IndexConfig:
     index_dir: Path | None = None  # default: ROOT/.code-kb
     embedding_model: str = DEFAULT_EMBEDDING_MODEL
+    embedding_backend: str = "auto"  # one of EMBEDDING_BACKENDS
     max_file_bytes: int = 1_000_000
     window_lines: int = 40
     max_chunk_lines: int = 80

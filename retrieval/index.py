@@ -21,7 +21,7 @@ import numpy as np
 
 from .chunking import Chunk, ChunkingConfig, chunk_file
 from .config import IndexConfig
-from .embedding import Embedder, SentenceTransformerEmbedder
+from .embedding import Embedder, make_embedder
 from .errors import IndexWriteError, RetrievalError, TooManyFilesError
 from .files import SourceFile, check, walk
 from .graph import GRAPH_VERSION, FileGraph, extract
@@ -93,7 +93,7 @@ class CodeIndex:
             raise RetrievalError(f"not a directory: {root}")
         self.config = config
         self.directory = config.directory_for(self.root)
-        self.embedder: Embedder = embedder or SentenceTransformerEmbedder(config.embedding_model)
+        self.embedder: Embedder = embedder or make_embedder(config.embedding_model, config.embedding_backend)
         self.chunking = ChunkingConfig(
             window_lines=config.window_lines, max_chunk_lines=config.max_chunk_lines
         )
@@ -133,6 +133,7 @@ class CodeIndex:
                 "vectors": int(store.loaded.ntotal),
                 "faiss": store.describe_vectors(),
                 "embedding_model": self.embedder.name,
+                **(describe() if (describe := getattr(self.embedder, "describe", None)) else {}),
                 "updated_at": store.meta("updated_at"),
                 "disk_bytes": store.disk_bytes(),
             }

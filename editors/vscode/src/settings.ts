@@ -22,6 +22,7 @@ export const SERVER_KEYS = [
   "kvCacheType",
   "candidates",
   "embeddingModel",
+  "embeddingBackend",
   "maxFileBytes",
   "maxFiles",
   "indexDir",
