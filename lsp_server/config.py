@@ -48,6 +48,8 @@ SETTINGS: dict[str, tuple[str, str, type]] = {
     "candidates": ("engine", "candidates", int),
     "embeddingModel": ("index", "embedding_model", str),
     "embeddingBackend": ("index", "embedding_backend", str),
+    "embeddingEndpoint": ("index", "embedding_endpoint", str),
+    "embeddingEndpointModel": ("index", "embedding_endpoint_model", str),
     "maxFileBytes": ("index", "max_file_bytes", int),
     "maxFiles": ("index", "max_files", int),
     "indexDir": ("index", "index_dir", Path),

@@ -89,16 +89,17 @@ def check_grammars() -> Check:
 
 
 def check_embedder(settings: Settings) -> Check:
-    from retrieval.embedding import make_embedder
+    from retrieval.embedding import embedder_for
 
-    embedder = make_embedder(settings.index.embedding_model, settings.index.embedding_backend)
+    embedder = embedder_for(settings.index)
     vector = embedder.embed(["def add(a, b): return a + b"])
+    how: dict[str, str] = getattr(embedder, "describe", dict)()
     return Check(
         "install",
         "embedding model",
         OK,
-        f"{settings.index.embedding_model} loads offline, {vector.shape[1]} dimensions, "
-        f"backend {embedder.chosen_backend} ({embedder.reason})",
+        f"{embedder.name} answers, {vector.shape[1]} dimensions, backend "
+        f"{how.get('embedding_backend')} ({how.get('embedding_backend_reason')})",
     )
 
 
@@ -203,7 +204,9 @@ def check_index(root: Path, settings: Settings) -> Check:
     name = f"index {directory}"
     if not (directory / DB_NAME).is_file():
         return Check("index", name, WARN, "no index yet", f"code-kb reindex {root}")
-    problems = index_problems(directory, settings.index.embedding_model)
+    from retrieval.embedding import expected_names
+
+    problems = index_problems(directory, expected_names(settings.index))
     if problems:
         return Check(
             "index", name, FAIL, "; ".join(problems), f"code-kb reindex {root} (it rebuilds what is stale)"

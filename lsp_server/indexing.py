@@ -13,6 +13,7 @@ import threading
 from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -40,12 +41,12 @@ class Reporter:
 class Indexes:
     def __init__(self, config: IndexConfig, reporter: Reporter) -> None:
         # Imported here, after `initialize` was answered: FAISS and NumPy take a tenth of a second.
-        from retrieval.embedding import make_embedder
+        from retrieval.embedding import embedder_for
 
         self.config = config
         self.reporter = reporter
         # One model for every root.
-        self.embedder = make_embedder(config.embedding_model, config.embedding_backend)
+        self.embedder = embedder_for(config)
         self.roots: dict[Path, CodeIndex] = {}
         self.last_stats: dict[Path, ReindexStats] = {}
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="code-kb-index")
@@ -53,6 +54,11 @@ class Indexes:
         self._flush: asyncio.Task | None = None
         self._tasks: set[asyncio.Task] = set()
         self._cancel: dict[Path, threading.Event] = {}  # root -> set when the root is removed
+        # Documents the editor has opened: indexed (with their imports) before the rest of a root.
+        self.open_paths: set[Path] = set()
+
+    def opened(self, path: Path) -> None:
+        self.open_paths.add(path)
 
     # -- roots -----------------------------------------------------------------------
     def add_root(self, root: Path, *, explicit: bool = False) -> bool:
@@ -120,7 +126,8 @@ class Indexes:
             cancel = self._cancel.get(r)
             try:
                 stats = await asyncio.get_running_loop().run_in_executor(
-                    self._thread, index.reindex, progress, cancel
+                    self._thread,
+                    partial(index.reindex, progress, cancel, first=lambda: list(self.open_paths)),
                 )
             except ReindexCancelled:
                 out[str(r)] = "stopped: the folder was removed"

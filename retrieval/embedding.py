@@ -19,7 +19,7 @@ from typing import Protocol
 
 import numpy as np
 
-from .config import DEFAULT_EMBEDDING_MODEL, EMBEDDING_BACKENDS
+from .config import DEFAULT_EMBEDDING_MODEL, EMBEDDING_BACKENDS, INT8_SUFFIX, IndexConfig
 from .errors import EmbeddingModelError
 
 log = logging.getLogger(__name__)
@@ -210,3 +210,22 @@ class ChosenEmbedder:
 
 def make_embedder(model: str = DEFAULT_EMBEDDING_MODEL, backend: str = "auto") -> ChosenEmbedder:
     return ChosenEmbedder(model, backend)
+
+
+def expected_names(config: IndexConfig) -> frozenset[str] | None:
+    """The cache keys the settings may embed under, known without loading anything (None: an
+    endpoint's, which only the server can say)."""
+    if config.embedding_endpoint:
+        return None
+    model, backend = config.embedding_model, config.embedding_backend
+    names = {"auto": {model, model + INT8_SUFFIX}, "onnx-int8": {model + INT8_SUFFIX}}
+    return frozenset(names.get(backend, {model}))
+
+
+def embedder_for(config: IndexConfig) -> Embedder:
+    """The embedder the index settings ask for: the endpoint when one is set, else the local model."""
+    if config.embedding_endpoint:
+        from .remote_embedding import RemoteEmbedder
+
+        return RemoteEmbedder(config.embedding_endpoint, config.embedding_endpoint_model)
+    return make_embedder(config.embedding_model, config.embedding_backend)

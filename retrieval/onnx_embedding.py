@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from .config import INT8_SUFFIX
 from .errors import EmbeddingModelError
 from .onnx_export import EXPORT_VERSION
 
@@ -35,7 +36,6 @@ BATCH_TEXTS = 32
 # does not is tokenized whole.
 CHARS_PER_TOKEN_CUT = 12
 EXPORT_TIMEOUT_S = 900
-INT8_SUFFIX = "+int8"  # int8 vectors differ from torch's beyond float noise: their own cache key
 
 
 def cache_root() -> Path:

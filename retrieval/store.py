@@ -66,6 +66,18 @@ CREATE TABLE IF NOT EXISTS embeddings (
 """
 
 
+# What is derived from the files (all but the embedding cache and meta).
+_DERIVED_TABLES = (
+    "files",
+    "chunks",
+    "lexical",
+    "symbols",
+    "graph_files",
+    "graph_definitions",
+    "graph_imports",
+)
+
+
 @dataclass(frozen=True)
 class FileRecord:
     path: str
@@ -163,6 +175,18 @@ class Store:
             return self._fresh_db(path)
         return db
 
+    def reset_vectors(self, dim: int) -> None:
+        """Vectors of a new size under the same model name: every row derived from them goes, with
+        that model's cached vectors (they are of the old size); the files are indexed again."""
+        with self.db:
+            for table in _DERIVED_TABLES:
+                self.db.execute(f"DELETE FROM {table}")  # noqa: S608  (names from a constant)
+            self.db.execute("DELETE FROM embeddings WHERE model = ?", (self.embedding_model,))
+            self.db.execute("DELETE FROM meta WHERE key NOT IN ('schema_version', 'embedding_model')")
+        vectors.vector_path(self.directory).unlink(missing_ok=True)
+        self.vectors = None
+        self.load_vectors(dim)
+
     def _switch_model(self, db: sqlite3.Connection, old: str | None) -> sqlite3.Connection:
         """Another embedding model (or a backend whose vectors differ, which has its own name): every
         chunk is embedded again, but the embedding cache stays, keyed by model, so switching back, or
@@ -170,17 +194,8 @@ class Store:
         try:
             integrity.schema_check(db)
             with db:
-                for table in (
-                    "files",
-                    "chunks",
-                    "lexical",
-                    "symbols",
-                    "graph_files",
-                    "graph_definitions",
-                    "graph_imports",
-                    "meta",
-                ):
-                    db.execute(f"DELETE FROM {table}")  # noqa: S608  (names from the list above)
+                for table in (*_DERIVED_TABLES, "meta"):
+                    db.execute(f"DELETE FROM {table}")  # noqa: S608  (names from a constant)
                 db.executemany(
                     "INSERT INTO meta VALUES (?, ?)",
                     [("schema_version", str(SCHEMA_VERSION)), ("embedding_model", self.embedding_model)],

@@ -153,3 +153,18 @@ def test_embedding_backend_setting() -> None:
     assert bad.index.embedding_backend == "auto"
     assert any("embeddingBackend" in p for p in bad.problems)
     assert make_embedder("all-MiniLM-L6-v2", "torch").backend == "torch"
+
+
+def test_doctor_accepts_an_index_of_the_backend_auto_may_choose(tiny_repo: Path, tmp_path: Path) -> None:
+    from retrieval.embedding import expected_names
+    from retrieval.integrity import check_index
+
+    directory = tmp_path / "idx"
+    index = CodeIndex(tiny_repo, IndexConfig(index_dir=directory), HashEmbedder("all-MiniLM-L6-v2+int8"))
+    index.reindex()
+    index.close()
+    assert check_index(directory, expected_names(IndexConfig())) == []
+    assert check_index(directory, expected_names(IndexConfig(embedding_backend="onnx-int8"))) == []
+    torch_only = check_index(directory, expected_names(IndexConfig(embedding_backend="torch")))
+    assert torch_only == ["embedded with all-MiniLM-L6-v2+int8, configured all-MiniLM-L6-v2"]
+    assert expected_names(IndexConfig(embedding_endpoint="http://127.0.0.1:1")) is None

@@ -23,6 +23,8 @@ export const SERVER_KEYS = [
   "candidates",
   "embeddingModel",
   "embeddingBackend",
+  "embeddingEndpoint",
+  "embeddingEndpointModel",
   "maxFileBytes",
   "maxFiles",
   "indexDir",
