@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import threading
 from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -187,6 +188,8 @@ class Indexes:
             }
             if index.is_open:
                 row.update(index.describe())
+                # Whether this process carries torch (about 0.5 GB): only the torch backend needs it.
+                row["torch_loaded"] = "torch" in sys.modules
             rows.append(row)
         return rows
 
