@@ -94,12 +94,17 @@ def check_embedder(settings: Settings) -> Check:
     embedder = embedder_for(settings.index)
     vector = embedder.embed(["def add(a, b): return a + b"])
     how: dict[str, str] = getattr(embedder, "describe", dict)()
+    where = (
+        f"{embedder.name} answers"
+        if settings.index.embedding_endpoint
+        else f"{settings.index.embedding_model} loads offline"
+    )
     return Check(
         "install",
         "embedding model",
         OK,
-        f"{embedder.name} answers, {vector.shape[1]} dimensions, backend "
-        f"{how.get('embedding_backend')} ({how.get('embedding_backend_reason')})",
+        f"{where}, {vector.shape[1]} dimensions, backend {how.get('embedding_backend')} "
+        f"({how.get('embedding_backend_reason')})",
     )
 
 
