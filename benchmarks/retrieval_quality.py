@@ -1,7 +1,8 @@
 """Context quality and retrieval speed on real public projects, against a RepoCoder-style baseline.
 
     python benchmarks/retrieval_quality.py [--points N] [--languages python,go,...] [--skip-speed]
-                                           [--embedder minilm|hash]
+                                           [--embedder minilm|onnx|onnx-int8|hash]
+                                           [--projects requests,flask,...]
 
 Obtains at run time (cached under benchmarks/.cache/): Python sdists from PyPI (requests 2.32.3,
 flask 3.0.3, marshmallow 3.23.1, attrs 24.2.0), TypeScript sources from npm tarballs
@@ -51,6 +52,7 @@ from engine.backends.llama_cpp import LlamaCppModel  # noqa: E402
 from engine.prompt import CONTEXT_KINDS  # noqa: E402
 from retrieval import CodeIndex, IndexConfig, SentenceTransformerEmbedder  # noqa: E402
 from retrieval.chunking import chunk_file, language_for, parser_for  # noqa: E402
+from retrieval.embedding import make_embedder  # noqa: E402
 from retrieval.files import walk  # noqa: E402
 from retrieval.graph import Definition, extract  # noqa: E402
 from retrieval.resolve import ModuleResolver  # noqa: E402
@@ -115,6 +117,7 @@ SKIP_LINES = {
     ),
 }
 SPEED = "pypi:pip==24.2"
+ONLY: list[str] = []  # --projects: only the projects whose spec holds one of these
 BUDGETS = [2048, 4096, 8192, 16384]
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -374,10 +377,15 @@ def quality(
     rows = []
     totals = {b: [0, 0, 0] for b in BUDGETS}
     for spec in PROJECTS[language]:
+        if ONLY and not any(p in spec for p in ONLY):
+            continue
         root = obtain(spec)
         name = spec.split(":", 1)[1]
+        # fp32 ONNX shares torch's cache key (its vectors are the same within float noise): its own
+        # folder, so its recall is measured on vectors it made.
+        label = embedder.name if getattr(embedder, "backend", "torch") == "torch" else embedder.backend
         index = CodeIndex(
-            root, IndexConfig(index_dir=CACHE / "indexes" / f"{embedder.name}-{root.name}"), embedder=embedder
+            root, IndexConfig(index_dir=CACHE / "indexes" / f"{label}-{root.name}"), embedder=embedder
         )
         index.reindex()
         baseline = SlidingWindowBaseline(root, language)
@@ -497,10 +505,12 @@ def main() -> int:
     parser.add_argument("--languages", default=",".join(PROJECTS), help="comma-separated (default: all)")
     parser.add_argument(
         "--embedder",
-        choices=("minilm", "hash"),
+        choices=("minilm", "onnx", "onnx-int8", "hash"),
         default="minilm",
-        help="hash: a 16-dim stand-in, for quick runs of the needs probe alone",
+        help="minilm: the packaged MiniLM on torch; onnx, onnx-int8: the same on onnxruntime; "
+        "hash: a 16-dim stand-in, for quick runs of the needs probe alone",
     )
+    parser.add_argument("--projects", default="", help="comma-separated: only these projects (default: all)")
     parser.add_argument("--after", action="store_true", help="also the table with the name typed")
     parser.add_argument("--misses", type=int, default=0, help="print this many missed points at 8k")
     parser.add_argument(
@@ -511,7 +521,14 @@ def main() -> int:
     BUDGETS[:] = [int(b) for b in args.budgets.split(",")]
     logging.basicConfig(level=logging.WARNING)
     tokenizer = LlamaCppModel(vocabs.family_vocab("qwen2.5-coder", CACHE), vocab_only=True)
-    embedder = SentenceTransformerEmbedder() if args.embedder == "minilm" else HashEmbedder()
+    ONLY[:] = [p for p in args.projects.split(",") if p]
+    embedder = (
+        SentenceTransformerEmbedder()
+        if args.embedder == "minilm"
+        else HashEmbedder()
+        if args.embedder == "hash"
+        else make_embedder("all-MiniLM-L6-v2", args.embedder)
+    )
     positions = [(True, "cursor where the name begins (the name is not typed yet)")]
     if args.after:
         positions.append((False, "cursor after the name and its bracket (typing the arguments)"))

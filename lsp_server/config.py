@@ -20,6 +20,7 @@ from typing import Any
 from engine import EngineConfig
 from engine.config import NextEditConfig
 from retrieval import IndexConfig
+from retrieval.config import EMBEDDING_BACKENDS
 
 try:
     import tomllib
@@ -46,6 +47,9 @@ SETTINGS: dict[str, tuple[str, str, type]] = {
     "kvCacheType": ("engine", "kv_cache_type", str),
     "candidates": ("engine", "candidates", int),
     "embeddingModel": ("index", "embedding_model", str),
+    "embeddingBackend": ("index", "embedding_backend", str),
+    "embeddingEndpoint": ("index", "embedding_endpoint", str),
+    "embeddingEndpointModel": ("index", "embedding_endpoint_model", str),
     "maxFileBytes": ("index", "max_file_bytes", int),
     "maxFiles": ("index", "max_files", int),
     "indexDir": ("index", "index_dir", Path),
@@ -151,6 +155,11 @@ class Settings:
             problems.append(
                 f"setting kvCacheType={engine.pop('kv_cache_type')!r} is invalid (use auto, f16 or "
                 "q8_0); using the default"
+            )
+        if values["index"].get("embedding_backend", "auto") not in EMBEDDING_BACKENDS:
+            problems.append(
+                f"setting embeddingBackend={values['index'].pop('embedding_backend')!r} is invalid (use "
+                f"{', '.join(EMBEDDING_BACKENDS)}); using the default"
             )
         if values["next_edit"].get("format", "auto") not in ("auto", "sweep"):
             problems.append(

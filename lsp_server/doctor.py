@@ -94,15 +94,22 @@ def check_grammars() -> Check:
 
 
 def check_embedder(settings: Settings) -> Check:
-    from retrieval import SentenceTransformerEmbedder
+    from retrieval.embedding import embedder_for
 
-    embedder = SentenceTransformerEmbedder(settings.index.embedding_model)
+    embedder = embedder_for(settings.index)
     vector = embedder.embed(["def add(a, b): return a + b"])
+    how: dict[str, str] = getattr(embedder, "describe", dict)()
+    where = (
+        f"{embedder.name} answers"
+        if settings.index.embedding_endpoint
+        else f"{settings.index.embedding_model} loads offline"
+    )
     return Check(
         "install",
         "embedding model",
         OK,
-        f"{settings.index.embedding_model} loads offline, {vector.shape[1]} dimensions",
+        f"{where}, {vector.shape[1]} dimensions, backend {how.get('embedding_backend')} "
+        f"({how.get('embedding_backend_reason')})",
     )
 
 
@@ -264,7 +271,9 @@ def check_index(root: Path, settings: Settings) -> Check:
     name = f"index {directory}"
     if not (directory / DB_NAME).is_file():
         return Check("index", name, WARN, "no index yet", f"code-kb reindex {root}")
-    problems = index_problems(directory, settings.index.embedding_model)
+    from retrieval.embedding import expected_names
+
+    problems = index_problems(directory, expected_names(settings.index))
     if problems:
         return Check(
             "index", name, FAIL, "; ".join(problems), f"code-kb reindex {root} (it rebuilds what is stale)"

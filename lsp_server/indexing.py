@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import threading
 from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -40,11 +42,12 @@ class Reporter:
 class Indexes:
     def __init__(self, config: IndexConfig, reporter: Reporter) -> None:
         # Imported here, after `initialize` was answered: FAISS and NumPy take a tenth of a second.
-        from retrieval import SentenceTransformerEmbedder
+        from retrieval.embedding import embedder_for
 
         self.config = config
         self.reporter = reporter
-        self.embedder = SentenceTransformerEmbedder(config.embedding_model)  # one model for every root
+        # One model for every root.
+        self.embedder = embedder_for(config)
         self.roots: dict[Path, CodeIndex] = {}
         self.last_stats: dict[Path, ReindexStats] = {}
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="code-kb-index")
@@ -52,6 +55,11 @@ class Indexes:
         self._flush: asyncio.Task | None = None
         self._tasks: set[asyncio.Task] = set()
         self._cancel: dict[Path, threading.Event] = {}  # root -> set when the root is removed
+        # Documents the editor has opened: indexed (with their imports) before the rest of a root.
+        self.open_paths: set[Path] = set()
+
+    def opened(self, path: Path) -> None:
+        self.open_paths.add(path)
 
     # -- roots -----------------------------------------------------------------------
     def add_root(self, root: Path, *, explicit: bool = False) -> bool:
@@ -119,7 +127,8 @@ class Indexes:
             cancel = self._cancel.get(r)
             try:
                 stats = await asyncio.get_running_loop().run_in_executor(
-                    self._thread, index.reindex, progress, cancel
+                    self._thread,
+                    partial(index.reindex, progress, cancel, first=lambda: list(self.open_paths)),
                 )
             except ReindexCancelled:
                 out[str(r)] = "stopped: the folder was removed"
@@ -179,6 +188,8 @@ class Indexes:
             }
             if index.is_open:
                 row.update(index.describe())
+                # Whether this process carries torch (about 0.5 GB): only the torch backend needs it.
+                row["torch_loaded"] = "torch" in sys.modules
             rows.append(row)
         return rows
 

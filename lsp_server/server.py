@@ -268,6 +268,9 @@ class CodeKbServer(LanguageServer):
             self.progress_bars.begin, self.progress_bars.end, self.log_to_client, self.show_once
         )
         indexes = Indexes(self.settings.index, reporter)
+        for uri in list(self.workspace.text_documents):
+            if "\0" not in uri and urlsplit(uri).scheme == "file" and (path := to_fs_path(uri)):
+                indexes.opened(Path(path))
         self.session.indexes = indexes
         for root in roots:
             indexes.add_root(root)

@@ -436,6 +436,7 @@ class Session:
                 "disabled_languages": list(server.disabled_languages),
                 "max_tokens": engine.max_tokens,
                 "embedding_model": self.settings.index.embedding_model,
+                "embedding_backend": self.settings.index.embedding_backend,
             },
             next_edit,
             next_edits.last(),

@@ -4,14 +4,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, get_args
 
 DEFAULT_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
+# How the embedding model runs: auto (the fastest measured here whose vectors agree with torch's),
+# torch (sentence-transformers), onnx (onnxruntime, fp32), onnx-int8 (onnxruntime, int8 weights).
+EmbeddingBackend = Literal["auto", "torch", "onnx", "onnx-int8"]
+EMBEDDING_BACKENDS: tuple[str, ...] = get_args(EmbeddingBackend)
+INT8_SUFFIX = "+int8"  # int8 vectors differ from torch's beyond float noise: their own cache key
 
 
 @dataclass(frozen=True)
 class IndexConfig:
     index_dir: Path | None = None  # default: ROOT/.code-kb
     embedding_model: str = DEFAULT_EMBEDDING_MODEL
+    embedding_backend: str = "auto"  # one of EMBEDDING_BACKENDS
+    embedding_endpoint: str | None = None  # an OpenAI-compatible /v1/embeddings server instead
+    embedding_endpoint_model: str | None = None  # the model asked of it (default: its first)
     max_file_bytes: int = 1_000_000
     window_lines: int = 40
     max_chunk_lines: int = 80

@@ -1,9 +1,16 @@
-"""Text embeddings for chunks and queries: sentence-transformers, offline, default the packaged MiniLM."""
+"""Text embeddings for chunks and queries, offline, default the packaged MiniLM: the Embedder protocol,
+the torch backend (sentence-transformers) and the choice of backend (`embedding_backend`).
+
+`auto` runs the model on onnxruntime (onnx_embedding.py: no torch in the process) when this
+machine's one-time calibration measured an ONNX variant faster than torch with vectors that agree
+with torch's; otherwise, and for models ONNX cannot run, on torch.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
+import subprocess
 import threading
 import time
 from collections.abc import Sequence
@@ -12,7 +19,7 @@ from typing import Protocol
 
 import numpy as np
 
-from .config import DEFAULT_EMBEDDING_MODEL
+from .config import DEFAULT_EMBEDDING_MODEL, EMBEDDING_BACKENDS, INT8_SUFFIX, IndexConfig
 from .errors import EmbeddingModelError
 
 log = logging.getLogger(__name__)
@@ -21,9 +28,11 @@ _PACKAGED = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
 
 
 class Embedder(Protocol):
-    """Turns texts into L2-normalised float32 rows; `name` keys the embedding cache."""
+    """Turns texts into L2-normalised float32 rows; `name` keys the embedding cache (vectors under
+    one name agree within float noise, whichever backend made them)."""
 
-    name: str
+    @property
+    def name(self) -> str: ...
 
     @property
     def dim(self) -> int: ...
@@ -102,3 +111,121 @@ class SentenceTransformerEmbedder:
             show_progress_bar=False,
         )
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+class ChosenEmbedder:
+    """The configured backend for a model, chosen on first use (`auto` may export and calibrate the
+    model once, in a subprocess). `name` is the chosen backend's cache key."""
+
+    def __init__(self, model: str = DEFAULT_EMBEDDING_MODEL, backend: str = "auto") -> None:
+        if backend not in EMBEDDING_BACKENDS:
+            raise EmbeddingModelError(
+                f"unknown embedding backend {backend!r}; use one of {', '.join(EMBEDDING_BACKENDS)}"
+            )
+        self.model = model
+        self.backend = backend
+        self.reason = ""
+        self._chosen: Embedder | None = None
+        self._lock = threading.Lock()
+
+    def chosen(self) -> Embedder:
+        with self._lock:
+            if self._chosen is None:
+                self._chosen = self._choose()
+                log.info(
+                    "embedding backend %s for %s: %s",
+                    self.chosen_backend,
+                    self.model,
+                    self.reason,
+                )
+            return self._chosen
+
+    @property
+    def chosen_backend(self) -> str:
+        from .onnx_embedding import OnnxEmbedder
+
+        chosen = self._chosen
+        if isinstance(chosen, OnnxEmbedder):
+            return "onnx-int8" if chosen.quantized else "onnx"
+        return "torch" if chosen is not None else "unchosen"
+
+    def _choose(self) -> Embedder:
+        from . import onnx_embedding as ox
+
+        torch = SentenceTransformerEmbedder(self.model)
+        if self.backend == "torch":
+            self.reason = "set by embeddingBackend"
+            return torch
+        model_dir = Path(resolve_model_path(self.model))
+        why_not = ox.exportable(model_dir) if model_dir.is_dir() else f"{self.model} is no local folder"
+        if why_not is not None:
+            if self.backend != "auto":
+                raise EmbeddingModelError(
+                    f"embedding backend {self.backend} cannot run {self.model}: {why_not}"
+                )
+            self.reason = f"ONNX not possible: {why_not}"
+            return torch
+        try:
+            directory = ox.ensure_export(model_dir)
+        except (EmbeddingModelError, OSError, subprocess.SubprocessError) as exc:
+            if self.backend != "auto":
+                raise EmbeddingModelError(str(exc)) from exc
+            log.warning("%s; embedding with torch", exc)
+            self.reason = f"ONNX export failed: {exc}"
+            return torch
+        calibration = ox.read_calibration(directory)
+        if self.backend == "auto":
+            choice = ox.choose(calibration)
+            self.reason = choice.reason
+            backend = choice.backend
+        else:
+            backend = self.backend
+            self.reason = "set by embeddingBackend"
+            if not ox.agrees(calibration, backend):
+                log.warning(
+                    "embedding backend %s was set, but its vectors differ from torch's (%s)",
+                    backend,
+                    calibration["cosine"].get(backend),
+                )
+        if backend == "torch":
+            return torch
+        return ox.OnnxEmbedder(self.model, model_dir, quantized=backend == "onnx-int8")
+
+    @property
+    def name(self) -> str:
+        return self.chosen().name
+
+    @property
+    def dim(self) -> int:
+        return self.chosen().dim
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        return self.chosen().embed(texts)
+
+    def describe(self) -> dict[str, str]:
+        """What `code-kb status` shows: the setting, the backend in use and why."""
+        self.chosen()
+        return {"embedding_backend": self.chosen_backend, "embedding_backend_reason": self.reason}
+
+
+def make_embedder(model: str = DEFAULT_EMBEDDING_MODEL, backend: str = "auto") -> ChosenEmbedder:
+    return ChosenEmbedder(model, backend)
+
+
+def expected_names(config: IndexConfig) -> frozenset[str] | None:
+    """The cache keys the settings may embed under, known without loading anything (None: an
+    endpoint's, which only the server can say)."""
+    if config.embedding_endpoint:
+        return None
+    model, backend = config.embedding_model, config.embedding_backend
+    names = {"auto": {model, model + INT8_SUFFIX}, "onnx-int8": {model + INT8_SUFFIX}}
+    return frozenset(names.get(backend, {model}))
+
+
+def embedder_for(config: IndexConfig) -> Embedder:
+    """The embedder the index settings ask for: the endpoint when one is set, else the local model."""
+    if config.embedding_endpoint:
+        from .remote_embedding import RemoteEmbedder
+
+        return RemoteEmbedder(config.embedding_endpoint, config.embedding_endpoint_model)
+    return make_embedder(config.embedding_model, config.embedding_backend)

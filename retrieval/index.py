@@ -21,14 +21,15 @@ import numpy as np
 
 from .chunking import Chunk, ChunkingConfig, chunk_file
 from .config import IndexConfig
-from .embedding import Embedder, SentenceTransformerEmbedder
-from .errors import IndexWriteError, RetrievalError, TooManyFilesError
+from .embedding import Embedder, embedder_for
+from .errors import EmbeddingModelError, IndexWriteError, RetrievalError, TooManyFilesError
 from .files import SourceFile, check, walk
 from .graph import GRAPH_VERSION, FileGraph, extract
 from .lock import write_lock
 from .needs import NeedSnippet, NeedsProbe
 from .resolve import ModuleResolver
 from .secrets import MASKING_VERSION, SecretScanner
+from .shared import ExportStats, ImportStats, export_vectors, import_vectors
 from .store import FileRecord, Store
 from .symbols import wanted_names
 
@@ -93,7 +94,7 @@ class CodeIndex:
             raise RetrievalError(f"not a directory: {root}")
         self.config = config
         self.directory = config.directory_for(self.root)
-        self.embedder: Embedder = embedder or SentenceTransformerEmbedder(config.embedding_model)
+        self.embedder: Embedder = embedder or embedder_for(config)
         self.chunking = ChunkingConfig(
             window_lines=config.window_lines, max_chunk_lines=config.max_chunk_lines
         )
@@ -133,6 +134,7 @@ class CodeIndex:
                 "vectors": int(store.loaded.ntotal),
                 "faiss": store.describe_vectors(),
                 "embedding_model": self.embedder.name,
+                **(describe() if (describe := getattr(self.embedder, "describe", None)) else {}),
                 "updated_at": store.meta("updated_at"),
                 "disk_bytes": store.disk_bytes(),
             }
@@ -178,6 +180,16 @@ class CodeIndex:
             if files_changed:
                 self._resolver = None
 
+    def export_vectors(self, out: Path) -> ExportStats:
+        """The vectors of the chunks indexed now into a file other indexes import (shared.py)."""
+        with self._lock:
+            return export_vectors(self.store, out)
+
+    def import_vectors(self, path: Path) -> ImportStats:
+        """A shared embeddings file into this index's cache: the next reindex embeds only what it lacks."""
+        with self._writing(), self._lock:
+            return import_vectors(self.store, path)
+
     def close(self) -> None:
         with self._lock:
             self._graphs.clear()
@@ -190,12 +202,17 @@ class CodeIndex:
     # The thread lock is held only while the store and FAISS change or are read, never while
     # files are read, chunked or embedded: searches keep answering during a long index.
     def reindex(
-        self, progress: Progress | None = None, cancel: threading.Event | None = None
+        self,
+        progress: Progress | None = None,
+        cancel: threading.Event | None = None,
+        first: Callable[[], Iterable[str | Path]] | None = None,
     ) -> ReindexStats:
         """Bring the index in line with the tree; unchanged files cost a stat() each. A tree with more
         than `max_files` indexable files is refused (TooManyFilesError) before anything is written.
         Setting `cancel` stops the walk (ReindexCancelled) or, once files are being indexed, keeps
-        what is done and returns."""
+        what is done and returns. `first` (asked once the walk is done) names files to index before
+        the rest, with the files they import: the editor's open files, so completions there get
+        context within seconds of a first index, not at its end."""
         t0 = time.perf_counter()
         with self._writing():
             files = []
@@ -223,9 +240,59 @@ class CodeIndex:
                     "masking of inline secrets changed since %s was indexed: reading every file again",
                     self.root,
                 )
+            wanted = self._first_files(files, first() if first is not None else ())
             return self._apply(
-                files, gone, progress, t0, cancel, refresh_graphs=stale_graphs, rechunk=stale_masking
+                files,
+                gone,
+                progress,
+                t0,
+                cancel,
+                refresh_graphs=stale_graphs,
+                rechunk=stale_masking,
+                first=wanted,
             )
+
+    def _first_files(self, files: list[SourceFile], paths: Iterable[str | Path]) -> list[str]:
+        """These files (relative paths of the walk's) and the files they import, in that order."""
+        listed = {f.path: f for f in files}
+        opened = [r for p in paths if (r := self.relative(p)) is not None and r in listed]
+        if not opened:
+            return []
+        resolver = ModuleResolver(listed)
+        out = dict.fromkeys(opened)
+        for rel in opened:
+            try:
+                text = listed[rel].abs_path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError):
+                continue
+            graph = extract(rel, text)
+            if graph is None:
+                continue
+            for imp in graph.imports:
+                for target in resolver.resolve(rel, graph.language, imp):
+                    out.setdefault(target.path)
+        return list(out)
+
+    def _dimension_changed(self) -> bool:
+        """Whether the embedder's vectors are no longer the size of the stored ones (a server's model
+        replaced under the same name): the index and that model's cached vectors are then dropped,
+        and every file is indexed again."""
+        with self._lock:
+            stored = self.store.meta("dim")
+        if stored is None or int(stored) == self.embedder.dim:
+            return False
+        log.warning(
+            "the index at %s holds %s-dimensional vectors of %s, but the embedder now makes %d-dimensional "
+            "ones under that name: indexing everything again",
+            self.directory,
+            stored,
+            self.embedder.name,
+            self.embedder.dim,
+        )
+        with self._lock:
+            self.store.reset_vectors(self.embedder.dim)
+            self._forget_graphs(list(self._graphs), files_changed=True)
+        return True
 
     def _masking(self) -> str:
         """What decides the masked text: the detection's version and the user's patterns."""
@@ -294,6 +361,7 @@ class CodeIndex:
         cancel: threading.Event | None = None,
         refresh_graphs: bool = False,
         rechunk: bool = False,
+        first: Sequence[str] = (),
     ) -> ReindexStats:
         """Index what changed; with `refresh_graphs` (graphs extracted by older code), every file is read
         again and unchanged ones get their graph re-extracted, nothing else rewritten; with `rechunk`
@@ -312,6 +380,17 @@ class CodeIndex:
             if removed_ids:
                 store.remove_vectors(removed_ids)
         candidates = [f for f in files if refresh_graphs or rechunk or not _unchanged(known.get(f.path), f)]
+        # A local model's size is fixed by its name (asking would load it for nothing on a no-op
+        # reindex); a server's model can be swapped under the same name at any time.
+        may_change = bool(candidates) or getattr(self.embedder, "dim_may_change", False)
+        if may_change and self._dimension_changed():
+            with self._lock:
+                known = store.files()
+            candidates = files
+        # The files asked for first go first, and are committed (searchable) before the rest starts.
+        rank = {path: n for n, path in enumerate(first)}
+        candidates.sort(key=lambda f: rank.get(f.path, len(rank)))
+        early = sum(1 for f in candidates if f.path in rank)
         refreshed: list[str] = []
         if progress:
             progress(0, len(candidates), "indexing")
@@ -342,7 +421,7 @@ class CodeIndex:
             elif parsed is not None:
                 pending.append(parsed)
                 pending_chunks += len(parsed.chunks)
-            if pending_chunks >= 256 or (n == len(candidates) and pending):
+            if pending and (pending_chunks >= 256 or n == len(candidates) or n == early):
                 self._commit(pending, stats)
                 pending, pending_chunks = [], 0
             if progress:
@@ -449,6 +528,12 @@ class CodeIndex:
         with self._lock:
             if store.loaded.ntotal == 0:
                 return []
+            if vector.shape[1] != store.loaded.d:
+                raise EmbeddingModelError(
+                    f"the index at {self.directory} holds {store.loaded.d}-dimensional vectors, but "
+                    f"{self.embedder.name} makes {vector.shape[1]}-dimensional ones; reindex "
+                    "(code-kb reindex, or codeKb.reindex) to rebuild it for this model"
+                )
             # Over-fetch: some hits may come from the excluded file.
             want = min(store.loaded.ntotal, k * 3 + 8)
             scores, ids = store.loaded.search(vector, want)

@@ -19,7 +19,7 @@ from . import store, vectors
 log = logging.getLogger(__name__)
 
 
-def check_index(directory: Path, embedding_model: str | None = None) -> list[str]:
+def check_index(directory: Path, embedding_model: str | frozenset[str] | None = None) -> list[str]:
     """What is wrong with the index at `directory`, read without changing anything; [] when healthy.
 
     The checks the store runs when it opens an index and loads its vectors: the database's integrity,
@@ -37,8 +37,11 @@ def check_index(directory: Path, embedding_model: str | None = None) -> list[str
             problems = [f"schema {version}, this code-kb uses {store.SCHEMA_VERSION}"]
         else:
             problems = []
-        if embedding_model is not None and meta.get("embedding_model") != embedding_model:
-            problems.append(f"embedded with {meta.get('embedding_model')}, configured {embedding_model}")
+        wanted = {embedding_model} if isinstance(embedding_model, str) else embedding_model
+        if wanted is not None and meta.get("embedding_model") not in wanted:
+            problems.append(
+                f"embedded with {meta.get('embedding_model')}, configured {' or '.join(sorted(wanted))}"
+            )
         if problems:  # the store rebuilds such an index whole; its tables are not this schema's
             return problems
         try:

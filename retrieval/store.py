@@ -66,6 +66,18 @@ CREATE TABLE IF NOT EXISTS embeddings (
 """
 
 
+# What is derived from the files (all but the embedding cache and meta).
+_DERIVED_TABLES = (
+    "files",
+    "chunks",
+    "lexical",
+    "symbols",
+    "graph_files",
+    "graph_definitions",
+    "graph_imports",
+)
+
+
 @dataclass(frozen=True)
 class FileRecord:
     path: str
@@ -134,9 +146,11 @@ class Store:
             db = self._migrate_from_3(db)
             found = read_meta(db)
         if (
-            found.get("schema_version") != str(SCHEMA_VERSION)
-            or found.get("embedding_model") != self.embedding_model
+            found.get("schema_version") == str(SCHEMA_VERSION)
+            and found.get("embedding_model") != self.embedding_model
         ):
+            return self._switch_model(db, found.get("embedding_model"))
+        if found.get("schema_version") != str(SCHEMA_VERSION):
             log.warning(
                 "index at %s is schema %s with embedding model %s; this code-kb wants schema %d with %s: rebuilding",
                 self.directory,
@@ -159,6 +173,50 @@ class Store:
             log.warning("index at %s is damaged (%s); rebuilding it", path, exc)
             db.close()
             return self._fresh_db(path)
+        return db
+
+    def reset_vectors(self, dim: int) -> None:
+        """Vectors of a new size under the same model name: every row derived from them goes, with
+        that model's cached vectors (they are of the old size); the files are indexed again."""
+        with self.db:
+            for table in _DERIVED_TABLES:
+                self.db.execute(f"DELETE FROM {table}")  # noqa: S608  (names from a constant)
+            self.db.execute("DELETE FROM embeddings WHERE model = ?", (self.embedding_model,))
+            self.db.execute("DELETE FROM meta WHERE key NOT IN ('schema_version', 'embedding_model')")
+        vectors.vector_path(self.directory).unlink(missing_ok=True)
+        self.vectors = None
+        self.load_vectors(dim)
+
+    def _switch_model(self, db: sqlite3.Connection, old: str | None) -> sqlite3.Connection:
+        """Another embedding model (or a backend whose vectors differ, which has its own name): every
+        chunk is embedded again, but the embedding cache stays, keyed by model, so switching back, or
+        to a model whose vectors it holds, costs no model call."""
+        try:
+            integrity.schema_check(db)
+            with db:
+                for table in (*_DERIVED_TABLES, "meta"):
+                    db.execute(f"DELETE FROM {table}")  # noqa: S608  (names from a constant)
+                db.executemany(
+                    "INSERT INTO meta VALUES (?, ?)",
+                    [("schema_version", str(SCHEMA_VERSION)), ("embedding_model", self.embedding_model)],
+                )
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
+            log.warning("index at %s could not switch models (%s); rebuilding it", self.directory, exc)
+            db.close()
+            return self._fresh_db(self.directory / DB_NAME)
+        vectors.vector_path(self.directory).unlink(missing_ok=True)
+        cached = db.execute(
+            "SELECT COUNT(*) FROM embeddings WHERE model = ?", (self.embedding_model,)
+        ).fetchone()[0]
+        log.warning(
+            "index at %s was embedded with %s; this code-kb embeds with %s: indexing it again "
+            "(%d embeddings of %s are cached)",
+            self.directory,
+            old,
+            self.embedding_model,
+            cached,
+            self.embedding_model,
+        )
         return db
 
     def _migrate_from_3(self, db: sqlite3.Connection) -> sqlite3.Connection:

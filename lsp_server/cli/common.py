@@ -35,6 +35,7 @@ def cli_overrides(args: argparse.Namespace) -> dict:
         "maxTokens": getattr(args, "max_tokens", None),
         "indexDir": args.index_dir,
         "embeddingModel": args.embedding_model,
+        "embeddingBackend": getattr(args, "embedding_backend", None),
         "maxFiles": getattr(args, "max_files", None),
     }
     return {k: v for k, v in overrides.items() if v is not None}
@@ -103,6 +104,12 @@ def add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--embedding-model",
         help="sentence-transformers model name or path (default: the packaged all-MiniLM-L6-v2)",
+    )
+    parser.add_argument(
+        "--embedding-backend",
+        choices=("auto", "torch", "onnx", "onnx-int8"),
+        help="how the embedding model runs (default auto: the fastest measured on this machine "
+        "whose vectors agree with torch's)",
     )
     parser.add_argument(
         "--max-files", type=int, help="refuse to index a tree with more files than this (default 25000)"

@@ -217,7 +217,62 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_index_export(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    index = CodeIndex(Path(args.path), settings.index)
+    try:
+        if not args.no_reindex:
+            run_reindex(index, args.quiet)
+        stats = index.export_vectors(Path(args.file))
+    finally:
+        index.close()
+    print(
+        f"exported {stats.vectors} vectors of {stats.model} ({stats.dim} dimensions) to {args.file}, "
+        f"{stats.bytes / 1e6:.1f} MB",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def cmd_index_import(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    index = CodeIndex(Path(args.path), settings.index)
+    try:
+        stats = index.import_vectors(Path(args.file))
+        model = index.store.embedding_model
+        print(
+            f"imported {stats.added} new vectors of {model} ({stats.matching} in the file; the file holds "
+            + ", ".join(f"{n} of {m}" for m, n in stats.models.items())
+            + ")",
+            file=sys.stderr,
+        )
+        if not args.no_reindex:
+            done = run_reindex(index, args.quiet)
+            print(f"indexed {index.root}: {done.summary()}", file=sys.stderr)
+    finally:
+        index.close()
+    return 0
+
+
 def add_parsers(sub: argparse._SubParsersAction) -> None:
+    group = sub.add_parser(
+        "index", help="share an index's embeddings: export them to a file, import one into another checkout"
+    ).add_subparsers(dest="index_command", required=True)
+    p = group.add_parser("export", help="write the vectors of the indexed chunks to FILE (reindexes first)")
+    add_common(p)
+    p.add_argument("file")
+    p.add_argument("path", nargs="?", default=".", help="root of the indexed tree (default: .)")
+    p.add_argument("--no-reindex", action="store_true", help="export the index as it is")
+    p.set_defaults(func=cmd_index_export)
+    p = group.add_parser(
+        "import",
+        help="add FILE's vectors to the index's cache, then reindex (only what FILE lacks is embedded)",
+    )
+    add_common(p)
+    p.add_argument("file")
+    p.add_argument("path", nargs="?", default=".", help="root of the tree (default: .)")
+    p.add_argument("--no-reindex", action="store_true", help="only import; the next reindex uses them")
+    p.set_defaults(func=cmd_index_import)
     p = sub.add_parser("reindex", help="index a tree (incremental)")
     add_common(p)
     p.add_argument("path", nargs="?", default=".", help="root to index (default: .)")

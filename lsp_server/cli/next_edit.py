@@ -60,7 +60,9 @@ def cmd_next_edit(args: argparse.Namespace) -> int:
 
     # --budget and --max-tokens are the next-edit model's, not the completion engine's
     index_flags = {
-        k: v for k, v in cli_overrides(args).items() if k in ("indexDir", "embeddingModel", "maxFiles")
+        k: v
+        for k, v in cli_overrides(args).items()
+        if k in ("indexDir", "embeddingModel", "embeddingBackend", "maxFiles")
     }
     settings = Settings.load(overrides={**index_flags, "nextEditModel": args.next_edit_model})
     flags = {

@@ -14,6 +14,8 @@ from ..server import CodeKbServer, str_offset
 
 def did_open(ls: CodeKbServer, params: types.DidOpenTextDocumentParams) -> None:
     if (buffer := ls.buffer(params.text_document.uri)) is not None:
+        if ls.indexes is not None and buffer.path is not None:
+            ls.indexes.opened(buffer.path)  # a first index takes it (and its imports) first
         ls.session.opened(buffer)
         ls.idle.warm(buffer, None)
 

@@ -1,0 +1,227 @@
+"""Embedding with onnxruntime and the `tokenizers` library: the same model, no torch in the process.
+
+The ONNX files are exported once from the local model (retrieval/onnx_export.py, in a subprocess)
+into the user's cache folder, $XDG_CACHE_HOME/code-kb/embeddings/, beside a calibration that says
+which backend is fastest on this machine and how closely each agrees with torch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .config import INT8_SUFFIX
+from .errors import EmbeddingModelError
+from .onnx_export import EXPORT_VERSION
+
+log = logging.getLogger(__name__)
+
+BATCH_TEXTS = 32
+# Texts are cut before tokenizing, at this many characters per token of the model's limit: a
+# WordPiece token covers at least one character, so a cut text that still fills the limit
+# tokenizes exactly as the whole text would have (the model truncates there anyway); one that
+# does not is tokenized whole.
+CHARS_PER_TOKEN_CUT = 12
+EXPORT_TIMEOUT_S = 900
+
+
+def cache_root() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "code-kb" / "embeddings"
+
+
+def export_dir(model_dir: Path) -> Path:
+    """Where the export of `model_dir` lives: keyed by the model's files and the export's version."""
+    digest = hashlib.sha1(EXPORT_VERSION.encode())
+    for name in ("config.json", "tokenizer.json", "modules.json", "sentence_bert_config.json"):
+        path = model_dir / name
+        digest.update(path.read_bytes() if path.is_file() else b"-")
+    for weights in sorted(model_dir.glob("*.safetensors")) + sorted(model_dir.glob("*.bin")):
+        digest.update(f"{weights.name}:{weights.stat().st_size}".encode())
+    label = re.sub(
+        r"[^A-Za-z0-9._-]+", "-", model_dir.name if model_dir.name != "model" else model_dir.parent.name
+    )
+    return cache_root() / f"{label}-{digest.hexdigest()[:12]}"
+
+
+def exportable(model_dir: Path) -> str | None:
+    """Why this model cannot run on ONNX here, or None when it can: a sentence-transformers folder
+    with a fast tokenizer whose modules are a transformer, mean pooling and normalisation."""
+    try:
+        import onnxruntime  # noqa: F401
+        import tokenizers  # noqa: F401
+    except ImportError as exc:
+        return f"onnxruntime or tokenizers is not installed ({exc.name}); pip install onnxruntime"
+    if not (model_dir / "tokenizer.json").is_file():
+        return f"{model_dir} has no tokenizer.json"
+    try:
+        modules = [m["type"].rsplit(".", 1)[-1] for m in json.loads((model_dir / "modules.json").read_text())]
+        pooling = json.loads((model_dir / "1_Pooling" / "config.json").read_text())
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return f"{model_dir} is not a sentence-transformers model folder ({exc})"
+    if modules != ["Transformer", "Pooling", "Normalize"] or not pooling.get("pooling_mode_mean_tokens"):
+        return f"{model_dir} is not a mean-pooled, normalised sentence-transformers model ({modules})"
+    return None
+
+
+def ensure_export(model_dir: Path) -> Path:
+    """The export folder for `model_dir`, made first (a subprocess that imports torch) when missing."""
+    out = export_dir(model_dir)
+    if (out / "calibration.json").is_file():
+        return out
+    log.info("exporting %s to ONNX and calibrating it on this machine (once; about a minute)", model_dir)
+    t0 = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "retrieval.onnx_export", str(model_dir), str(out)],
+        capture_output=True,
+        text=True,
+        timeout=EXPORT_TIMEOUT_S,
+        cwd=str(Path(__file__).resolve().parent.parent),
+    )
+    if done.returncode != 0 or not (out / "calibration.json").is_file():
+        tail = " | ".join(done.stderr.strip().splitlines()[-3:])
+        raise EmbeddingModelError(
+            f"could not export {model_dir} to ONNX ({tail}); set embeddingBackend to torch, "
+            "or install sentence-transformers with torch for the one-time export"
+        )
+    log.info("ONNX export of %s ready in %.1f s at %s", model_dir, time.perf_counter() - t0, out)
+    return out
+
+
+def read_calibration(directory: Path) -> dict[str, Any]:
+    return json.loads((directory / "calibration.json").read_text())
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A backend and why it was chosen (for `code-kb status`)."""
+
+    backend: str
+    reason: str
+
+
+def agrees(calibration: dict[str, Any], backend: str) -> bool:
+    """Whether the backend's vectors match torch's: float noise for fp32 ONNX; for int8 a cosine
+    above 0.99 on average over the sample and above 0.98 for every text of it."""
+    cosine = calibration["cosine"].get(backend)
+    if cosine is None:
+        return False
+    if backend == "onnx":
+        return bool(cosine["min"] > 0.9999)
+    return bool(cosine["mean"] > 0.99 and cosine["min"] > 0.98)
+
+
+def choose(calibration: dict[str, Any]) -> Choice:
+    """The fastest backend measured on this machine among those whose vectors agree with torch's."""
+    seconds = calibration["seconds"]
+    torch_s = seconds["torch"]
+    fits = [b for b in ("onnx", "onnx-int8") if b in seconds and agrees(calibration, b)]
+    best = min(fits, key=lambda b: seconds[b], default=None)
+    if best is None or seconds[best] >= torch_s:
+        return Choice("torch", f"no ONNX variant was both faster and close to torch here ({seconds})")
+    cosine = calibration["cosine"][best]
+    return Choice(
+        best,
+        f"{torch_s / seconds[best]:.1f}x torch's speed on this machine's calibration "
+        f"({calibration['texts']} texts), cosine to torch {cosine['min']:.4f} min, {cosine['mean']:.4f} mean",
+    )
+
+
+class OnnxModel:
+    """One ONNX file and the model's tokenizer: embeds texts in batches of similar length."""
+
+    def __init__(self, model_dir: Path, onnx_path: Path, threads: int | None = None) -> None:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        config = json.loads((model_dir / "sentence_bert_config.json").read_text())
+        self.max_tokens = int(config.get("max_seq_length", 256))
+        self.lower = bool(config.get("do_lower_case", False))
+        self.tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+        # The file's own truncation (128 for MiniLM) is not what sentence-transformers uses.
+        self.tokenizer.enable_truncation(self.max_tokens)
+        self.tokenizer.no_padding()
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or max(1, os.cpu_count() or 1)
+        options.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+        width = self.session.get_outputs()[0].shape[1]
+        self.dim = width if isinstance(width, int) else int(self._run([[101, 102]]).shape[1])
+
+    def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids per text, truncated where the model truncates; long texts are cut first."""
+        cut = self.max_tokens * CHARS_PER_TOKEN_CUT
+        prepared = [(t.lower() if self.lower else t)[:cut] for t in texts]
+        ids = [e.ids for e in self.tokenizer.encode_batch(prepared)]
+        for n, text in enumerate(texts):
+            if len(text) > cut and len(ids[n]) < self.max_tokens:  # the cut fell short: tokenize all
+                ids[n] = self.tokenizer.encode(text.lower() if self.lower else text).ids
+        return ids
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        ids = self.tokenize(texts)
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        # Sorted by length, so a batch pads to its longest text, not to the longest of all.
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+        for start in range(0, len(order), BATCH_TEXTS):
+            rows = order[start : start + BATCH_TEXTS]
+            out[rows] = self._run([ids[i] for i in rows])
+        return out
+
+    def _run(self, batch: list[list[int]]) -> np.ndarray:
+        width = max(len(row) for row in batch)
+        input_ids = np.zeros((len(batch), width), dtype=np.int64)
+        mask = np.zeros((len(batch), width), dtype=np.int64)
+        for r, row in enumerate(batch):
+            input_ids[r, : len(row)] = row
+            mask[r, : len(row)] = 1
+        feed = {"input_ids": input_ids, "attention_mask": mask, "token_type_ids": np.zeros_like(input_ids)}
+        return np.asarray(self.session.run(None, feed)[0], dtype=np.float32)
+
+
+class OnnxEmbedder:
+    """The Embedder on onnxruntime: `onnx` (fp32, the torch model's vectors within float noise, so it
+    shares torch's cache key) or `onnx-int8` (its own key, `NAME+int8`)."""
+
+    def __init__(self, name: str, model_dir: Path, quantized: bool = False) -> None:
+        self.base_name = name
+        self.model_dir = model_dir
+        self.quantized = quantized
+        self.name = name + INT8_SUFFIX if quantized else name
+        self._model: OnnxModel | None = None
+        self._lock = threading.Lock()
+
+    def load(self) -> OnnxModel:
+        with self._lock:
+            if self._model is None:
+                t0 = time.perf_counter()
+                directory = ensure_export(self.model_dir)
+                path = directory / ("model.int8.onnx" if self.quantized else "model.onnx")
+                self._model = OnnxModel(self.model_dir, path)
+                log.info(
+                    "embedding model %s loaded (onnxruntime) in %.1f s", self.name, time.perf_counter() - t0
+                )
+        return self._model
+
+    @property
+    def dim(self) -> int:
+        return self.load().dim
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        model = self.load()
+        if not texts:
+            return np.zeros((0, model.dim), dtype=np.float32)
+        return model.embed(texts)

@@ -1,0 +1,170 @@
+"""The embedding backends: ONNX exported locally from the packaged MiniLM, int8, the automatic
+choice, and the embedding cache across a switch of model or backend."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lsp_server.config import Settings
+from retrieval import CodeIndex, IndexConfig
+from retrieval.embedding import ChosenEmbedder, make_embedder, resolve_model_path
+from retrieval.onnx_embedding import OnnxEmbedder, OnnxModel, agrees, choose, ensure_export
+from tests.fixtures.hash_embedder import HashEmbedder
+
+ROOT = Path(__file__).resolve().parents[2]
+MODEL_DIR = Path(resolve_model_path("all-MiniLM-L6-v2"))
+
+
+def code_texts() -> list[str]:
+    """Chunk-like texts of this repository, short and long (some far past the 256-token limit)."""
+    texts = []
+    for path in sorted((ROOT / "retrieval").glob("*.py"))[:6]:
+        lines = path.read_text().splitlines()
+        texts += ["\n".join(lines[i : i + 25]) for i in range(0, min(len(lines), 150), 50)]
+        texts.append("\n".join(lines[:400]))  # thousands of tokens: truncated by the model
+    return [*texts, "x", "def add(a, b):\n    return a + b"]
+
+
+@pytest.fixture(scope="module")
+def export() -> Path:
+    """The real export (made once per machine into the user's cache folder, reused after)."""
+    return ensure_export(MODEL_DIR)
+
+
+def test_onnx_vectors_are_torchs_within_float_noise(minilm, export: Path) -> None:
+    texts = code_texts()
+    onnx = OnnxEmbedder("all-MiniLM-L6-v2", MODEL_DIR)
+    got, want = onnx.embed(texts), minilm.embed(texts)
+    assert onnx.name == minilm.name  # the same cache key: the vectors are interchangeable
+    assert got.shape == want.shape == (len(texts), 384)
+    assert np.allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+    assert float(np.min(np.sum(got * want, axis=1))) > 0.9999
+
+
+def test_int8_agrees_with_torch_and_is_cached_apart(minilm, export: Path) -> None:
+    texts = code_texts()
+    int8 = OnnxEmbedder("all-MiniLM-L6-v2", MODEL_DIR, quantized=True)
+    cosines = np.sum(int8.embed(texts) * minilm.embed(texts), axis=1)
+    assert int8.name == "all-MiniLM-L6-v2+int8"
+    assert float(cosines.mean()) > 0.99
+    assert float(cosines.min()) > 0.97
+    # The transformer's weights are int8; the token embedding table (47 MB) stays float.
+    assert (export / "model.int8.onnx").stat().st_size < (export / "model.onnx").stat().st_size * 0.7
+
+
+def test_long_texts_are_cut_exactly_where_the_model_truncates(export: Path) -> None:
+    model = OnnxModel(MODEL_DIR, export / "model.onnx")
+    long_text = (ROOT / "retrieval" / "index.py").read_text()
+    one_char_tokens = "+" * 10_000  # each character is a token: the cut keeps more than 256
+    for text in (long_text, one_char_tokens, "short"):
+        whole = model.tokenizer.encode(text).ids  # truncated at max_seq_length by the tokenizer
+        assert model.tokenize([text])[0] == whole
+    assert len(model.tokenize([long_text])[0]) == model.max_tokens == 256
+
+
+def test_calibration_is_cached_and_says_how_each_backend_compares(export: Path) -> None:
+    calibration = json.loads((export / "calibration.json").read_text())
+    assert set(calibration["seconds"]) == {"torch", "onnx", "onnx-int8"}
+    assert calibration["cosine"]["onnx"]["min"] > 0.9999
+    assert agrees(calibration, "onnx")
+    chosen = ChosenEmbedder("all-MiniLM-L6-v2", "auto")
+    assert chosen.describe()["embedding_backend"] == choose(calibration).backend
+    assert chosen.reason
+
+
+def test_choice_takes_the_fastest_that_agrees() -> None:
+    base = {"texts": 48, "cosine": {"onnx": {"min": 0.99999, "mean": 1.0}}}
+    fast_int8 = {"min": 0.991, "mean": 0.994}
+    wrong_int8 = {"min": 0.86, "mean": 0.92}
+    seconds = {"torch": 10.0, "onnx": 5.0, "onnx-int8": 3.0}
+    assert choose(
+        {**base, "seconds": seconds, "cosine": {**base["cosine"], "onnx-int8": fast_int8}}
+    ).backend == ("onnx-int8")
+    assert choose(
+        {**base, "seconds": seconds, "cosine": {**base["cosine"], "onnx-int8": wrong_int8}}
+    ).backend == ("onnx")
+    slow = {"torch": 4.0, "onnx": 5.0, "onnx-int8": 4.5}
+    assert (
+        choose({**base, "seconds": slow, "cosine": {**base["cosine"], "onnx-int8": fast_int8}}).backend
+        == "torch"
+    )
+
+
+def test_indexing_on_onnx_never_imports_torch(tiny_repo: Path, export: Path, tmp_path: Path) -> None:
+    """The whole path a server takes (choose, load, index, search) in a fresh interpreter."""
+    script = f"""
+import sys
+from pathlib import Path
+from retrieval import CodeIndex, IndexConfig
+from retrieval.embedding import make_embedder
+embedder = make_embedder("all-MiniLM-L6-v2", "auto")
+index = CodeIndex(Path({str(tiny_repo)!r}), IndexConfig(index_dir=Path({str(tmp_path / "idx")!r})), embedder)
+stats = index.reindex()
+hits = index.search("shipping cost for a cart", 3)
+print(embedder.chosen_backend, stats.chunks_embedded, hits[0].path, "torch" in sys.modules)
+"""
+    for backend in ("onnx", "onnx-int8"):
+        out = subprocess.run(
+            [sys.executable, "-c", script.replace('"auto"', repr(backend))],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=300,
+            check=True,
+        ).stdout.split()
+        assert out[0] == backend
+        assert int(out[1]) > 10
+        assert out[2].startswith("shop/")
+        assert out[3] == "False", "torch was imported"
+
+
+def test_a_model_switch_reembeds_from_the_cache(tiny_repo: Path, tmp_path: Path) -> None:
+    config = IndexConfig(index_dir=tmp_path / "idx")
+    first = HashEmbedder("hash-a")
+    index = CodeIndex(tiny_repo, config, first)
+    chunks = index.reindex().chunks_total
+    index.close()
+
+    second = HashEmbedder("hash-b")  # e.g. int8 after fp32: vectors of its own
+    index = CodeIndex(tiny_repo, config, second)
+    stats = index.reindex()
+    assert stats.chunks_total == chunks
+    assert stats.chunks_embedded == len({t for t in second.embedded})
+    assert index.describe()["embedding_model"] == "hash-b"
+    index.close()
+
+    back = HashEmbedder("hash-a")  # switching back: every vector is still cached
+    index = CodeIndex(tiny_repo, config, back)
+    stats = index.reindex()
+    assert stats.chunks_total == chunks and stats.chunks_embedded == 0 and back.embedded == []
+    assert index.search("cart total", 2)
+    index.close()
+
+
+def test_embedding_backend_setting() -> None:
+    assert Settings.load({"embeddingBackend": "onnx-int8"}).index.embedding_backend == "onnx-int8"
+    bad = Settings.load({"embeddingBackend": "cuda"})
+    assert bad.index.embedding_backend == "auto"
+    assert any("embeddingBackend" in p for p in bad.problems)
+    assert make_embedder("all-MiniLM-L6-v2", "torch").backend == "torch"
+
+
+def test_doctor_accepts_an_index_of_the_backend_auto_may_choose(tiny_repo: Path, tmp_path: Path) -> None:
+    from retrieval.embedding import expected_names
+    from retrieval.integrity import check_index
+
+    directory = tmp_path / "idx"
+    index = CodeIndex(tiny_repo, IndexConfig(index_dir=directory), HashEmbedder("all-MiniLM-L6-v2+int8"))
+    index.reindex()
+    index.close()
+    assert check_index(directory, expected_names(IndexConfig())) == []
+    assert check_index(directory, expected_names(IndexConfig(embedding_backend="onnx-int8"))) == []
+    torch_only = check_index(directory, expected_names(IndexConfig(embedding_backend="torch")))
+    assert torch_only == ["embedded with all-MiniLM-L6-v2+int8, configured all-MiniLM-L6-v2"]
+    assert expected_names(IndexConfig(embedding_endpoint="http://127.0.0.1:1")) is None
