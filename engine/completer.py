@@ -23,6 +23,7 @@ from .prompt import (
     NEEDS_KINDS,
     ContextSource,
     EstimateTokenizer,
+    Part,
     Prompt,
     PromptBuilder,
     Snippet,
@@ -209,10 +210,26 @@ class Completer:
             self.last = completion
             return completion
         prompt, retrieval_ms = self.prompt(path, source, offset, context, repo_name)
+        return self._generate(path, source, offset, prompt, retrieval_ms, t0, cancel, n_candidates)
+
+    def _generate(
+        self,
+        path: str,
+        source: str,
+        offset: int,
+        prompt: Prompt,
+        retrieval_ms: float,
+        t0: float,
+        cancel: threading.Event | None,
+        n_candidates: int = 1,
+        max_tokens: int | None = None,
+    ) -> Completion:
+        """The backend's answer to `prompt`, cut for the cursor, remembered for type-through."""
+        assert self.backend is not None
         rules = StopRules.for_cursor(source, offset, self.config.max_lines)
         generation = self.backend.generate(
             prompt,
-            max_tokens=self.config.max_tokens,
+            max_tokens=max_tokens or self.config.max_tokens,
             stops=self.stops,
             cut=rules.cut,
             timeout_s=self.config.timeout_s,
@@ -252,14 +269,41 @@ class Completer:
         source, offset = entry.accepted()
         if self.shown.lookup(path, source, offset) is not None:
             return None  # already computed
-        # The same repository context as the prompt it extends: retrieving again at the cursor
-        # after the suggestion swapped snippets, which the user's next real request, most often
-        # at the old place, then swapped back (both evaluated again, on the model's thread).
-        same = _SameContext(last.prompt) if last.prompt.parts else context
         try:
+            if self.backend is not None and self.backend.warms and last.prompt.segments:
+                return self._continue_after(path, source, offset, last, cancel)
+            # A remote server keeps its own cache: ask it as the user would after accepting, with
+            # the same repository context as the prompt it extends (retrieving again at the cursor
+            # after the suggestion would swap snippets that the next real request swaps back).
+            same = _SameContext(last.prompt) if last.prompt.parts else context
             return self.complete(path, source, offset, same, repo_name, cancel)
         finally:
             self.last = last  # status reports what the user saw
+
+    def _continue_after(
+        self, path: str, source: str, offset: int, last: Completion, cancel: threading.Event | None
+    ) -> Completion | None:
+        """The completion after `last` is accepted, as the model's continuation of its own answer:
+        the prompt it answered, with the suggestion's tokens after the prompt's end, generated on.
+
+        The KV cache holds that prompt, so only the suggestion's tokens are evaluated, and they sit
+        after everything a next request shares with it: if the user types something else, dropping
+        them costs nothing (putting the suggestion into the prefix instead, as accepting it would,
+        moved the suffix and re-cut the view of the file, and the next keystroke paid to undo it).
+        The text is what the model expects to follow the suggestion before the suffix: the same
+        question the prompt with the suggestion accepted asks. None where the model ended there."""
+        if last.generation.stop_reason == "eog":
+            return None  # the model closed the middle after the suggestion: nothing follows it
+        t0 = time.perf_counter()
+        accepted = Part("accepted", last.text, path, tokens=self.tokenizer.encode(last.text))
+        prompt = dataclasses.replace(last.prompt, segments=[*last.prompt.segments, accepted])
+        n_ctx = self.backend.n_ctx if self.backend is not None else None
+        room = (n_ctx - prompt.n_tokens) if n_ctx else self.config.max_tokens
+        if room < 1:
+            return None
+        return self._generate(
+            path, source, offset, prompt, 0.0, t0, cancel, 1, min(self.config.max_tokens, room)
+        )
 
     def warm(
         self,

@@ -101,7 +101,8 @@ class Part:
     """One segment of the prompt. `kind` is snippet (a retrieved chunk), recent (around a recent edit
     in another file), signature (a definition's header, or a chunk's first lines when the budget is
     tight), outline (a class-like definition: header, fields and member signatures; its lines are
-    the range it covers, some left out), prefix, suffix, or template (markers, headers). `reason`
+    the range it covers, some left out), prefix, suffix, template (markers, headers), or accepted
+    (a shown suggestion after the prompt's end, which speculation generates on from). `reason`
     is the probe that brought it: needs, dense, lexical, symbol (joined with + when several did),
     recent, or cursor for the prefix and suffix."""
 

@@ -1,5 +1,6 @@
 """The engine against the real llama-cpp-python and a tiny generated GGUF."""
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -307,13 +308,45 @@ def test_accepting_a_suggestion_shows_the_speculated_next_one_without_the_model(
     context.items = [UNITS]  # retrieval would answer otherwise after the suggestion
     ahead = completer.speculate("calc/shapes.py", context, "demo")
     assert ahead is not None and ahead.generation.n_generated > 0
-    # ...but the speculative prompt keeps the shown prompt's context: the KV cache holds it.
+    # ...but the speculative prompt is the shown one, the suggestion after its end: the KV cache
+    # holds all of it but the suggestion's tokens.
+    suggestion = completer.tokenizer.encode(first.text)
+    assert ahead.prompt.tokens == first.prompt.tokens + suggestion
     assert [p.path for p in ahead.prompt.parts if p.kind == "snippet"] == ["lib/geometry.py"]
+    assert ahead.generation.n_evaluated == len(suggestion)
     assert completer.last is first  # status keeps reporting what the user saw
     accepted = SOURCE[:CURSOR] + first.text + SOURCE[CURSOR:]
     shown = completer.complete("calc/shapes.py", accepted, CURSOR + len(first.text), context, "demo")
     assert shown.generation.stop_reason == "type-through" and shown.text == ahead.text
     assert completer.speculate("calc/shapes.py", context, "demo") is None  # that one is computed already
+
+
+def test_a_speculation_the_user_types_past_costs_the_next_request_nothing(tiny_gguf: Path):
+    """Typing something else than the suggestion: the request evaluates what a completer that never
+    speculated evaluates, token for token."""
+    typed = SOURCE[:CURSOR] + "x" + SOURCE[CURSOR:]
+    evaluated = []
+    for speculate in (False, True):
+        completer = Completer.load(EngineConfig(model_path=str(tiny_gguf), max_tokens=8, budget_tokens=1024))
+        context = FixedSource(GEOMETRY)
+        first = completer.complete("calc/shapes.py", SOURCE, CURSOR, context, "demo")
+        if speculate:
+            ahead = completer.speculate("calc/shapes.py", context, "demo")
+            assert ahead is not None and ahead.generation.n_evaluated > 0
+        after = completer.complete("calc/shapes.py", typed, CURSOR + 1, context, "demo")
+        assert after.generation.stop_reason != "type-through" and first.text
+        evaluated.append(after.generation.n_evaluated)
+    assert evaluated[1] == evaluated[0] < 8
+
+
+def test_no_speculation_after_the_model_ended_its_answer(tiny_gguf: Path):
+    completer = Completer.load(EngineConfig(model_path=str(tiny_gguf), max_tokens=8, budget_tokens=1024))
+    first = completer.complete("calc/shapes.py", SOURCE, CURSOR, FixedSource(GEOMETRY), "demo")
+    assert first.text
+    completer.last = dataclasses.replace(
+        first, generation=dataclasses.replace(first.generation, stop_reason="eog")
+    )
+    assert completer.speculate("calc/shapes.py", FixedSource(GEOMETRY), "demo") is None
 
 
 def test_warming_at_a_pause_leaves_only_the_cursor_to_evaluate(tiny_gguf: Path):
