@@ -497,7 +497,10 @@ async def replay(
         times["index_ready_s"],
         times["first_completion_s"],
         ms,
-        {k: k_cold.get(k) for k in ("prompt_tokens", "evaluated_tokens", "generated_tokens", "stop_reason")},
+        {
+            k: k_cold.get(k)
+            for k in ("prompt_scope", "prompt_tokens", "evaluated_tokens", "generated_tokens", "stop_reason")
+        },
     )
     await wait_idle(s, time.perf_counter())
     out["code_kb"].update(times=times, cold=k_cold, model=hw)

@@ -43,12 +43,15 @@ class Completion:
     retrieval_ms: float
     total_ms: float
     alternatives: list[str] = field(default_factory=list)  # further candidates, best first
+    # Which prompt answered: full; quick (the cursor's window and the definitions it needs, while
+    # the full one is evaluated in idle time); type-through (a suggestion computed before)
+    scope: str = "full"
 
     def summary(self) -> str:
         g = self.generation
         return (
             f"{len(self.text)} chars, {g.n_generated} tokens generated ({g.stop_reason}); prompt "
-            f"{g.n_prompt} tokens: {g.n_evaluated} evaluated, {g.n_reused} reused ({g.n_moved} moved); "
+            f"{g.n_prompt} tokens ({self.scope}): {g.n_evaluated} evaluated, {g.n_reused} reused ({g.n_moved} moved); "
             f"retrieval {self.retrieval_ms:.0f} ms, evaluation {g.eval_ms:.0f} ms, "
             f"generation {g.ms - g.eval_ms:.0f} ms, total {self.total_ms:.0f} ms"
         )
@@ -78,6 +81,7 @@ class Completer:
         self.last: Completion | None = None  # the latest completion, cancelled ones included
         self.shown = TypeThroughCache()
         self._previous: dict[str, Prompt] = {}  # the last prompt per file, for cache-aware snippet order
+        self.pending: Prompt | None = None  # a full prompt a quick one answered for, to evaluate when idle
         self.budget_tokens = self._budget()
         ids = (
             {
@@ -190,9 +194,12 @@ class Completer:
         repo_name: str = "",
         cancel: threading.Event | None = None,
         n_candidates: int = 1,
+        quick: bool = False,
     ) -> Completion:
         """The completion at a cursor: from the type-through cache when the user is typing a suggestion
-        already shown (or one computed ahead), else from the backend. ModelNotConfiguredError without one."""
+        already shown (or one computed ahead), else from the backend. ModelNotConfiguredError without one.
+        With `quick`, a request whose full prompt the KV cache holds little of is answered from a
+        quick prompt, and the full one is left `pending` for `finish_prompt` (idle time)."""
         if self.backend is None:
             raise ModelNotConfiguredError()
         t0 = time.perf_counter()
@@ -204,13 +211,79 @@ class Completer:
             prompt = shown.prompt or Prompt(self.template.name, self.budget_tokens, [])
             generation = Generation(text, 0, 0, 0, 0, "type-through", 0.0)
             completion = Completion(
-                text, prompt, generation, 0.0, (time.perf_counter() - t0) * 1000, list(held)
+                text, prompt, generation, 0.0, (time.perf_counter() - t0) * 1000, list(held), "type-through"
             )
             log.info("completion %s:%d: %s", path, offset, completion.summary())
             self.last = completion
             return completion
         prompt, retrieval_ms = self.prompt(path, source, offset, context, repo_name)
+        self.pending = None
+        if quick and (small := self._quick_prompt(path, source, offset, prompt, repo_name)) is not None:
+            self.pending = prompt
+            completion = self._generate(path, source, offset, small, retrieval_ms, t0, cancel, n_candidates)
+            completion.scope = "quick"
+            return completion
         return self._generate(path, source, offset, prompt, retrieval_ms, t0, cancel, n_candidates)
+
+    @property
+    def quick_prompt_tokens(self) -> int:
+        """The size of a quick prompt (0: none): the setting, or what the hardware evaluates within
+        a keystroke's usual time."""
+        if self.config.quick_prompt_tokens is not None:
+            return max(self.config.quick_prompt_tokens, 0)
+        on_gpu = isinstance(self.backend, LlamaCppModel) and self.backend.hardware.gpu_layers != 0
+        return QUICK_PROMPT_GPU_TOKENS if on_gpu else QUICK_PROMPT_CPU_TOKENS
+
+    def _quick_prompt(
+        self, path: str, source: str, offset: int, full: Prompt, repo_name: str
+    ) -> Prompt | None:
+        """A prompt to answer from now when `full` would take more than a quick prompt's worth of
+        evaluation (the KV cache holds little of it): the parts of `full` the cache holds already,
+        in place, then the definitions the cursor needs (up to half the quick size), then a
+        window of the current file (the other half). Evaluating `full` later keeps the parts the
+        two share at the front. None when `full` is cheap enough, or the backend keeps no cache."""
+        model, size = self.backend, self.quick_prompt_tokens
+        if not isinstance(model, LlamaCppModel) or not model.cache.reusable or size <= 0:
+            return None
+        if full.n_tokens <= size or model.to_evaluate(full.tokens) <= size:
+            return None
+        cached = model.cached_prefix(full.tokens)
+        kept: list[_HeldSnippet] = []
+        at, needs = 0, 0
+        for segment in full.segments:
+            at += len(segment.tokens)
+            if segment.kind not in CONTEXT_KINDS:
+                continue
+            if at <= cached:
+                kept.append(_HeldSnippet.of(segment))
+            elif segment.kind in NEEDS_KINDS and needs + len(segment.tokens) <= size // 2:
+                kept.append(_HeldSnippet.of(segment))
+                needs += len(segment.tokens)
+        small = self.builder.build(
+            path, source, offset, kept, full.budget_tokens, repo_name, full, view_tokens=size // 2
+        )
+        if model.to_evaluate(small.tokens) >= model.to_evaluate(full.tokens):
+            return None
+        return small
+
+    def finish_prompt(self, cancel: threading.Event | None = None) -> int:
+        """Evaluate into the KV cache the full prompt that a quick prompt stood in for, so that the
+        next request can use it; stops at `cancel` (what is evaluated stays). Returns the tokens
+        evaluated (0: nothing pending)."""
+        prompt = self.pending
+        if prompt is None or self.backend is None or not self.backend.warms:
+            return 0
+        warmed = self.backend.warm(prompt, cancel=cancel, timeout_s=max(self.config.timeout_s, 600.0))
+        log.info(
+            "full prompt evaluated: %d of %d tokens, %d reused%s",
+            warmed.n_evaluated,
+            prompt.n_tokens,
+            warmed.n_reused,
+            f" ({warmed.stopped} part way)" if warmed.stopped else "",
+        )
+        if warmed.stopped is None and self.pending is prompt:
+            self.pending = None
+        return warmed.n_evaluated
 
     def _generate(
         self,
@@ -348,21 +421,26 @@ class _HeldSnippet:
     prompt_kind: str
     reason: str
 
+    @classmethod
+    def of(cls, part: Part) -> _HeldSnippet:
+        return cls(part.path, part.text, part.start_line, part.end_line, part.kind, part.reason)
+
 
 class _SameContext:
     """A ContextSource offering a prompt's repository context again, as it was (signatures stay
     signatures, recent edits stay recent edits)."""
 
     def __init__(self, prompt: Prompt) -> None:
-        self.items = [
-            _HeldSnippet(p.path, p.text, p.start_line, p.end_line, p.kind, p.reason)
-            for p in prompt.parts
-            if p.kind in CONTEXT_KINDS
-        ]
+        self.items = [_HeldSnippet.of(p) for p in prompt.parts if p.kind in CONTEXT_KINDS]
 
     def snippets(self, path: str, source: str, offset: int, limit: int | None = None) -> Sequence[Snippet]:
         return list(self.items)
 
+
+# A quick prompt's size, where the full one would cost more than that to evaluate (a cold 1,024
+# tokens of the 0.5B shape on 2 CPU cores: about 3 s; see benchmarks/README.md, typing_lsp).
+QUICK_PROMPT_CPU_TOKENS = 1024
+QUICK_PROMPT_GPU_TOKENS = 8192
 
 # Retrieval ranks this many times the snippet limit; a snippet the previous prompt had stays
 # while it ranks among them (plan-only replay at 16k with 64 snippets: 94.3% of prompt tokens

@@ -48,6 +48,10 @@ class EngineConfig:
     # f16, q8_0, or auto: f16 unless it would take over a quarter of RAM
     kv_cache_type: str = field(default="auto", metadata=RELOAD)
     candidates: int = 3  # completions offered in a completion list (inline ghost text shows one)
+    # A request that would evaluate more than this (a file just opened, a jump far from the cached
+    # prompt) is answered from a quick prompt of about this size while the whole one is evaluated
+    # when the model is idle. None: 1024 on CPU, 8192 with GPU offload; 0: always the whole prompt.
+    quick_prompt_tokens: int | None = None
 
 
 def needs_reload(old: EngineConfig, new: EngineConfig) -> bool:

@@ -216,9 +216,13 @@ class PromptBuilder:
         budget_tokens: int,
         repo_name: str = "",
         previous: Prompt | None = None,
+        view_tokens: int | None = None,
     ) -> Prompt:
         """The prompt for a cursor. `previous`, the last prompt built for this file, keeps snippets
-        that it already had in the same order at the front, where the KV cache still holds them."""
+        that it already had in the same order at the front, where the KV cache still holds them.
+        `view_tokens` caps the view of the current file around the cursor (three quarters before
+        it, a quarter after), and what the snippets leave of the budget does not widen it: the
+        quick prompt that answers while the whole one is evaluated."""
         t0 = time.perf_counter()
         tpl = self.template
         spm = tpl.order == "spm"
@@ -246,8 +250,11 @@ class PromptBuilder:
                 line_cost[key] = len(enc(line + "\n"))
             return line_cost[key]
 
+        p_cap, s_cap = available * self.shares.prefix, available * self.shares.suffix
+        if view_tokens is not None:
+            p_cap, s_cap = min(p_cap, view_tokens * 0.75), min(s_cap, view_tokens * 0.25)
         p_first, used_p = cursor_line + 1, 0
-        while p_first > 0 and used_p + cost("p", p_first - 1) <= available * self.shares.prefix:
+        while p_first > 0 and used_p + cost("p", p_first - 1) <= p_cap:
             p_first -= 1
             used_p += cost("p", p_first)
         s_last, used_s = -1, 0
@@ -261,11 +268,7 @@ class PromptBuilder:
                 s_last, used_s = n - 1, kept_cost
             else:
                 kept = 0
-        while (
-            not kept
-            and s_last + 1 < len(after)
-            and used_s + cost("s", s_last + 1) <= available * self.shares.suffix
-        ):
+        while not kept and s_last + 1 < len(after) and used_s + cost("s", s_last + 1) <= s_cap:
             s_last += 1
             used_s += cost("s", s_last)
         remaining = available - used_p - used_s
@@ -357,10 +360,15 @@ class PromptBuilder:
         ]
 
         # 3. What is left widens the view of the current file: further back, then further on.
-        while p_first > 0 and cost("p", p_first - 1) <= remaining:
+        while view_tokens is None and p_first > 0 and cost("p", p_first - 1) <= remaining:
             p_first -= 1
             remaining -= cost("p", p_first)
-        while not kept and s_last + 1 < len(after) and cost("s", s_last + 1) <= remaining:
+        while (
+            view_tokens is None
+            and not kept
+            and s_last + 1 < len(after)
+            and cost("s", s_last + 1) <= remaining
+        ):
             s_last += 1
             remaining -= cost("s", s_last)
 

@@ -46,6 +46,7 @@ SETTINGS: dict[str, tuple[str, str, type]] = {
     "flashAttn": ("engine", "flash_attn", bool),
     "kvCacheType": ("engine", "kv_cache_type", str),
     "candidates": ("engine", "candidates", int),
+    "quickPromptTokens": ("engine", "quick_prompt_tokens", int),
     "embeddingModel": ("index", "embedding_model", str),
     "embeddingBackend": ("index", "embedding_backend", str),
     "embeddingEndpoint": ("index", "embedding_endpoint", str),

@@ -329,7 +329,7 @@ class CodeKbServer(LanguageServer):
             result = await self.scheduler.latest(
                 f"{kind} {uri}",
                 self.settings.server.debounce_ms / 1000,
-                lambda cancel: session.complete(cursor, cancel, n_candidates),
+                lambda cancel: session.complete(cursor, cancel, n_candidates, quick=True),
                 label=uri,
             )
         except EngineError as exc:

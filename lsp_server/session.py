@@ -111,6 +111,7 @@ class LastCompletion:
     generated_tokens: int
     stop_reason: str
     context_from: list[str]
+    prompt_scope: str  # full, quick (while the full prompt is evaluated in idle time) or type-through
 
     @classmethod
     def of(cls, c: Completion) -> LastCompletion:
@@ -126,6 +127,7 @@ class LastCompletion:
             g.n_generated,
             g.stop_reason,
             c.prompt.snippet_paths(),
+            c.scope,
         )
 
 
@@ -303,8 +305,14 @@ class Session:
 
     # -- work on the model thread ------------------------------------------------------
     def complete(
-        self, cursor: Cursor, cancel: threading.Event | None = None, n_candidates: int = 1
+        self,
+        cursor: Cursor,
+        cancel: threading.Event | None = None,
+        n_candidates: int = 1,
+        quick: bool = False,
     ) -> Completion:
+        """The completion at a cursor. `quick` (a server, whose idle time finishes the full prompt
+        while `warm` is on) lets a cold request answer from a quick prompt."""
         completer = self._completer()
         return completer.complete(
             cursor.place.path,
@@ -314,6 +322,7 @@ class Session:
             cursor.place.repo,
             cancel=cancel,
             n_candidates=n_candidates,
+            quick=quick and self.settings.server.warm,
         )
 
     def prompt(self, cursor: Cursor, budget_tokens: int | None = None) -> tuple[Prompt, float]:
@@ -361,16 +370,23 @@ class Session:
         return list(index.snippets(place.path, cursor.source, cursor.offset, RELATED_SNIPPETS))
 
     def follow_up(self, cursor: Cursor, result: Completion) -> IdleWork | None:
-        """Work for when the model is idle after a completion was shown: the one that follows it."""
+        """Work for when the model is idle after a completion was shown: the one that follows it
+        (cheap: the shown prompt stays in the cache), then the full prompt a quick one stood in for."""
         completer = self.completer
-        if completer is None or not result.text or not self.settings.server.speculate:
+        if completer is None:
+            return None
+        speculate = bool(result.text) and self.settings.server.speculate
+        if not speculate and completer.pending is None:
             return None
         context, place = self.context_for(cursor.place), cursor.place
 
-        def speculate(cancel: threading.Event) -> None:
-            completer.speculate(place.path, context, place.repo, cancel)
+        def follow(cancel: threading.Event) -> None:
+            if speculate:
+                completer.speculate(place.path, context, place.repo, cancel)
+            if not cancel.is_set():
+                completer.finish_prompt(cancel)
 
-        return speculate
+        return follow
 
     def warm_up(self, buffer: Buffer, offset: int | None) -> IdleWork | None:
         """Work that fills the KV cache for a buffer while the model is idle: its repository part on

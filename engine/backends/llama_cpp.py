@@ -350,6 +350,19 @@ class LlamaCppModel:
         """How many leading tokens of `tokens` are already in the KV cache, in place."""
         return plan(self._held, tokens, can_shift=False).keep
 
+    def to_evaluate(self, tokens: list[int]) -> int:
+        """How many tokens of `tokens` a request would evaluate, the KV cache as it is."""
+        if not self.cache.reusable:
+            return len(tokens)
+        return plan(
+            self._held,
+            tokens,
+            staleness=self._stale,
+            can_shift=self.can_shift,
+            min_run=self.min_reuse_tokens,
+            max_stale=self.max_stale_tokens,
+        ).n_evaluated
+
     def reset(self) -> None:
         """Empty the KV cache (benchmarks use it for a cold start)."""
         import llama_cpp

@@ -282,6 +282,38 @@ async def wait_for_background(client: LanguageClient, n: int) -> Any:
     pytest.fail(f"idle work done: {get(scheduler, 'background')}, expected {n}")
 
 
+@pytest.mark.parametrize(
+    "client", [{"quickPromptTokens": 48, "debounceMs": 0, "speculate": False}], indirect=True
+)
+async def test_a_cold_cursor_is_answered_from_a_quick_prompt_and_then_from_the_full_one(
+    client: LanguageClient, tiny_repo: Path
+):
+    uri = open_file(client, tiny_repo / "shop" / "checkout.py")
+    await wait_for_background(client, 1)  # the repository part of the prompt, on open
+    result = await client.text_document_inline_completion_async(inline_params(uri, CURSOR))
+    assert result is not None
+    quick = get(await status(client), "last_completion")
+    assert get(quick, "prompt_scope") == "quick"
+    await wait_for_background(client, 2)  # the full prompt, evaluated while idle
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
+            content_changes=[
+                types.TextDocumentContentChangePartial(range=types.Range(start=CURSOR, end=CURSOR), text="t")
+            ],
+        )
+    )
+    after = types.Position(line=CURSOR.line, character=CURSOR.character + 1)
+    await client.text_document_inline_completion_async(inline_params(uri, after))
+    full = get(await status(client), "last_completion")
+    assert get(full, "prompt_scope") == "full"
+    assert get(full, "prompt_tokens") > get(quick, "prompt_tokens")
+    assert get(full, "evaluated_tokens") <= 4 and get(full, "kv_reuse") > 0.95
+
+
+# The tiny model answers " /chunksizekeys" there and then only form feeds (whitespace, which is not
+# shown): three tokens at a time leave the speculation, its continuation, something to show.
+@pytest.mark.parametrize("client", [{"maxTokens": 3}], indirect=True)
 async def test_idle_model_warms_on_open_and_after_a_pause_and_speculates(
     client: LanguageClient, tiny_repo: Path
 ):
@@ -305,6 +337,7 @@ async def test_idle_model_warms_on_open_and_after_a_pause_and_speculates(
     assert result is not None and result.items[0].insert_text
     last = get(await status(client), "last_completion")
     assert get(last, "evaluated_tokens") == 1 and get(last, "kv_reuse") > 0.99
+    assert get(last, "prompt_scope") == "full"
     await wait_for_background(client, 3)  # the speculation
     # Accepting the suggestion: the next one comes from the type-through cache at once.
     accepted = result.items[0].insert_text
@@ -326,6 +359,7 @@ async def test_idle_model_warms_on_open_and_after_a_pause_and_speculates(
     await client.text_document_inline_completion_async(inline_params(uri, end))
     last = get(await status(client), "last_completion")
     assert get(last, "stop_reason") == "type-through" and get(last, "evaluated_tokens") == 0
+    assert get(last, "prompt_scope") == "type-through"
 
 
 async def test_a_recent_edit_in_another_file_enters_the_prompt(client: LanguageClient, tiny_repo: Path):

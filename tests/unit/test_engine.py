@@ -413,3 +413,67 @@ def test_snippets_still_relevant_stay_while_two_places_stay_open_for_new_ones():
         "lib/m1.py",
         "lib/m2.py",
     ]
+
+
+# -- progressive context: a quick prompt first, the full one in idle time ----------------------
+
+LONG_SOURCE = "".join(f"value_{i} = compute({i}, scale=2)\n" for i in range(150)) + SOURCE
+LONG_CURSOR = LONG_SOURCE.index("    return \n") + len("    return ")
+NEEDED = FixedSnippet("lib/geometry.py", "def diameter(radius):\n", 10, 10, "signature", "needs")
+OTHERS = [
+    FixedSnippet(f"lib/m{i}.py", "".join(f"def f{i}_{j}(x):\n    return x + {j}\n" for j in range(6)), 0, 11)
+    for i in range(4)
+]
+
+
+def test_a_cold_request_answers_from_a_quick_prompt_and_the_full_one_follows_in_idle_time(tiny_gguf: Path):
+    completer = Completer.load(
+        EngineConfig(model_path=str(tiny_gguf), max_tokens=8, budget_tokens=1024, quick_prompt_tokens=256)
+    )
+    context = FixedSource(NEEDED, *OTHERS)
+    first = completer.complete("calc/shapes.py", LONG_SOURCE, LONG_CURSOR, context, "demo", quick=True)
+    full = completer.pending
+    assert first.scope == "quick" and full is not None
+    assert first.generation.n_evaluated == first.prompt.n_tokens <= 256 + 64 < full.n_tokens
+    # The quick prompt has the signature the cursor needs and a window of the file around the cursor.
+    kinds = [(p.kind, p.path) for p in first.prompt.parts]
+    assert ("signature", "lib/geometry.py") in kinds and not any(p.startswith("lib/m") for _, p in kinds)
+    window = next(p for p in first.prompt.parts if p.kind == "prefix")
+    assert window.end_line == LONG_SOURCE[:LONG_CURSOR].count("\n")
+    assert window.start_line > next(p for p in full.parts if p.kind == "prefix").start_line
+    # While idle, the full prompt goes into the KV cache; the next request uses it and pays little.
+    assert completer.finish_prompt() > 0 and completer.pending is None
+    typed = LONG_SOURCE[:LONG_CURSOR] + "2" + LONG_SOURCE[LONG_CURSOR:]
+    after = completer.complete("calc/shapes.py", typed, LONG_CURSOR + 1, context, "demo", quick=True)
+    assert after.scope == "full" and after.generation.n_evaluated < 8
+    assert {p.path for p in after.prompt.parts if p.kind == "snippet"} == {o.path for o in OTHERS}
+
+
+def test_a_quick_prompt_keeps_in_place_what_the_cache_holds_of_the_full_one(tiny_gguf: Path):
+    completer = Completer.load(
+        EngineConfig(model_path=str(tiny_gguf), max_tokens=8, budget_tokens=1024, quick_prompt_tokens=256)
+    )
+    context = FixedSource(NEEDED, *OTHERS)
+    # A file opened: its repository part is evaluated while idle, the cursor's part is not.
+    completer.warm("calc/shapes.py", LONG_SOURCE, 0, context, "demo", whole=False)
+    first = completer.complete("calc/shapes.py", LONG_SOURCE, LONG_CURSOR, context, "demo", quick=True)
+    assert first.scope == "quick"
+    assert {p.path for p in first.prompt.parts if p.kind == "snippet"} == {o.path for o in OTHERS}
+    g = first.generation
+    assert g.n_reused > g.n_evaluated and g.n_evaluated <= 256 + 64
+
+
+def test_without_quick_or_with_a_small_prompt_the_full_prompt_answers(tiny_gguf: Path):
+    completer = Completer.load(
+        EngineConfig(model_path=str(tiny_gguf), max_tokens=8, budget_tokens=1024, quick_prompt_tokens=256)
+    )
+    context = FixedSource(NEEDED, *OTHERS)
+    assert completer.complete("calc/shapes.py", LONG_SOURCE, LONG_CURSOR, context, "demo").scope == "full"
+    assert completer.pending is None
+    small = Completer.load(
+        EngineConfig(model_path=str(tiny_gguf), max_tokens=8, budget_tokens=1024, quick_prompt_tokens=0)
+    )
+    assert (
+        small.complete("calc/shapes.py", LONG_SOURCE, LONG_CURSOR, context, "demo", quick=True).scope
+        == "full"
+    )

@@ -21,6 +21,7 @@ export const SERVER_KEYS = [
   "flashAttn",
   "kvCacheType",
   "candidates",
+  "quickPromptTokens",
   "embeddingModel",
   "embeddingBackend",
   "embeddingEndpoint",
