@@ -48,9 +48,10 @@ class ImportStats:
 
 def export_vectors(store: Store, out: Path) -> ExportStats:
     """The vectors of the chunks the index holds now (its model's), into `out`."""
+    # Each vector looked up by its key from the set of chunk hashes: a join scanned every chunk per
+    # vector (84k chunks: minutes instead of under a second).
     rows = store.db.execute(
-        "SELECT DISTINCT e.text_hash, e.vector FROM embeddings e JOIN chunks c ON c.text_hash = e.text_hash "
-        "WHERE e.model = ?",
+        "SELECT text_hash, vector FROM embeddings WHERE model = ? AND text_hash IN (SELECT text_hash FROM chunks)",
         (store.embedding_model,),
     ).fetchall()
     dim = len(rows[0][1]) // 4 if rows else int(store.meta("dim") or 0)
