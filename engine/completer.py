@@ -220,9 +220,9 @@ class Completer:
         self.pending = None
         if quick and (small := self._quick_prompt(path, source, offset, prompt, repo_name)) is not None:
             self.pending = prompt
-            completion = self._generate(path, source, offset, small, retrieval_ms, t0, cancel, n_candidates)
-            completion.scope = "quick"
-            return completion
+            return self._generate(
+                path, source, offset, small, retrieval_ms, t0, cancel, n_candidates, scope="quick"
+            )
         return self._generate(path, source, offset, prompt, retrieval_ms, t0, cancel, n_candidates)
 
     @property
@@ -296,6 +296,7 @@ class Completer:
         cancel: threading.Event | None,
         n_candidates: int = 1,
         max_tokens: int | None = None,
+        scope: str = "full",
     ) -> Completion:
         """The backend's answer to `prompt`, cut for the cursor, remembered for type-through."""
         assert self.backend is not None
@@ -316,7 +317,7 @@ class Completer:
             if a and a != text
         ]
         completion = Completion(
-            text, prompt, generation, retrieval_ms, (time.perf_counter() - t0) * 1000, alternatives
+            text, prompt, generation, retrieval_ms, (time.perf_counter() - t0) * 1000, alternatives, scope
         )
         log.info("completion %s:%d: %s", path, offset, completion.summary())
         self.last = completion

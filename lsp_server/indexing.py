@@ -37,6 +37,7 @@ class Reporter:
     end: Callable[[str], None]
     info: Callable[[str], None]
     problem: Callable[[str], None]
+    ready: Callable[[Path], None] = lambda root: None  # a root's full index pass is done
 
 
 class Indexes:
@@ -142,6 +143,7 @@ class Indexes:
             self.last_stats[r] = stats
             out[str(r)] = stats.summary()
             self.reporter.info(f"code-kb: index ready for {r}: {stats.summary()}")
+            self.reporter.ready(r)
         return out
 
     def files_changed(self, paths: Iterable[Path], delay_s: float = 0.2) -> None:

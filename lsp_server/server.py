@@ -265,7 +265,11 @@ class CodeKbServer(LanguageServer):
 
     def start_indexes(self, roots: list[Path]) -> None:
         reporter = Reporter(
-            self.progress_bars.begin, self.progress_bars.end, self.log_to_client, self.show_once
+            self.progress_bars.begin,
+            self.progress_bars.end,
+            self.log_to_client,
+            self.show_once,
+            self._index_ready,
         )
         indexes = Indexes(self.settings.index, reporter)
         for uri in list(self.workspace.text_documents):
@@ -274,6 +278,16 @@ class CodeKbServer(LanguageServer):
         self.session.indexes = indexes
         for root in roots:
             indexes.add_root(root)
+
+    def _index_ready(self, root: Path) -> None:
+        """A root's index is complete: the repository part of its open documents' prompts is
+        evaluated again while the model is idle (on open it was built from a partial index, or
+        none), so that a first request finds its context in the KV cache."""
+        for uri in list(self.workspace.text_documents):
+            buffer = self.buffer(uri)
+            if buffer is not None and buffer.path is not None and self.indexes is not None:
+                if self.indexes.root_for(buffer.path) == root:
+                    self.idle.warm(buffer, None)
 
     # -- documents -------------------------------------------------------------------
     def buffer(self, uri: str) -> Buffer | None:

@@ -311,6 +311,32 @@ async def test_a_cold_cursor_is_answered_from_a_quick_prompt_and_then_from_the_f
     assert get(full, "evaluated_tokens") <= 4 and get(full, "kv_reuse") > 0.95
 
 
+@pytest_lsp.fixture(config=ClientServerConfig(server_command=SERVER))
+async def early(lsp_client: LanguageClient, tiny_repo: Path, tiny_gguf: Path):
+    """A client that opens a file at once, as an editor restoring its tabs does, before the index."""
+    options = {"modelPath": str(tiny_gguf), "maxTokens": 8, "speculate": False}
+    lsp_client.init_result = await start(lsp_client, [tiny_repo], options)  # type: ignore[attr-defined]
+    lsp_client.uri = open_file(lsp_client, tiny_repo / "shop" / "checkout.py")  # type: ignore[attr-defined]
+    yield
+    await lsp_client.shutdown_session()
+
+
+async def test_a_file_opened_before_the_index_is_ready_has_its_context_evaluated_once_it_is(
+    early: LanguageClient,
+):
+    await wait_for_log(early, "index ready")
+    await wait_for_background(early, 1)
+    quiet = 0
+    while quiet < 3:  # the model thread idle three polls running: the warm-up after the index is done
+        await asyncio.sleep(0.1)
+        quiet = quiet + 1 if get(await status(early), "generating") is None else 0
+    await early.text_document_inline_completion_async(inline_params(early.uri, CURSOR))
+    last = get(await status(early), "last_completion")
+    # The file opened before the model had loaded: only the warm-up after the index put the
+    # repository context into the KV cache, and the first request reuses it.
+    assert get(last, "context_from") and get(last, "reused_tokens") > 100
+
+
 # The tiny model answers " /chunksizekeys" there and then only form feeds (whitespace, which is not
 # shown): three tokens at a time leave the speculation, its continuation, something to show.
 @pytest.mark.parametrize("client", [{"maxTokens": 3}], indirect=True)
