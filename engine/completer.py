@@ -204,8 +204,11 @@ class Completer:
             raise ModelNotConfiguredError()
         t0 = time.perf_counter()
         cached = self.shown.lookup(path, source, offset)
+        shown_text = ""
         if cached is not None and n_candidates > 1 and not cached[1]:
-            cached = None  # a completion list wants candidates the cached ghost text did not compute
+            # A completion list wants candidates the cached ghost text did not compute; its first
+            # item stays the ghost text the user sees (the prompt may have grown since: quick, then full).
+            shown_text, cached = cached[0], None
         if cached is not None:
             text, held, shown = cached
             prompt = shown.prompt or Prompt(self.template.name, self.budget_tokens, [])
@@ -220,10 +223,16 @@ class Completer:
         self.pending = None
         if quick and (small := self._quick_prompt(path, source, offset, prompt, repo_name)) is not None:
             self.pending = prompt
-            return self._generate(
+            completion = self._generate(
                 path, source, offset, small, retrieval_ms, t0, cancel, n_candidates, scope="quick"
             )
-        return self._generate(path, source, offset, prompt, retrieval_ms, t0, cancel, n_candidates)
+        else:
+            completion = self._generate(path, source, offset, prompt, retrieval_ms, t0, cancel, n_candidates)
+        if shown_text and completion.text != shown_text:
+            others = [completion.text, *completion.alternatives]
+            completion.alternatives = [a for a in others if a and a != shown_text][: max(n_candidates - 1, 0)]
+            completion.text = shown_text
+        return completion
 
     @property
     def quick_prompt_tokens(self) -> int:
@@ -262,6 +271,24 @@ class Completer:
         small = self.builder.build(
             path, source, offset, kept, full.budget_tokens, repo_name, full, view_tokens=size // 2
         )
+        # What the window and the definitions leave of the quick size goes to the best-ranked of
+        # the other snippets (a small file's window leaves most of it).
+        room = size - model.to_evaluate(small.tokens)
+        extra: list[_HeldSnippet] = []
+        held = {(s.path, s.start_line) for s in kept}
+        for segment in reversed(full.segments):  # new snippets come best last
+            if segment.kind not in CONTEXT_KINDS or (segment.path, segment.start_line) in held:
+                continue
+            cost = len(segment.tokens) + len(self.builder.file_header_tokens(segment.path, path))
+            if cost <= room:
+                extra.append(_HeldSnippet.of(segment))
+                room -= cost
+        if extra:
+            fuller = self.builder.build(
+                path, source, offset, kept + extra, full.budget_tokens, repo_name, full, view_tokens=size // 2
+            )
+            if model.to_evaluate(fuller.tokens) <= size:
+                small = fuller
         if model.to_evaluate(small.tokens) >= model.to_evaluate(full.tokens):
             return None
         return small

@@ -414,6 +414,10 @@ class PromptBuilder:
         )
         return prompt
 
+    def file_header_tokens(self, shown_path: str, current_path: str) -> list[int]:
+        """The tokens of the line that names `shown_path` in a prompt for `current_path`."""
+        return [t for part in self._file_header(shown_path, current_path) for t in part.tokens]
+
     def _file_header(self, shown_path: str, current_path: str) -> list[Part]:
         """The line that names a file: a file separator token, or a comment in the current file's language."""
         if self.template.file_sep is not None:

@@ -434,10 +434,12 @@ def test_a_cold_request_answers_from_a_quick_prompt_and_the_full_one_follows_in_
     first = completer.complete("calc/shapes.py", LONG_SOURCE, LONG_CURSOR, context, "demo", quick=True)
     full = completer.pending
     assert first.scope == "quick" and full is not None
-    assert first.generation.n_evaluated == first.prompt.n_tokens <= 256 + 64 < full.n_tokens
-    # The quick prompt has the signature the cursor needs and a window of the file around the cursor.
+    assert first.generation.n_evaluated == first.prompt.n_tokens <= 256 < full.n_tokens
+    # The quick prompt has the signature the cursor needs, a window of the file around the cursor,
+    # and in what those leave of its size the best-ranked snippet (m0; m1 does not fit as well).
     kinds = [(p.kind, p.path) for p in first.prompt.parts]
-    assert ("signature", "lib/geometry.py") in kinds and not any(p.startswith("lib/m") for _, p in kinds)
+    assert ("signature", "lib/geometry.py") in kinds
+    assert [p for k, p in kinds if k == "snippet"] == ["lib/m0.py"]
     window = next(p for p in first.prompt.parts if p.kind == "prefix")
     assert window.end_line == LONG_SOURCE[:LONG_CURSOR].count("\n")
     assert window.start_line > next(p for p in full.parts if p.kind == "prefix").start_line
@@ -477,3 +479,18 @@ def test_without_quick_or_with_a_small_prompt_the_full_prompt_answers(tiny_gguf:
         small.complete("calc/shapes.py", LONG_SOURCE, LONG_CURSOR, context, "demo", quick=True).scope
         == "full"
     )
+
+
+def test_a_completion_list_after_a_quick_answer_starts_with_the_ghost_text_shown(tiny_gguf: Path):
+    completer = Completer.load(
+        EngineConfig(model_path=str(tiny_gguf), max_tokens=8, budget_tokens=1024, quick_prompt_tokens=256)
+    )
+    context = FixedSource(NEEDED, *OTHERS)
+    ghost = completer.complete("calc/shapes.py", LONG_SOURCE, LONG_CURSOR, context, "demo", quick=True)
+    assert ghost.scope == "quick" and ghost.text
+    assert completer.finish_prompt() > 0
+    # The menu at the same cursor is computed from the full prompt now in the cache (it wants
+    # candidates the ghost text did not compute), and its first item is still what the user sees.
+    menu = completer.complete("calc/shapes.py", LONG_SOURCE, LONG_CURSOR, context, "demo", n_candidates=3)
+    assert menu.scope == "full" and menu.text == ghost.text
+    assert ghost.text not in menu.alternatives and len(menu.alternatives) <= 2
