@@ -86,6 +86,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.engine_replay import FILE, FUNCTION, PROJECT, Floor, Pause, decodes_for, pct, typing_replay  # noqa: E402
 from benchmarks.models import CACHE, SHAPES, model_path  # noqa: E402
+from engine.prompt import CONTEXT_KINDS  # noqa: E402  (the repository part of code-kb's prompt)
 
 MAX_TOKENS = 16
 # code-kb's default timeoutS (10 s) stops a long evaluation and answers nothing; llama-server has no
@@ -93,7 +94,6 @@ MAX_TOKENS = 16
 TIMEOUT_S = 600.0
 N_PREFIX_LINES = 256  # llama.vim's n_prefix
 N_SUFFIX_LINES = 64  # llama.vim's n_suffix
-CONTEXT_KINDS = ("snippet", "signature", "recent")  # the repository part of code-kb's prompt
 INDEX_DIR = CACHE / "indexes" / f"typing_lsp-{PROJECT}"  # our own: engine_replay may hold its index's lock
 SERVER = [sys.executable, "-m", "lsp_server", "serve"]
 
@@ -634,7 +634,7 @@ async def replay(
 
 
 COMPLETION_LOG = re.compile(
-    r"completion \S+:(\d+): .*?; prompt \d+ tokens: \d+ evaluated, \d+ reused \((\d+) moved\); "
+    r"completion \S+:(\d+): .*?; prompt \d+ tokens(?: \([\w-]+\))?: \d+ evaluated, \d+ reused \((\d+) moved\); "
     r"retrieval \d+ ms, evaluation (\d+) ms, generation (\d+) ms, total (\d+) ms"
 )
 
