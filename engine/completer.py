@@ -44,7 +44,8 @@ class Completion:
     total_ms: float
     alternatives: list[str] = field(default_factory=list)  # further candidates, best first
     # Which prompt answered: full; quick (the cursor's window and the definitions it needs, while
-    # the full one is evaluated in idle time); type-through (a suggestion computed before)
+    # the full one is evaluated in idle time); steady (the last answer's snippets, while the ones
+    # retrieval swapped in are evaluated in idle time); type-through (a suggestion computed before)
     scope: str = "full"
 
     def summary(self) -> str:
@@ -199,7 +200,9 @@ class Completer:
         """The completion at a cursor: from the type-through cache when the user is typing a suggestion
         already shown (or one computed ahead), else from the backend. ModelNotConfiguredError without one.
         With `quick`, a request whose full prompt the KV cache holds little of is answered from a
-        quick prompt, and the full one is left `pending` for `finish_prompt` (idle time)."""
+        quick prompt, one whose newly retrieved snippets would cost more than a keystroke from a
+        steady prompt (the last answer's snippets), and the full one is left `pending` for
+        `finish_prompt` (idle time)."""
         if self.backend is None:
             raise ModelNotConfiguredError()
         t0 = time.perf_counter()
@@ -219,12 +222,18 @@ class Completer:
             log.info("completion %s:%d: %s", path, offset, completion.summary())
             self.last = completion
             return completion
+        before = self._previous.get(path)
         prompt, retrieval_ms = self.prompt(path, source, offset, context, repo_name)
         self.pending = None
-        if quick and (small := self._quick_prompt(path, source, offset, prompt, repo_name)) is not None:
+        small, scope = None, "full"
+        if quick:
+            small, scope = self._steady_prompt(path, source, offset, prompt, repo_name, before), "steady"
+            if small is None:
+                small, scope = self._quick_prompt(path, source, offset, prompt, repo_name), "quick"
+        if small is not None:
             self.pending = prompt
             completion = self._generate(
-                path, source, offset, small, retrieval_ms, t0, cancel, n_candidates, scope="quick"
+                path, source, offset, small, retrieval_ms, t0, cancel, n_candidates, scope=scope
             )
         else:
             completion = self._generate(path, source, offset, prompt, retrieval_ms, t0, cancel, n_candidates)
@@ -292,6 +301,56 @@ class Completer:
         if model.to_evaluate(small.tokens) >= model.to_evaluate(full.tokens):
             return None
         return small
+
+    def _steady_prompt(
+        self, path: str, source: str, offset: int, full: Prompt, repo_name: str, before: Prompt | None
+    ) -> Prompt | None:
+        """A prompt to answer from now when retrieval has swapped snippets since the last prompt of
+        this file and evaluating the new ones would cost more than a keystroke's batch
+        (STEADY_TOKENS): the retrieved snippets of the last prompt the cache holds (`before`, the
+        file's previous full prompt, or the last answer's), in place, with `full`'s definitions and
+        recent edits (what the cursor needs is never held back) and the whole view of the file.
+        `full` is evaluated in idle time: at a deep cache each new token is dear (a 300-token swap
+        at 16k costs about 10 s on one CPU thread). None when `full` is cheap enough, when the
+        snippets did not change, or when the steady prompt would cost as much as `full` or more
+        than a quick prompt's size (the view moved far)."""
+        model = self.backend
+        if not isinstance(model, LlamaCppModel) or not model.cache.reusable or self.quick_prompt_tokens <= 0:
+            return None
+        n_full = model.to_evaluate(full.tokens)
+        if n_full <= STEADY_TOKENS:
+            return None
+
+        def key(p: Part) -> tuple[str, int, str]:
+            return p.path, p.start_line, p.text
+
+        new = {key(p) for p in full.parts if p.kind == "snippet"}
+        fresh = [_HeldSnippet.of(p) for p in full.parts if p.kind in CONTEXT_KINDS and p.kind != "snippet"]
+        sources = [before] if before is not None else []
+        last = self.last.prompt if self.last is not None else None
+        if (
+            last is not None
+            and last is not before
+            and any(p.kind == "prefix" and p.path == path for p in last.parts)
+        ):
+            sources.append(last)
+        best, cost = None, min(n_full, max(self.quick_prompt_tokens, STEADY_TOKENS))
+        for held_from in sources:
+            held = [p for p in held_from.parts if p.kind == "snippet"]
+            if {key(p) for p in held} == new:
+                continue  # the same snippets: what costs is elsewhere
+            steady = self.builder.build(
+                path,
+                source,
+                offset,
+                fresh + [_HeldSnippet.of(p) for p in held],
+                full.budget_tokens,
+                repo_name,
+                held_from,
+            )
+            if (n := model.to_evaluate(steady.tokens)) < cost:
+                best, cost = steady, n
+        return best
 
     def finish_prompt(self, cancel: threading.Event | None = None) -> int:
         """Evaluate into the KV cache the full prompt that a quick prompt stood in for, so that the
@@ -469,6 +528,10 @@ class _SameContext:
 # tokens of the 0.5B shape on 2 CPU cores: about 3 s; see benchmarks/README.md, typing_lsp).
 QUICK_PROMPT_CPU_TOKENS = 1024
 QUICK_PROMPT_GPU_TOKENS = 8192
+# Above this many tokens to evaluate for snippets retrieval swapped in, a keystroke is answered
+# with the last answer's snippets and the new ones are evaluated in idle time (a keystroke's
+# first decode takes up to 32 tokens in one batch).
+STEADY_TOKENS = 32
 
 # Retrieval ranks this many times the snippet limit; a snippet the previous prompt had stays
 # while it ranks among them (plan-only replay at 16k with 64 snippets: 94.3% of prompt tokens

@@ -111,7 +111,7 @@ class LastCompletion:
     generated_tokens: int
     stop_reason: str
     context_from: list[str]
-    prompt_scope: str  # full, quick (while the full prompt is evaluated in idle time) or type-through
+    prompt_scope: str  # full, quick or steady (while the full prompt is evaluated in idle time), type-through
 
     @classmethod
     def of(cls, c: Completion) -> LastCompletion:

@@ -494,3 +494,36 @@ def test_a_completion_list_after_a_quick_answer_starts_with_the_ghost_text_shown
     menu = completer.complete("calc/shapes.py", LONG_SOURCE, LONG_CURSOR, context, "demo", n_candidates=3)
     assert menu.scope == "full" and menu.text == ghost.text
     assert ghost.text not in menu.alternatives and len(menu.alternatives) <= 2
+
+
+def test_snippets_swapped_in_while_typing_wait_for_idle_time_and_the_definitions_do_not(tiny_gguf: Path):
+    completer = Completer.load(
+        EngineConfig(model_path=str(tiny_gguf), max_tokens=8, budget_tokens=1024, quick_prompt_tokens=256)
+    )
+    context = FixedSource(NEEDED, *OTHERS)
+    completer.complete("calc/shapes.py", LONG_SOURCE, LONG_CURSOR, context, "demo", quick=True)
+    assert completer.finish_prompt() > 0  # the full prompt, m0..m3, is in the cache
+    # A keystroke later retrieval ranks other modules and a new definition first.
+    renamed = FixedSnippet("lib/geometry.py", "def radius_of(area):\n", 12, 12, "signature", "needs")
+    newer = [
+        FixedSnippet(f"lib/n{i}.py", OTHERS[i].text.replace(f"f{i}_", f"g{i}_"), 0, 11) for i in range(4)
+    ]
+    context.items = [renamed, *newer]
+    typed = LONG_SOURCE[:LONG_CURSOR] + "2" + LONG_SOURCE[LONG_CURSOR:]
+    steady = completer.complete("calc/shapes.py", typed, LONG_CURSOR + 1, context, "demo", quick=True)
+    # Answered with the snippets the cache holds and the new definition, evaluating little; the
+    # new snippets wait for idle time.
+    assert steady.scope == "steady" and completer.pending is not None
+    assert {p.path for p in steady.prompt.parts if p.kind == "snippet"} == {o.path for o in OTHERS}
+    assert any(p.kind == "signature" and "radius_of" in p.text for p in steady.prompt.parts)
+    assert steady.generation.n_evaluated <= 32 < completer.backend.to_evaluate(completer.pending.tokens)
+    assert completer.finish_prompt() > 32 and completer.pending is None
+    typed2 = typed[: LONG_CURSOR + 1] + "*" + typed[LONG_CURSOR + 1 :]
+    after = completer.complete("calc/shapes.py", typed2, LONG_CURSOR + 2, context, "demo", quick=True)
+    assert after.scope == "full" and after.generation.n_evaluated < 8
+    assert {p.path for p in after.prompt.parts if p.kind == "snippet"} == {n.path for n in newer}
+    # Without quick (the command line, a test), the new snippets are evaluated at once.
+    context.items = [renamed, *OTHERS]
+    typed3 = typed2[: LONG_CURSOR + 2] + "2" + typed2[LONG_CURSOR + 2 :]
+    now = completer.complete("calc/shapes.py", typed3, LONG_CURSOR + 3, context, "demo")
+    assert now.scope == "full" and now.generation.n_evaluated > 32
