@@ -35,7 +35,13 @@ mkdirSync(opts.out, { recursive: true });
 const result = { steps: [] };
 const t0 = Date.now();
 const NBSP = /\u00a0/g; // Monaco renders spaces as U+00A0
-const text = (s) => (s ?? "").replace(NBSP, " ");
+// ... and control characters as their Control Pictures (U+2400-U+241F, U+2421 for DEL): the tiny
+// model's random output has some, and what is compared with the file must be the file's text.
+const CONTROL_PICTURES = /[\u2400-\u241f\u2421]/g;
+const text = (s) =>
+  (s ?? "")
+    .replace(NBSP, " ")
+    .replace(CONTROL_PICTURES, (c) => (c === "\u2421" ? "\x7f" : String.fromCharCode(c.charCodeAt(0) - 0x2400)));
 
 function step(name) {
   result.steps.push({ name, at_s: (Date.now() - t0) / 1000 });
