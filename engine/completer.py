@@ -28,6 +28,7 @@ from .prompt import (
     PromptBuilder,
     Snippet,
     Tokenizer,
+    part_key,
 )
 from .templates import FimTemplate, detect_template, template_named
 from .typethrough import Shown, TypeThroughCache
@@ -226,10 +227,20 @@ class Completer:
         prompt, retrieval_ms = self.prompt(path, source, offset, context, repo_name)
         self.pending = None
         small, scope = None, "full"
-        if quick:
-            small, scope = self._steady_prompt(path, source, offset, prompt, repo_name, before), "steady"
+        model = self.backend
+        if (
+            quick
+            and isinstance(model, LlamaCppModel)
+            and model.cache.reusable
+            and self.quick_prompt_tokens > 0
+        ):
+            n_full = model.to_evaluate(prompt.tokens)  # what answering from the full prompt costs
+            small, scope = (
+                self._steady_prompt(path, source, offset, prompt, n_full, repo_name, before),
+                "steady",
+            )
             if small is None:
-                small, scope = self._quick_prompt(path, source, offset, prompt, repo_name), "quick"
+                small, scope = self._quick_prompt(path, source, offset, prompt, n_full, repo_name), "quick"
         if small is not None:
             self.pending = prompt
             completion = self._generate(
@@ -253,17 +264,17 @@ class Completer:
         return QUICK_PROMPT_GPU_TOKENS if on_gpu else QUICK_PROMPT_CPU_TOKENS
 
     def _quick_prompt(
-        self, path: str, source: str, offset: int, full: Prompt, repo_name: str
+        self, path: str, source: str, offset: int, full: Prompt, n_full: int, repo_name: str
     ) -> Prompt | None:
         """A prompt to answer from now when `full` would take more than a quick prompt's worth of
         evaluation (the KV cache holds little of it): the parts of `full` the cache holds already,
         in place, then the definitions the cursor needs (up to half the quick size), then a
         window of the current file (the other half). Evaluating `full` later keeps the parts the
-        two share at the front. None when `full` is cheap enough, or the backend keeps no cache."""
+        two share at the front (`n_full`: the tokens answering from `full` would evaluate). None
+        when `full` is cheap enough. For a backend with a reusable KV cache (`complete` checks)."""
         model, size = self.backend, self.quick_prompt_tokens
-        if not isinstance(model, LlamaCppModel) or not model.cache.reusable or size <= 0:
-            return None
-        if full.n_tokens <= size or model.to_evaluate(full.tokens) <= size:
+        assert isinstance(model, LlamaCppModel)
+        if n_full <= size:
             return None
         cached = model.cached_prefix(full.tokens)
         kept: list[_HeldSnippet] = []
@@ -298,12 +309,19 @@ class Completer:
             )
             if model.to_evaluate(fuller.tokens) <= size:
                 small = fuller
-        if model.to_evaluate(small.tokens) >= model.to_evaluate(full.tokens):
+        if model.to_evaluate(small.tokens) >= n_full:
             return None
         return small
 
     def _steady_prompt(
-        self, path: str, source: str, offset: int, full: Prompt, repo_name: str, before: Prompt | None
+        self,
+        path: str,
+        source: str,
+        offset: int,
+        full: Prompt,
+        n_full: int,
+        repo_name: str,
+        before: Prompt | None,
     ) -> Prompt | None:
         """A prompt to answer from now when retrieval has swapped snippets since the last prompt of
         this file and evaluating the new ones would cost more than a keystroke's batch
@@ -313,17 +331,13 @@ class Completer:
         `full` is evaluated in idle time: at a deep cache each new token is dear (a 300-token swap
         at 16k costs about 10 s on one CPU thread). None when `full` is cheap enough, when the
         snippets did not change, or when the steady prompt would cost as much as `full` or more
-        than a quick prompt's size (the view moved far)."""
+        than a quick prompt's size (the view moved far). `n_full` and the backend as in
+        `_quick_prompt`."""
         model = self.backend
-        if not isinstance(model, LlamaCppModel) or not model.cache.reusable or self.quick_prompt_tokens <= 0:
-            return None
-        n_full = model.to_evaluate(full.tokens)
+        assert isinstance(model, LlamaCppModel)
         if n_full <= STEADY_TOKENS:
             return None
-
-        def key(p: Part) -> tuple[str, int, str]:
-            return p.path, p.start_line, p.text
-
+        key = part_key
         new = {key(p) for p in full.parts if p.kind == "snippet"}
         fresh = [_HeldSnippet.of(p) for p in full.parts if p.kind in CONTEXT_KINDS and p.kind != "snippet"]
         sources = [before] if before is not None else []

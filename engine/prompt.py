@@ -426,6 +426,11 @@ class PromptBuilder:
         return [self._plain(f"{marker} {shown_path}\n")] if marker else []
 
 
+def part_key(p: Part) -> tuple[str, int, str]:
+    """What makes a repository part the same from one prompt to the next: its file, first line and text."""
+    return p.path, p.start_line, p.text
+
+
 def _cache_aware_order(
     chosen: list[tuple[list[Part], Part]], previous: Prompt | None
 ) -> list[tuple[list[Part], Part]]:
@@ -436,9 +441,7 @@ def _cache_aware_order(
     ranking between keystrokes does not push every cached snippet to a new place.
     """
 
-    def key(p: Part) -> tuple[str, int, str]:
-        return p.path, p.start_line, p.text
-
+    key = part_key
     before = {key(p): i for i, p in enumerate(previous.parts if previous else ()) if p.kind in CONTEXT_KINDS}
     kept = sorted((c for c in chosen if key(c[1]) in before), key=lambda c: before[key(c[1])])
     new = [c for c in chosen if key(c[1]) not in before]
