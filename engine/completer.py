@@ -323,23 +323,22 @@ class Completer:
         repo_name: str,
         before: Prompt | None,
     ) -> Prompt | None:
-        """A prompt to answer from now when retrieval has swapped snippets since the last prompt of
-        this file and evaluating the new ones would cost more than a keystroke's batch
-        (STEADY_TOKENS): the retrieved snippets of the last prompt the cache holds (`before`, the
-        file's previous full prompt, or the last answer's), in place, with `full`'s definitions and
-        recent edits (what the cursor needs is never held back) and the whole view of the file.
-        `full` is evaluated in idle time: at a deep cache each new token is dear (a 300-token swap
-        at 16k costs about 10 s on one CPU thread). None when `full` is cheap enough, when the
-        snippets did not change, or when the steady prompt would cost as much as `full` or more
-        than a quick prompt's size (the view moved far). `n_full` and the backend as in
-        `_quick_prompt`."""
+        """A prompt to answer from now when `full` would cost more than a keystroke's batch
+        (STEADY_TOKENS): the last prompt the cache holds (`before`, the file's previous full
+        prompt, or the last answer's) with what was typed since, its snippets and definitions
+        in place and its view of the file pinned to the same lines, plus `full`'s recent edits
+        and the definitions the receiver at the cursor asks for (what this keystroke needs never
+        waits). Snippets and definitions that only moved up the ranking, and a view widened or
+        moved by them, wait: `full` is evaluated in idle time. At a deep cache each new token is
+        dear (a 300-token swap at 16k costs about 10 s on one CPU thread). None when `full` is
+        cheap enough, or when the steady prompt would cost as much as `full` or more than a quick
+        prompt's size (the cursor moved far). `n_full` and the backend as in `_quick_prompt`."""
         model = self.backend
         assert isinstance(model, LlamaCppModel)
         if n_full <= STEADY_TOKENS:
             return None
         key = part_key
-        new = {key(p) for p in full.parts if p.kind == "snippet"}
-        fresh = [_HeldSnippet.of(p) for p in full.parts if p.kind in CONTEXT_KINDS and p.kind != "snippet"]
+        recent = [_HeldSnippet.of(p) for p in full.parts if p.kind == "recent"]
         sources = [before] if before is not None else []
         last = self.last.prompt if self.last is not None else None
         if (
@@ -348,19 +347,29 @@ class Completer:
             and any(p.kind == "prefix" and p.path == path for p in last.parts)
         ):
             sources.append(last)
+        cursor_line = source.count("\n", 0, offset)
         best, cost = None, min(n_full, max(self.quick_prompt_tokens, STEADY_TOKENS))
         for held_from in sources:
-            held = [p for p in held_from.parts if p.kind == "snippet"]
-            if {key(p) for p in held} == new:
-                continue  # the same snippets: what costs is elsewhere
+            view = next((p for p in held_from.parts if p.kind == "prefix" and p.path == path), None)
+            if view is None or view.start_line > cursor_line:
+                continue  # another file's prompt, or the cursor went above its view
+            held = [p for p in held_from.parts if p.kind in CONTEXT_KINDS and p.kind != "recent"]
+            had = {key(p) for p in held}
+            urgent = [p for p in full.parts if p.at_cursor and key(p) not in had]
+            needs = [p for p in held if p.kind in NEEDS_KINDS]
+            others = [p for p in held if p.kind not in NEEDS_KINDS]
+            offered = (
+                [_HeldSnippet.of(p) for p in urgent + needs] + recent + [_HeldSnippet.of(p) for p in others]
+            )
             steady = self.builder.build(
                 path,
                 source,
                 offset,
-                fresh + [_HeldSnippet.of(p) for p in held],
+                offered,
                 full.budget_tokens,
                 repo_name,
                 held_from,
+                view_lines=(view.start_line, held_from.suffix_lines),
             )
             if (n := model.to_evaluate(steady.tokens)) < cost:
                 best, cost = steady, n
@@ -521,10 +530,13 @@ class _HeldSnippet:
     end_line: int
     prompt_kind: str
     reason: str
+    at_cursor: bool = False
 
     @classmethod
     def of(cls, part: Part) -> _HeldSnippet:
-        return cls(part.path, part.text, part.start_line, part.end_line, part.kind, part.reason)
+        return cls(
+            part.path, part.text, part.start_line, part.end_line, part.kind, part.reason, part.at_cursor
+        )
 
 
 class _SameContext:

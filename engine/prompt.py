@@ -113,6 +113,7 @@ class Part:
     end_line: int = 0
     tokens: list[int] = field(default_factory=list)
     reason: str = ""
+    at_cursor: bool = False  # a definition the receiver at the cursor asks for (see Snippet)
 
     def to_dict(self) -> dict:
         return {
@@ -217,12 +218,16 @@ class PromptBuilder:
         repo_name: str = "",
         previous: Prompt | None = None,
         view_tokens: int | None = None,
+        view_lines: tuple[int, int] | None = None,
     ) -> Prompt:
         """The prompt for a cursor. `previous`, the last prompt built for this file, keeps snippets
         that it already had in the same order at the front, where the KV cache still holds them.
         `view_tokens` caps the view of the current file around the cursor (three quarters before
         it, a quarter after), and what the snippets leave of the budget does not widen it: the
-        quick prompt that answers while the whole one is evaluated."""
+        quick prompt that answers while the whole one is evaluated. `view_lines` pins the view
+        instead: the prefix from that first line (at most the cursor's), the suffix that many
+        lines (the cursor line's rest counted), as a previous prompt had them, so that only what
+        was typed is new; the oldest prefix lines go if the budget needs them."""
         t0 = time.perf_counter()
         tpl = self.template
         spm = tpl.order == "spm"
@@ -254,14 +259,24 @@ class PromptBuilder:
         if view_tokens is not None:
             p_cap, s_cap = min(p_cap, view_tokens * 0.75), min(s_cap, view_tokens * 0.25)
         p_first, used_p = cursor_line + 1, 0
+        if view_lines is not None:
+            p_cap = float("inf")
+            p_first = min(max(view_lines[0], 0), cursor_line) + 1
         while p_first > 0 and used_p + cost("p", p_first - 1) <= p_cap:
             p_first -= 1
             used_p += cost("p", p_first)
+            if view_lines is not None and p_first <= view_lines[0]:
+                break
         s_last, used_s = -1, 0
         # Suffix first, the suffix keeps the previous prompt's number of lines while they fit twice
         # its share: a suffix re-cut at a keystroke would be evaluated again with all that follows it.
         kept = previous.suffix_lines if spm and previous is not None and previous.template == tpl.name else 0
-        if kept:
+        if view_lines is not None:
+            kept = min(view_lines[1], len(after))
+            s_last = kept - 1
+            used_s = sum(cost("s", i) for i in range(kept))
+            kept = kept or -1  # pinned, even to no suffix at all
+        elif kept:
             n = min(kept, len(after))
             kept_cost = sum(cost("s", i) for i in range(n))
             if kept_cost <= available * self.shares.suffix * 2:
@@ -272,6 +287,10 @@ class PromptBuilder:
             s_last += 1
             used_s += cost("s", s_last)
         remaining = available - used_p - used_s
+        if view_lines is not None:
+            # A pinned view leaves the snippets as they were (they come from the same prompt): it
+            # gives up its oldest lines below instead, where the prompt must shrink.
+            remaining = available
 
         def shown(p: Part) -> bool:  # a chunk of this file that the prefix or suffix already shows
             return p.path == path and p.start_line <= cursor_line + max(s_last, 0) and p.end_line >= p_first
@@ -334,6 +353,7 @@ class PromptBuilder:
                 snip.end_line if take == len(lines) and needed else snip.start_line + take - 1,
                 tokens,
                 snip.reason,
+                needed and bool(getattr(snip, "at_cursor", False)),
             )
             if shown(body):
                 continue
@@ -360,15 +380,11 @@ class PromptBuilder:
         ]
 
         # 3. What is left widens the view of the current file: further back, then further on.
-        while view_tokens is None and p_first > 0 and cost("p", p_first - 1) <= remaining:
+        widen = view_tokens is None and view_lines is None
+        while widen and p_first > 0 and cost("p", p_first - 1) <= remaining:
             p_first -= 1
             remaining -= cost("p", p_first)
-        while (
-            view_tokens is None
-            and not kept
-            and s_last + 1 < len(after)
-            and cost("s", s_last + 1) <= remaining
-        ):
+        while widen and not kept and s_last + 1 < len(after) and cost("s", s_last + 1) <= remaining:
             s_last += 1
             remaining -= cost("s", s_last)
 
@@ -399,9 +415,13 @@ class PromptBuilder:
         else:  # ... after its marker, as Zed's Seed-Coder and Continue's Codestral prompts have them
             segments = suf + pre + context + [prefix_part] + mid
         prompt = Prompt(tpl.name, budget_tokens, segments, suffix_lines=s_last + 1)
-        # Tokenising a part whole can differ from the sum of its lines; trim the oldest prefix lines.
-        while prompt.n_tokens > budget_tokens and prefix_part.start_line < cursor_line:
-            prefix_part.start_line += 1
+        # Tokenising a part whole can differ from the sum of its lines, and a pinned view takes what
+        # it takes: trim the oldest prefix lines, as many at once as the excess asks for.
+        while (excess := prompt.n_tokens - budget_tokens) > 0 and prefix_part.start_line < cursor_line:
+            dropped = 0
+            while prefix_part.start_line < cursor_line and (dropped < excess or not dropped):
+                dropped += cost("p", prefix_part.start_line)
+                prefix_part.start_line += 1
             prefix_part.text = "\n".join(before[prefix_part.start_line :])
             prefix_part.tokens = enc(prefix_part.text)
         prompt.build_ms = (time.perf_counter() - t0) * 1000

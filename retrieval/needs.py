@@ -46,6 +46,7 @@ OUTLINE_PART_MEMBERS = 12  # a larger class's outline continues in further parts
 
 USAGE_WEIGHT = 0.3  # times log(1 + chunks using the name): among a receiver's members, the much-used first
 HINT_WEIGHT = 1.5  # a definition whose name's words all appear just before the cursor gains this
+RECEIVER_BASE = 100.0  # the score of the members of the receiver at the cursor: above any other
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
@@ -132,6 +133,9 @@ class NeedSnippet:
     chunk_id: int = -1
     reason: str = "needs"
     prompt_kind: str = "signature"  # "outline" for a class-like definition with its members
+    # A member of the receiver just before the cursor (`x.`), wanted by this very keystroke; the
+    # other definitions follow the ranking, which moves as the user types.
+    at_cursor: bool = False
 
 
 @dataclass
@@ -528,9 +532,9 @@ class _Query:
         targets = self._chain_targets(segments, separators)
         modules = [Target(path, "") for path, d in targets if d is _ModuleMarker]
         if modules:  # a package's files, all of them (a Go package has many)
-            self._add_module_members(modules, partial, base=100.0)
+            self._add_module_members(modules, partial, base=RECEIVER_BASE)
         for path, d in [(p, d) for p, d in targets if d is not _ModuleMarker][:8]:
-            self._add_members(path, d, partial, base=100.0)
+            self._add_members(path, d, partial, base=RECEIVER_BASE)
 
     def _chain_targets(
         self, segments: list[tuple[str, bool]], separators: list[str], depth: int = 0
@@ -935,6 +939,7 @@ class _Query:
                     unit.score,
                     top.kind,
                     top.qualified,
+                    at_cursor=unit.score >= RECEIVER_BASE,
                 )
             ]
         graph = self._graph(unit.path)
@@ -992,6 +997,7 @@ class _Query:
                     top.kind,
                     top.qualified if n == 0 else f"{top.qualified} ({n + 1})",
                     prompt_kind="outline",
+                    at_cursor=score >= RECEIVER_BASE,
                 )
             )
         return out

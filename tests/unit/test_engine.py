@@ -18,7 +18,7 @@ from engine.backends import Backend, Cut, Generation, Stops, Warmed
 from engine.backends.llama_cpp import LlamaCppModel
 from engine.config import needs_reload
 from engine.postprocess import StopRules
-from engine.prompt import Prompt
+from engine.prompt import CONTEXT_KINDS, Prompt
 from tests.fixtures.gguf_builder import write_tiny_gguf
 
 SOURCE = """import math
@@ -42,6 +42,7 @@ class FixedSnippet:
     end_line: int
     prompt_kind: str = "snippet"
     reason: str = "fixed"
+    at_cursor: bool = False
 
 
 class FixedSource:
@@ -112,6 +113,56 @@ def test_tight_budget_cuts_at_line_boundaries(completer: Completer):
     assert all(
         set(p) == {"kind", "reason", "path", "start_line", "end_line", "text", "tokens"} for p in d["parts"]
     )
+
+
+def held_parts(prompt):
+    return [p for p in prompt.parts if p.kind in CONTEXT_KINDS]
+
+
+def test_a_pinned_view_keeps_the_lines_a_previous_prompt_showed(completer: Completer):
+    long_source = "".join(f"value_{i} = compute({i})\n" for i in range(400)) + SOURCE
+    cursor = long_source.index("    return \n") + len("    return ")
+    first, _ = completer.prompt(
+        "big.py", long_source, cursor, FixedSource(GEOMETRY), "demo", budget_tokens=600
+    )
+    view = next(p for p in first.parts if p.kind == "prefix")
+    # A new line typed: the same first line and as many suffix lines, the new text in between.
+    typed = long_source[:cursor] + "x\n    " + long_source[cursor:]
+    held = [
+        FixedSnippet(p.path, p.text, p.start_line, p.end_line, p.kind, p.reason)
+        for p in first.parts
+        if p.kind in CONTEXT_KINDS
+    ]
+    pinned = completer.builder.build(
+        "big.py",
+        typed,
+        cursor + 6,
+        held,
+        600,
+        "demo",
+        first,
+        view_lines=(view.start_line, first.suffix_lines),
+    )
+    prefix = next(p for p in pinned.parts if p.kind == "prefix")
+    assert prefix.start_line == view.start_line and prefix.text.endswith("return x\n    ")
+    assert pinned.suffix_lines == first.suffix_lines
+    assert held and pinned.n_tokens <= 600
+    assert [p.tokens for p in pinned.parts if p.kind in CONTEXT_KINDS] == [
+        p.tokens for p in held_parts(first)
+    ]
+    # Over the budget, the oldest lines of the view go, not the context.
+    tight = completer.builder.build(
+        "big.py",
+        typed,
+        cursor + 6,
+        [*held, FixedSnippet("lib/shapes.py", "def area(r):\n    return 3.14 * r * r\n", 0, 1)],
+        first.n_tokens,
+        "demo",
+        first,
+        view_lines=(view.start_line, first.suffix_lines),
+    )
+    assert tight.n_tokens <= first.n_tokens and any(p.path == "lib/shapes.py" for p in tight.parts)
+    assert next(p for p in tight.parts if p.kind == "prefix").start_line > view.start_line
 
 
 def test_completion_is_generated_within_limits_and_reuses_the_kv_cache(completer: Completer):
@@ -496,34 +547,51 @@ def test_a_completion_list_after_a_quick_answer_starts_with_the_ghost_text_shown
     assert ghost.text not in menu.alternatives and len(menu.alternatives) <= 2
 
 
-def test_snippets_swapped_in_while_typing_wait_for_idle_time_and_the_definitions_do_not(tiny_gguf: Path):
+def test_context_that_only_moved_up_the_ranking_waits_for_idle_time_and_the_receivers_members_do_not(
+    tiny_gguf: Path,
+):
     completer = Completer.load(
         EngineConfig(model_path=str(tiny_gguf), max_tokens=8, budget_tokens=1024, quick_prompt_tokens=256)
     )
     context = FixedSource(NEEDED, *OTHERS)
     completer.complete("calc/shapes.py", LONG_SOURCE, LONG_CURSOR, context, "demo", quick=True)
     assert completer.finish_prompt() > 0  # the full prompt, m0..m3, is in the cache
-    # A keystroke later retrieval ranks other modules and a new definition first.
-    renamed = FixedSnippet("lib/geometry.py", "def radius_of(area):\n", 12, 12, "signature", "needs")
+    full_before = completer._previous["calc/shapes.py"]
+    view = next(p for p in full_before.parts if p.kind == "prefix")
+    # A keystroke later retrieval ranks other modules and another definition first, and the
+    # receiver at the cursor asks for a member of its class.
+    ranked = FixedSnippet("lib/geometry.py", "def radius_of(area):\n", 12, 12, "signature", "needs")
+    member = FixedSnippet(
+        "lib/circle.py", "class Circle:\n    def area(self):\n", 3, 9, "outline", "needs", at_cursor=True
+    )
     newer = [
         FixedSnippet(f"lib/n{i}.py", OTHERS[i].text.replace(f"f{i}_", f"g{i}_"), 0, 11) for i in range(4)
     ]
-    context.items = [renamed, *newer]
+    context.items = [member, ranked, *newer]
     typed = LONG_SOURCE[:LONG_CURSOR] + "2" + LONG_SOURCE[LONG_CURSOR:]
     steady = completer.complete("calc/shapes.py", typed, LONG_CURSOR + 1, context, "demo", quick=True)
-    # Answered with the snippets the cache holds and the new definition, evaluating little; the
-    # new snippets wait for idle time.
+    # Answered with the snippets and definitions the cache holds, the view of the file where it
+    # was, and the receiver's member, evaluating little; the rest waits for idle time.
     assert steady.scope == "steady" and completer.pending is not None
-    assert {p.path for p in steady.prompt.parts if p.kind == "snippet"} == {o.path for o in OTHERS}
-    assert any(p.kind == "signature" and "radius_of" in p.text for p in steady.prompt.parts)
-    assert steady.generation.n_evaluated <= 32 < completer.backend.to_evaluate(completer.pending.tokens)
+    parts = steady.prompt.parts
+    assert {p.path for p in parts if p.kind == "snippet"} == {o.path for o in OTHERS}
+    assert any(p.kind == "outline" and "class Circle" in p.text and p.at_cursor for p in parts)
+    assert any(p.kind == "signature" and "diameter" in p.text for p in parts)
+    assert not any("radius_of" in p.text for p in parts)
+    # (The outline takes the room of the file's oldest line or two: the budget is full.)
+    assert view.start_line <= next(p for p in parts if p.kind == "prefix").start_line <= view.start_line + 2
+    assert steady.prompt.suffix_lines == full_before.suffix_lines
+    outline = next(p for p in parts if p.at_cursor)
+    assert steady.generation.n_evaluated <= len(outline.tokens) + 32
+    assert steady.generation.n_evaluated * 4 < completer.backend.to_evaluate(completer.pending.tokens)
+    assert any("radius_of" in p.text for p in completer.pending.parts)
     assert completer.finish_prompt() > 32 and completer.pending is None
     typed2 = typed[: LONG_CURSOR + 1] + "*" + typed[LONG_CURSOR + 1 :]
     after = completer.complete("calc/shapes.py", typed2, LONG_CURSOR + 2, context, "demo", quick=True)
     assert after.scope == "full" and after.generation.n_evaluated < 8
     assert {p.path for p in after.prompt.parts if p.kind == "snippet"} == {n.path for n in newer}
     # Without quick (the command line, a test), the new snippets are evaluated at once.
-    context.items = [renamed, *OTHERS]
+    context.items = [ranked, *OTHERS]
     typed3 = typed2[: LONG_CURSOR + 2] + "2" + typed2[LONG_CURSOR + 2 :]
     now = completer.complete("calc/shapes.py", typed3, LONG_CURSOR + 3, context, "demo")
     assert now.scope == "full" and now.generation.n_evaluated > 32

@@ -213,6 +213,12 @@ def test_receiver_members_come_first_and_outlines_show_fields_and_constructor(tm
     assert "        self.sku = sku" in first.text  # a field the constructor sets
     # The base class's members follow: `order.save()` is a call of Base.save.
     assert any(s.name == "Base" and "def save(self, force: bool = False)" in s.text for s in found)
+    # The receiver's outline is what this keystroke needs (a steady prompt never holds it back);
+    # a line without a receiver asks for nothing at the cursor, only for what the file mentions.
+    assert first.at_cursor
+    plain = buffer.removesuffix("order.")
+    elsewhere = index.needs_snippets("app.py", plain, len(plain))
+    assert any(s.name == "Order" for s in elsewhere) and not any(s.at_cursor for s in elsewhere)
     index.close()
 
 
