@@ -18,10 +18,11 @@ keystroke scans only the lines that changed."""
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -98,10 +99,72 @@ def _scan(lines: Sequence[str], filename: str) -> dict[int, set[tuple[str, str]]
             for kind, pattern in _MORE_FORMATS:
                 for m in pattern.finditer(line):
                     found.setdefault(i, set()).add((m.group(0), kind))
-        for secret in _process_line_based_plugins(lines=list(enumerate(lines, 1)), filename=filename):
+        maybe = _maybe_in_context()
+        secrets = (
+            _process_line_based_plugins(lines=list(enumerate(lines, 1)), filename=filename)
+            if maybe is None
+            else _in_context(lines, filename, maybe)
+        )
+        for secret in secrets:
             if secret.secret_value:
                 found.setdefault(secret.line_number - 1, set()).add((secret.secret_value, secret.type))
     return found
+
+
+@lru_cache(maxsize=1)
+def _maybe_in_context() -> re.Pattern[str] | None:
+    """What a line must hold for an in-context plugin to find anything in it, or None when the
+    plugins configured are not the three this knows: a secret-sounding name (KeywordDetector's
+    own DENYLIST, any case), or a run of a high-entropy plugin's characters long enough to pass
+    its entropy limit (n characters carry at most log2(n) bits each). Most lines of code hold
+    neither and skip detect-secrets' per-line filters, most of a cold index's scanning time."""
+    from detect_secrets.plugins.keyword import DENYLIST
+    from detect_secrets.settings import get_plugins
+
+    _plugins()  # the in-context plugins configured
+    alternatives = []
+    for plugin in get_plugins():
+        name = type(plugin).__name__
+        if name == "KeywordDetector":
+            alternatives.append("(?i:" + "|".join(DENYLIST) + ")")
+        elif name in _IN_CONTEXT and hasattr(plugin, "charset") and hasattr(plugin, "entropy_limit"):
+            shortest = math.floor(2**plugin.entropy_limit) + 1
+            alternatives.append(f"[{re.escape(plugin.charset)}]{{{shortest},}}")
+        else:
+            return None
+    return re.compile("|".join(alternatives)) if alternatives else None
+
+
+def _in_context(lines: Sequence[str], filename: str, maybe: re.Pattern[str]) -> Iterator[Any]:
+    """detect-secrets' `_process_line_based_plugins` (1.5), over the lines `maybe` lets through only;
+    each still sees the whole file around it (the allowlist pragmas on a line before)."""
+    from detect_secrets.core.scan import _is_filtered_out, _scan_line
+    from detect_secrets.settings import get_plugins
+    from detect_secrets.util.code_snippet import get_code_snippet
+
+    content = list(lines)
+    for number, raw in enumerate(content, 1):
+        if not maybe.search(raw):
+            continue
+        line = raw.rstrip()
+        snippet = get_code_snippet(lines=content, line_number=number)
+        if _is_filtered_out(
+            required_filter_parameters=["line"], filename=filename, line=line, context=snippet
+        ):
+            continue
+        for plugin in get_plugins():
+            for secret in _scan_line(
+                plugin=plugin, filename=filename, line=line, line_number=number, context=snippet
+            ):
+                if not _is_filtered_out(
+                    required_filter_parameters=["context"],
+                    filename=secret.filename,
+                    secret=secret.secret_value,
+                    plugin=plugin,
+                    line=line,
+                    context=snippet,
+                ):
+                    yield secret
 
 
 def _occurrences(line: str, value: str) -> Iterable[int]:

@@ -157,3 +157,23 @@ def test_what_the_session_remembers_of_edits_is_masked(tmp_path: Path, sweep_ggu
     assert changes and all(TYPED_TOKEN not in c.updated and TYPED_TOKEN not in c.original for c in changes)
     for _, value in SECRETS:
         assert all(value not in c.original + c.updated for c in changes)
+
+
+def test_the_lines_skipped_before_detect_secrets_could_not_hold_a_secret(monkeypatch: pytest.MonkeyPatch):
+    """Most lines never reach detect-secrets' per-line plugins (no secret-sounding name, no string
+    long enough to be high-entropy); what is found is the same as when every line does."""
+    root = Path(__file__).resolve().parents[2]
+    texts = dict(CORPUS)
+    for path in (
+        "retrieval/secrets.py",
+        "retrieval/index.py",
+        "README.md",
+        "tests/fixtures/planted_secrets.py",
+    ):
+        texts[path] = (root / path).read_text(encoding="utf-8")
+    fast = {p: SecretScanner().spans(t, p) for p, t in texts.items()}
+    assert secrets_module._maybe_in_context() is not None
+    monkeypatch.setattr(secrets_module, "_maybe_in_context", lambda: None)
+    every_line = {p: SecretScanner().spans(t, p) for p, t in texts.items()}
+    assert fast == every_line
+    assert sum(len(found) for found in fast.values()) >= len(SECRETS)
