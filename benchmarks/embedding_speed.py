@@ -1,6 +1,6 @@
 """Indexing throughput per embedding backend, as a ratio to torch in the same run, and the server's memory.
 
-    python benchmarks/embedding_speed.py [--root PATH] [--backends onnx,onnx-int8] [--rss]
+    python benchmarks/embedding_speed.py [--root PATH] [--backends onnx,onnx-int8,openvino] [--rss]
 
 Speed: the chunk texts a cold index of PATH (default: this repository) embeds are embedded with
 sentence-transformers on torch (the reference, timed before and after the others, model loaded
@@ -172,7 +172,9 @@ def main() -> int:
     )
     parser.add_argument("--root", type=Path, default=ROOT, help="tree to index (default: this repository)")
     parser.add_argument(
-        "--backends", default="onnx,onnx-int8", help="comma-separated (auto, onnx, onnx-int8)"
+        "--backends",
+        default="onnx,onnx-int8,openvino",
+        help="comma-separated (auto, onnx, onnx-int8, openvino)",
     )
     parser.add_argument("--rss", action="store_true", help="also the memory of code-kb serve per backend")
     parser.add_argument("--skip-speed", action="store_true")

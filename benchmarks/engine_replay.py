@@ -1,7 +1,7 @@
 """KV-cache reuse while typing: the engine replaying real typing, against llama.cpp doing only the necessary work.
 
     python benchmarks/engine_replay.py [--model 0.5b|1.5b] [--vocab seed-coder] [--budgets 4096,16384,32768]
-        [--kv f16,q8_0] [--requests N] [--json out.json]
+        [--kv f16,q8_0] [--requests N] [--json out.json] [--plan-only [--server-flow]]
 
 A shape-alike Qwen2.5-Coder model (benchmarks/models.py: real shapes and tokenizer, random
 weights, Q4_K_M; `--vocab seed-coder`: the same shape with Seed-Coder's special tokens, so the
@@ -30,6 +30,13 @@ Reported per KV type and budget: the share of prompt tokens reused over the type
 floor's median and the median of per-request ratios (goal <= 1.2), and the process's RSS once
 the model is loaded and has answered the cold request. Each KV type and budget runs in its own
 process, so RSS is that configuration's alone and a crash in one leaves the others.
+
+`--plan-only` needs no model (the vocabulary alone): it builds the prompts and runs the engine's
+KV planner on them, for the share of tokens reused in seconds. With `--server-flow` each pause is
+answered as `code-kb serve` answers it (a quick or steady prompt where the full one would cost
+more than a keystroke; the full one evaluated in the idle time after it, as typing_lsp.py waits
+for it): the tokens evaluated at each pause, which are what a keystroke's latency is made of at a
+deep cache, and those evaluated in idle time.
 """
 
 from __future__ import annotations
@@ -45,6 +52,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -618,6 +626,90 @@ def plan_only(size: str, budgets: list[int], n_requests: int, snippet_limit: int
     return rows
 
 
+def server_flow(size: str, budgets: list[int], n_requests: int, snippet_limit: int | None) -> list[str]:
+    """The replay as `code-kb serve` answers it, plan-only: each pause asks the engine as the server
+    does (`quick`: a quick or steady prompt where the full one costs more than a keystroke), then
+    the pause's idle time evaluates the full prompt (`finish_prompt`), as typing_lsp.py waits for
+    it. The tokens each keystroke evaluates are what its latency is made of, far more at a deep
+    cache (benchmarks/README.md: 33-39 ms a token at 16k on one thread); the idle tokens are CPU
+    spent between pauses. Speculation only appends after the prompt and is left out."""
+    from engine import Completer
+    from engine.backends import Generation, Warmed
+    from engine.backends.kv_plan import after, plan
+    from engine.backends.llama_cpp import LlamaCppModel
+    from engine.config import default_snippet_limit
+
+    class Planned(LlamaCppModel):
+        """The vocabulary-only model with a KV cache that exists only as the planner's bookkeeping."""
+
+        def __init__(self, vocab: LlamaCppModel, n_ctx: int) -> None:
+            self.__dict__.update(vocab.__dict__)
+            self.can_shift, self._n_ctx = True, n_ctx
+
+        @property
+        def n_ctx(self) -> int:
+            return self._n_ctx
+
+        @property
+        def warms(self) -> bool:
+            return True
+
+        def _apply(self, tokens: list[int], max_stale: int):
+            p = plan(
+                self._held,
+                tokens,
+                staleness=self._stale,
+                can_shift=True,
+                min_run=self.min_reuse_tokens,
+                max_stale=max_stale,
+            )
+            self._held, self._stale = after(p, self._held, self._stale, tokens)
+            return p
+
+        def generate(self, prompt, **_):
+            p = self._apply(prompt.tokens, self.max_stale_tokens)
+            return Generation("", p.n_tokens, p.n_evaluated, p.n_reused, 0, "max_tokens", 0.0, p.n_moved)
+
+        def warm(self, prompt, **_):
+            p = self._apply(prompt.tokens, self.refresh_stale_tokens)
+            return Warmed(p.n_tokens, p.n_evaluated, p.n_reused)
+
+    rows = []
+    for budget in budgets:
+        root, index, start, pauses = _setup(budget, snippet_limit)
+        pauses = pauses[:n_requests]
+        config = dataclasses.replace(
+            _config(size, budget, "f16", snippet_limit, 600.0, build=False),
+            model_path=str(qwen25_coder_vocab(VOCAB)),
+        )
+        completer = Completer.load(config, vocab_only=True)
+        completer.backend = Planned(completer.tokenizer, budget + MAX_TOKENS)
+        evaluated, idle, scopes = [], [], Counter()
+        for i, pause in enumerate([start] + pauses):
+            answer = completer.complete(FILE, pause.source, pause.offset, index, root.name, quick=True)
+            warmed = completer.finish_prompt()
+            if i:
+                evaluated.append(answer.generation.n_evaluated)
+                idle.append(warmed)
+                scopes[answer.scope] += 1
+                log.info(
+                    "%3d %-14r %-7s evaluated %5d at the pause, %5d in idle time",
+                    i,
+                    pause.typed[-14:],
+                    answer.scope,
+                    evaluated[-1],
+                    warmed,
+                )
+        index.close()
+        rows.append(
+            f"| {budget} | {completer.config.snippet_limit or default_snippet_limit(budget)} | {len(pauses)} | "
+            f"{', '.join(f'{n} {k}' for k, n in scopes.most_common())} | "
+            f"**{statistics.median(evaluated):.0f}** / {pct(evaluated, 95):.0f} / {max(evaluated)} | "
+            f"{sum(idle):,} |"
+        )
+    return rows
+
+
 def shift_cost(
     size: str, n_ctxs: list[int], kv: str, threads: int, n_held: int = 600, repeats: int = 15
 ) -> list[str]:
@@ -835,6 +927,12 @@ def main(argv: list[str] | None = None) -> int:
         "planner on them (reuse shares in seconds; no timings)",
     )
     parser.add_argument(
+        "--server-flow",
+        action="store_true",
+        help="with --plan-only: answer each pause as code-kb serve does (quick and steady prompts), "
+        "the full prompt evaluated in the idle time after it; tokens evaluated per keystroke",
+    )
+    parser.add_argument(
         "--timeout-s", type=float, default=600.0, help="engine timeout_s (the cold request needs it)"
     )
     parser.add_argument("--json", help="write every request's figures here")
@@ -948,6 +1046,19 @@ def main(argv: list[str] | None = None) -> int:
                         f"| {r.get('kv_estimate_mb', float('nan')):.0f} |",
                         flush=True,
                     )
+        return 0
+    if args.plan_only and args.server_flow:
+        rows = server_flow(args.model, budgets, args.requests, args.snippets)
+        print(
+            f"\nThe replay as the server answers it ({SHAPES[args.model].name} shape, {args.vocab} vocabulary, "
+            f"no model; code {code_version()})\n"
+        )
+        print(
+            "| budget | snippet limit | requests | prompts that answered | tokens evaluated at a pause: "
+            "p50 / p95 / max | tokens evaluated in idle time (all pauses) |"
+        )
+        print("|---|---|---|---|---|---|")
+        print("\n".join(rows))
         return 0
     if args.plan_only:
         rows = plan_only(args.model, budgets, args.requests, args.snippets)

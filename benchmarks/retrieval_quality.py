@@ -1,7 +1,7 @@
 """Context quality and retrieval speed on real public projects, against a RepoCoder-style baseline.
 
     python benchmarks/retrieval_quality.py [--points N] [--languages python,go,...] [--skip-speed]
-                                           [--embedder minilm|onnx|onnx-int8|hash]
+                                           [--embedder minilm|onnx|onnx-int8|openvino|hash]
                                            [--projects requests,flask,...]
 
 Obtains at run time (cached under benchmarks/.cache/): Python sdists from PyPI (requests 2.32.3,
@@ -505,9 +505,10 @@ def main() -> int:
     parser.add_argument("--languages", default=",".join(PROJECTS), help="comma-separated (default: all)")
     parser.add_argument(
         "--embedder",
-        choices=("minilm", "onnx", "onnx-int8", "hash"),
+        choices=("minilm", "onnx", "onnx-int8", "openvino", "hash"),
         default="minilm",
         help="minilm: the packaged MiniLM on torch; onnx, onnx-int8: the same on onnxruntime; "
+        "openvino: the same on OpenVINO; "
         "hash: a 16-dim stand-in, for quick runs of the needs probe alone",
     )
     parser.add_argument("--projects", default="", help="comma-separated: only these projects (default: all)")

@@ -8,8 +8,9 @@ from typing import Literal, get_args
 
 DEFAULT_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
 # How the embedding model runs: auto (the fastest measured here whose vectors agree with torch's),
-# torch (sentence-transformers), onnx (onnxruntime, fp32), onnx-int8 (onnxruntime, int8 weights).
-EmbeddingBackend = Literal["auto", "torch", "onnx", "onnx-int8"]
+# torch (sentence-transformers), onnx (onnxruntime, fp32), onnx-int8 (onnxruntime, int8 weights),
+# openvino (OpenVINO, the same fp32 graph as onnx).
+EmbeddingBackend = Literal["auto", "torch", "onnx", "onnx-int8", "openvino"]
 EMBEDDING_BACKENDS: tuple[str, ...] = get_args(EmbeddingBackend)
 INT8_SUFFIX = "+int8"  # int8 vectors differ from torch's beyond float noise: their own cache key
 

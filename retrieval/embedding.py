@@ -1,9 +1,9 @@
 """Text embeddings for chunks and queries, offline, default the packaged MiniLM: the Embedder protocol,
 the torch backend (sentence-transformers) and the choice of backend (`embedding_backend`).
 
-`auto` runs the model on onnxruntime (onnx_embedding.py: no torch in the process) when this
-machine's one-time calibration measured an ONNX variant faster than torch with vectors that agree
-with torch's; otherwise, and for models ONNX cannot run, on torch.
+`auto` runs the model's ONNX export on onnxruntime or OpenVINO (onnx_embedding.py: no torch in the
+process) when this machine's one-time calibration measured a variant faster than torch with
+vectors that agree with torch's; otherwise, and for models ONNX cannot run, on torch.
 """
 
 from __future__ import annotations
@@ -146,7 +146,7 @@ class ChosenEmbedder:
 
         chosen = self._chosen
         if isinstance(chosen, OnnxEmbedder):
-            return "onnx-int8" if chosen.quantized else "onnx"
+            return chosen.backend
         return "torch" if chosen is not None else "unchosen"
 
     def _choose(self) -> Embedder:
@@ -158,6 +158,8 @@ class ChosenEmbedder:
             return torch
         model_dir = Path(resolve_model_path(self.model))
         why_not = ox.exportable(model_dir) if model_dir.is_dir() else f"{self.model} is no local folder"
+        if why_not is None and self.backend == "openvino":
+            why_not = ox.openvino_missing()
         if why_not is not None:
             if self.backend != "auto":
                 raise EmbeddingModelError(
@@ -189,7 +191,12 @@ class ChosenEmbedder:
                 )
         if backend == "torch":
             return torch
-        return ox.OnnxEmbedder(self.model, model_dir, quantized=backend == "onnx-int8")
+        return ox.OnnxEmbedder(
+            self.model,
+            model_dir,
+            quantized=backend == "onnx-int8",
+            runtime="openvino" if backend == "openvino" else "onnxruntime",
+        )
 
     @property
     def name(self) -> str:

@@ -10,8 +10,9 @@ What it writes:
   model's sentence-transformers modules do), inputs input_ids, attention_mask, token_type_ids;
 - model.int8.onnx: its weights quantized to int8 per channel (dynamic quantization of MatMul only:
   quantizing more, or per tensor, measured to move vectors well past a cosine of 0.99);
-- calibration.json: seconds to embed a sample of code with torch, ONNX and int8 ONNX on this
-  machine, and how each ONNX variant's vectors agree with torch's (cosine, min and mean).
+- calibration.json: seconds to embed a sample of code with torch, ONNX and int8 ONNX on
+  onnxruntime and (where it is installed) ONNX on OpenVINO on this machine, and how each
+  variant's vectors agree with torch's (cosine, min and mean).
 """
 
 from __future__ import annotations
@@ -33,7 +34,9 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-EXPORT_VERSION = "1"  # bump when the graph or the quantization changes: caches are keyed by it
+EXPORT_VERSION = (
+    "2"  # bump when the graph, the quantization or the calibration changes: caches are keyed by it
+)
 CALIBRATION_ROUNDS = 2  # each timing is the best of this many runs over the sample
 
 
@@ -116,8 +119,8 @@ def export(model_dir: Path, out_dir: Path) -> dict:
 
 
 def calibrate(st: Any, model_dir: Path, work: Path) -> dict:
-    """Time torch and both ONNX files on the same sample, side by side, and compare their vectors."""
-    from .onnx_embedding import OnnxModel
+    """Time torch and each variant on the same sample, side by side, and compare their vectors."""
+    from .onnx_embedding import OnnxModel, OpenVinoModel, openvino_missing
 
     texts = sample_texts()
     st.encode(texts[:4], normalize_embeddings=True)  # warm-up: the first call pays for allocation
@@ -129,12 +132,22 @@ def calibrate(st: Any, model_dir: Path, work: Path) -> dict:
         "seconds": {"torch": round(torch_s, 3)},
         "cosine": {},
     }
-    for backend, file in (("onnx", "model.onnx"), ("onnx-int8", "model.int8.onnx")):
-        model = OnnxModel(model_dir, work / file)
+    variants: list[tuple[str, str, type[OnnxModel]]] = [
+        ("onnx", "model.onnx", OnnxModel),
+        ("onnx-int8", "model.int8.onnx", OnnxModel),
+    ]
+    if (why_not := openvino_missing()) is None:
+        variants.append(("openvino", "model.onnx", OpenVinoModel))
+    else:
+        log.info("not calibrating OpenVINO: %s", why_not)
+    for backend, file, kind in variants:
+        model = kind(model_dir, work / file)
         model.embed(texts[:4])
         seconds, vectors = _best(partial(model.embed, texts))
         cosines = np.sum(np.asarray(vectors) * np.asarray(reference), axis=1)
         out["seconds"][backend] = round(seconds, 3)
+        if isinstance(model, OpenVinoModel):
+            out["openvino_precision"] = model.precision  # bf16 where the CPU has it
         out["cosine"][backend] = {
             "min": round(float(cosines.min()), 5),
             "mean": round(float(cosines.mean()), 5),

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from retrieval import CodeIndex, ReindexStats
+from retrieval.config import EMBEDDING_BACKENDS
 
 from ..config import Settings
 
@@ -107,7 +108,7 @@ def add_common(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--embedding-backend",
-        choices=("auto", "torch", "onnx", "onnx-int8"),
+        choices=EMBEDDING_BACKENDS,
         help="how the embedding model runs (default auto: the fastest measured on this machine "
         "whose vectors agree with torch's)",
     )

@@ -121,7 +121,10 @@ def test_search_ranks_chunks_and_status_describes_the_index(indexed_repo: Path, 
     # The key follows the backend auto chose on this machine (int8 vectors have their own).
     model = "all-MiniLM-L6-v2+int8" if info["embedding_backend"] == "onnx-int8" else "all-MiniLM-L6-v2"
     assert (info["files"], info["embedding_model"]) == (7, model)
-    assert info["embedding_backend"] in ("torch", "onnx", "onnx-int8") and info["embedding_backend_reason"]
+    assert (
+        info["embedding_backend"] in ("torch", "onnx", "onnx-int8", "openvino")
+        and info["embedding_backend_reason"]
+    )
     assert info["chunks"] == info["vectors"] > 0 and info["disk_bytes"] > 0 and info["updated_at"]
     assert main(["status", str(indexed_repo / "docs")]) == 1
     assert "no index at" in capsys.readouterr().err

@@ -1,5 +1,5 @@
-"""The embedding backends: ONNX exported locally from the packaged MiniLM, int8, the automatic
-choice, and the embedding cache across a switch of model or backend."""
+"""The embedding backends: ONNX exported locally from the packaged MiniLM, int8, the same graph on
+OpenVINO, the automatic choice, and the embedding cache across a switch of model or backend."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import pytest
 from lsp_server.config import Settings
 from retrieval import CodeIndex, IndexConfig
 from retrieval.embedding import ChosenEmbedder, make_embedder, resolve_model_path
+from retrieval.errors import EmbeddingModelError
 from retrieval.onnx_embedding import OnnxEmbedder, OnnxModel, agrees, choose, ensure_export
 from tests.fixtures.hash_embedder import HashEmbedder
 
@@ -58,6 +59,37 @@ def test_int8_agrees_with_torch_and_is_cached_apart(minilm, export: Path) -> Non
     assert (export / "model.int8.onnx").stat().st_size < (export / "model.onnx").stat().st_size * 0.7
 
 
+def test_openvino_runs_the_same_graph_with_torchs_vectors(minilm, export: Path) -> None:
+    texts = code_texts()
+    openvino = OnnxEmbedder("all-MiniLM-L6-v2", MODEL_DIR, runtime="openvino")
+    got, want = openvino.embed(texts), minilm.embed(texts)
+    assert openvino.name == minilm.name and openvino.backend == "openvino"
+    assert openvino.load().runtime == "openvino"  # the real OpenVINO runtime, not onnxruntime
+    assert got.shape == want.shape == (len(texts), 384)
+    assert float(np.min(np.sum(got * want, axis=1))) > 0.9999
+    with pytest.raises(EmbeddingModelError, match="onnxruntime only"):
+        OnnxEmbedder("all-MiniLM-L6-v2", MODEL_DIR, quantized=True, runtime="openvino")
+
+
+def test_without_openvino_installed_auto_skips_it_and_the_setting_says_how_to_install_it(
+    export: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calibration = {
+        "texts": 48,
+        "seconds": {"torch": 10.0, "onnx": 5.0, "onnx-int8": 3.0, "openvino": 2.0},
+        "cosine": {
+            "onnx": {"min": 0.99999, "mean": 1.0},
+            "onnx-int8": {"min": 0.991, "mean": 0.994},
+            "openvino": {"min": 0.99999, "mean": 1.0},
+        },
+    }
+    assert choose(calibration).backend == "openvino"
+    monkeypatch.setitem(sys.modules, "openvino", None)  # `import openvino` fails, as uninstalled
+    assert choose(calibration).backend == "onnx-int8"
+    with pytest.raises(EmbeddingModelError, match="pip install openvino"):
+        ChosenEmbedder("all-MiniLM-L6-v2", "openvino").describe()
+
+
 def test_long_texts_are_cut_exactly_where_the_model_truncates(export: Path) -> None:
     model = OnnxModel(MODEL_DIR, export / "model.onnx")
     long_text = (ROOT / "retrieval" / "index.py").read_text()
@@ -70,9 +102,9 @@ def test_long_texts_are_cut_exactly_where_the_model_truncates(export: Path) -> N
 
 def test_calibration_is_cached_and_says_how_each_backend_compares(export: Path) -> None:
     calibration = json.loads((export / "calibration.json").read_text())
-    assert set(calibration["seconds"]) == {"torch", "onnx", "onnx-int8"}
+    assert set(calibration["seconds"]) == {"torch", "onnx", "onnx-int8", "openvino"}
     assert calibration["cosine"]["onnx"]["min"] > 0.9999
-    assert agrees(calibration, "onnx")
+    assert agrees(calibration, "onnx") and agrees(calibration, "openvino")
     chosen = ChosenEmbedder("all-MiniLM-L6-v2", "auto")
     assert chosen.describe()["embedding_backend"] == choose(calibration).backend
     assert chosen.reason
@@ -104,14 +136,14 @@ from pathlib import Path
 from retrieval import CodeIndex, IndexConfig
 from retrieval.embedding import make_embedder
 embedder = make_embedder("all-MiniLM-L6-v2", "auto")
-index = CodeIndex(Path({str(tiny_repo)!r}), IndexConfig(index_dir=Path({str(tmp_path / "idx")!r})), embedder)
+index = CodeIndex(Path({str(tiny_repo)!r}), IndexConfig(index_dir=Path({str(tmp_path)!r}) / "BACKEND"), embedder)
 stats = index.reindex()
 hits = index.search("shipping cost for a cart", 3)
 print(embedder.chosen_backend, stats.chunks_embedded, hits[0].path, "torch" in sys.modules)
 """
-    for backend in ("onnx", "onnx-int8"):
+    for backend in ("onnx", "onnx-int8", "openvino"):
         out = subprocess.run(
-            [sys.executable, "-c", script.replace('"auto"', repr(backend))],
+            [sys.executable, "-c", script.replace('"auto"', repr(backend)).replace("BACKEND", backend)],
             capture_output=True,
             text=True,
             cwd=ROOT,
