@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from .backends import Backend, Generation, Stops
+from .backends.kv_plan import Plan
 from .backends.llama_cpp import LlamaCppModel, gpu_offload_supported
 from .backends.llama_server import LlamaServerInfillBackend, is_llama_server
 from .backends.openai_compat import OpenAICompletionsBackend
@@ -429,6 +430,8 @@ class Completer:
             text, prompt, generation, retrieval_ms, (time.perf_counter() - t0) * 1000, alternatives, scope
         )
         log.info("completion %s:%d: %s", path, offset, completion.summary())
+        if generation.n_evaluated > STEADY_TOKENS and isinstance(self.backend, LlamaCppModel):
+            log.info("  evaluated by part: %s", _evaluated_by_part(prompt, self.backend.last_plan))
         self.last = completion
         if generation.stop_reason not in ("cancelled", "timeout"):
             self.shown.add(Shown(path, source[:offset], source[offset:], text, tuple(alternatives), prompt))
@@ -601,6 +604,23 @@ def _sticky_needs(needs: Sequence[Snippet], previous: Prompt | None) -> list[Sni
     rest = needs[FRESH_NEEDS:]
     kept = [s for s in rest if (s.path, s.start_line, s.text) in had]
     return best + kept + [s for s in rest if (s.path, s.start_line, s.text) not in had]
+
+
+def _evaluated_by_part(prompt: Prompt, plan: Plan | None) -> str:
+    """Which parts of `prompt` a request evaluated, for the log: `kind path:line tokens`, largest
+    first (why a keystroke cost more than its typing)."""
+    if plan is None:
+        return "?"
+    spent: dict[str, int] = {}
+    at = 0
+    for segment in prompt.segments:
+        end = at + len(segment.tokens)
+        n = sum(max(0, min(end, b) - max(at, a)) for a, b in plan.evaluate)
+        if n:
+            name = f"{segment.kind} {segment.path}:{segment.start_line + 1}" if segment.path else segment.kind
+            spent[name] = spent.get(name, 0) + n
+        at = end
+    return ", ".join(f"{name} {n}" for name, n in sorted(spent.items(), key=lambda kv: -kv[1])[:8])
 
 
 def _remote_backend(config: EngineConfig) -> Backend:

@@ -477,15 +477,21 @@ OTHERS = [
 ]
 
 
-def test_a_cold_request_answers_from_a_quick_prompt_and_the_full_one_follows_in_idle_time(tiny_gguf: Path):
+def test_a_cold_request_answers_from_a_quick_prompt_and_the_full_one_follows_in_idle_time(
+    tiny_gguf: Path, caplog: pytest.LogCaptureFixture
+):
     completer = Completer.load(
         EngineConfig(model_path=str(tiny_gguf), max_tokens=8, budget_tokens=1024, quick_prompt_tokens=256)
     )
     context = FixedSource(NEEDED, *OTHERS)
-    first = completer.complete("calc/shapes.py", LONG_SOURCE, LONG_CURSOR, context, "demo", quick=True)
+    with caplog.at_level("INFO", logger="engine.completer"):
+        first = completer.complete("calc/shapes.py", LONG_SOURCE, LONG_CURSOR, context, "demo", quick=True)
     full = completer.pending
     assert first.scope == "quick" and full is not None
     assert first.generation.n_evaluated == first.prompt.n_tokens <= 256 < full.n_tokens
+    # The log says what a costly request evaluated, part by part, the largest first.
+    parts = next(r.getMessage() for r in caplog.records if "evaluated by part" in r.getMessage())
+    assert "prefix calc/shapes.py:" in parts and "signature lib/geometry.py:11" in parts
     # The quick prompt has the signature the cursor needs, a window of the file around the cursor,
     # and in what those leave of its size the best-ranked snippet (m0; m1 does not fit as well).
     kinds = [(p.kind, p.path) for p in first.prompt.parts]
