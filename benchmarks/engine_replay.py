@@ -571,23 +571,28 @@ def memory_one(size: str, budget: int, kv: str, threads: int | None) -> dict:
     return row
 
 
+def _vocab_only_replay(size: str, budget: int, n_requests: int, snippet_limit: int | None):
+    """The replay's index and pauses, and a completer with the tokenizer alone (the vocabulary GGUF
+    the shape-alike is built from: no model to build)."""
+    from engine import Completer
+
+    root, index, start, pauses = _setup(budget, snippet_limit)
+    config = dataclasses.replace(
+        _config(size, budget, "f16", snippet_limit, 600.0, build=False),
+        model_path=str(qwen25_coder_vocab(VOCAB)),
+    )
+    return root, index, start, pauses[:n_requests], Completer.load(config, vocab_only=True)
+
+
 def plan_only(size: str, budgets: list[int], n_requests: int, snippet_limit: int | None) -> list[str]:
     """The engine's KV plans for the replay's prompts, built with the tokenizer only: no model, no timings.
     Exactly what the engine would reuse (its planner is deterministic), barring cancelled evaluations."""
-    from engine import Completer
     from engine.config import default_snippet_limit
 
     min_run, max_stale = _planner_settings()
     rows = []
     for budget in budgets:
-        root, index, start, pauses = _setup(budget, snippet_limit)
-        pauses = pauses[:n_requests]
-        # The tokenizer alone: the vocabulary GGUF the shape-alike is built from, no model to build.
-        config = dataclasses.replace(
-            _config(size, budget, "f16", snippet_limit, 600.0, build=False),
-            model_path=str(qwen25_coder_vocab(VOCAB)),
-        )
-        completer = Completer.load(config, vocab_only=True)
+        root, index, start, pauses, completer = _vocab_only_replay(size, budget, n_requests, snippet_limit)
         sim = PlanCounterfactual(min_run, max_stale, can_shift=True)
         previous = None
         n_prompt = reused = unbounded_reused = heavy = churn = moved_prefix = 0
@@ -633,7 +638,6 @@ def server_flow(size: str, budgets: list[int], n_requests: int, snippet_limit: i
     it. The tokens each keystroke evaluates are what its latency is made of, far more at a deep
     cache (benchmarks/README.md: 33-39 ms a token at 16k on one thread); the idle tokens are CPU
     spent between pauses. Speculation only appends after the prompt and is left out."""
-    from engine import Completer
     from engine.backends import Generation, Warmed
     from engine.backends.kv_plan import after, plan
     from engine.backends.llama_cpp import LlamaCppModel
@@ -676,13 +680,7 @@ def server_flow(size: str, budgets: list[int], n_requests: int, snippet_limit: i
 
     rows = []
     for budget in budgets:
-        root, index, start, pauses = _setup(budget, snippet_limit)
-        pauses = pauses[:n_requests]
-        config = dataclasses.replace(
-            _config(size, budget, "f16", snippet_limit, 600.0, build=False),
-            model_path=str(qwen25_coder_vocab(VOCAB)),
-        )
-        completer = Completer.load(config, vocab_only=True)
+        root, index, start, pauses, completer = _vocab_only_replay(size, budget, n_requests, snippet_limit)
         completer.backend = Planned(completer.tokenizer, budget + MAX_TOKENS)
         evaluated, idle, scopes = [], [], Counter()
         for i, pause in enumerate([start] + pauses):
