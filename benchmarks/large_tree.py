@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--work", type=Path, default=ROOT / "benchmarks" / ".cache" / "large-tree")
     parser.add_argument(
-        "--backend", default="onnx-int8", help="embeddingBackend (auto, torch, onnx, onnx-int8)"
+        "--backend", default="onnx-int8", help="embeddingBackend (auto, torch, onnx, onnx-int8, openvino)"
     )
     parser.add_argument("--steps", default="tree,index,retrieve,switch,share")
     parser.add_argument("--cursors", type=int, default=50)
