@@ -251,14 +251,19 @@ class OpenVinoModel(OnnxModel):
         self.precision = self.compiled.get_property("INFERENCE_PRECISION_HINT").to_string()
         self.inputs = [port.get_any_name() for port in self.compiled.inputs]
         self.request = self.compiled.create_infer_request()
+        # One request, not safe to run from two threads at once: the index embeds a batch unlocked
+        # while a completion embeds its query. A query waits for the batch (onnxruntime's session
+        # allows both at once).
+        self._running = threading.Lock()
 
     def _infer(self, feed: dict[str, np.ndarray]) -> np.ndarray:
         width = feed["input_ids"].shape[1]
         padded = min(-(-width // self.WIDTH_STEP) * self.WIDTH_STEP, max(self.max_tokens, width))
         if padded > width:
             feed = {name: np.pad(array, ((0, 0), (0, padded - width))) for name, array in feed.items()}
-        result = self.request.infer({name: feed[name] for name in self.inputs})
-        return np.array(result[self.compiled.outputs[0]], dtype=np.float32)
+        with self._running:
+            result = self.request.infer({name: feed[name] for name in self.inputs})
+            return np.array(result[self.compiled.outputs[0]], dtype=np.float32)
 
 
 class OnnxEmbedder:

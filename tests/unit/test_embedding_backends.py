@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -69,6 +70,11 @@ def test_openvino_runs_the_same_graph_with_torchs_vectors(minilm, export: Path) 
     assert float(np.min(np.sum(got * want, axis=1))) > 0.9999
     with pytest.raises(EmbeddingModelError, match="onnxruntime only"):
         OnnxEmbedder("all-MiniLM-L6-v2", MODEL_DIR, quantized=True, runtime="openvino")
+    # An index batch and a query at once (the index embeds unlocked): each gets its own vectors.
+    with ThreadPoolExecutor(4) as pool:
+        batches = list(pool.map(openvino.embed, [texts[:8], texts[8:], texts[:8], texts[8:]]))
+    assert np.allclose(np.concatenate(batches[:2]), got, atol=1e-5)
+    assert np.allclose(np.concatenate(batches[2:]), got, atol=1e-5)
 
 
 def test_without_openvino_installed_auto_skips_it_and_the_setting_says_how_to_install_it(
