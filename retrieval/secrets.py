@@ -22,10 +22,12 @@ import math
 import os
 import re
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
+
+from .literals import Lines, across_lines, required_literals
 
 log = logging.getLogger(__name__)
 
@@ -64,10 +66,23 @@ _MORE_FORMATS = [
 ]
 
 
+@dataclass(frozen=True)
+class _Format:
+    """A detector of one token format: what it finds in a line, and, when that is known
+    (literals.py), what any line it finds something in holds, or the expressions that, searched
+    over the whole text, match if it could find anything in one of its lines."""
+
+    find: Callable[[str], Iterable[str]]
+    kind: str
+    literals: frozenset[str] | None
+    guards: tuple[re.Pattern[str], ...] | None
+
+
 @lru_cache(maxsize=1)
-def _plugins() -> tuple[list[tuple[Any, str]], bool]:
-    """The format plugins (instance, type); and detect-secrets' settings set once per process: the
-    in-context plugins with its default filters, never its verification (it would call the services)."""
+def _plugins() -> tuple[list[_Format], bool]:
+    """The format detectors (detect-secrets' plugins, then _MORE_FORMATS); and detect-secrets'
+    settings set once per process: the in-context plugins with its default filters, never its
+    verification (it would call the services)."""
     from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
     from detect_secrets.settings import get_settings
 
@@ -79,31 +94,86 @@ def _plugins() -> tuple[list[tuple[Any, str]], bool]:
         "detect_secrets.filters.common.is_invalid_file",
         "detect_secrets.filters.common.is_ignored_due_to_verification_policies",
     )
-    formats = [(c(), str(c.secret_type)) for c in classes if c.__name__ not in _IN_CONTEXT | _LEFT_OUT]
+    formats = []
+    for c in classes:
+        if c.__name__ not in _IN_CONTEXT | _LEFT_OUT:
+            plugin = c()
+            regexes = _denylist(plugin)
+            formats.append(
+                _Format(plugin.analyze_string, str(c.secret_type), *_prefilters(regexes or [None]))
+            )
+    for kind, pattern in _MORE_FORMATS:
+        formats.append(_Format(_finder(pattern), kind, *_prefilters([pattern])))
     return formats, True
 
 
-def _scan(lines: Sequence[str], filename: str) -> dict[int, set[tuple[str, str]]]:
+def _finder(pattern: re.Pattern[str]) -> Callable[[str], Iterator[str]]:
+    return lambda line: (m.group(0) for m in pattern.finditer(line))
+
+
+def _denylist(plugin: Any) -> list[re.Pattern[str]] | None:
+    """The expressions whose matches are all `plugin` can find, when that is so: detect-secrets'
+    RegexBasedDetector reports its denylist's matches (its JWT detector the formally valid ones
+    among them); other kinds of plugin are not known here."""
+    from detect_secrets.plugins.base import RegexBasedDetector
+    from detect_secrets.plugins.jwt import JwtTokenDetector
+
+    if type(plugin).analyze_string not in (
+        RegexBasedDetector.analyze_string,
+        JwtTokenDetector.analyze_string,
+    ):
+        return None
+    return list(plugin.denylist)
+
+
+def _prefilters(
+    regexes: Sequence[re.Pattern[str] | None],
+) -> tuple[frozenset[str] | None, tuple[re.Pattern[str], ...] | None]:
+    """A detector's literals (one of which each of its expressions requires) and guards (its
+    expressions searchable across lines); None where one expression (or None: unknown) lacks them."""
+    literals: set[str] | None = set()
+    guards: list[re.Pattern[str]] | None = []
+    for regex in regexes:
+        found = required_literals(regex) if regex is not None else None
+        literals = literals | found if literals is not None and found is not None else None
+        guard = across_lines(regex) if regex is not None else None
+        guards = [*guards, guard] if guards is not None and guard is not None else None
+    return (
+        frozenset(literals) if literals is not None else None,
+        tuple(guards) if guards is not None else None,
+    )
+
+
+def _scan(lines: Sequence[str], filename: str, prefilter: bool = True) -> dict[int, set[tuple[str, str]]]:
     """detect-secrets on `lines` of a file named like `filename` (its keyword rules depend on the file
-    type): line index -> {(secret value, type)}."""
+    type): line index -> {(secret value, type)}.
+
+    Each detector runs only on the lines that could hold what it finds: a format detector on those
+    holding one of its literals, or where its guards match (most files: none, for most detectors);
+    the in-context plugins on those `_InContext` lets through. `prefilter` False runs every
+    detector on every line (the tests compare the two)."""
     from detect_secrets.core.scan import _process_line_based_plugins
 
     found: dict[int, set[tuple[str, str]]] = {}
     with _lock:
         formats, _ = _plugins()
-        for i, line in enumerate(lines):
-            for plugin, kind in formats:
-                for value in plugin.analyze_string(line):
+        text = Lines(lines) if prefilter else None
+        every = range(len(lines))
+        for detector in formats:
+            todo: Iterable[int] = every
+            if text is not None and detector.literals is not None:
+                todo = sorted(text.holding(detector.literals))
+            elif text is not None and detector.guards is not None:
+                todo = sorted(set().union(*(text.matching(g) for g in detector.guards)))
+            for i in todo:
+                for value in detector.find(lines[i]):
                     if value:
-                        found.setdefault(i, set()).add((value, kind))
-            for kind, pattern in _MORE_FORMATS:
-                for m in pattern.finditer(line):
-                    found.setdefault(i, set()).add((m.group(0), kind))
-        maybe = _maybe_in_context()
+                        found.setdefault(i, set()).add((value, detector.kind))
+        in_context = _in_context_filter() if text is not None else None
         secrets = (
             _process_line_based_plugins(lines=list(enumerate(lines, 1)), filename=filename)
-            if maybe is None
-            else _in_context(lines, filename, maybe)
+            if in_context is None or text is None
+            else _in_context(lines, filename, in_context.lines(text))
         )
         for secret in secrets:
             if secret.secret_value:
@@ -111,42 +181,68 @@ def _scan(lines: Sequence[str], filename: str) -> dict[int, set[tuple[str, str]]
     return found
 
 
+@dataclass(frozen=True)
+class _InContext:
+    """What a line must hold for an in-context plugin to find anything in it: a secret-sounding name
+    (KeywordDetector's own DENYLIST, any case: `keywords`, tried on the lines holding one of its
+    literals) or a quoted run of a high-entropy plugin's characters long enough to pass its
+    entropy limit (n characters carry at most log2(n) bits each: `runs`, across lines)."""
+
+    keywords: re.Pattern[str] | None
+    keyword_literals: frozenset[str] | None
+    runs: re.Pattern[str] | None
+
+    def lines(self, text: Lines) -> set[int]:
+        out = text.matching(self.runs) if self.runs is not None else set()
+        if self.keywords is not None:
+            lines = text.raw.split("\n")
+            holding = text.holding(self.keyword_literals) if self.keyword_literals else range(len(lines))
+            out.update(i for i in holding if i not in out and self.keywords.search(lines[i]))
+        return out
+
+
 @lru_cache(maxsize=1)
-def _maybe_in_context() -> re.Pattern[str] | None:
-    """What a line must hold for an in-context plugin to find anything in it, or None when the
-    plugins configured are not the three this knows: a secret-sounding name (KeywordDetector's
-    own DENYLIST, any case), or a run of a high-entropy plugin's characters long enough to pass
-    its entropy limit (n characters carry at most log2(n) bits each). Most lines of code hold
-    neither and skip detect-secrets' per-line filters, most of a cold index's scanning time."""
+def _in_context_filter() -> _InContext | None:
+    """The filter for the in-context plugins configured, or None when they are not the three this
+    knows (every line then goes through them). Most lines of code hold neither a name nor a run
+    and skip detect-secrets' per-line filters, most of a cold index's scanning time."""
     from detect_secrets.plugins.keyword import DENYLIST
     from detect_secrets.settings import get_plugins
 
     _plugins()  # the in-context plugins configured
-    alternatives = []
+    keywords: re.Pattern[str] | None = None
+    runs: list[str] = []
     for plugin in get_plugins():
         name = type(plugin).__name__
         if name == "KeywordDetector":
-            alternatives.append("(?i:" + "|".join(DENYLIST) + ")")
+            keywords = re.compile("(?i:" + "|".join(DENYLIST) + ")")
         elif name in _IN_CONTEXT and hasattr(plugin, "charset") and hasattr(plugin, "entropy_limit"):
             shortest = math.floor(2**plugin.entropy_limit) + 1
-            alternatives.append(f"[{re.escape(plugin.charset)}]{{{shortest},}}")
+            run = f"[{re.escape(plugin.charset)}]{{{shortest},}}"
+            # detect-secrets 1.5 looks only inside quotes: ('|")([charset]+)(\1)
+            quoted = getattr(getattr(plugin, "regex", None), "pattern", None) == (
+                rf'([\'"])([{re.escape(plugin.charset)}]+)(\1)'
+            )
+            runs.append(f"['\"]{run}['\"]" if quoted else run)
         else:
             return None
-    return re.compile("|".join(alternatives)) if alternatives else None
+    runs_pattern = across_lines(re.compile("|".join(runs))) if runs else None
+    if runs and runs_pattern is None:
+        return None
+    return _InContext(keywords, required_literals(keywords) if keywords else None, runs_pattern)
 
 
-def _in_context(lines: Sequence[str], filename: str, maybe: re.Pattern[str]) -> Iterator[Any]:
-    """detect-secrets' `_process_line_based_plugins` (1.5), over the lines `maybe` lets through only;
+def _in_context(lines: Sequence[str], filename: str, which: Iterable[int]) -> Iterator[Any]:
+    """detect-secrets' `_process_line_based_plugins` (1.5), over the lines `which` (0-based) only;
     each still sees the whole file around it (the allowlist pragmas on a line before)."""
     from detect_secrets.core.scan import _is_filtered_out, _scan_line
     from detect_secrets.settings import get_plugins
     from detect_secrets.util.code_snippet import get_code_snippet
 
     content = list(lines)
-    for number, raw in enumerate(content, 1):
-        if not maybe.search(raw):
-            continue
-        line = raw.rstrip()
+    for index in sorted(which):
+        number = index + 1
+        line = content[index].rstrip()
         snippet = get_code_snippet(lines=content, line_number=number)
         if _is_filtered_out(
             required_filter_parameters=["line"], filename=filename, line=line, context=snippet

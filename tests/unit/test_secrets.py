@@ -160,8 +160,9 @@ def test_what_the_session_remembers_of_edits_is_masked(tmp_path: Path, sweep_ggu
 
 
 def test_the_lines_skipped_before_detect_secrets_could_not_hold_a_secret(monkeypatch: pytest.MonkeyPatch):
-    """Most lines never reach detect-secrets' per-line plugins (no secret-sounding name, no string
-    long enough to be high-entropy); what is found is the same as when every line does."""
+    """Most lines never reach most detectors (no literal of a token format, no secret-sounding name,
+    no quoted string long enough to be high-entropy); what is found is the same as when every line
+    goes through every detector."""
     root = Path(__file__).resolve().parents[2]
     texts = dict(CORPUS)
     for path in (
@@ -169,11 +170,40 @@ def test_the_lines_skipped_before_detect_secrets_could_not_hold_a_secret(monkeyp
         "retrieval/index.py",
         "README.md",
         "tests/fixtures/planted_secrets.py",
+        "tests/unit/test_literals.py",
     ):
         texts[path] = (root / path).read_text(encoding="utf-8")
+    # Tokens of every format the detectors know, in lines that test the prefilters' edges: a line
+    # start, upper and lower case, a non-ASCII text, a dotless i where an ASCII one is expected.
+    texts["edges.py"] = "\n".join(
+        [
+            "AKIAIOSFODNN7EXAMPLE = 1",
+            'x = "AKIA" + "IOSFODNN7EXAMPLE"',
+            "AP6xxxxxxxxxxAKCp8nnqKvw5dD2MR9 is not one",
+            'Pässwörd = "kT9$wQ2!xLm4#pR7"',
+            "password = 'hunter2-but-l0nger-Xy9'",
+            'Sk = "SK0123456789abcdef0123456789abcdef"',
+            "token: xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx",
+            "İ api_key = 'Zm9vYmFyYmF6cXV4cXV1eHh5enp6eXl4eHd3dnY='",
+            "clıent_secret = 'abcdefabcdefabcdefabcdef01234567'",
+            "-----BEGIN RSA PRIVATE KEY-----",
+        ]
+    )
+    assert secrets_module._in_context_filter() is not None
     fast = {p: SecretScanner().spans(t, p) for p, t in texts.items()}
-    assert secrets_module._maybe_in_context() is not None
-    monkeypatch.setattr(secrets_module, "_maybe_in_context", lambda: None)
+    scan = secrets_module._scan
+    monkeypatch.setattr(secrets_module, "_scan", lambda lines, name: scan(lines, name, prefilter=False))
     every_line = {p: SecretScanner().spans(t, p) for p, t in texts.items()}
     assert fast == every_line
     assert sum(len(found) for found in fast.values()) >= len(SECRETS)
+    assert len(fast["edges.py"]) >= 6
+
+
+def test_most_format_detectors_are_ruled_out_by_their_literals():
+    """The prefilters are worth having: most of detect-secrets' format plugins and all of ours have
+    literals (a file without them skips the plugin), and the rest have guards."""
+    formats, _ = secrets_module._plugins()
+    with_literals = [f.kind for f in formats if f.literals is not None]
+    assert len(with_literals) >= len(formats) * 2 // 3, with_literals
+    assert "AWS Access Key" in with_literals and "GitHub Token" in with_literals
+    assert all(f.literals is not None or f.guards is not None for f in formats)
