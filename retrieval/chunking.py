@@ -263,13 +263,20 @@ def check_grammars(specs: Iterable[LanguageSpec] | None = None) -> list[str]:
     return broken
 
 
-def chunk_file(path: str, text: str, config: ChunkingConfig = ChunkingConfig()) -> list[Chunk]:
-    """Chunks of one file, in source order."""
+def parse(path: str, text: str):  # -> tree_sitter.Tree | None
+    """The syntax tree of a file in a language indexed by its structure, else None: made once for
+    both the chunker and the symbol graph."""
+    spec = language_for(path)
+    return parser_for(spec).parse(text.encode("utf-8")) if spec is not None else None
+
+
+def chunk_file(path: str, text: str, config: ChunkingConfig = ChunkingConfig(), tree=None) -> list[Chunk]:
+    """Chunks of one file, in source order; `tree`: its syntax tree (`parse`), when made already."""
     if not text.strip():
         return []
     spec = language_for(path)
     if spec is not None:
-        return _TreeChunker(spec, path, text, config).chunks()
+        return _TreeChunker(spec, path, text, config).chunks(tree)
     return _windows(
         path,
         text,
@@ -344,8 +351,9 @@ class _TreeChunker:
         self.starts = _line_starts(text)
         self.n_lines = len(self.starts) - 1
 
-    def chunks(self) -> list[Chunk]:
-        tree = _parser(self.spec.module, self.spec.function).parse(self.data)
+    def chunks(self, tree=None) -> list[Chunk]:
+        if tree is None:
+            tree = _parser(self.spec.module, self.spec.function).parse(self.data)
         if tree.root_node.has_error:
             log.debug("%s: syntax errors; chunking what parses", self.path)
         return self._block(tree.root_node.children, 0, self.n_lines - 1, "", "module", "", False)

@@ -86,13 +86,15 @@ class FileGraph:
         return [d for d in self.definitions if d.name == name and not d.container]
 
 
-def extract(path: str, text: str) -> FileGraph | None:
-    """The definitions and imports of one file; None for a language the graph does not know."""
+def extract(path: str, text: str, tree=None) -> FileGraph | None:
+    """The definitions and imports of one file; None for a language the graph does not know.
+    `tree`: its syntax tree (chunking.parse), when made already."""
     spec = language_for(path)
     if spec is None:
         return None
     data = text.encode("utf-8")
-    tree = parser_for(spec).parse(data)
+    if tree is None:
+        tree = parser_for(spec).parse(data)
     walker = _Walker(spec, data, path)
     try:
         walker.run(tree.root_node)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .chunking import Chunk, ChunkingConfig, chunk_file
+from .chunking import Chunk, ChunkingConfig, chunk_file, parse
 from .config import IndexConfig
 from .embedding import Embedder, embedder_for
 from .errors import EmbeddingModelError, IndexWriteError, RetrievalError, TooManyFilesError
@@ -469,7 +469,8 @@ class CodeIndex:
         # Inline secrets never reach a chunk, an embedding, the lexical index or the symbol tables.
         text = self.secrets.mask(text, f.path)
         record = FileRecord(f.path, hashlib.sha1(data).hexdigest(), f.size, f.mtime_ns)
-        return ParsedFile(record, chunk_file(f.path, text, self.chunking), extract(f.path, text))
+        tree = parse(f.path, text)  # one parse for the chunks and the graph
+        return ParsedFile(record, chunk_file(f.path, text, self.chunking, tree), extract(f.path, text, tree))
 
     def _commit(self, pending: list[ParsedFile], stats: ReindexStats) -> None:
         """Embed what the cache lacks (unlocked), then write each file's chunks and vectors (locked)."""

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import keyword
 import re
+from functools import lru_cache
+from itertools import chain
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _WORD = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
@@ -21,14 +23,17 @@ FTS_TOKENIZER = "unicode61 tokenchars '_'"
 
 
 def identifier_tokens(text: str) -> list[str]:
-    out: list[str] = []
-    for ident in _IDENTIFIER.findall(text):
-        whole = ident.lower()
-        parts = [w.lower() for piece in ident.split("_") for w in _WORD.findall(piece)]
-        for token in [whole, *parts] if len(parts) > 1 else [whole]:
-            if len(token) > 1 and token not in STOPWORDS:
-                out.append(token)
-    return out
+    return list(chain.from_iterable(map(_tokens_of, _IDENTIFIER.findall(text))))
+
+
+@lru_cache(maxsize=1 << 16)
+def _tokens_of(ident: str) -> tuple[str, ...]:
+    """One identifier's tokens: split once per distinct name (a file repeats its names many times)."""
+    whole = ident.lower()
+    parts = [w.lower() for piece in ident.split("_") for w in _WORD.findall(piece)]
+    return tuple(
+        t for t in ([whole, *parts] if len(parts) > 1 else [whole]) if len(t) > 1 and t not in STOPWORDS
+    )
 
 
 def match_query(text: str, max_terms: int = 24) -> str | None:

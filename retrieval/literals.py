@@ -153,6 +153,7 @@ def _starts(lines: Sequence[str]) -> list[int]:
 
 _CAP = 128  # strings a fixed run may expand to ((?:ghp|gho|...)_ is five)
 _CLASS = 16  # characters a class may have and still be expanded ([0-9a-f], not [a-z0-9])
+_ENOUGH = 6  # fixed strings this long are rare enough: longer ones (or more of them) gain nothing
 _NOTHING: frozenset[str] = frozenset({""})  # a prefix or suffix not known: the empty string
 
 
@@ -187,7 +188,8 @@ def _sequence(items: list[tuple[Any, Any]]) -> _Info:
     candidates: list[frozenset[str]] = []
     for op, av in items:
         info = _node(op, av)
-        if info.fixed is not None and (joined := _times(run, info.fixed)) is not None:
+        long_enough = min(map(len, run)) >= _ENOUGH and len(info.fixed or ()) > 1  # more strings, no gain
+        if info.fixed is not None and not long_enough and (joined := _times(run, info.fixed)) is not None:
             run = joined
             continue
         if info.fixed is not None:  # too many strings to multiply: a new run starts
@@ -197,7 +199,7 @@ def _sequence(items: list[tuple[Any, Any]]) -> _Info:
             run = info.fixed
             continue
         exact = False
-        reached = _times(run, info.prefix) or run
+        reached = run if min(map(len, run)) >= _ENOUGH else (_times(run, info.prefix) or run)
         prefix = reached if prefix is None else prefix
         candidates.append(reached)
         if info.required:
@@ -221,7 +223,7 @@ def _minimal(strings: frozenset[str]) -> frozenset[str]:
 
 def _selectivity(strings: frozenset[str]) -> tuple[int, int]:
     """Longer strings rule out more files, up to a point; past it, fewer strings cost less to test."""
-    return (min(min(map(len, strings)) if strings else 0, 6), -len(strings))
+    return (min(min(map(len, strings)) if strings else 0, _ENOUGH), -len(strings))
 
 
 def _node(op: Any, av: Any) -> _Info:
