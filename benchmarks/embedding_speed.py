@@ -1,6 +1,7 @@
 """Indexing throughput per embedding backend, as a ratio to torch in the same run, and the server's memory.
 
     python benchmarks/embedding_speed.py [--root PATH] [--backends onnx,onnx-int8,openvino] [--rss]
+        [--runtimes N [--threads 1]]
 
 Speed: the chunk texts a cold index of PATH (default: this repository) embeds are embedded with
 sentence-transformers on torch (the reference, timed before and after the others, model loaded
@@ -13,6 +14,10 @@ alone), and the cosine between the backend's vectors and torch's.
 --rss: `code-kb serve` indexes a copy of tests/fixtures/tiny_repo once per backend; its resident
 memory (VmRSS, and the peak VmHWM) is read from /proc once the index is ready, and whether libtorch
 is mapped into the process.
+
+--runtimes N: the first N of those chunk texts embedded on `--threads` threads (default 1) by
+each runtime and precision the backends use: onnxruntime fp32 and int8, OpenVINO at f32 and at
+its own choice (bf16 on a CPU that has it), median of three runs each, in one process.
 
 The ONNX export and calibration are made first if this machine has none (once, about a minute).
 """
@@ -97,6 +102,40 @@ def speed(root: Path, backends: list[str]) -> list[str]:
     return out
 
 
+def runtimes(root: Path, count: int, threads: int) -> list[str]:
+    """Seconds to embed `count` chunk texts on `threads` threads, per runtime and precision."""
+    from retrieval.embedding import resolve_model_path
+    from retrieval.onnx_embedding import OnnxModel, OpenVinoModel, ensure_export, openvino_missing
+
+    class OpenVinoF32(OpenVinoModel):
+        PRECISION = "f32"
+
+    texts = chunk_texts(root)[:count]
+    model_dir = Path(resolve_model_path("all-MiniLM-L6-v2"))
+    directory = ensure_export(model_dir)
+    variants: list[tuple[str, type[OnnxModel], str]] = [
+        ("onnxruntime fp32", OnnxModel, "model.onnx"),
+        ("onnxruntime int8", OnnxModel, "model.int8.onnx"),
+    ]
+    if openvino_missing() is None:
+        variants += [
+            ("OpenVINO f32", OpenVinoF32, "model.onnx"),
+            ("OpenVINO, its own choice", OpenVinoModel, "model.onnx"),
+        ]
+    out = [
+        f"| runtime ({len(texts)} texts, {threads} thread(s)) | seconds, median of 3 | precision |",
+        "|---|---:|---|",
+    ]
+    for label, kind, file in variants:
+        model = kind(model_dir, directory / file, threads)
+        model.embed(texts[:8])  # warm
+        seconds = statistics.median(timed(lambda m=model: m.embed(texts))[0] for _ in range(3))
+        out.append(
+            f"| {label} | {seconds:.1f} | {getattr(model, 'precision', 'fp32' if 'int8' not in file else 'int8')} |"
+        )
+    return out
+
+
 def _send(proc: subprocess.Popen, message: dict) -> None:
     body = json.dumps({"jsonrpc": "2.0", **message}).encode()
     assert proc.stdin is not None
@@ -178,10 +217,16 @@ def main() -> int:
     )
     parser.add_argument("--rss", action="store_true", help="also the memory of code-kb serve per backend")
     parser.add_argument("--skip-speed", action="store_true")
+    parser.add_argument("--runtimes", type=int, metavar="N", help="time N texts per runtime and precision")
+    parser.add_argument("--threads", type=int, default=1, help="with --runtimes (default 1)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     backends = [b for b in args.backends.split(",") if b]
     make_embedder("all-MiniLM-L6-v2", "auto").describe()  # the export and calibration, if missing
+    if args.runtimes:
+        for row in runtimes(args.root.resolve(), args.runtimes, args.threads):
+            print(row, flush=True)
+        return 0
     if not args.skip_speed:
         print("| measurement | value |\n|---|---|")
         for row in speed(args.root.resolve(), backends):

@@ -246,13 +246,7 @@ def segment_bounds(prompt) -> list[tuple[int, int, str]]:
 
 def evaluated_by_kind(prompt, plan) -> dict[str, int]:
     """How many evaluated tokens fall in each kind of prompt segment."""
-    out: dict[str, int] = {}
-    for a, b in plan.evaluate:
-        for s, e, kind in segment_bounds(prompt):
-            n = min(b, e) - max(a, s)
-            if n > 0:
-                out[kind] = out.get(kind, 0) + n
-    return out
+    return prompt.tokens_in(plan.evaluate)
 
 
 def first_change(prompt, plan) -> str:

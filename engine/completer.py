@@ -611,15 +611,9 @@ def _evaluated_by_part(prompt: Prompt, plan: Plan | None) -> str:
     first (why a keystroke cost more than its typing)."""
     if plan is None:
         return "?"
-    spent: dict[str, int] = {}
-    at = 0
-    for segment in prompt.segments:
-        end = at + len(segment.tokens)
-        n = sum(max(0, min(end, b) - max(at, a)) for a, b in plan.evaluate)
-        if n:
-            name = f"{segment.kind} {segment.path}:{segment.start_line + 1}" if segment.path else segment.kind
-            spent[name] = spent.get(name, 0) + n
-        at = end
+    spent = prompt.tokens_in(
+        plan.evaluate, lambda s: f"{s.kind} {s.path}:{s.start_line + 1}" if s.path else s.kind
+    )
     return ", ".join(f"{name} {n}" for name, n in sorted(spent.items(), key=lambda kv: -kv[1])[:8])
 
 

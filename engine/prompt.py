@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -164,6 +164,21 @@ class Prompt:
     def n_tokens(self) -> int:
         return sum(len(s.tokens) for s in self.segments)
 
+    def tokens_in(
+        self, ranges: Sequence[tuple[int, int]], name: Callable[[Part], str] = lambda p: p.kind
+    ) -> dict[str, int]:
+        """How many tokens of the [start, end) position ranges (a KV plan's evaluated ones) fall in
+        each segment, summed by `name` of the segment (its kind by default)."""
+        out: dict[str, int] = {}
+        at = 0
+        for segment in self.segments:
+            end = at + len(segment.tokens)
+            n = sum(max(0, min(end, b) - max(at, a)) for a, b in ranges)
+            if n:
+                out[name(segment)] = out.get(name(segment), 0) + n
+            at = end
+        return out
+
     @property
     def text(self) -> str:
         return "".join(s.text for s in self.segments)
@@ -260,13 +275,12 @@ class PromptBuilder:
             p_cap, s_cap = min(p_cap, view_tokens * 0.75), min(s_cap, view_tokens * 0.25)
         p_first, used_p = cursor_line + 1, 0
         if view_lines is not None:
-            p_cap = float("inf")
-            p_first = min(max(view_lines[0], 0), cursor_line) + 1
-        while p_first > 0 and used_p + cost("p", p_first - 1) <= p_cap:
+            # Pinned: the view starts where it started (what it costs is settled below, where a
+            # prompt that must shrink gives up its oldest lines).
+            p_first = min(max(view_lines[0], 0), cursor_line)
+        while view_lines is None and p_first > 0 and used_p + cost("p", p_first - 1) <= p_cap:
             p_first -= 1
             used_p += cost("p", p_first)
-            if view_lines is not None and p_first <= view_lines[0]:
-                break
         s_last, used_s = -1, 0
         # Suffix first, the suffix keeps the previous prompt's number of lines while they fit twice
         # its share: a suffix re-cut at a keystroke would be evaluated again with all that follows it.

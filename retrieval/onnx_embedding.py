@@ -117,10 +117,8 @@ class Choice:
     reason: str
 
 
-FP32_BACKENDS = (
-    "onnx",
-    "openvino",
-)  # the fp32 graph: torch's vectors within float noise (bf16's, for openvino)
+# The fp32 graph: torch's vectors within float noise (bf16's, for openvino).
+FP32_BACKENDS = ("onnx", "openvino")
 CHOICES = ("onnx", "onnx-int8", "openvino")
 
 
@@ -178,7 +176,8 @@ class OnnxModel:
         self.tokenizer.enable_truncation(self.max_tokens)
         self.tokenizer.no_padding()
         self._open(onnx_path, threads or max(1, os.cpu_count() or 1))
-        self.dim = int(self._run([[101, 102]]).shape[1])
+        # The graph's declared output width; a graph that leaves it open is asked with one token.
+        self.dim = self._output_width() or int(self._run([[101, 102]]).shape[1])
 
     def _open(self, onnx_path: Path, threads: int) -> None:
         import onnxruntime as ort
@@ -190,6 +189,10 @@ class OnnxModel:
 
     def _infer(self, feed: dict[str, np.ndarray]) -> np.ndarray:
         return np.asarray(self.session.run(None, feed)[0], dtype=np.float32)
+
+    def _output_width(self) -> int | None:
+        width = self.session.get_outputs()[0].shape[-1]
+        return width if isinstance(width, int) else None
 
     def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids per text, truncated where the model truncates; long texts are cut first."""
@@ -234,20 +237,20 @@ class OpenVinoModel(OnnxModel):
     # is masked: the same vectors) and at most SHAPES_KEPT shapes kept hold it flat.
     WIDTH_STEP = 16
     SHAPES_KEPT = 64
+    PRECISION: str | None = None  # INFERENCE_PRECISION_HINT ("f32", "bf16"); None: the plugin's choice
 
     def _open(self, onnx_path: Path, threads: int) -> None:
         import openvino as ov
 
         core = ov.Core()
-        self.compiled = core.compile_model(
-            core.read_model(str(onnx_path)),
-            "CPU",
-            {
-                "INFERENCE_NUM_THREADS": threads,
-                "PERFORMANCE_HINT": "LATENCY",
-                "CPU_RUNTIME_CACHE_CAPACITY": self.SHAPES_KEPT,
-            },
-        )
+        config: dict[str, object] = {
+            "INFERENCE_NUM_THREADS": threads,
+            "PERFORMANCE_HINT": "LATENCY",
+            "CPU_RUNTIME_CACHE_CAPACITY": self.SHAPES_KEPT,
+        }
+        if self.PRECISION:
+            config["INFERENCE_PRECISION_HINT"] = self.PRECISION
+        self.compiled = core.compile_model(core.read_model(str(onnx_path)), "CPU", config)
         self.precision = self.compiled.get_property("INFERENCE_PRECISION_HINT").to_string()
         self.inputs = [port.get_any_name() for port in self.compiled.inputs]
         self.request = self.compiled.create_infer_request()
@@ -255,6 +258,10 @@ class OpenVinoModel(OnnxModel):
         # while a completion embeds its query. A query waits for the batch (onnxruntime's session
         # allows both at once).
         self._running = threading.Lock()
+
+    def _output_width(self) -> int | None:
+        width = self.compiled.outputs[0].get_partial_shape()[-1]
+        return width.get_length() if width.is_static else None
 
     def _infer(self, feed: dict[str, np.ndarray]) -> np.ndarray:
         width = feed["input_ids"].shape[1]

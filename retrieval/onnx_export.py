@@ -34,9 +34,8 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-EXPORT_VERSION = (
-    "2"  # bump when the graph, the quantization or the calibration changes: caches are keyed by it
-)
+# Bump when the graph, the quantization or the calibration changes: caches are keyed by it.
+EXPORT_VERSION = "2"
 CALIBRATION_ROUNDS = 2  # each timing is the best of this many runs over the sample
 
 

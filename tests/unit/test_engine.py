@@ -18,7 +18,7 @@ from engine.backends import Backend, Cut, Generation, Stops, Warmed
 from engine.backends.llama_cpp import LlamaCppModel
 from engine.config import needs_reload
 from engine.postprocess import StopRules
-from engine.prompt import CONTEXT_KINDS, Prompt
+from engine.prompt import CONTEXT_KINDS, Part, Prompt
 from tests.fixtures.gguf_builder import write_tiny_gguf
 
 SOURCE = """import math
@@ -601,3 +601,26 @@ def test_context_that_only_moved_up_the_ranking_waits_for_idle_time_and_the_rece
     typed3 = typed2[: LONG_CURSOR + 2] + "2" + typed2[LONG_CURSOR + 2 :]
     now = completer.complete("calc/shapes.py", typed3, LONG_CURSOR + 3, context, "demo")
     assert now.scope == "full" and now.generation.n_evaluated > 32
+
+
+def test_evaluated_ranges_are_counted_per_segment():
+    """What the server logs for a costly keystroke (and engine_replay reports): a plan's evaluated
+    positions assigned to the prompt segments they fall in."""
+    prompt = Prompt(
+        "qwen2.5-coder",
+        64,
+        [
+            Part("template", "<|repo|>", tokens=[1, 2]),
+            Part("snippet", "a", "lib/a.py", 9, 12, tokens=[3, 4, 5, 6]),
+            Part("prefix", "b", "main.py", 0, 3, tokens=[7, 8, 9]),
+            Part("snippet", "c", "lib/c.py", 0, 1, tokens=[10]),
+        ],
+    )
+    assert prompt.tokens_in([(1, 3), (5, 8)]) == {"template": 1, "snippet": 2, "prefix": 2}
+    assert prompt.tokens_in([(0, 10)], lambda p: p.path or p.kind) == {
+        "template": 2,
+        "lib/a.py": 4,
+        "main.py": 3,
+        "lib/c.py": 1,
+    }
+    assert prompt.tokens_in([]) == {}
