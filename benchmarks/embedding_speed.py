@@ -11,7 +11,7 @@ the backend alone. Reported: seconds, the torch embedding time over the backend'
 time (the indexing speed-up: above 1 means indexing all of PATH took less than torch's embedding
 alone), and the cosine between the backend's vectors and torch's.
 
---rss: `code-kb serve` indexes a copy of tests/fixtures/tiny_repo once per backend; its resident
+--rss: `code-kb serve` indexes a copy of tests/fixtures/tiny_repo (or `--rss-repo`) once per backend; its resident
 memory (VmRSS, and the peak VmHWM) is read from /proc once the index is ready, and whether libtorch
 is mapped into the process.
 
@@ -161,11 +161,11 @@ def _memory_kb(pid: int) -> dict[str, int]:
     return fields
 
 
-def serve_rss(backend: str) -> str:
-    """`code-kb serve` on a copy of the tiny repository: memory once its index is ready."""
+def serve_rss(backend: str, source: Path) -> str:
+    """`code-kb serve` on a copy of `source` (a repository): memory once its index is ready."""
     with tempfile.TemporaryDirectory() as tmp:
         repo = Path(tmp) / "repo"
-        shutil.copytree(ROOT / "tests" / "fixtures" / "tiny_repo", repo)
+        shutil.copytree(source, repo, ignore=shutil.ignore_patterns(".code-kb", ".git"))
         env = {**os.environ, "CODE_KB_CONFIG": str(Path(tmp) / "none.toml")}
         proc = subprocess.Popen(
             [sys.executable, "-m", "lsp_server", "serve"],
@@ -216,6 +216,12 @@ def main() -> int:
         help="comma-separated (auto, onnx, onnx-int8, openvino)",
     )
     parser.add_argument("--rss", action="store_true", help="also the memory of code-kb serve per backend")
+    parser.add_argument(
+        "--rss-repo",
+        type=Path,
+        default=ROOT / "tests" / "fixtures" / "tiny_repo",
+        help="with --rss: the repository the server indexes (a copy; default tests/fixtures/tiny_repo)",
+    )
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--runtimes", type=int, metavar="N", help="time N texts per runtime and precision")
     parser.add_argument("--threads", type=int, default=1, help="with --runtimes (default 1)")
@@ -235,7 +241,7 @@ def main() -> int:
         print("\n| server | RSS after initialize | RSS once indexed | torch loaded | to index ready |")
         print("|---|---|---|---|---|")
         for backend in ["torch", *backends]:
-            print(serve_rss(backend), flush=True)
+            print(serve_rss(backend, args.rss_repo), flush=True)
     return 0
 
 

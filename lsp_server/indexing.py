@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING
 from retrieval import RetrievalError
 from retrieval.errors import ReindexCancelled
 
+from .memory import release_free_memory
+
 if TYPE_CHECKING:
     from retrieval import CodeIndex, IndexConfig, ReindexStats
 
@@ -140,6 +142,8 @@ class Indexes:
                 continue
             finally:
                 self.reporter.end(title)
+                # What indexing freed goes back to the system, not kept for the next index.
+                await asyncio.get_running_loop().run_in_executor(self._thread, release_free_memory)
             self.last_stats[r] = stats
             out[str(r)] = stats.summary()
             self.reporter.info(f"code-kb: index ready for {r}: {stats.summary()}")
