@@ -20,7 +20,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,11 @@ from .onnx_export import EXPORT_VERSION
 
 log = logging.getLogger(__name__)
 
-BATCH_TEXTS = 32
+BATCH_TEXTS = 32  # texts in one inference at most
+# ... and padded tokens at most: a batch of 32 texts of 256 tokens holds attention scores of 100 MB
+# (32 x 12 heads x 256 x 256 floats), which neither stays in a CPU's caches nor leaves the
+# runtime's memory. Batches of at most this many tokens keep long texts four to a batch.
+BATCH_TOKENS = 1024
 # Texts are cut before tokenizing, at this many characters per token of the model's limit: a
 # WordPiece token covers at least one character, so a cut text that still fills the limit
 # tokenizes exactly as the whole text would have (the model truncates there anyway); one that
@@ -160,6 +164,22 @@ def choose(calibration: dict[str, Any]) -> Choice:
     )
 
 
+def batches(order: list[int], lengths: list[int]) -> Iterator[list[int]]:
+    """`order` (texts sorted by token count, `lengths` in that order) cut into runs of at most
+    BATCH_TEXTS texts and BATCH_TOKENS padded tokens (one text at least)."""
+    start = 0
+    while start < len(order):
+        end = start + 1
+        while (
+            end < len(order)
+            and end - start < BATCH_TEXTS
+            and (end - start + 1) * lengths[end] <= BATCH_TOKENS
+        ):
+            end += 1
+        yield order[start:end]
+        start = end
+
+
 class OnnxModel:
     """One ONNX file on onnxruntime and the model's tokenizer: embeds texts in batches of similar length."""
 
@@ -209,8 +229,7 @@ class OnnxModel:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         # Sorted by length, so a batch pads to its longest text, not to the longest of all.
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
-        for start in range(0, len(order), BATCH_TEXTS):
-            rows = order[start : start + BATCH_TEXTS]
+        for rows in batches(order, [len(ids[i]) for i in order]):
             out[rows] = self._run([ids[i] for i in rows])
         return out
 

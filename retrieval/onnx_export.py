@@ -35,7 +35,7 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 # Bump when the graph, the quantization or the calibration changes: caches are keyed by it.
-EXPORT_VERSION = "2"
+EXPORT_VERSION = "3"
 CALIBRATION_ROUNDS = 2  # each timing is the best of this many runs over the sample
 
 

@@ -206,3 +206,21 @@ def test_doctor_accepts_an_index_of_the_backend_auto_may_choose(tiny_repo: Path,
     torch_only = check_index(directory, expected_names(IndexConfig(embedding_backend="torch")))
     assert torch_only == ["embedded with all-MiniLM-L6-v2+int8, configured all-MiniLM-L6-v2"]
     assert expected_names(IndexConfig(embedding_endpoint="http://127.0.0.1:1")) is None
+
+
+def test_batches_hold_few_long_texts_and_many_short_ones():
+    """Texts sorted by length are cut into batches of at most BATCH_TEXTS texts and BATCH_TOKENS
+    padded tokens (a batch pads to its longest, last, text); a text longer than that goes alone."""
+    from retrieval.onnx_embedding import BATCH_TEXTS, BATCH_TOKENS, batches
+
+    lengths = [5] * 40 + [100] * 12 + [256] * 9 + [BATCH_TOKENS + 1]
+    order = list(range(len(lengths)))
+    cut = list(batches(order, lengths))
+    assert [i for batch in cut for i in batch] == order  # every text once, in order
+    for batch in cut:
+        assert len(batch) <= BATCH_TEXTS
+        assert len(batch) == 1 or len(batch) * max(lengths[i] for i in batch) <= BATCH_TOKENS
+    assert len(cut[0]) == BATCH_TEXTS  # short texts fill a batch
+    assert max(len(b) for b in cut if lengths[b[-1]] == 256) == BATCH_TOKENS // 256
+    assert cut[-1] == [len(lengths) - 1]
+    assert list(batches([], [])) == []
