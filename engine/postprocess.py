@@ -318,6 +318,21 @@ def drop_repeated_line(text: str, at: Cursor) -> str:
     return text
 
 
+# C0 and C1 controls but tab and line ends, DEL, and U+FFFD (what a token's broken UTF-8 decodes to).
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffd]")
+
+
+def cut_at_control_character(text: str, at: Cursor) -> str:
+    """The completion ends before a control character the code around the cursor does not use
+    itself (a form feed in a file that has them stays): what a model writes from there is not code,
+    and an editor would insert it invisibly."""
+    for m in _CONTROL.finditer(text):
+        ch = m.group()
+        if ch not in at.window and ch not in at.rest_of_line and ch not in at.after:
+            return text[: m.start()]
+    return text
+
+
 def strip_trailing_whitespace(text: str, at: Cursor) -> str:
     """No trailing blanks on any line nor trailing blank lines; spacing before code after the cursor stays."""
     if not text.strip():
@@ -328,6 +343,7 @@ def strip_trailing_whitespace(text: str, at: Cursor) -> str:
 
 
 RULES = (
+    cut_at_control_character,
     match_indent_style,
     undouble_first_indent,
     fix_relative_indent,

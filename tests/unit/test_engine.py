@@ -13,11 +13,12 @@ from engine import (
     ModelNotConfiguredError,
     ModelNotFoundError,
     NoFimSupportError,
+    postprocess,
 )
 from engine.backends import Backend, Cut, Generation, Stops, Warmed
 from engine.backends.llama_cpp import LlamaCppModel
 from engine.config import needs_reload
-from engine.postprocess import StopRules
+from engine.postprocess import StopRules, cut_at_control_character
 from engine.prompt import CONTEXT_KINDS, Part, Prompt
 from tests.fixtures.gguf_builder import write_tiny_gguf
 
@@ -351,7 +352,14 @@ def test_tight_budget_keeps_signatures_and_drops_what_the_prefix_shows(completer
     assert prompt.n_tokens <= 200
 
 
-def test_accepting_a_suggestion_shows_the_speculated_next_one_without_the_model(tiny_gguf: Path):
+def test_accepting_a_suggestion_shows_the_speculated_next_one_without_the_model(
+    tiny_gguf: Path, monkeypatch: pytest.MonkeyPatch
+):
+    # The tiny model's random tokens include control characters, which post-processing cuts at
+    # (test_postprocess.py); kept here, so that its suggestions are long enough to speculate after.
+    monkeypatch.setattr(
+        postprocess, "RULES", tuple(r for r in postprocess.RULES if r is not cut_at_control_character)
+    )
     completer = Completer.load(EngineConfig(model_path=str(tiny_gguf), max_tokens=8, budget_tokens=1024))
     context = FixedSource(GEOMETRY)
     first = completer.complete("calc/shapes.py", SOURCE, CURSOR, context, "demo")

@@ -213,3 +213,15 @@ def test_stop_rules_block_level_follows_the_file():
 @pytest.mark.parametrize("marked", ["x = <|>", "<|>", "def f():\n    <|>\n", "print(<|>)\n"])
 def test_finish_of_nothing_is_nothing(marked: str):
     assert fin("", marked) == ""
+
+
+def test_a_control_character_ends_the_completion():
+    src = "def area(r):\n    return <|>\n"
+    assert fin("3.14159 * r * r\x1b[31m junk", src) == "3.14159 * r * r"
+    assert fin("r\x00\x00", src) == "r"
+    assert fin("r \ufffd\ufffd", src) == "r"  # broken UTF-8 from a cut multi-byte token
+    assert fin("\x07", src) == ""
+    # Tabs and line ends are text; a form feed stays where the file has them (old C and Python do)
+    assert fin("r *\tr", src) == "r *\tr"
+    paged = "\x0c\ndef area(r):\n    return <|>\n"
+    assert fin("r\x0c* r", paged) == "r\x0c* r"
