@@ -63,8 +63,8 @@ def across_lines(pattern: re.Pattern[str]) -> re.Pattern[str] | None:
     matches somewhere if it matches in one of the lines alone: true unless it asserts what must not
     come before or after (a newline could be that) or anchors at the text's very start or end.
     One search of a file then rules a pattern out where a search of each line would."""
-    if not isinstance(pattern.pattern, str):
-        return None
+    if not isinstance(pattern.pattern, str) or pattern.search("") is not None:
+        return None  # one that matches nothing at all would match at every position
     try:
         tree = sre_parse.parse(pattern.pattern, pattern.flags)
         safe = _safe_across_lines(list(tree))

@@ -157,3 +157,13 @@ def test_every_match_holds_a_literal_and_every_matching_line_is_named(pattern: r
         if guard is not None:
             assert 2 in text.matching(guard), line
     assert matched >= 10, f"the sampler made only {matched} matching lines"
+
+
+def test_guards_are_made_only_where_a_whole_text_search_cannot_miss_a_line():
+    assert across_lines(re.compile(r"\d{8,10}:[0-9A-Za-z_-]{35}")) is not None
+    anchored = across_lines(re.compile(r"^AP[\dABCDEF]"))
+    assert anchored is not None and anchored.flags & re.MULTILINE
+    assert across_lines(re.compile(r"key(?!\s)")) is None  # a newline after it would not count
+    assert across_lines(re.compile(r"(?<!\w)tok")) is None
+    assert across_lines(re.compile(r"\Atoken")) is None
+    assert across_lines(re.compile(r"x*")) is None  # matches everywhere
