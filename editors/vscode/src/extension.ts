@@ -21,6 +21,7 @@ import {
   completionsEnabled,
   expandHome,
   initializationOptions,
+  lastCompletionLine,
   serverSettings,
   ServerStatus,
   statusText,
@@ -61,7 +62,7 @@ function updateStatusBar(): void {
     ...(lastStatus?.indexes ?? []).map(
       (i) => `index ${i.root}: ${i.ready ? "ready" : "indexing"}${i.files !== undefined ? `, ${i.files} files` : ""}`,
     ),
-    last ? `last completion: ${last.latency_ms} ms` : "no completion yet",
+    lastCompletionLine(last),
     "click: code-kb: Show Status",
   ];
   statusItem.tooltip = lines.join("\n");

@@ -112,8 +112,42 @@ export function completionsEnabled(enabled: boolean, disabled: readonly string[]
 export interface ServerStatus {
   model?: { loaded?: boolean; name?: string | null; path?: string | null; endpoint?: string | null; device?: string };
   indexes?: { root?: string; ready?: boolean; files?: number; chunks?: number }[];
-  last_completion?: { latency_ms?: number; context_from?: string[] } | null;
+  last_completion?: LastCompletion | null;
   next_edit?: { enabled?: boolean; model_setting?: string | null; loaded?: boolean; name?: string | null; path?: string | null };
+}
+
+/** What codeKb.status says of the last completion (lsp_server/session.py's LastCompletion). */
+export interface LastCompletion {
+  latency_ms?: number;
+  context_from?: string[];
+  prompt_scope?: string;
+  prompt_tokens?: number;
+  kv_reuse?: number;
+}
+
+export const SCOPES: Record<string, string> = {
+  full: "full prompt",
+  quick: "quick prompt, the full one evaluating",
+  steady: "previous prompt with what was typed, the new one evaluating",
+  "type-through": "typed through the shown suggestion",
+};
+
+/** The status bar tooltip's line for the last completion: how long it took and which prompt answered. */
+export function lastCompletionLine(last: LastCompletion | null | undefined): string {
+  if (!last || typeof last.latency_ms !== "number") {
+    return "no completion yet";
+  }
+  const parts = [`${Math.round(last.latency_ms)} ms`];
+  if (last.prompt_scope) {
+    const tokens = typeof last.prompt_tokens === "number" && last.prompt_tokens > 0 ? `, ${last.prompt_tokens} tokens` : "";
+    const reused = typeof last.kv_reuse === "number" && last.prompt_tokens ? `, ${Math.round(last.kv_reuse * 100)}% cached` : "";
+    parts.push(`${SCOPES[last.prompt_scope] ?? `${last.prompt_scope} prompt`}${tokens}${reused}`);
+  }
+  const files = last.context_from?.length ?? 0;
+  if (files) {
+    parts.push(`context from ${files} file${files === 1 ? "" : "s"}`);
+  }
+  return `last completion: ${parts.join("; ")}`;
 }
 
 /** The status bar's text (codicons in `$(...)`) for a status answer. */

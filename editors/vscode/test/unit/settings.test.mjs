@@ -6,8 +6,17 @@ import { readFileSync } from "node:fs";
 import { test } from "node:test";
 
 const require = createRequire(import.meta.url);
-const { SERVER_KEYS, expandHome, serverSettings, initializationOptions, toggledLanguages, completionsEnabled, statusText } =
-  require("../../out/settings.js");
+const {
+  SERVER_KEYS,
+  expandHome,
+  serverSettings,
+  initializationOptions,
+  toggledLanguages,
+  completionsEnabled,
+  statusText,
+  lastCompletionLine,
+  SCOPES,
+} = require("../../out/settings.js");
 const manifest = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8"));
 const serverConfig = readFileSync(new URL("../../../../lsp_server/config.py", import.meta.url), "utf8");
 
@@ -88,4 +97,26 @@ test("status bar text: indexing, model name, last latency, off", () => {
   // A loaded next-edit model is named; one still loading is not.
   assert.equal(statusText({ ...status, next_edit: { loaded: true, name: "sweep" } }, true), "$(sparkle) code-kb: tiny · next edit · 12 ms");
   assert.equal(statusText({ ...status, next_edit: { loaded: false, model_setting: "x.gguf" } }, true), "$(sparkle) code-kb: tiny · 12 ms");
+});
+
+test("the tooltip says which prompt answered the last completion", () => {
+  assert.equal(lastCompletionLine(undefined), "no completion yet");
+  assert.equal(lastCompletionLine(null), "no completion yet");
+  assert.equal(
+    lastCompletionLine({ latency_ms: 812.4, prompt_scope: "full", prompt_tokens: 4050, kv_reuse: 0.987, context_from: ["a.py", "b.py"] }),
+    "last completion: 812 ms; full prompt, 4050 tokens, 99% cached; context from 2 files",
+  );
+  assert.equal(
+    lastCompletionLine({ latency_ms: 95, prompt_scope: "quick", prompt_tokens: 900, kv_reuse: 0, context_from: ["a.py"] }),
+    "last completion: 95 ms; quick prompt, the full one evaluating, 900 tokens, 0% cached; context from 1 file",
+  );
+  assert.equal(lastCompletionLine({ latency_ms: 3, prompt_scope: "type-through", prompt_tokens: 0 }), "last completion: 3 ms; typed through the shown suggestion");
+  assert.equal(lastCompletionLine({ latency_ms: 40, prompt_scope: "later" }), "last completion: 40 ms; later prompt");
+  // Every scope the server reports has its words here.
+  const session = readFileSync(new URL("../../../../lsp_server/session.py", import.meta.url), "utf8");
+  const scopes = session.match(/prompt_scope: str {2}# (.*)/)[1];
+  for (const scope of ["full", "quick", "steady", "type-through"]) {
+    assert.ok(scopes.includes(scope), `${scope} is not a scope the server names`);
+    assert.ok(scope in SCOPES, `${scope} has no words in the tooltip`);
+  }
 });
