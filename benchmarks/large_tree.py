@@ -135,7 +135,8 @@ def switch_branch(tree: Path, changed: int) -> list[Path]:
                 f.write(f"\n\ndef feature_helper_{i}(value, scale=2):\n    return value * scale + {i}\n")
         git(tree, "commit", "-q", "-am", f"feature: {changed} files")
     else:
-        git(tree, "checkout", "-q", "feature")
+        # Detached: the second checkout of the share step may have the branch checked out.
+        git(tree, "checkout", "-q", "--detach", "feature")
     return []
 
 
@@ -167,8 +168,10 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(idx, ignore_errors=True)
         wall, rss = timed([*CODE_KB, "reindex", str(tree), *flags])
         report["first_index"] = {"wall_s": round(wall, 1), "peak_rss_mb": round(rss)}
+        print(json.dumps(report), file=sys.stderr, flush=True)  # so far, in case a later step fails
     if "retrieve" in steps:
         report["retrieval"] = retrieve(tree, idx, args.backend, args.cursors)
+        print(json.dumps(report), file=sys.stderr, flush=True)  # so far, in case a later step fails
     if "switch" in steps:
         switch_branch(tree, args.changed)
         try:
@@ -176,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             git(tree, "checkout", "-q", "main")
         report["branch_switch"] = {"changed_files": args.changed, "reindex_s": round(wall, 1)}
+        print(json.dumps(report), file=sys.stderr, flush=True)  # so far, in case a later step fails
     if "share" in steps:
         vectors, other, other_idx = work / "vectors", work / "other", work / "idx-other"
         subprocess.run([*CODE_KB, "reindex", str(tree), *flags], check=True)  # the index at main again

@@ -167,7 +167,7 @@ def main() -> None:
         for root in args.root or [obtain(spec) for spec in PROJECTS]:
             r = prefilter_comparison(root)
             print(
-                f"| {root.name} | {r['files']} | {r['lines']} | {r['with_s']:.1f} | {r['without_s']:.1f} | "
+                f"| {root.name} | {r['files']} | {r['lines']} | {r['with_s']:.2f} | {r['without_s']:.2f} | "
                 f"{r['without_s'] / max(r['with_s'], 1e-9):.2f}x | {'yes' if r['same'] else 'NO'} |"
             )
         return
