@@ -8,6 +8,7 @@ meanwhile with what is already indexed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
 import threading
@@ -143,7 +144,8 @@ class Indexes:
             finally:
                 self.reporter.end(title)
                 # What indexing freed goes back to the system, not kept for the next index.
-                await asyncio.get_running_loop().run_in_executor(self._thread, release_free_memory)
+                with contextlib.suppress(RuntimeError):  # the server shutting down its thread
+                    await asyncio.get_running_loop().run_in_executor(self._thread, release_free_memory)
             self.last_stats[r] = stats
             out[str(r)] = stats.summary()
             self.reporter.info(f"code-kb: index ready for {r}: {stats.summary()}")
