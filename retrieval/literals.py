@@ -23,6 +23,10 @@ from typing import Any
 # Python's own parser of regular expressions (sre_parse before 3.11, deprecated there since).
 sre_parse: Any = importlib.import_module("re._parser" if sys.version_info >= (3, 11) else "sre_parse")
 
+# Repetitions (x*, x{2,5}; possessive ones from 3.11) and atomic groups, in the parse tree.
+_REPEATS = (sre_parse.MAX_REPEAT, sre_parse.MIN_REPEAT, getattr(sre_parse, "POSSESSIVE_REPEAT", None))
+_ATOMIC = getattr(sre_parse, "ATOMIC_GROUP", None)
+
 MIN_LENGTH = 3  # shorter fixed parts (`-`, `ey`) are in most files: not worth testing for
 
 
@@ -34,12 +38,8 @@ def required_literals(pattern: re.Pattern[str] | str) -> frozenset[str] | None:
     if not isinstance(source, str):
         return None
     try:
-        tree = sre_parse.parse(source, flags)
+        info = _sequence(list(sre_parse.parse(source, flags)))
     except Exception:  # noqa: BLE001 - a private parser: any surprise means "cannot tell"
-        return None
-    try:
-        info = _sequence(list(tree))
-    except Exception:  # noqa: BLE001
         return None
     found = _minimal(info.fixed) if info.fixed is not None else info.required
     if not found or min(len(s) for s in found) < MIN_LENGTH:
@@ -90,20 +90,15 @@ def _children(op: Any, av: Any) -> list[list[tuple[Any, Any]]]:
         return [list(av[-1])]
     if op is sre_parse.BRANCH:
         return [list(a) for a in av[1]]
-    if op in (sre_parse.MAX_REPEAT, sre_parse.MIN_REPEAT, getattr(sre_parse, "POSSESSIVE_REPEAT", None)):
+    if op in _REPEATS:
         return [list(av[2])]
     if op is sre_parse.ASSERT:
         return [list(av[1])]
-    if op is getattr(sre_parse, "ATOMIC_GROUP", None):
+    if op is _ATOMIC:
         return [list(av)]
     if op is sre_parse.GROUPREF_EXISTS:
         return [list(part) for part in av[1:] if part is not None]
     return []
-
-
-def any_in(literals: Iterable[str], text: str) -> bool:
-    """Whether one of `literals` is in `text` (folded)."""
-    return any(lit in text for lit in literals)
 
 
 class Lines:
@@ -113,6 +108,7 @@ class Lines:
     needs (a match running over two lines names both), never fewer."""
 
     def __init__(self, lines: Sequence[str]) -> None:
+        self.lines = lines
         self.raw = "\n".join(lines)
         self._starts = _starts(lines)
         lowered = folded(self.raw)
@@ -234,9 +230,9 @@ def _node(op: Any, av: Any) -> _Info:
         return _exact(chars) if chars is not None and len(chars) <= _CLASS else _UNKNOWN
     if op is sre_parse.SUBPATTERN:
         return _sequence(list(av[-1]))
-    if op is getattr(sre_parse, "ATOMIC_GROUP", None):
+    if op is _ATOMIC:
         return _sequence(list(av))
-    if op in (sre_parse.MAX_REPEAT, sre_parse.MIN_REPEAT, getattr(sre_parse, "POSSESSIVE_REPEAT", None)):
+    if op in _REPEATS:
         low, high, body = av
         inner = _sequence(list(body))
         if (

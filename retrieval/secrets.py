@@ -195,7 +195,7 @@ class _InContext:
     def lines(self, text: Lines) -> set[int]:
         out = text.matching(self.runs) if self.runs is not None else set()
         if self.keywords is not None:
-            lines = text.raw.split("\n")
+            lines = text.lines
             holding = text.holding(self.keyword_literals) if self.keyword_literals else range(len(lines))
             out.update(i for i in holding if i not in out and self.keywords.search(lines[i]))
         return out
