@@ -105,7 +105,7 @@ def speed(root: Path, backends: list[str]) -> list[str]:
 def runtimes(root: Path, count: int, threads: int) -> list[str]:
     """Seconds to embed `count` chunk texts on `threads` threads, per runtime and precision."""
     from retrieval.embedding import resolve_model_path
-    from retrieval.onnx_embedding import OnnxModel, OpenVinoModel, ensure_export, openvino_missing
+    from retrieval.onnx_embedding import VARIANTS, OnnxModel, OpenVinoModel, ensure_export, runnable
 
     class OpenVinoF32(OpenVinoModel):
         PRECISION = "f32"
@@ -113,15 +113,17 @@ def runtimes(root: Path, count: int, threads: int) -> list[str]:
     texts = chunk_texts(root)[:count]
     model_dir = Path(resolve_model_path("all-MiniLM-L6-v2"))
     directory = ensure_export(model_dir)
-    variants: list[tuple[str, type[OnnxModel], str]] = [
-        ("onnxruntime fp32", OnnxModel, "model.onnx"),
-        ("onnxruntime int8", OnnxModel, "model.int8.onnx"),
-    ]
-    if openvino_missing() is None:
-        variants += [
-            ("OpenVINO f32", OpenVinoF32, "model.onnx"),
-            ("OpenVINO, its own choice", OpenVinoModel, "model.onnx"),
-        ]
+    labels = {
+        "onnx": "onnxruntime fp32",
+        "onnx-int8": "onnxruntime int8",
+        "openvino": "OpenVINO, its own choice",
+    }
+    variants: list[tuple[str, type[OnnxModel], str]] = []
+    for backend in runnable():
+        file, kind = VARIANTS[backend]
+        if kind is OpenVinoModel:  # beside its own choice, OpenVINO forced to f32
+            variants.append(("OpenVINO f32", OpenVinoF32, file))
+        variants.append((labels[backend], kind, file))
     out = [
         f"| runtime ({len(texts)} texts, {threads} thread(s)) | seconds, median of 3 | precision |",
         "|---|---:|---|",

@@ -135,6 +135,11 @@ def openvino_missing() -> str | None:
     return None
 
 
+def runnable() -> list[str]:
+    """The backends of CHOICES this machine can run: OpenVINO only where it is installed."""
+    return [b for b in CHOICES if b != "openvino" or openvino_missing() is None]
+
+
 def agrees(calibration: dict[str, Any], backend: str) -> bool:
     """Whether the backend's vectors match torch's: float noise for the fp32 graph (onnx, openvino);
     for int8 a cosine above 0.99 on average over the sample and above 0.98 for every text of it."""
@@ -150,7 +155,7 @@ def choose(calibration: dict[str, Any]) -> Choice:
     """The fastest backend measured on this machine among those whose vectors agree with torch's."""
     seconds = calibration["seconds"]
     torch_s = seconds["torch"]
-    runs = {b for b in CHOICES if b != "openvino" or openvino_missing() is None}  # uninstalled since
+    runs = runnable()  # OpenVINO may have been uninstalled since the calibration
     fits = [b for b in CHOICES if b in seconds and b in runs and agrees(calibration, b)]
     best = min(fits, key=lambda b: seconds[b], default=None)
     if best is None or seconds[best] >= torch_s:
@@ -292,6 +297,14 @@ class OpenVinoModel(OnnxModel):
             return np.array(result[self.compiled.outputs[0]], dtype=np.float32)
 
 
+# What each backend of CHOICES runs: the exported file, on which runtime.
+VARIANTS: dict[str, tuple[str, type[OnnxModel]]] = {
+    "onnx": ("model.onnx", OnnxModel),
+    "onnx-int8": ("model.int8.onnx", OnnxModel),
+    "openvino": ("model.onnx", OpenVinoModel),
+}
+
+
 class OnnxEmbedder:
     """The Embedder on the exported graph: `onnx` (fp32 on onnxruntime) and `openvino` (the same
     graph on OpenVINO, bf16 where the CPU has it), the torch model's vectors within a cosine of
@@ -321,9 +334,8 @@ class OnnxEmbedder:
             if self._model is None:
                 t0 = time.perf_counter()
                 directory = ensure_export(self.model_dir)
-                path = directory / ("model.int8.onnx" if self.quantized else "model.onnx")
-                kind = OpenVinoModel if self.runtime == "openvino" else OnnxModel
-                self._model = kind(self.model_dir, path)
+                file, kind = VARIANTS[self.backend]
+                self._model = kind(self.model_dir, directory / file)
                 log.info(
                     "embedding model %s loaded (%s) in %.1f s",
                     self.name,

@@ -119,7 +119,7 @@ def export(model_dir: Path, out_dir: Path) -> dict:
 
 def calibrate(st: Any, model_dir: Path, work: Path) -> dict:
     """Time torch and each variant on the same sample, side by side, and compare their vectors."""
-    from .onnx_embedding import OnnxModel, OpenVinoModel, openvino_missing
+    from .onnx_embedding import VARIANTS, OpenVinoModel, openvino_missing, runnable
 
     texts = sample_texts()
     st.encode(texts[:4], normalize_embeddings=True)  # warm-up: the first call pays for allocation
@@ -131,15 +131,10 @@ def calibrate(st: Any, model_dir: Path, work: Path) -> dict:
         "seconds": {"torch": round(torch_s, 3)},
         "cosine": {},
     }
-    variants: list[tuple[str, str, type[OnnxModel]]] = [
-        ("onnx", "model.onnx", OnnxModel),
-        ("onnx-int8", "model.int8.onnx", OnnxModel),
-    ]
-    if (why_not := openvino_missing()) is None:
-        variants.append(("openvino", "model.onnx", OpenVinoModel))
-    else:
+    if (why_not := openvino_missing()) is not None:
         log.info("not calibrating OpenVINO: %s", why_not)
-    for backend, file, kind in variants:
+    for backend in runnable():
+        file, kind = VARIANTS[backend]
         model = kind(model_dir, work / file)
         model.embed(texts[:4])
         seconds, vectors = _best(partial(model.embed, texts))
