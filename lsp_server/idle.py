@@ -8,13 +8,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 
 from engine import EngineError
 
+from .memory import release_free_memory
 from .scheduler import Scheduler
 from .session import Buffer, IdleWork, Session
 
 log = logging.getLogger(__name__)
+
+# Completions and idle work allocate and free prompts, token lists, logits and query batches on
+# several threads, each with its own C heap; once idle work ends undisturbed, what is free goes
+# back to the system (a few ms to some tens of ms), at most this often.
+GIVE_BACK_EVERY_S = 30.0
 
 
 class Idle:
@@ -22,6 +29,7 @@ class Idle:
         self.session = session
         self.scheduler = scheduler
         self._pause_timers: dict[str, asyncio.TimerHandle] = {}  # document -> warm-up after a pause
+        self._given_back_at = float("-inf")  # the model thread's: only it reads and sets this
 
     def run(self, work: IdleWork) -> None:
         """Run `work(cancel)` when the model is idle; a user-fixable problem only skips it."""
@@ -31,6 +39,9 @@ class Idle:
                 work(cancel)
             except EngineError as exc:
                 log.info("idle work skipped: %s", exc)
+            if not cancel.is_set() and time.monotonic() - self._given_back_at >= GIVE_BACK_EVERY_S:
+                self._given_back_at = time.monotonic()
+                release_free_memory()
 
         self.scheduler.when_idle(guarded)
 

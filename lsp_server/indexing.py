@@ -32,6 +32,17 @@ log = logging.getLogger(__name__)
 Progress = Callable[[int, int, str], None]
 
 
+def give_back_memory(index: CodeIndex) -> None:
+    """After a reindex: the embedding runtime drops what its batches made it keep (where it
+    embedded many texts), then the C heap returns its free pages."""
+    if (compact := getattr(index.embedder, "compact", None)) is not None:
+        try:
+            compact()
+        except Exception as exc:  # noqa: BLE001 (a runtime's error: the runtime as it was still answers)
+            log.warning("could not reopen the embedding runtime after indexing: %s", exc)
+    release_free_memory()
+
+
 @dataclass
 class Reporter:
     """How the index manager talks to the user; the server fills these in."""
@@ -145,7 +156,7 @@ class Indexes:
                 self.reporter.end(title)
                 # What indexing freed goes back to the system, not kept for the next index.
                 with contextlib.suppress(RuntimeError):  # the server shutting down its thread
-                    await asyncio.get_running_loop().run_in_executor(self._thread, release_free_memory)
+                    await asyncio.get_running_loop().run_in_executor(self._thread, give_back_memory, index)
             self.last_stats[r] = stats
             out[str(r)] = stats.summary()
             self.reporter.info(f"code-kb: index ready for {r}: {stats.summary()}")

@@ -209,6 +209,11 @@ class ChosenEmbedder:
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         return self.chosen().embed(texts)
 
+    def compact(self) -> None:
+        """After indexing: the chosen runtime gives back what batching made it keep (ONNX runtimes)."""
+        if (compact := getattr(self._chosen, "compact", None)) is not None:
+            compact()
+
     def describe(self) -> dict[str, str]:
         """What `code-kb status` shows: the setting, the backend in use and why."""
         self.chosen()

@@ -4,14 +4,21 @@ the process.
 The ONNX files are exported once from the local model (retrieval/onnx_export.py, in a subprocess)
 into the user's cache folder, $XDG_CACHE_HOME/code-kb/embeddings/, beside a calibration that says
 which backend is fastest on this machine and how closely each agrees with torch. OpenVINO runs the
-same fp32 ONNX file (its CPU plugin reads ONNX directly; no conversion, no optimum-intel) at its
-own inference precision, bf16 where the CPU has it: vectors within a cosine of 0.9999 of torch's
-(the calibration checks), so it shares torch's embedding cache like `onnx`.
+same graph, converted from the fp32 ONNX file into OpenVINO's own format with fp16 weights (no
+optimum-intel; the plugin computes at its own inference precision, bf16 where the CPU has it):
+vectors within a cosine of 0.9999 of torch's (the calibration checks), so it shares torch's
+embedding cache like `onnx`.
+
+A server embeds two kinds of work: indexing (batches of up to 32 texts) and one query per
+completion. The runtimes keep what the largest batch needed (onnxruntime's arena, OpenVINO's
+buffers and code for each input shape), so after a large reindex the server reopens the model
+(`compact`) and keeps only what queries need.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import logging
 import os
@@ -44,6 +51,7 @@ BATCH_TOKENS = 1024
 # does not is tokenized whole.
 CHARS_PER_TOKEN_CUT = 12
 EXPORT_TIMEOUT_S = 900
+COMPACT_AFTER_TEXTS = 256
 
 
 def cache_root() -> Path:
@@ -68,11 +76,10 @@ def export_dir(model_dir: Path) -> Path:
 def exportable(model_dir: Path) -> str | None:
     """Why this model cannot run on ONNX here, or None when it can: a sentence-transformers folder
     with a fast tokenizer whose modules are a transformer, mean pooling and normalisation."""
-    try:
-        import onnxruntime  # noqa: F401
-        import tokenizers  # noqa: F401
-    except ImportError as exc:
-        return f"onnxruntime or tokenizers is not installed ({exc.name}); pip install onnxruntime"
+    # Found, not imported: a server on OpenVINO never loads onnxruntime (20 MB).
+    missing = [m for m in ("onnxruntime", "tokenizers") if importlib.util.find_spec(m) is None]
+    if missing:
+        return f"{' and '.join(missing)} not installed; pip install onnxruntime"
     if not (model_dir / "tokenizer.json").is_file():
         return f"{model_dir} has no tokenizer.json"
     try:
@@ -200,7 +207,13 @@ class OnnxModel:
         # The file's own truncation (128 for MiniLM) is not what sentence-transformers uses.
         self.tokenizer.enable_truncation(self.max_tokens)
         self.tokenizer.no_padding()
-        self._open(onnx_path, threads or max(1, os.cpu_count() or 1))
+        self.path = onnx_path
+        self.threads = threads or max(1, os.cpu_count() or 1)
+        # One inference at a time where the runtime needs it (OpenVINO's request), and the
+        # runtime swapped by `compact` only between inferences.
+        self._running = threading.Lock()
+        self._open(onnx_path, self.threads)
+        self.batched_texts = 0  # texts embedded in batches of several since the runtime was opened
         # The graph's declared output width; a graph that leaves it open is asked with one token.
         self.dim = self._output_width() or int(self._run([[101, 102]]).shape[1])
 
@@ -210,7 +223,9 @@ class OnnxModel:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+        with self._running:
+            self.session = session
 
     def _infer(self, feed: dict[str, np.ndarray]) -> np.ndarray:
         return np.asarray(self.session.run(None, feed)[0], dtype=np.float32)
@@ -229,7 +244,17 @@ class OnnxModel:
                 ids[n] = self.tokenizer.encode(text.lower() if self.lower else text).ids
         return ids
 
+    def compact(self) -> None:
+        """Reopen the runtime, dropping the memory that batches made it keep (onnxruntime's arena
+        grows to the largest batch; OpenVINO keeps buffers and code per input shape), and warm it
+        with a query, so that the next one does not pay for the first inference."""
+        self._open(self.path, self.threads)
+        self.batched_texts = 0
+        self.embed(["def compact(self) -> None:"])
+
     def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if len(texts) > 1:
+            self.batched_texts += len(texts)
         ids = self.tokenize(texts)
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         # Sorted by length, so a batch pads to its longest text, not to the longest of all.
@@ -249,23 +274,57 @@ class OnnxModel:
         return self._infer(feed)
 
 
+def openvino_ir(onnx_path: Path) -> Path:
+    """OpenVINO's own format of the ONNX file beside it, with fp16 weights, converted once: the
+    plugin reading the ONNX file keeps its fp32 weights beside its own copy (about 100 MB more for
+    MiniLM). The weights' rounding to fp16 is below bf16's, the precision the plugin computes in
+    where the CPU has it; the calibration measures the vectors either way."""
+    xml = onnx_path.with_name(onnx_path.stem + ".ov.xml")
+    if xml.is_file() and xml.with_suffix(".bin").is_file():
+        return xml
+    import openvino as ov
+
+    t0 = time.perf_counter()
+    # Written under a name of its own and renamed into place, .bin first: a reader finds both or
+    # no .xml; two writers each write the same conversion.
+    tmp = xml.with_name(f".{xml.stem}.{os.getpid()}.{threading.get_ident()}.xml")
+    try:
+        ov.save_model(ov.Core().read_model(str(onnx_path)), str(tmp), compress_to_fp16=True)
+        os.replace(tmp.with_suffix(".bin"), xml.with_suffix(".bin"))
+        os.replace(tmp, xml)
+    finally:
+        for left in (tmp, tmp.with_suffix(".bin")):
+            left.unlink(missing_ok=True)
+    log.info("converted %s for OpenVINO in %.1f s", onnx_path, time.perf_counter() - t0)
+    return xml
+
+
 class OpenVinoModel(OnnxModel):
-    """The same ONNX file on OpenVINO's CPU plugin, which reads ONNX directly, at the plugin's own
-    inference precision: bf16 on a CPU that has it (AVX512-BF16, AMX; about 1.8x f32's speed on
-    one such core, vectors within a cosine of 0.99997 of torch's), f32 elsewhere. The calibration
-    measures that agreement on the machine; `auto` takes OpenVINO only where it holds."""
+    """The exported graph on OpenVINO's CPU plugin (its own format with fp16 weights, converted from
+    the ONNX file once) at the plugin's inference precision: bf16 on a CPU that has it
+    (AVX512-BF16, AMX; about 1.8x f32's speed on one such core, vectors within a cosine of 0.9999
+    of torch's), f32 elsewhere. The calibration measures that agreement on the machine; `auto`
+    takes OpenVINO only where it holds."""
 
     runtime = "openvino"
-    # The plugin keeps compiled code per input shape: a server embedding queries of every length
-    # grew by 340 MB over 400 of them. Widths rounded up to a multiple of WIDTH_STEP (the padding
-    # is masked: the same vectors) and at most SHAPES_KEPT shapes kept hold it flat.
+    # The plugin keeps buffers and compiled code per input shape (a server embedding queries of
+    # every length grew by 340 MB over 400 of them). Widths rounded up to a multiple of
+    # WIDTH_STEP (the padding is masked: the same vectors), QUERY_WIDTH_STEP for one text alone
+    # (a query: four shapes up to MiniLM's 256 tokens, about 2 MB each), and at most SHAPES_KEPT
+    # shapes kept hold it flat.
     WIDTH_STEP = 16
+    QUERY_WIDTH_STEP = 64
     SHAPES_KEPT = 64
     PRECISION: str | None = None  # INFERENCE_PRECISION_HINT ("f32", "bf16"); None: the plugin's choice
 
     def _open(self, onnx_path: Path, threads: int) -> None:
         import openvino as ov
 
+        try:
+            graph = openvino_ir(onnx_path)
+        except (OSError, RuntimeError) as exc:  # a read-only cache folder, a full disk
+            log.warning("cannot convert %s for OpenVINO (%s); reading the ONNX file", onnx_path, exc)
+            graph = onnx_path
         core = ov.Core()
         config: dict[str, object] = {
             "INFERENCE_NUM_THREADS": threads,
@@ -274,22 +333,24 @@ class OpenVinoModel(OnnxModel):
         }
         if self.PRECISION:
             config["INFERENCE_PRECISION_HINT"] = self.PRECISION
-        self.compiled = core.compile_model(core.read_model(str(onnx_path)), "CPU", config)
-        self.precision = self.compiled.get_property("INFERENCE_PRECISION_HINT").to_string()
-        self.inputs = [port.get_any_name() for port in self.compiled.inputs]
-        self.request = self.compiled.create_infer_request()
+        compiled = core.compile_model(core.read_model(str(graph)), "CPU", config)
         # One request, not safe to run from two threads at once: the index embeds a batch unlocked
         # while a completion embeds its query. A query waits for the batch (onnxruntime's session
         # allows both at once).
-        self._running = threading.Lock()
+        with self._running:
+            self.compiled = compiled
+            self.precision = compiled.get_property("INFERENCE_PRECISION_HINT").to_string()
+            self.inputs = [port.get_any_name() for port in compiled.inputs]
+            self.request = compiled.create_infer_request()
 
     def _output_width(self) -> int | None:
         width = self.compiled.outputs[0].get_partial_shape()[-1]
         return width.get_length() if width.is_static else None
 
     def _infer(self, feed: dict[str, np.ndarray]) -> np.ndarray:
-        width = feed["input_ids"].shape[1]
-        padded = min(-(-width // self.WIDTH_STEP) * self.WIDTH_STEP, max(self.max_tokens, width))
+        rows, width = feed["input_ids"].shape
+        step = self.QUERY_WIDTH_STEP if rows == 1 else self.WIDTH_STEP
+        padded = min(-(-width // step) * step, max(self.max_tokens, width))
         if padded > width:
             feed = {name: np.pad(array, ((0, 0), (0, padded - width))) for name, array in feed.items()}
         with self._running:
@@ -353,3 +414,17 @@ class OnnxEmbedder:
         if not texts:
             return np.zeros((0, model.dim), dtype=np.float32)
         return model.embed(texts)
+
+    def compact(self) -> None:
+        """After indexing: give back what batching made the runtime keep, where it embedded at
+        least COMPACT_AFTER_TEXTS texts in batches since it was opened (a reopen costs about a
+        second of CPU; a few changed files leave it as it is)."""
+        model = self._model
+        if model is None or model.batched_texts < COMPACT_AFTER_TEXTS:
+            return
+        t0 = time.perf_counter()
+        texts = model.batched_texts
+        model.compact()
+        log.info(
+            "embedding runtime reopened after %d batched texts in %.1f s", texts, time.perf_counter() - t0
+        )

@@ -10,8 +10,11 @@ What it writes:
   model's sentence-transformers modules do), inputs input_ids, attention_mask, token_type_ids;
 - model.int8.onnx: its weights quantized to int8 per channel (dynamic quantization of MatMul only:
   quantizing more, or per tensor, measured to move vectors well past a cosine of 0.99);
+- model.ov.xml and model.ov.bin, where OpenVINO is installed: model.onnx in OpenVINO's own
+  format with fp16 weights (made by the calibration's first OpenVINO load; see
+  onnx_embedding.openvino_ir);
 - calibration.json: seconds to embed a sample of code with torch, ONNX and int8 ONNX on
-  onnxruntime and (where it is installed) ONNX on OpenVINO on this machine, and how each
+  onnxruntime and (where it is installed) the graph on OpenVINO on this machine, and how each
   variant's vectors agree with torch's (cosine, min and mean).
 """
 
@@ -35,7 +38,7 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 # Bump when the graph, the quantization or the calibration changes: caches are keyed by it.
-EXPORT_VERSION = "3"
+EXPORT_VERSION = "4"
 CALIBRATION_ROUNDS = 2  # each timing is the best of this many runs over the sample
 
 

@@ -29,11 +29,13 @@ def loopback_host(host: str) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from ..memory import limit_heaps
     from ..server import build_server
 
     if args.tcp is None and args.host != "127.0.0.1":
         raise UsageError("--host needs --tcp PORT")
     loopback_host(args.host)  # before anything loads: refused at once
+    limit_heaps()  # before the server's threads start
     settings = settings_from(args)
     server = build_server(settings, overrides=cli_overrides(args))
     if args.tcp is not None:

@@ -13,10 +13,18 @@ import numpy as np
 import pytest
 
 from lsp_server.config import Settings
-from retrieval import CodeIndex, IndexConfig
+from retrieval import CodeIndex, IndexConfig, onnx_embedding
 from retrieval.embedding import ChosenEmbedder, make_embedder, resolve_model_path
 from retrieval.errors import EmbeddingModelError
-from retrieval.onnx_embedding import OnnxEmbedder, OnnxModel, agrees, choose, ensure_export
+from retrieval.onnx_embedding import (
+    OnnxEmbedder,
+    OnnxModel,
+    OpenVinoModel,
+    agrees,
+    choose,
+    ensure_export,
+    openvino_ir,
+)
 from tests.fixtures.hash_embedder import HashEmbedder
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -75,6 +83,100 @@ def test_openvino_runs_the_same_graph_with_torchs_vectors(minilm, export: Path) 
         batches = list(pool.map(openvino.embed, [texts[:8], texts[8:], texts[:8], texts[8:]]))
     assert np.allclose(np.concatenate(batches[:2]), got, atol=1e-5)
     assert np.allclose(np.concatenate(batches[2:]), got, atol=1e-5)
+
+
+def test_openvino_reads_its_own_format_with_fp16_weights_converted_once(
+    minilm, export: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The export's calibration ran OpenVINO, which converted the graph beside it.
+    assert (export / "model.ov.xml").is_file()
+    weights = (export / "model.ov.bin").stat().st_size
+    assert weights < (export / "model.onnx").stat().st_size * 0.6  # fp16: half of fp32
+    onnx = tmp_path / "model.onnx"
+    onnx.write_bytes((export / "model.onnx").read_bytes())
+    xml = openvino_ir(onnx)
+    assert xml == tmp_path / "model.ov.xml" and xml.with_suffix(".bin").stat().st_size == weights
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx", "model.ov.bin", "model.ov.xml"]
+    stamp = xml.stat().st_mtime_ns
+    assert openvino_ir(onnx) == xml and xml.stat().st_mtime_ns == stamp  # converted once
+    texts = code_texts()
+    want = minilm.embed(texts)
+    assert float(np.min(np.sum(OpenVinoModel(MODEL_DIR, onnx).embed(texts) * want, axis=1))) > 0.9999
+    # Where it cannot be written (a read-only cache), the ONNX file is read as it is.
+    xml.unlink()
+
+    def read_only(path: Path) -> Path:
+        raise PermissionError(f"cannot write beside {path}")
+
+    monkeypatch.setattr(onnx_embedding, "openvino_ir", read_only)
+    with caplog.at_level("WARNING"):
+        got = OpenVinoModel(MODEL_DIR, onnx).embed(texts)
+    assert "reading the ONNX file" in caplog.text
+    assert float(np.min(np.sum(got * want, axis=1))) > 0.9999
+
+
+@pytest.mark.parametrize("backend", ["openvino", "onnx-int8"])
+def test_after_many_batched_texts_compact_reopens_the_runtime_with_the_same_vectors(
+    export: Path, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    texts = code_texts()
+    embedder = OnnxEmbedder(
+        "all-MiniLM-L6-v2",
+        MODEL_DIR,
+        quantized=backend == "onnx-int8",
+        runtime="openvino" if backend == "openvino" else "onnxruntime",
+    )
+    embedder.compact()  # nothing loaded: nothing to do
+    before = embedder.embed(texts)
+    model = embedder.load()
+
+    def runtime() -> object:
+        return model.compiled if backend == "openvino" else model.session
+
+    first = runtime()
+    assert model.batched_texts == len(texts) < onnx_embedding.COMPACT_AFTER_TEXTS
+    embedder.compact()  # a few changed files' worth: kept as it is
+    assert runtime() is first
+    embedder.embed(["one query"])
+    assert model.batched_texts == len(texts)  # queries are no batches
+    monkeypatch.setattr(onnx_embedding, "COMPACT_AFTER_TEXTS", len(texts))
+    embedder.compact()
+    assert runtime() is not first and model.batched_texts == 0
+    assert np.allclose(embedder.embed(texts), before, atol=1e-5)
+
+
+def test_compacting_gives_the_batches_memory_back(export: Path) -> None:
+    if not sys.platform.startswith("linux"):
+        pytest.skip("resident memory read from /proc")
+    # A fresh interpreter: this one's heap holds whatever the other tests left in it.
+    script = f"""
+import sys
+from pathlib import Path
+from lsp_server.memory import release_free_memory
+from retrieval.onnx_embedding import OnnxEmbedder
+sys.path.insert(0, {str(ROOT)!r})
+from tests.unit.test_embedding_backends import MODEL_DIR, code_texts
+
+def rss_mb():
+    release_free_memory()
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS"):
+            return int(line.split()[1]) // 1024
+
+embedder = OnnxEmbedder("all-MiniLM-L6-v2", MODEL_DIR, runtime="openvino")
+texts = [text + f"  # {{n}}" for n in range(12) for text in code_texts()]
+embedder.embed(texts)
+for n in range(0, len(texts), 7):
+    embedder.embed(texts[n : n + 7])  # batches of many shapes
+batched = rss_mb()
+embedder.compact()
+print(batched, rss_mb())
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=ROOT, timeout=300
+    )
+    batched, compacted = map(int, out.stdout.split())
+    assert batched - compacted >= 30, (batched, compacted)
 
 
 def test_without_openvino_installed_auto_skips_it_and_the_setting_says_how_to_install_it(
@@ -145,7 +247,8 @@ embedder = make_embedder("all-MiniLM-L6-v2", "auto")
 index = CodeIndex(Path({str(tiny_repo)!r}), IndexConfig(index_dir=Path({str(tmp_path)!r}) / "BACKEND"), embedder)
 stats = index.reindex()
 hits = index.search("shipping cost for a cart", 3)
-print(embedder.chosen_backend, stats.chunks_embedded, hits[0].path, "torch" in sys.modules)
+print(embedder.chosen_backend, stats.chunks_embedded, hits[0].path, "torch" in sys.modules,
+      "onnxruntime" in sys.modules)
 """
     for backend in ("onnx", "onnx-int8", "openvino"):
         out = subprocess.run(
@@ -160,6 +263,7 @@ print(embedder.chosen_backend, stats.chunks_embedded, hits[0].path, "torch" in s
         assert int(out[1]) > 10
         assert out[2].startswith("shop/")
         assert out[3] == "False", "torch was imported"
+        assert out[4] == str(backend != "openvino"), "onnxruntime loaded (or not) for nothing"
 
 
 def test_a_model_switch_reembeds_from_the_cache(tiny_repo: Path, tmp_path: Path) -> None:
