@@ -432,6 +432,31 @@ def infill_row(ms: float, ans: dict) -> dict:
     }
 
 
+def rss_parts(pid: int, top: int = 8) -> dict[str, float]:
+    """Where a process's resident memory lies (MB, largest first, the rest summed): each mapped
+    file by name (the model's GGUF, each shared library), anonymous memory (heap, malloc arenas,
+    buffers) as one part. From /proc/PID/smaps (Linux); empty where it cannot be read."""
+    parts: dict[str, float] = {}
+    name = "?"
+    try:
+        with open(f"/proc/{pid}/smaps") as f:
+            for line in f:
+                head = line.split(None, 5)
+                if not head:
+                    continue
+                if "-" in head[0] and not head[0].endswith(":"):  # a mapping's header line
+                    path = head[5].strip() if len(head) > 5 else ""
+                    name = Path(path).name if path.startswith("/") else "anonymous"
+                elif head[0] == "Rss:":
+                    parts[name] = parts.get(name, 0.0) + int(head[1]) / 1024
+    except OSError:
+        return {}
+    ranked = sorted(parts.items(), key=lambda kv: -kv[1])
+    out = dict(ranked[:top])
+    out["rest"] = sum(v for _, v in ranked[top:])
+    return {k: round(v, 1) for k, v in out.items()}
+
+
 def pid_on_port(port: str) -> int:
     import psutil
 
@@ -619,10 +644,12 @@ async def replay(
                 spy.wait(60)
             except subprocess.TimeoutExpired:
                 spy.kill()
+        server_pid = pid_on_port(url.rsplit(":", 1)[1])
         out["code_kb"]["rss_mb"] = psutil.Process(s.pid).memory_info().rss / 2**20
-        out["llama_server"]["rss_mb"] = (
-            psutil.Process(pid_on_port(url.rsplit(":", 1)[1])).memory_info().rss / 2**20
-        )
+        out["llama_server"]["rss_mb"] = psutil.Process(server_pid).memory_info().rss / 2**20
+        for who, pid in (("code_kb", s.pid), ("llama_server", server_pid)):
+            out[who]["rss_parts_mb"] = rss_parts(pid)
+            log.info("%s %d: RSS %.0f MB: %s", who, budget, out[who]["rss_mb"], out[who]["rss_parts_mb"])
         del floor
         gc.collect()
     st = await s.status()
