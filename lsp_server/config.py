@@ -49,6 +49,7 @@ SETTINGS: dict[str, tuple[str, str, type]] = {
     "quickPromptTokens": ("engine", "quick_prompt_tokens", int),
     "embeddingModel": ("index", "embedding_model", str),
     "embeddingBackend": ("index", "embedding_backend", str),
+    "embeddingMaxTokens": ("index", "embedding_max_tokens", int),
     "embeddingEndpoint": ("index", "embedding_endpoint", str),
     "embeddingEndpointModel": ("index", "embedding_endpoint_model", str),
     "maxFileBytes": ("index", "max_file_bytes", int),
@@ -161,6 +162,11 @@ class Settings:
             problems.append(
                 f"setting embeddingBackend={values['index'].pop('embedding_backend')!r} is invalid (use "
                 f"{', '.join(EMBEDDING_BACKENDS)}); using the default"
+            )
+        if values["index"].get("embedding_max_tokens", 0) < 0:
+            problems.append(
+                f"setting embeddingMaxTokens={values['index'].pop('embedding_max_tokens')!r} is invalid "
+                "(use a number of tokens, or 0 for the model's own limit); using the default"
             )
         if values["next_edit"].get("format", "auto") not in ("auto", "sweep"):
             problems.append(

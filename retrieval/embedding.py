@@ -19,7 +19,14 @@ from typing import Protocol
 
 import numpy as np
 
-from .config import DEFAULT_EMBEDDING_MODEL, EMBEDDING_BACKENDS, INT8_SUFFIX, IndexConfig
+from .config import (
+    DEFAULT_EMBEDDING_MAX_TOKENS,
+    DEFAULT_EMBEDDING_MODEL,
+    EMBEDDING_BACKENDS,
+    INT8_SUFFIX,
+    IndexConfig,
+    embedding_key,
+)
 from .errors import EmbeddingModelError
 
 log = logging.getLogger(__name__)
@@ -57,12 +64,19 @@ def resolve_model_path(name: str) -> str:
 
 
 class SentenceTransformerEmbedder:
-    """Loads the model on first use (torch import costs seconds), then embeds in batches."""
+    """Loads the model on first use (torch import costs seconds), then embeds in batches, each text
+    cut at `max_tokens` (0: at the model's own limit); `name` is the cache key (embedding_key)."""
 
     def __init__(
-        self, name: str = DEFAULT_EMBEDDING_MODEL, device: str = "cpu", batch_size: int = 32
+        self,
+        model: str = DEFAULT_EMBEDDING_MODEL,
+        device: str = "cpu",
+        batch_size: int = 32,
+        max_tokens: int = DEFAULT_EMBEDDING_MAX_TOKENS,
     ) -> None:
-        self.name = name
+        self.model = model
+        self.max_tokens = max_tokens
+        self.name = embedding_key(model, max_tokens)
         self.device = device
         self.batch_size = batch_size
         self._model = None
@@ -75,7 +89,7 @@ class SentenceTransformerEmbedder:
                 os.environ.setdefault("HF_HUB_OFFLINE", "1")
                 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
                 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-                path = resolve_model_path(self.name)
+                path = resolve_model_path(self.model)
                 t0 = time.perf_counter()
                 try:
                     from sentence_transformers import SentenceTransformer
@@ -83,10 +97,13 @@ class SentenceTransformerEmbedder:
 
                     hf_logging.disable_progress_bar()  # stderr is ours: progress comes from the index
 
-                    self._model = SentenceTransformer(path, device=self.device)
+                    model = SentenceTransformer(path, device=self.device)
+                    if self.max_tokens > 0:
+                        model.max_seq_length = min(model.max_seq_length or self.max_tokens, self.max_tokens)
+                    self._model = model
                 except (OSError, ValueError) as exc:
                     raise EmbeddingModelError(
-                        f"cannot load embedding model {self.name!r} from {path}: {exc}; "
+                        f"cannot load embedding model {self.model!r} from {path}: {exc}; "
                         "give a local sentence-transformers model directory or the default "
                         f"{DEFAULT_EMBEDDING_MODEL!r}"
                     ) from exc
@@ -117,13 +134,19 @@ class ChosenEmbedder:
     """The configured backend for a model, chosen on first use (`auto` may export and calibrate the
     model once, in a subprocess). `name` is the chosen backend's cache key."""
 
-    def __init__(self, model: str = DEFAULT_EMBEDDING_MODEL, backend: str = "auto") -> None:
+    def __init__(
+        self,
+        model: str = DEFAULT_EMBEDDING_MODEL,
+        backend: str = "auto",
+        max_tokens: int = DEFAULT_EMBEDDING_MAX_TOKENS,
+    ) -> None:
         if backend not in EMBEDDING_BACKENDS:
             raise EmbeddingModelError(
                 f"unknown embedding backend {backend!r}; use one of {', '.join(EMBEDDING_BACKENDS)}"
             )
         self.model = model
         self.backend = backend
+        self.max_tokens = max_tokens
         self.reason = ""
         self._chosen: Embedder | None = None
         self._lock = threading.Lock()
@@ -152,7 +175,7 @@ class ChosenEmbedder:
     def _choose(self) -> Embedder:
         from . import onnx_embedding as ox
 
-        torch = SentenceTransformerEmbedder(self.model)
+        torch = SentenceTransformerEmbedder(self.model, max_tokens=self.max_tokens)
         if self.backend == "torch":
             self.reason = "set by embeddingBackend"
             return torch
@@ -196,6 +219,7 @@ class ChosenEmbedder:
             model_dir,
             quantized=backend == "onnx-int8",
             runtime="openvino" if backend == "openvino" else "onnxruntime",
+            max_tokens=self.max_tokens,
         )
 
     @property
@@ -220,8 +244,12 @@ class ChosenEmbedder:
         return {"embedding_backend": self.chosen_backend, "embedding_backend_reason": self.reason}
 
 
-def make_embedder(model: str = DEFAULT_EMBEDDING_MODEL, backend: str = "auto") -> ChosenEmbedder:
-    return ChosenEmbedder(model, backend)
+def make_embedder(
+    model: str = DEFAULT_EMBEDDING_MODEL,
+    backend: str = "auto",
+    max_tokens: int = DEFAULT_EMBEDDING_MAX_TOKENS,
+) -> ChosenEmbedder:
+    return ChosenEmbedder(model, backend, max_tokens)
 
 
 def expected_names(config: IndexConfig) -> frozenset[str] | None:
@@ -229,7 +257,10 @@ def expected_names(config: IndexConfig) -> frozenset[str] | None:
     endpoint's, which only the server can say)."""
     if config.embedding_endpoint:
         return None
-    model, backend = config.embedding_model, config.embedding_backend
+    model, backend = (
+        embedding_key(config.embedding_model, config.embedding_max_tokens),
+        config.embedding_backend,
+    )
     names = {"auto": {model, model + INT8_SUFFIX}, "onnx-int8": {model + INT8_SUFFIX}}
     return frozenset(names.get(backend, {model}))
 
@@ -240,4 +271,4 @@ def embedder_for(config: IndexConfig) -> Embedder:
         from .remote_embedding import RemoteEmbedder
 
         return RemoteEmbedder(config.embedding_endpoint, config.embedding_endpoint_model)
-    return make_embedder(config.embedding_model, config.embedding_backend)
+    return make_embedder(config.embedding_model, config.embedding_backend, config.embedding_max_tokens)

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from .config import INT8_SUFFIX
+from .config import DEFAULT_EMBEDDING_MAX_TOKENS, INT8_SUFFIX, embedding_key
 from .errors import EmbeddingModelError
 from .onnx_export import EXPORT_VERSION
 
@@ -197,11 +197,14 @@ class OnnxModel:
 
     runtime = "onnxruntime"
 
-    def __init__(self, model_dir: Path, onnx_path: Path, threads: int | None = None) -> None:
+    def __init__(
+        self, model_dir: Path, onnx_path: Path, threads: int | None = None, max_tokens: int = 0
+    ) -> None:
         from tokenizers import Tokenizer
 
         config = json.loads((model_dir / "sentence_bert_config.json").read_text())
-        self.max_tokens = int(config.get("max_seq_length", 256))
+        limit = int(config.get("max_seq_length", 256))  # the model's own (0: cut nothing more)
+        self.max_tokens = min(limit, max_tokens) if max_tokens > 0 else limit
         self.lower = bool(config.get("do_lower_case", False))
         self.tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
         # The file's own truncation (128 for MiniLM) is not what sentence-transformers uses.
@@ -370,18 +373,25 @@ class OnnxEmbedder:
     """The Embedder on the exported graph: `onnx` (fp32 on onnxruntime) and `openvino` (the same
     graph on OpenVINO, bf16 where the CPU has it), the torch model's vectors within a cosine of
     0.9999, so they share torch's cache key; or `onnx-int8` (int8 weights on onnxruntime, vectors
-    within about 0.99: its own key, `NAME+int8`)."""
+    within about 0.99: its own key, `NAME+int8`). Texts are cut at `max_tokens` (the key says so:
+    `NAME@N`; 0: at the model's own limit)."""
 
     def __init__(
-        self, name: str, model_dir: Path, quantized: bool = False, runtime: str = "onnxruntime"
+        self,
+        name: str,
+        model_dir: Path,
+        quantized: bool = False,
+        runtime: str = "onnxruntime",
+        max_tokens: int = DEFAULT_EMBEDDING_MAX_TOKENS,
     ) -> None:
         if quantized and runtime != "onnxruntime":
             raise EmbeddingModelError("the int8 graph runs on onnxruntime only")
-        self.base_name = name
         self.model_dir = model_dir
         self.quantized = quantized
         self.runtime = runtime
-        self.name = name + INT8_SUFFIX if quantized else name
+        self.max_tokens = max_tokens
+        key = embedding_key(name, max_tokens)
+        self.name = key + INT8_SUFFIX if quantized else key
         self._model: OnnxModel | None = None
         self._lock = threading.Lock()
 
@@ -396,7 +406,7 @@ class OnnxEmbedder:
                 t0 = time.perf_counter()
                 directory = ensure_export(self.model_dir)
                 file, kind = VARIANTS[self.backend]
-                self._model = kind(self.model_dir, directory / file)
+                self._model = kind(self.model_dir, directory / file, max_tokens=self.max_tokens)
                 log.info(
                     "embedding model %s loaded (%s) in %.1f s",
                     self.name,

@@ -33,7 +33,7 @@ async def test_the_server_indexes_on_onnx_int8_without_torch(client: LanguageCli
     open_file(client, tiny_repo / "shop" / "checkout.py")
     got = await status(client)
     row = _get(got, "indexes")[0]
-    assert _get(row, "embedding_model") == "all-MiniLM-L6-v2+int8"
+    assert _get(row, "embedding_model") == "all-MiniLM-L6-v2@128+int8"
     assert _get(row, "embedding_backend") == "onnx-int8"
     assert _get(row, "embedding_backend_reason") == "set by embeddingBackend"
     assert _get(row, "torch_loaded") is False

@@ -119,7 +119,9 @@ def test_search_ranks_chunks_and_status_describes_the_index(indexed_repo: Path, 
     assert main(["status", "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     # The key follows the backend auto chose on this machine (int8 vectors have their own).
-    model = "all-MiniLM-L6-v2+int8" if info["embedding_backend"] == "onnx-int8" else "all-MiniLM-L6-v2"
+    model = (
+        "all-MiniLM-L6-v2@128+int8" if info["embedding_backend"] == "onnx-int8" else "all-MiniLM-L6-v2@128"
+    )
     assert (info["files"], info["embedding_model"]) == (7, model)
     assert (
         info["embedding_backend"] in ("torch", "onnx", "onnx-int8", "openvino")

@@ -61,7 +61,7 @@ def test_int8_agrees_with_torch_and_is_cached_apart(minilm, export: Path) -> Non
     texts = code_texts()
     int8 = OnnxEmbedder("all-MiniLM-L6-v2", MODEL_DIR, quantized=True)
     cosines = np.sum(int8.embed(texts) * minilm.embed(texts), axis=1)
-    assert int8.name == "all-MiniLM-L6-v2+int8"
+    assert int8.name == "all-MiniLM-L6-v2@128+int8"
     assert float(cosines.mean()) > 0.99
     assert float(cosines.min()) > 0.97
     # The transformer's weights are int8; the token embedding table (47 MB) stays float.
@@ -101,7 +101,10 @@ def test_openvino_reads_its_own_format_with_fp16_weights_converted_once(
     assert openvino_ir(onnx) == xml and xml.stat().st_mtime_ns == stamp  # converted once
     texts = code_texts()
     want = minilm.embed(texts)
-    assert float(np.min(np.sum(OpenVinoModel(MODEL_DIR, onnx).embed(texts) * want, axis=1))) > 0.9999
+    assert (
+        float(np.min(np.sum(OpenVinoModel(MODEL_DIR, onnx, max_tokens=128).embed(texts) * want, axis=1)))
+        > 0.9999
+    )
     # Where it cannot be written (a read-only cache), the ONNX file is read as it is.
     xml.unlink()
 
@@ -110,7 +113,7 @@ def test_openvino_reads_its_own_format_with_fp16_weights_converted_once(
 
     monkeypatch.setattr(onnx_embedding, "openvino_ir", read_only)
     with caplog.at_level("WARNING"):
-        got = OpenVinoModel(MODEL_DIR, onnx).embed(texts)
+        got = OpenVinoModel(MODEL_DIR, onnx, max_tokens=128).embed(texts)
     assert "reading the ONNX file" in caplog.text
     assert float(np.min(np.sum(got * want, axis=1))) > 0.9999
 
@@ -208,6 +211,29 @@ def test_long_texts_are_cut_exactly_where_the_model_truncates(export: Path) -> N
     assert len(model.tokenize([long_text])[0]) == model.max_tokens == 256
 
 
+def test_texts_are_embedded_from_their_first_128_tokens_under_a_key_that_says_so(
+    minilm, export: Path
+) -> None:
+    long_text = (ROOT / "retrieval" / "index.py").read_text()[:6000]
+    cut = OnnxEmbedder("all-MiniLM-L6-v2", MODEL_DIR)
+    whole = OnnxEmbedder("all-MiniLM-L6-v2", MODEL_DIR, max_tokens=0)
+    assert (cut.name, whole.name) == ("all-MiniLM-L6-v2@128", "all-MiniLM-L6-v2")
+    assert (cut.load().max_tokens, whole.load().max_tokens) == (128, 256)
+    ids = cut.load().tokenize([long_text])[0]
+    assert len(ids) == 128 and ids == whole.load().tokenize([long_text])[0][:127] + [ids[-1]]  # [SEP] last
+    head = whole.load().tokenizer.decode(ids[1:-1])  # the text the cut keeps, as a text
+    short, cut_long, whole_long = cut.embed([head])[0], cut.embed([long_text])[0], whole.embed([long_text])[0]
+    assert float(short @ cut_long) > 0.999  # the cut vector is the head's
+    assert float(cut_long @ whole_long) < 0.99  # and not the whole text's
+    # torch cuts where ONNX does: the same key, the same vectors
+    assert minilm.name == cut.name and float(minilm.embed([long_text])[0] @ cut_long) > 0.9999
+    assert ChosenEmbedder("all-MiniLM-L6-v2", "onnx", max_tokens=64).name == "all-MiniLM-L6-v2@64"
+    bad = Settings.load({"embeddingMaxTokens": -1})
+    assert bad.index.embedding_max_tokens == 128
+    assert any("embeddingMaxTokens=-1 is invalid" in p for p in bad.problems)
+    assert Settings.load({"embeddingMaxTokens": 0}).index.embedding_max_tokens == 0
+
+
 def test_calibration_is_cached_and_says_how_each_backend_compares(export: Path) -> None:
     calibration = json.loads((export / "calibration.json").read_text())
     assert set(calibration["seconds"]) == {"torch", "onnx", "onnx-int8", "openvino"}
@@ -302,13 +328,17 @@ def test_doctor_accepts_an_index_of_the_backend_auto_may_choose(tiny_repo: Path,
     from retrieval.integrity import check_index
 
     directory = tmp_path / "idx"
-    index = CodeIndex(tiny_repo, IndexConfig(index_dir=directory), HashEmbedder("all-MiniLM-L6-v2+int8"))
+    index = CodeIndex(tiny_repo, IndexConfig(index_dir=directory), HashEmbedder("all-MiniLM-L6-v2@128+int8"))
     index.reindex()
     index.close()
     assert check_index(directory, expected_names(IndexConfig())) == []
     assert check_index(directory, expected_names(IndexConfig(embedding_backend="onnx-int8"))) == []
     torch_only = check_index(directory, expected_names(IndexConfig(embedding_backend="torch")))
-    assert torch_only == ["embedded with all-MiniLM-L6-v2+int8, configured all-MiniLM-L6-v2"]
+    assert torch_only == ["embedded with all-MiniLM-L6-v2@128+int8, configured all-MiniLM-L6-v2@128"]
+    whole = check_index(
+        directory, expected_names(IndexConfig(embedding_backend="onnx-int8", embedding_max_tokens=0))
+    )
+    assert whole == ["embedded with all-MiniLM-L6-v2@128+int8, configured all-MiniLM-L6-v2+int8"]
     assert expected_names(IndexConfig(embedding_endpoint="http://127.0.0.1:1")) is None
 
 

@@ -30,7 +30,7 @@ def test_a_checkout_at_another_commit_embeds_only_what_the_shared_file_lacks(
     shared = tmp_path / "shared.kbv"
     assert main(["index", "export", str(shared), str(ci), "-q", *BACKEND]) == 0
     err = capsys.readouterr().err
-    exported = int(re.search(r"exported (\d+) vectors of all-MiniLM-L6-v2 \(384 dimensions\)", err)[1])  # type: ignore[index]
+    exported = int(re.search(r"exported (\d+) vectors of all-MiniLM-L6-v2@128 \(384 dimensions\)", err)[1])  # type: ignore[index]
     assert exported > 10
 
     # Another machine, another commit: one function changed, one file added.
@@ -43,7 +43,7 @@ def test_a_checkout_at_another_commit_embeds_only_what_the_shared_file_lacks(
     )
     assert main(["index", "import", str(shared), str(mine), "-q", *BACKEND]) == 0
     err = capsys.readouterr().err
-    assert f"imported {exported} new vectors of all-MiniLM-L6-v2" in err
+    assert f"imported {exported} new vectors of all-MiniLM-L6-v2@128" in err
     embedded, cached = summary(err)
     assert 1 <= embedded <= 3  # the changed class's chunk(s) and the new file: the rest came from the file
     assert cached >= exported - 2
@@ -62,12 +62,12 @@ def test_vectors_of_another_size_under_the_same_name_are_refused(
     assert main(["index", "export", str(shared), str(tiny_repo), "-q", *BACKEND]) == 0
     db = sqlite3.connect(shared)
     with db:
-        db.execute("UPDATE meta SET value = '768' WHERE key = 'dim:all-MiniLM-L6-v2'")
+        db.execute("UPDATE meta SET value = '768' WHERE key = 'dim:all-MiniLM-L6-v2@128'")
     db.close()
     capsys.readouterr()
     assert main(["index", "import", str(shared), str(tiny_repo), "-q", *BACKEND]) == 1
     assert (
-        "holds 768-dimensional vectors of all-MiniLM-L6-v2, this index 384-dimensional"
+        "holds 768-dimensional vectors of all-MiniLM-L6-v2@128, this index 384-dimensional"
         in capsys.readouterr().err
     )
 

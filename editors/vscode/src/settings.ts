@@ -24,6 +24,7 @@ export const SERVER_KEYS = [
   "quickPromptTokens",
   "embeddingModel",
   "embeddingBackend",
+  "embeddingMaxTokens",
   "embeddingEndpoint",
   "embeddingEndpointModel",
   "maxFileBytes",
