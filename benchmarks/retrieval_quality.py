@@ -2,7 +2,7 @@
 
     python benchmarks/retrieval_quality.py [--points N] [--languages python,go,...] [--skip-speed]
                                            [--embedder minilm|onnx|onnx-int8|openvino|hash]
-                                           [--projects requests,flask,...]
+                                           [--projects requests,flask,...] [--max-tokens N]
 
 Obtains at run time (cached under benchmarks/.cache/): Python sdists from PyPI (requests 2.32.3,
 flask 3.0.3, marshmallow 3.23.1, attrs 24.2.0), TypeScript sources from npm tarballs
@@ -52,6 +52,7 @@ from engine.backends.llama_cpp import LlamaCppModel  # noqa: E402
 from engine.prompt import CONTEXT_KINDS  # noqa: E402
 from retrieval import CodeIndex, IndexConfig, SentenceTransformerEmbedder  # noqa: E402
 from retrieval.chunking import chunk_file, language_for, parser_for  # noqa: E402
+from retrieval.config import DEFAULT_EMBEDDING_MAX_TOKENS  # noqa: E402
 from retrieval.embedding import make_embedder  # noqa: E402
 from retrieval.files import walk  # noqa: E402
 from retrieval.graph import Definition, extract  # noqa: E402
@@ -383,7 +384,11 @@ def quality(
         name = spec.split(":", 1)[1]
         # fp32 ONNX shares torch's cache key (its vectors are the same within float noise): its own
         # folder, so its recall is measured on vectors it made.
-        label = embedder.name if getattr(embedder, "backend", "torch") == "torch" else embedder.backend
+        label = (
+            embedder.name  # torch's key says where texts are cut (MODEL@N)
+            if getattr(embedder, "backend", "torch") == "torch"
+            else f"{embedder.backend}@{embedder.max_tokens}"
+        )
         index = CodeIndex(
             root, IndexConfig(index_dir=CACHE / "indexes" / f"{label}-{root.name}"), embedder=embedder
         )
@@ -518,17 +523,24 @@ def main() -> int:
         "--budgets", default=",".join(map(str, BUDGETS)), help="comma-separated token budgets"
     )
     parser.add_argument("--skip-speed", action="store_true")
+    parser.add_argument(
+        "--max-tokens",
+        type=int,
+        default=DEFAULT_EMBEDDING_MAX_TOKENS,
+        help=f"embed each chunk from its first N tokens (default {DEFAULT_EMBEDDING_MAX_TOKENS}; "
+        "0: the model's own limit, 256)",
+    )
     args = parser.parse_args()
     BUDGETS[:] = [int(b) for b in args.budgets.split(",")]
     logging.basicConfig(level=logging.WARNING)
     tokenizer = LlamaCppModel(vocabs.family_vocab("qwen2.5-coder", CACHE), vocab_only=True)
     ONLY[:] = [p for p in args.projects.split(",") if p]
     embedder = (
-        SentenceTransformerEmbedder()
+        SentenceTransformerEmbedder(max_tokens=args.max_tokens)
         if args.embedder == "minilm"
         else HashEmbedder()
         if args.embedder == "hash"
-        else make_embedder("all-MiniLM-L6-v2", args.embedder)
+        else make_embedder("all-MiniLM-L6-v2", args.embedder, args.max_tokens)
     )
     positions = [(True, "cursor where the name begins (the name is not typed yet)")]
     if args.after:

@@ -54,7 +54,8 @@ processes on a shared machine falls on the three alike within seconds of each ot
 
 Reported per B: p50/p95 latency of each, code-kb/llama-server and code-kb/floor (the ratio of
 the medians and the median of per-request ratios), tokens evaluated and reused (code-kb's share
-reused; llama-server's cache_n share), the two servers' RSS after the run (psutil), start-up to
+reused; llama-server's cache_n share), the two servers' RSS after the run (psutil; where it lies,
+from /proc/PID/smaps, in the log and the JSON: each mapped file, anonymous memory), start-up to
 the first completion, and the load average before and after. Plots (PNG) go to `--plots`:
 latency per request (one panel per B) and the ratios against the context size. `--profile DIR`
 samples the code-kb server with py-spy (`pip install py-spy`; --nonblocking: it reads the
