@@ -313,8 +313,8 @@ class OpenVinoModel(OnnxModel):
     # The plugin keeps buffers and compiled code per input shape (a server embedding queries of
     # every length grew by 340 MB over 400 of them). Widths rounded up to a multiple of
     # WIDTH_STEP (the padding is masked: the same vectors), QUERY_WIDTH_STEP for one text alone
-    # (a query: four shapes up to MiniLM's 256 tokens, about 2 MB each), and at most SHAPES_KEPT
-    # shapes kept hold it flat.
+    # (a query: two shapes at the default 128 tokens, four at MiniLM's 256, about 2 MB each), and
+    # at most SHAPES_KEPT shapes kept hold it flat.
     WIDTH_STEP = 16
     QUERY_WIDTH_STEP = 64
     SHAPES_KEPT = 64
@@ -427,8 +427,8 @@ class OnnxEmbedder:
 
     def compact(self) -> None:
         """After indexing: give back what batching made the runtime keep, where it embedded at
-        least COMPACT_AFTER_TEXTS texts in batches since it was opened (a reopen costs about a
-        second of CPU; a few changed files leave it as it is)."""
+        least COMPACT_AFTER_TEXTS texts in batches since it was opened (a reopen and its warm-up
+        query take 0.15-0.35 s here, on the index thread; a few changed files leave it as it is)."""
         model = self._model
         if model is None or model.batched_texts < COMPACT_AFTER_TEXTS:
             return
