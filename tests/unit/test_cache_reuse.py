@@ -16,6 +16,7 @@ from engine.completer import auto_budget
 from engine.hardware import choose, detect
 from lsp_server.cli import main
 from tests.fixtures.gguf_builder import write_tiny_gguf
+from tests.fixtures.hash_embedder import as_configured
 
 
 @pytest.mark.parametrize(
@@ -132,7 +133,7 @@ def test_status_and_doctor_say_the_cache_is_not_reused(
 ):
     from retrieval import CodeIndex, IndexConfig
 
-    index = CodeIndex(tiny_repo, IndexConfig(embedding_model=hash_embedder.name), embedder=hash_embedder)
+    index = CodeIndex(tiny_repo, IndexConfig(embedding_model=hash_embedder.name), embedder=as_configured())
     index.reindex()
     index.close()
     model = not_reusable["qwen3next"]

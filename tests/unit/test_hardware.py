@@ -13,6 +13,7 @@ from engine import Completer, EngineConfig
 from engine.hardware import GIB, Device, Machine, choose, detect, gpu_layers_for, kv_cache_type_for
 from engine.models import BY_NAME
 from lsp_server.cli import main
+from tests.fixtures.hash_embedder import as_configured
 
 
 def test_detect_reads_this_machine():
@@ -88,7 +89,7 @@ def test_the_loaded_model_uses_the_detected_hardware(tiny_gguf: Path):
 def test_status_explains_the_choice(tiny_repo: Path, hash_embedder, monkeypatch, capsys):
     from retrieval import CodeIndex, IndexConfig
 
-    index = CodeIndex(tiny_repo, IndexConfig(embedding_model=hash_embedder.name), embedder=hash_embedder)
+    index = CodeIndex(tiny_repo, IndexConfig(embedding_model=hash_embedder.name), embedder=as_configured())
     index.reindex()
     index.close()
     monkeypatch.chdir(tiny_repo)
@@ -119,7 +120,7 @@ def test_status_shows_both_models_and_what_each_takes_loaded(
     from tests.fixtures.gguf_builder import write_tiny_gguf
 
     sweep = write_tiny_gguf(tmp_path / "sweep-next-edit-1.5b.q8_0.v2.gguf", name="sweep-next-edit-1.5B")
-    index = CodeIndex(tiny_repo, IndexConfig(embedding_model=hash_embedder.name), embedder=hash_embedder)
+    index = CodeIndex(tiny_repo, IndexConfig(embedding_model=hash_embedder.name), embedder=as_configured())
     index.reindex()
     index.close()
     config = tmp_path / "config.toml"
