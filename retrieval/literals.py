@@ -188,11 +188,22 @@ def _sequence(items: list[tuple[Any, Any]]) -> _Info:
         if info.fixed is not None and not long_enough and (joined := _times(run, info.fixed)) is not None:
             run = joined
             continue
-        if info.fixed is not None:  # too many strings to multiply: a new run starts
+        if info.fixed is not None:  # too many strings to multiply
             exact = False
             prefix = run if prefix is None else prefix
             candidates.append(run)
-            run = info.fixed
+            # A match holds a string of the run and one of the node's, joined: it holds the run's
+            # string's last few characters joined to it too. Where the node is not optional (an
+            # optional one adds nothing a match must hold), the longest such ends that multiply
+            # within _CAP carry the run on (detect-secrets' Cloudant key, 108 spellings of
+            # `["']?(cloudant|cl|clou)[_-]?(api)?` then `(key|pwd|pw|...)`: cl_key, clkey, ou_pw,
+            # apipw, ...); otherwise a new run starts.
+            trimmed = (
+                (_times(frozenset(s[-keep:] for s in run), info.fixed) for keep in range(_ENOUGH - 1, 0, -1))
+                if "" not in info.fixed
+                else ()
+            )
+            run = next((joined for joined in trimmed if joined is not None), info.fixed)
             continue
         exact = False
         reached = run if min(map(len, run)) >= _ENOUGH else (_times(run, info.prefix) or run)

@@ -57,6 +57,24 @@ def test_no_literal_claimed_beyond_what_is_fixed(pattern: str):
         assert text is not None and re.search(pattern, text) and any_in(found, folded(text))
 
 
+def test_a_run_too_long_to_multiply_out_carries_on_from_its_ends():
+    # detect-secrets' Cloudant key: 108 spellings before the key's name, 6 names; searched over whole
+    # files until a run of more than _CAP strings started afresh and found nothing of 3 characters.
+    cloudant = re.compile(
+        r"""(?:(?<=\W)|(?<=^))(?:\[|)(?:"|\'|)(?:cloudant|cl|clou)(?:_|-|)(?:api|)"""
+        r"""(?:key|pwd|pw|password|pass|token)(?:"|\'|)(?:\]|)(?: *)(?:=|:|:=|=>| +|::)(?: *)"""
+        r"""(?:"|\'|)([0-9a-f]{64})(?:"|\'|)""",
+        re.IGNORECASE,
+    )
+    found = required_literals(cloudant)
+    assert found is not None and min(map(len, found)) >= 4
+    assert {"clkey", "cl_pw", "ou_token", "apipass"} <= found
+    secret = "0123456789abcdef" * 4
+    for text in [f"CL_KEY = '{secret}'", f'cloudant_apipassword: "{secret}"', f"[clou_pw]: {secret}"]:
+        assert cloudant.search(text) and any_in(found, folded(text)), text
+    assert not any_in(found, folded("token = get_token(key, pw)"))  # ordinary code: not searched
+
+
 def test_folding_meets_case_insensitive_matching():
     """re's IGNORECASE takes a dotless i for "i" and a long s for "s"; lower() does not."""
     assert re.search("(?i)key_id", "KEY_ıD") and any_in(
