@@ -57,12 +57,12 @@ class Reporter:
 class Indexes:
     def __init__(self, config: IndexConfig, reporter: Reporter) -> None:
         # Imported here, after `initialize` was answered: FAISS and NumPy take a tenth of a second.
-        from retrieval.embedding import embedder_for
+        from retrieval.server_embedding import server_embedder_for
 
         self.config = config
         self.reporter = reporter
-        # One model for every root.
-        self.embedder = embedder_for(config)
+        # One model for every root: queries embedded in this process, index passes in a worker.
+        self.embedder = server_embedder_for(config)
         self.roots: dict[Path, CodeIndex] = {}
         self.last_stats: dict[Path, ReindexStats] = {}
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="code-kb-index")
@@ -185,6 +185,9 @@ class Indexes:
             except RetrievalError as exc:
                 self.reporter.problem(str(exc))
                 continue
+            if stats.chunks_embedded:  # the worker stopped, freed memory returned, as after a reindex
+                with contextlib.suppress(RuntimeError):
+                    await loop.run_in_executor(self._thread, give_back_memory, index)
             if stats.changed_paths:
                 self.reporter.info(
                     f"code-kb: index updated for {root}: {', '.join(stats.changed_paths[:5])}"
@@ -219,4 +222,6 @@ class Indexes:
             task.cancel()
         for index in self.roots.values():
             self._thread.submit(index.close)
+        if (close := getattr(self.embedder, "close", None)) is not None:
+            self._thread.submit(close)  # the embedding worker, after the work queued before it
         self._thread.shutdown(wait=False)

@@ -9,10 +9,12 @@ optimum-intel; the plugin computes at its own inference precision, bf16 where th
 vectors within a cosine of 0.9999 of torch's (the calibration checks), so it shares torch's
 embedding cache like `onnx`.
 
-A server embeds two kinds of work: indexing (batches of up to 32 texts) and one query per
-completion. The runtimes keep what the largest batch needed (onnxruntime's arena, OpenVINO's
-buffers and code for each input shape), so after a large reindex the server reopens the model
-(`compact`) and keeps only what queries need.
+Two kinds of work are embedded: indexing (batches of up to 32 texts) and one query per
+completion. A language server leaves both runtimes out of its process where it can
+(server_embedding.py: queries on NumPy, index batches in a worker process); where one runs in a
+long-lived process, it keeps what the largest batch needed (onnxruntime's arena, OpenVINO's buffers
+and code for each input shape), so after a large reindex the model is reopened (`compact`) and
+keeps only what queries need.
 """
 
 from __future__ import annotations
@@ -73,6 +75,12 @@ def export_dir(model_dir: Path) -> Path:
     return cache_root() / f"{label}-{digest.hexdigest()[:12]}"
 
 
+def module_types(model_dir: Path) -> list[str]:
+    """The sentence-transformers modules of a model folder by class name (Transformer, Pooling,
+    Normalize), from its modules.json; OSError, ValueError, KeyError or TypeError when unreadable."""
+    return [m["type"].rsplit(".", 1)[-1] for m in json.loads((model_dir / "modules.json").read_text())]
+
+
 def exportable(model_dir: Path) -> str | None:
     """Why this model cannot run on ONNX here, or None when it can: a sentence-transformers folder
     with a fast tokenizer whose modules are a transformer, mean pooling and normalisation."""
@@ -83,7 +91,7 @@ def exportable(model_dir: Path) -> str | None:
     if not (model_dir / "tokenizer.json").is_file():
         return f"{model_dir} has no tokenizer.json"
     try:
-        modules = [m["type"].rsplit(".", 1)[-1] for m in json.loads((model_dir / "modules.json").read_text())]
+        modules = module_types(model_dir)
         pooling = json.loads((model_dir / "1_Pooling" / "config.json").read_text())
     except (OSError, ValueError, KeyError, TypeError) as exc:
         return f"{model_dir} is not a sentence-transformers model folder ({exc})"
@@ -134,11 +142,10 @@ CHOICES = ("onnx", "onnx-int8", "openvino")
 
 
 def openvino_missing() -> str | None:
-    """Why OpenVINO cannot run here, or None when it can."""
-    try:
-        import openvino  # noqa: F401
-    except ImportError as exc:
-        return f"OpenVINO is not installed ({exc.name}); pip install openvino"
+    """Why OpenVINO cannot run here, or None when it can (found, not imported: a server that
+    embeds its queries with NumPy never loads it)."""
+    if importlib.util.find_spec("openvino") is None:
+        return "OpenVINO is not installed; pip install openvino"
     return None
 
 
@@ -373,8 +380,9 @@ class OnnxEmbedder:
     """The Embedder on the exported graph: `onnx` (fp32 on onnxruntime) and `openvino` (the same
     graph on OpenVINO, bf16 where the CPU has it), the torch model's vectors within a cosine of
     0.9999, so they share torch's cache key; or `onnx-int8` (int8 weights on onnxruntime, vectors
-    within about 0.99: its own key, `NAME+int8`). Texts are cut at `max_tokens` (the key says so:
-    `NAME@N`; 0: at the model's own limit)."""
+    within about 0.99: its own key, `NAME+int8`); or `numpy` (the model's own fp32 weights on
+    numpy_embedding's encoder, torch's key: a server's queries). Texts are cut at `max_tokens` (the
+    key says so: `NAME@N`; 0: at the model's own limit)."""
 
     def __init__(
         self,
@@ -386,6 +394,8 @@ class OnnxEmbedder:
     ) -> None:
         if quantized and runtime != "onnxruntime":
             raise EmbeddingModelError("the int8 graph runs on onnxruntime only")
+        if runtime not in ("onnxruntime", "openvino", "numpy"):
+            raise EmbeddingModelError(f"unknown runtime {runtime!r}")
         self.model_dir = model_dir
         self.quantized = quantized
         self.runtime = runtime
@@ -397,16 +407,24 @@ class OnnxEmbedder:
 
     @property
     def backend(self) -> str:
-        """The embeddingBackend value this is."""
-        return "onnx-int8" if self.quantized else "openvino" if self.runtime == "openvino" else "onnx"
+        """The embeddingBackend value this is (`numpy`: the server's query encoder, no setting)."""
+        if self.runtime in ("openvino", "numpy"):
+            return self.runtime
+        return "onnx-int8" if self.quantized else "onnx"
 
     def load(self) -> OnnxModel:
         with self._lock:
             if self._model is None:
                 t0 = time.perf_counter()
-                directory = ensure_export(self.model_dir)
-                file, kind = VARIANTS[self.backend]
-                self._model = kind(self.model_dir, directory / file, max_tokens=self.max_tokens)
+                kind: type[OnnxModel]
+                if self.runtime == "numpy":  # the model's own weights: no export
+                    from .numpy_embedding import NumpyModel
+
+                    path, kind = self.model_dir / "model.safetensors", NumpyModel
+                else:
+                    file, kind = VARIANTS[self.backend]
+                    path = ensure_export(self.model_dir) / file
+                self._model = kind(self.model_dir, path, max_tokens=self.max_tokens)
                 log.info(
                     "embedding model %s loaded (%s) in %.1f s",
                     self.name,
