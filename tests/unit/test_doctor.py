@@ -35,6 +35,7 @@ def test_doctor_passes_a_good_setup(indexed: Path, tiny_gguf: Path, capsys):
         "llama-cpp-python",
         "tree-sitter grammars",
         "embedding model",
+        "server embedding",
         "FAISS",
         "model file",
         "model loads",
@@ -45,6 +46,10 @@ def test_doctor_passes_a_good_setup(indexed: Path, tiny_gguf: Path, capsys):
         assert checks[name]["status"] == "ok", checks[name]
     assert "python" in checks["tree-sitter grammars"]["detail"]
     assert "all-MiniLM-L6-v2 loads offline, 384 dimensions" in checks["embedding model"]["detail"]
+    # The server's own way: queries on NumPy and batches in a worker process where the chosen backend
+    # gives the model's own vectors (test_doctor_checks_the_servers_split_embedding), else in-process.
+    if "onnx-int8" in checks["embedding model"]["detail"]:
+        assert "in the server's own process" in checks["server embedding"]["detail"]
     assert "qwen2.5-coder format" in checks["FIM tokens"]["detail"]
     assert "7 files" in checks[f"index {indexed / '.code-kb'}"]["detail"]
     capsys.readouterr()
@@ -100,6 +105,28 @@ def test_doctor_on_a_missing_truncated_or_unpulled_model_and_an_old_index(
     assert checks["model"]["status"] == "FAIL" and checks["model"]["fix"].startswith(
         "code-kb model pull qwen2.5-coder-"
     )
+
+
+def test_doctor_checks_the_servers_split_embedding(indexed: Path, tiny_gguf: Path, capsys):
+    # Forced: `auto` may take onnx-int8, whose own vectors the server embeds in its process.
+    status, checks = _doctor(capsys, "--model", str(tiny_gguf), "--embedding-backend", "openvino")
+    check = checks["server embedding"]
+    assert check["status"] == "ok", check
+    detail = check["detail"]
+    assert "queries on NumPy" in detail and "on openvino in a worker process" in detail
+    assert "vectors agree (cosine 0.99" in detail
+
+
+def test_doctor_warns_when_the_embedding_worker_cannot_run(
+    indexed: Path, tiny_gguf: Path, monkeypatch, capsys
+):
+    from retrieval import embed_worker
+
+    monkeypatch.setattr(embed_worker, "START_TIMEOUT_S", 0.01)  # no worker starts this fast: taken for hung
+    status, checks = _doctor(capsys, "--model", str(tiny_gguf), "--embedding-backend", "openvino")
+    check = checks["server embedding"]
+    assert check["status"] == "warn" and "the embedding worker cannot run" in check["detail"]
+    assert "hung" in check["detail"] and "embedding worker" in check["fix"]
 
 
 def test_doctor_reports_an_embedder_that_cannot_load(indexed: Path, tiny_gguf: Path, tmp_path: Path, capsys):
