@@ -1,7 +1,7 @@
 """Indexing throughput per embedding backend, as a ratio to torch in the same run, and the server's memory.
 
     python benchmarks/embedding_speed.py [--root PATH] [--backends onnx,onnx-int8,openvino] [--rss]
-        [--runtimes N [--threads 1]]
+        [--runtimes N | --queries N] [--threads 1]
 
 Speed: the chunk texts a cold index of PATH (default: this repository) embeds are embedded with
 sentence-transformers on torch (the reference, timed before and after the others, model loaded
@@ -12,8 +12,12 @@ time (the indexing speed-up: above 1 means indexing all of PATH took less than t
 alone), and the cosine between the backend's vectors and torch's.
 
 --rss: `code-kb serve` indexes a copy of tests/fixtures/tiny_repo (or `--rss-repo`) once per backend; its resident
-memory (VmRSS, and the peak VmHWM) is read from /proc once the index is ready, and whether libtorch
-is mapped into the process.
+memory (VmRSS with any child's, and the server's own peak VmHWM) is read from /proc once the index
+is ready, and whether libtorch is mapped into the process.
+
+--queries N: N queries (the last 5 lines of N chunk texts, as a completion's query is the lines
+above the cursor and its own), one text at a time, on the NumPy encoder a server answers queries with and on
+each runtime, milliseconds per query (p50, p95) on `--threads` threads (default 1).
 
 --runtimes N: the first N of those chunk texts embedded on `--threads` threads (default 1) by
 each runtime and precision the backends use: onnxruntime fp32 and int8, OpenVINO at f32 and at
@@ -25,6 +29,7 @@ The ONNX export and calibration are made first if this machine has none (once, a
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -138,6 +143,38 @@ def runtimes(root: Path, count: int, threads: int) -> list[str]:
     return out
 
 
+def queries(root: Path, count: int, threads: int) -> list[str]:
+    """Milliseconds per query (one text, as a completion embeds it: a few lines, cut at 128 tokens)
+    per runtime, the NumPy encoder a server answers queries with among them."""
+    from retrieval.embedding import resolve_model_path
+    from retrieval.numpy_embedding import NumpyModel
+    from retrieval.onnx_embedding import VARIANTS, OnnxModel, ensure_export, runnable
+
+    model_dir = Path(resolve_model_path("all-MiniLM-L6-v2"))
+    directory = ensure_export(model_dir)
+    # Queries like the server's: the lines above a cursor and its own (IndexConfig.query_lines + 1).
+    lines = IndexConfig().query_lines + 1
+    texts = ["\n".join(t.splitlines()[-lines:]) for t in chunk_texts(root)[:count]]
+    variants: list[tuple[str, type[OnnxModel], Path]] = [
+        ("NumPy (the server's queries)", NumpyModel, model_dir / "model.safetensors")
+    ]
+    variants += [(b, VARIANTS[b][1], directory / VARIANTS[b][0]) for b in runnable()]
+    out = [
+        f"| runtime ({len(texts)} queries, {threads} thread(s)) | ms per query, p50 | p95 | tokens p50 |",
+        "|---|---:|---:|---:|",
+    ]
+    for label, kind, path in variants:
+        model = kind(model_dir, path, threads, max_tokens=128)
+        for text in texts[:8]:
+            model.embed([text])  # warm: each width's first run
+        ms = sorted(timed(lambda t=text, m=model: m.embed([t]))[0] * 1000 for text in texts)
+        tokens = sorted(len(ids) for ids in model.tokenize(texts))
+        out.append(
+            f"| {label} | {ms[len(ms) // 2]:.1f} | {ms[int(len(ms) * 0.95)]:.1f} | {tokens[len(tokens) // 2]} |"
+        )
+    return out
+
+
 def _send(proc: subprocess.Popen, message: dict) -> None:
     body = json.dumps({"jsonrpc": "2.0", **message}).encode()
     assert proc.stdin is not None
@@ -196,6 +233,11 @@ def serve_rss(backend: str, source: Path) -> str:
                 ready = message["params"]["message"]
         seconds = time.perf_counter() - t0
         after = _memory_kb(proc.pid)
+        # An embedding worker still running would count too (it stops when the index pass ends).
+        children = [int(p) for p in Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()]
+        for child in children:
+            with contextlib.suppress(OSError):
+                after["VmRSS"] += _memory_kb(child)["VmRSS"]
         torch_mapped = "libtorch" in Path(f"/proc/{proc.pid}/maps").read_text()
         _send(proc, {"id": 2, "method": "shutdown"})
         _send(proc, {"method": "exit"})
@@ -203,7 +245,7 @@ def serve_rss(backend: str, source: Path) -> str:
     return (
         f"| serve, embeddingBackend={backend} | {before['VmRSS'] / 1024:.0f} MB | "
         f"{after['VmRSS'] / 1024:.0f} MB (peak {after['VmHWM'] / 1024:.0f} MB) | "
-        f"{'yes' if torch_mapped else 'no'} | {seconds:.1f} s |"
+        f"{'yes' if torch_mapped else 'no'} | {seconds:.1f} s | {1 + len(children)} |"
     )
 
 
@@ -226,7 +268,8 @@ def main() -> int:
     )
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--runtimes", type=int, metavar="N", help="time N texts per runtime and precision")
-    parser.add_argument("--threads", type=int, default=1, help="with --runtimes (default 1)")
+    parser.add_argument("--queries", type=int, metavar="N", help="time N one-text queries per runtime")
+    parser.add_argument("--threads", type=int, default=1, help="with --runtimes or --queries (default 1)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     backends = [b for b in args.backends.split(",") if b]
@@ -235,13 +278,19 @@ def main() -> int:
         for row in runtimes(args.root.resolve(), args.runtimes, args.threads):
             print(row, flush=True)
         return 0
+    if args.queries:
+        for row in queries(args.root.resolve(), args.queries, args.threads):
+            print(row, flush=True)
+        return 0
     if not args.skip_speed:
         print("| measurement | value |\n|---|---|")
         for row in speed(args.root.resolve(), backends):
             print(row, flush=True)
     if args.rss:
-        print("\n| server | RSS after initialize | RSS once indexed | torch loaded | to index ready |")
-        print("|---|---|---|---|---|")
+        print(
+            "\n| server | RSS after initialize | RSS once indexed | torch loaded | to index ready | processes |"
+        )
+        print("|---|---|---|---|---|---|")
         for backend in ["torch", *backends]:
             print(serve_rss(backend, args.rss_repo), flush=True)
     return 0

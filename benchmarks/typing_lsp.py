@@ -54,7 +54,8 @@ processes on a shared machine falls on the three alike within seconds of each ot
 
 Reported per B: p50/p95 latency of each, code-kb/llama-server and code-kb/floor (the ratio of
 the medians and the median of per-request ratios), tokens evaluated and reused (code-kb's share
-reused; llama-server's cache_n share), the two servers' RSS after the run (psutil; where it lies,
+reused; llama-server's cache_n share), the two servers' RSS after the run (psutil, each process with its children: code-kb's
+embedding worker while one runs; where the server's own lies,
 from /proc/PID/smaps, in the log and the JSON: each mapped file, anonymous memory), start-up to
 the first completion, and the load average before and after. Plots (PNG) go to `--plots`:
 latency per request (one panel per B) and the ratios against the context size. `--profile DIR`
@@ -458,6 +459,20 @@ def rss_parts(pid: int, top: int = 8) -> dict[str, float]:
     return {k: round(v, 1) for k, v in out.items()}
 
 
+def tree_rss_mb(pid: int) -> float:
+    """RSS of a process and all its children (code-kb's embedding worker, while one runs), MB."""
+    import psutil
+
+    root = psutil.Process(pid)
+    total = 0
+    for p in [root, *root.children(recursive=True)]:
+        try:
+            total += p.memory_info().rss
+        except psutil.NoSuchProcess:
+            pass
+    return total / 2**20
+
+
 def pid_on_port(port: str) -> int:
     import psutil
 
@@ -646,8 +661,9 @@ async def replay(
             except subprocess.TimeoutExpired:
                 spy.kill()
         server_pid = pid_on_port(url.rsplit(":", 1)[1])
-        out["code_kb"]["rss_mb"] = psutil.Process(s.pid).memory_info().rss / 2**20
-        out["llama_server"]["rss_mb"] = psutil.Process(server_pid).memory_info().rss / 2**20
+        out["code_kb"]["rss_mb"] = tree_rss_mb(s.pid)
+        out["llama_server"]["rss_mb"] = tree_rss_mb(server_pid)
+        out["code_kb"]["processes"] = 1 + len(psutil.Process(s.pid).children(recursive=True))
         for who, pid in (("code_kb", s.pid), ("llama_server", server_pid)):
             out[who]["rss_parts_mb"] = rss_parts(pid)
             log.info("%s %d: RSS %.0f MB: %s", who, budget, out[who]["rss_mb"], out[who]["rss_parts_mb"])
