@@ -309,12 +309,22 @@ def openvino_ir(onnx_path: Path) -> Path:
     return xml
 
 
+def calibrated_precision(directory: Path) -> str | None:
+    """The OpenVINO precision the calibration in `directory` kept (None: none recorded)."""
+    try:
+        precision = read_calibration(directory).get("openvino_precision")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return precision if isinstance(precision, str) and precision else None
+
+
 class OpenVinoModel(OnnxModel):
     """The exported graph on OpenVINO's CPU plugin (its own format with fp16 weights, converted from
-    the ONNX file once) at the plugin's inference precision: bf16 on a CPU that has it
-    (AVX512-BF16, AMX; about 1.8x f32's speed on one such core, vectors within a cosine of 0.9999
-    of torch's), f32 elsewhere. The calibration measures that agreement on the machine; `auto`
-    takes OpenVINO only where it holds."""
+    the ONNX file once) at the precision the calibration found faster on this machine: the
+    plugin's own choice (bf16 on a CPU that has it: about 1.8x f32's speed on one core with AMX,
+    vectors within a cosine of 0.9999 of torch's; slower than f32 on one with AVX512-BF16 and no
+    AMX) or f32. The calibration measures the vectors' agreement on the machine; `auto` takes
+    OpenVINO only where it holds."""
 
     runtime = "openvino"
     # The plugin keeps buffers and compiled code per input shape (a server embedding queries of
@@ -325,7 +335,19 @@ class OpenVinoModel(OnnxModel):
     WIDTH_STEP = 16
     QUERY_WIDTH_STEP = 64
     SHAPES_KEPT = 64
-    PRECISION: str | None = None  # INFERENCE_PRECISION_HINT ("f32", "bf16"); None: the plugin's choice
+    PRECISION: str | None = None  # INFERENCE_PRECISION_HINT ("f32", "bf16"); None: the calibration's
+
+    def __init__(
+        self,
+        model_dir: Path,
+        onnx_path: Path,
+        threads: int | None = None,
+        max_tokens: int = 0,
+        precision: str | None = None,
+    ) -> None:
+        # Given, the class's, the calibration's beside the graph, or (none: calibrating) the plugin's.
+        self.hint = precision or self.PRECISION or calibrated_precision(onnx_path.parent)
+        super().__init__(model_dir, onnx_path, threads, max_tokens)
 
     def _open(self, onnx_path: Path, threads: int) -> None:
         import openvino as ov
@@ -341,8 +363,8 @@ class OpenVinoModel(OnnxModel):
             "PERFORMANCE_HINT": "LATENCY",
             "CPU_RUNTIME_CACHE_CAPACITY": self.SHAPES_KEPT,
         }
-        if self.PRECISION:
-            config["INFERENCE_PRECISION_HINT"] = self.PRECISION
+        if self.hint:
+            config["INFERENCE_PRECISION_HINT"] = self.hint
         compiled = core.compile_model(core.read_model(str(graph)), "CPU", config)
         # One request, not safe to run from two threads at once: the index embeds a batch unlocked
         # while a completion embeds its query. A query waits for the batch (onnxruntime's session

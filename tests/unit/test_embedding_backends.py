@@ -242,6 +242,11 @@ def test_calibration_is_cached_and_says_how_each_backend_compares(export: Path) 
     chosen = ChosenEmbedder("all-MiniLM-L6-v2", "auto")
     assert chosen.describe()["embedding_backend"] == choose(calibration).backend
     assert chosen.reason
+    # OpenVINO timed at its own precision and at f32 where that is not f32; the faster kept, and run.
+    timed = calibration["openvino_seconds"]
+    kept = calibration["openvino_precision"]
+    assert "f32" in timed and timed[kept] == min(timed.values()) == calibration["seconds"]["openvino"]
+    assert OnnxEmbedder("all-MiniLM-L6-v2", MODEL_DIR, runtime="openvino").load().precision == kept
 
 
 def test_choice_takes_the_fastest_that_agrees() -> None:
