@@ -321,9 +321,9 @@ def calibrated_precision(directory: Path) -> str | None:
 class OpenVinoModel(OnnxModel):
     """The exported graph on OpenVINO's CPU plugin (its own format with fp16 weights, converted from
     the ONNX file once) at the precision the calibration found faster on this machine: the
-    plugin's own choice (bf16 on a CPU that has it: about 1.8x f32's speed on one core with AMX,
-    vectors within a cosine of 0.9999 of torch's; slower than f32 on one with AVX512-BF16 and no
-    AMX) or f32. The calibration measures the vectors' agreement on the machine; `auto` takes
+    plugin's own choice (bf16 on a CPU that has it: about 1.8x f32's speed on one core of the CPU
+    benchmarks/README.md measured first, vectors within a cosine of 0.9999 of torch's; 0.6x on an
+    Intel Xeon with AVX512-BF16 and no AMX) or f32. The calibration measures the vectors' agreement on the machine; `auto` takes
     OpenVINO only where it holds."""
 
     runtime = "openvino"
