@@ -45,8 +45,10 @@ def unsupported(model_dir: Path) -> str | None:
         pooling = _json(model_dir / "1_Pooling" / "config.json")
     except (OSError, ValueError, KeyError, TypeError) as exc:
         return f"{model_dir} is not a sentence-transformers model folder ({exc})"
-    if not (model_dir / "model.safetensors").is_file():
-        return f"{model_dir} has no model.safetensors"
+    # What OnnxModel's tokenizing reads, as on ONNX (onnx_embedding.exportable), and the weights.
+    for needed in ("tokenizer.json", "sentence_bert_config.json", "model.safetensors"):
+        if not (model_dir / needed).is_file():
+            return f"{model_dir} has no {needed}"
     if config.get("model_type") != "bert":
         return f"a {config.get('model_type')!r} model, not BERT"
     if config.get("hidden_act", "gelu") != "gelu":

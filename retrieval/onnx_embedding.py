@@ -323,8 +323,8 @@ class OpenVinoModel(OnnxModel):
     the ONNX file once) at the precision the calibration found faster on this machine: the
     plugin's own choice (bf16 on a CPU that has it: about 1.8x f32's speed on one core of the CPU
     benchmarks/README.md measured first, vectors within a cosine of 0.9999 of torch's; 0.6x on an
-    Intel Xeon with AVX512-BF16 and no AMX) or f32. The calibration measures the vectors' agreement on the machine; `auto` takes
-    OpenVINO only where it holds."""
+    Intel Xeon with AVX512-BF16 and no AMX) or f32. The calibration measures the vectors'
+    agreement on the machine; `auto` takes OpenVINO only where it holds."""
 
     runtime = "openvino"
     # The plugin keeps buffers and compiled code per input shape (a server embedding queries of

@@ -96,6 +96,10 @@ def test_models_the_numpy_encoder_cannot_run_say_why(tmp_path: Path) -> None:
     assert "no model.safetensors" in (unsupported(model) or "")
     (model / "model.safetensors").symlink_to(MODEL_DIR / "model.safetensors")
     assert unsupported(model) is None
+    # Its tokenizing is OnnxModel's: a folder with only a slow tokenizer runs on the chosen runtime.
+    (model / "tokenizer.json").rename(model / "tokenizer.json.away")
+    assert "no tokenizer.json" in (unsupported(model) or "")
+    (model / "tokenizer.json.away").rename(model / "tokenizer.json")
     config = json.loads((model / "config.json").read_text())
     (model / "config.json").write_text(json.dumps({**config, "model_type": "roberta"}))
     assert "not BERT" in (unsupported(model) or "")
